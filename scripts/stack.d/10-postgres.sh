@@ -1,0 +1,61 @@
+# PostgreSQL: one private server, one database and one role per service.
+COMPONENTS+=(postgres)
+PG_PORT=${PG_PORT:-54320}
+PG_DIR="$FERMATA_RUN_DIR/postgres"
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+# service role:database pairs; the password of each role is its name (a local dev stack).
+PG_DATABASES=(song:songs storage:storages resource:resources)
+
+pg_ctl_() { as_service_user postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" "$@"; }
+
+postgres_start() {
+  [ -x "$PG_BIN/initdb" ] || { echo "postgres: server binaries not found; run scripts/deps.sh" >&2; return 1; }
+  mkdir -p "$PG_DIR"
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PG_DIR"
+  if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
+    as_service_user postgres "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres \
+      --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 ||
+      { cat "$PG_DIR/initdb.log" >&2; return 1; }
+  fi
+  if ! pg_ctl_ status >/dev/null 2>&1; then
+    pg_ctl_ start -w -t 60 -l "$PG_DIR/server.log" \
+      -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='$PG_DIR' -c max_connections=200 -c fsync=${PG_FSYNC:-on}" >/dev/null
+  fi
+  local pair role db
+  for pair in "${PG_DATABASES[@]}"; do
+    role=${pair%%:*}; db=${pair#*:}
+    pg_psql_ -tAc "SELECT 1 FROM pg_roles WHERE rolname='$role'" | grep -q 1 ||
+      pg_psql_ -qc "CREATE ROLE \"$role\" LOGIN PASSWORD '$role'"
+    pg_psql_ -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 ||
+      pg_psql_ -qc "CREATE DATABASE \"$db\" OWNER \"$role\""
+  done
+  echo "postgres: listening on 127.0.0.1:$PG_PORT (data $PG_DIR/data)"
+}
+
+pg_psql_() { as_service_user postgres psql -h "$PG_DIR" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
+
+postgres_stop() {
+  [ -f "$PG_DIR/data/PG_VERSION" ] || return 0
+  pg_ctl_ status >/dev/null 2>&1 && pg_ctl_ stop -m fast -w >/dev/null
+  return 0
+}
+
+postgres_kill() {
+  local pid
+  pid=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) || return 0
+  kill -KILL "$pid" 2>/dev/null || true
+  # the postmaster's children exit when it dies; wait so the port is free again
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  pkill -KILL -f -- "-D $PG_DIR/data" 2>/dev/null || true
+  sleep 0.5
+}
+
+postgres_status() {
+  if [ -f "$PG_DIR/data/PG_VERSION" ] && pg_ctl_ status >/dev/null 2>&1; then echo "up 127.0.0.1:$PG_PORT"; else echo down; return 1; fi
+}
+
+postgres_env() {
+  echo "export SONG_DB_URL='postgresql://song:song@127.0.0.1:$PG_PORT/songs'"
+  echo "export STORAGE_DB_URL='postgresql://storage:storage@127.0.0.1:$PG_PORT/storages'"
+  echo "export RESOURCE_DB_URL='postgresql://resource:resource@127.0.0.1:$PG_PORT/resources'"
+}

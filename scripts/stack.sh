@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The local stack: the real servers Fermata runs on (PostgreSQL, RabbitMQ, the S3
+# emulator, nginx), each private to this project: own data directory under $FERMATA_RUN_DIR,
+# own ports, started and stopped here.
+#
+#   scripts/stack.sh start [component...]    (default: all, in file order)
+#   scripts/stack.sh stop [component...]     (default: all, in reverse order)
+#   scripts/stack.sh kill COMPONENT          (SIGKILL, for fault tests)
+#   scripts/stack.sh status
+#   scripts/stack.sh env                     (prints the exports services need)
+#
+# Each component is one file scripts/stack.d/NN-NAME.sh defining NAME_start, NAME_stop,
+# NAME_kill, NAME_status and NAME_env, and appending NAME to COMPONENTS.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export FERMATA_RUN_DIR=${FERMATA_RUN_DIR:-$ROOT/run}
+mkdir -p "$FERMATA_RUN_DIR"
+chmod 755 "$FERMATA_RUN_DIR"
+
+COMPONENTS=()
+for f in "$ROOT"/scripts/stack.d/*.sh; do
+  # shellcheck source=/dev/null
+  . "$f"
+done
+
+# Runs a command as an unprivileged user when we are root (initdb, rabbitmq refuse root
+# or should not run as root); as the caller otherwise.
+as_service_user() {
+  local user=$1; shift
+  if [ "$(id -u)" -eq 0 ]; then runuser -u "$user" -- "$@"; else "$@"; fi
+}
+
+# wait_for_port PORT SECONDS: true once something accepts TCP on 127.0.0.1:PORT.
+wait_for_port() {
+  local port=$1 secs=$2 i
+  for ((i = 0; i < secs * 10; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+has_component() { local c; for c in "${COMPONENTS[@]}"; do [ "$c" = "$1" ] && return 0; done; return 1; }
+
+cmd=${1:-status}; shift || true
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=("${COMPONENTS[@]}")
+for c in "${targets[@]}"; do has_component "$c" || { echo "stack: unknown component '$c' (have: ${COMPONENTS[*]})" >&2; exit 2; }; done
+
+case "$cmd" in
+  start)  for c in "${targets[@]}"; do "${c}_start"; done ;;
+  stop)   for ((i = ${#targets[@]} - 1; i >= 0; i--)); do "${targets[i]}_stop" || true; done ;;
+  kill)   for c in "${targets[@]}"; do "${c}_kill"; done ;;
+  status) for c in "${targets[@]}"; do printf '%-10s %s\n' "$c" "$("${c}_status" 2>&1 || true)"; done ;;
+  env)    for c in "${targets[@]}"; do "${c}_env"; done ;;
+  *) echo "usage: $0 start|stop|kill|status|env [component...]" >&2; exit 2 ;;
+esac
