@@ -1,0 +1,158 @@
+# RabbitMQ: one private node from Debian's rabbitmq-server, with its own node name, ports,
+# Erlang cookie, data, logs and config under $FERMATA_RUN_DIR/rabbitmq, so it never meets a
+# system-wide node or another engineer's stack.
+#
+# Ports (all overridable; the defaults derive from AMQP_PORT so that two stacks started with
+# different AMQP_PORTs do not share anything):
+#   AMQP                 AMQP_PORT                 56720
+#   Erlang distribution  RABBITMQ_DIST_PORT        AMQP_PORT+1
+#   CLI tools' dist      RABBITMQ_CTL_PORT_MIN..+7 AMQP_PORT+2 .. AMQP_PORT+9
+#   management (opt-in)  RABBITMQ_MGMT_PORT        AMQP_PORT+10 (enable: RABBITMQ_MGMT=1)
+#   epmd                 RABBITMQ_EPMD_PORT        43690 + (AMQP_PORT - 56720)
+# Everything listens on 127.0.0.1 only. The user fermata/fermata is created on first boot
+# (default_user in the config); guest is removed by that same setting.
+#
+# Start-up is on the critical path of the fault tests (they SIGKILL and restart the node),
+# so no plugin is enabled by default: the management plugin alone adds seconds.
+COMPONENTS+=(rabbitmq)
+AMQP_PORT=${AMQP_PORT:-56720}
+RABBITMQ_DIST_PORT=${RABBITMQ_DIST_PORT:-$((AMQP_PORT + 1))}
+RABBITMQ_CTL_PORT_MIN=${RABBITMQ_CTL_PORT_MIN:-$((AMQP_PORT + 2))}
+RABBITMQ_MGMT_PORT=${RABBITMQ_MGMT_PORT:-$((AMQP_PORT + 10))}
+RABBITMQ_EPMD_PORT=${RABBITMQ_EPMD_PORT:-$((43690 + AMQP_PORT - 56720))}
+RABBITMQ_MGMT=${RABBITMQ_MGMT:-0}
+RMQ_DIR="$FERMATA_RUN_DIR/rabbitmq"
+RMQ_NODE="fermata-$AMQP_PORT@localhost"
+RMQ_SBIN=/usr/lib/rabbitmq/bin
+
+# rmq_cmd_: sets RMQ_CMD to the prefix that runs a RabbitMQ script with this node's private
+# environment, as the rabbitmq user when we are root (the files under $RMQ_DIR belong to it).
+rmq_cmd_() {
+  local envs=(
+    HOME="$RMQ_DIR/home"
+    RABBITMQ_NODENAME="$RMQ_NODE"
+    RABBITMQ_USE_LONGNAME=false
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+    RABBITMQ_NODE_PORT="$AMQP_PORT"
+    RABBITMQ_DIST_PORT="$RABBITMQ_DIST_PORT"
+    RABBITMQ_CTL_DIST_PORT_MIN="$RABBITMQ_CTL_PORT_MIN"
+    RABBITMQ_CTL_DIST_PORT_MAX="$((RABBITMQ_CTL_PORT_MIN + 7))"
+    ERL_EPMD_PORT="$RABBITMQ_EPMD_PORT"
+    ERL_EPMD_ADDRESS=127.0.0.1
+    RABBITMQ_CONF_ENV_FILE="$RMQ_DIR/etc/rabbitmq-env.conf"
+    RABBITMQ_CONFIG_FILE="$RMQ_DIR/etc/rabbitmq.conf"
+    RABBITMQ_ADVANCED_CONFIG_FILE="$RMQ_DIR/etc/advanced.config"
+    RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ_DIR/etc/enabled_plugins"
+    RABBITMQ_MNESIA_BASE="$RMQ_DIR/mnesia"
+    RABBITMQ_LOG_BASE="$RMQ_DIR/log"
+    RABBITMQ_PID_FILE="$RMQ_DIR/rabbitmq.pid"
+    RABBITMQ_PLUGINS_EXPAND_DIR="$RMQ_DIR/plugins-expand"
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    PATH=/usr/lib/rabbitmq/bin:/usr/bin:/bin
+    LANG=C.UTF-8 LC_ALL=C.UTF-8
+  )
+  RMQ_CMD=(env -i "${envs[@]}")
+  [ "$(id -u)" -eq 0 ] && RMQ_CMD=(runuser -u rabbitmq -- "${RMQ_CMD[@]}")
+  return 0
+}
+
+rmq_() { local RMQ_CMD; rmq_cmd_; "${RMQ_CMD[@]}" "$@"; }
+
+rmq_pid_() {
+  local pid
+  pid=$(cat "$RMQ_DIR/rabbitmq.pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+rmq_write_config_() {
+  mkdir -p "$RMQ_DIR"/{etc,home,mnesia,log,plugins-expand}
+  : >"$RMQ_DIR/etc/rabbitmq-env.conf"
+  echo '[].' >"$RMQ_DIR/etc/advanced.config"
+  if [ "$RABBITMQ_MGMT" = 1 ]; then
+    echo '[rabbitmq_management].' >"$RMQ_DIR/etc/enabled_plugins"
+  else
+    echo '[].' >"$RMQ_DIR/etc/enabled_plugins"
+  fi
+  cat >"$RMQ_DIR/etc/rabbitmq.conf" <<EOF
+# written by scripts/stack.d/20-rabbitmq.sh; regenerated on every start
+listeners.tcp.default = 127.0.0.1:$AMQP_PORT
+default_user = fermata
+default_pass = fermata
+default_user_tags.administrator = true
+default_permissions.configure = .*
+default_permissions.read = .*
+default_permissions.write = .*
+loopback_users = none
+log.console = false
+log.file.level = ${RABBITMQ_LOG_LEVEL:-info}
+# a shared dev machine: don't block publishers because a disk is nearly full
+disk_free_limit.absolute = 50MB
+management.tcp.port = $RABBITMQ_MGMT_PORT
+management.tcp.ip = 127.0.0.1
+EOF
+  [ "$(id -u)" -eq 0 ] && chown -R rabbitmq:rabbitmq "$RMQ_DIR"
+  return 0
+}
+
+rabbitmq_start() {
+  [ -x "$RMQ_SBIN/rabbitmq-server" ] || { echo "rabbitmq: rabbitmq-server not found; run scripts/deps.sh" >&2; return 1; }
+  if rmq_pid_ >/dev/null; then
+    echo "rabbitmq: already running (node $RMQ_NODE, 127.0.0.1:$AMQP_PORT)"
+    return 0
+  fi
+  local t0=$SECONDS
+  rmq_write_config_
+  rm -f "$RMQ_DIR/rabbitmq.pid"
+  # setsid: the node must outlive the caller's session and ignore its Ctrl-C.
+  local RMQ_CMD; rmq_cmd_
+  setsid "${RMQ_CMD[@]}" "$RMQ_SBIN/rabbitmq-server" </dev/null >>"$RMQ_DIR/log/stdout.log" 2>&1 &
+  # AMQP is the last listener to open: once it accepts, await_startup returns at once.
+  if ! wait_for_port "$AMQP_PORT" 60 || ! rmq_ "$RMQ_SBIN/rabbitmqctl" -q await_startup --timeout 60 >/dev/null 2>&1; then
+    echo "rabbitmq: did not start; see $RMQ_DIR/log" >&2
+    tail -n 20 "$RMQ_DIR/log/stdout.log" >&2
+    return 1
+  fi
+  echo "rabbitmq: listening on 127.0.0.1:$AMQP_PORT (node $RMQ_NODE, started in $((SECONDS - t0))s)"
+}
+
+rabbitmq_stop() {
+  local pid
+  pid=$(rmq_pid_) || { rmq_epmd_stop_; return 0; }
+  rmq_ "$RMQ_SBIN/rabbitmqctl" -q shutdown --timeout 30 >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  rm -f "$RMQ_DIR/rabbitmq.pid"
+  rmq_epmd_stop_
+  return 0
+}
+
+# Our private epmd is started by the first Erlang VM that uses its port and outlives it;
+# stop it once no node is registered any more.
+rmq_epmd_stop_() {
+  command -v epmd >/dev/null || return 0
+  local names
+  names=$(epmd -port "$RABBITMQ_EPMD_PORT" -names 2>/dev/null) || return 0
+  echo "$names" | grep -q '^name ' || epmd -port "$RABBITMQ_EPMD_PORT" -kill >/dev/null 2>&1 || true
+}
+
+# SIGKILL the beam process (the fault tests' "broker crashed"); wait until the port is free.
+rabbitmq_kill() {
+  local pid
+  pid=$(rmq_pid_) || return 0
+  kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$RMQ_DIR/rabbitmq.pid"
+}
+
+rabbitmq_status() {
+  local pid
+  if pid=$(rmq_pid_) && (exec 3<>"/dev/tcp/127.0.0.1/$AMQP_PORT") 2>/dev/null; then
+    echo "up 127.0.0.1:$AMQP_PORT (node $RMQ_NODE, pid $pid)"
+  else
+    echo down; return 1
+  fi
+}
+
+rabbitmq_env() {
+  echo "export AMQP_URL='amqp://fermata:fermata@127.0.0.1:$AMQP_PORT/'"
+}
