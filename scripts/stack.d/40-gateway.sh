@@ -1,0 +1,132 @@
+# Gateway: nginx (Debian nginx-light) in front of the services, on GATEWAY_PORT (8080).
+#
+# The configuration is rendered from deploy/nginx/fermata.conf.template (the same file
+# Docker Compose and Kubernetes use) into $FERMATA_RUN_DIR/nginx/fermata.conf; pid, logs and
+# temp files live in that directory too. Started as root, the master keeps root only to
+# bind and open logs; workers run as nobody. Started as a user, everything runs as that user.
+#
+# Configuration (environment):
+#   GATEWAY_PORT (8080), GATEWAY_HOST (127.0.0.1; 0.0.0.0 to serve other machines)
+#   RESOURCE_PORT (8081), SONG_PORT (8082), STORAGE_PORT (8083): where the services listen
+#   GATEWAY_MAX_BODY_SIZE (64m), GATEWAY_UPSTREAM_TIMEOUT (120s), GATEWAY_WORKERS (2)
+#   GATEWAY_EXPOSE_ACTUATOR (0): 1/true/yes routes /actuator/* to the Resource Service
+COMPONENTS+=(gateway)
+GATEWAY_PORT=${GATEWAY_PORT:-8080}
+GATEWAY_HOST=${GATEWAY_HOST:-127.0.0.1}
+GW_DIR="$FERMATA_RUN_DIR/nginx"
+GW_CONF="$GW_DIR/fermata.conf"
+GW_PID="$GW_DIR/nginx.pid"
+GW_BIN=${NGINX_BIN:-/usr/sbin/nginx}
+GW_TEMPLATE="$ROOT/deploy/nginx/fermata.conf.template"
+# The variables envsubst may replace: nginx's own $variables must stay as they are.
+GW_VARS='${GATEWAY_LISTEN} ${GATEWAY_USER_DIRECTIVE} ${GATEWAY_WORKERS} ${GATEWAY_RUN_DIR} ${GATEWAY_ACCESS_LOG} ${GATEWAY_ERROR_LOG} ${RESOURCE_UPSTREAM} ${SONG_UPSTREAM} ${STORAGE_UPSTREAM} ${GATEWAY_MAX_BODY_SIZE} ${GATEWAY_UPSTREAM_TIMEOUT} ${GATEWAY_EXPOSE_ACTUATOR}'
+
+# gateway_render_ OUT: writes the configuration for this machine to OUT.
+gateway_render_() {
+  local dir expose user_directive=""
+  dir=$(cd "$GW_DIR" && pwd)
+  case "${GATEWAY_EXPOSE_ACTUATOR:-0}" in 1 | true | TRUE | yes | on) expose=1 ;; *) expose=0 ;; esac
+  [ "$(id -u)" -eq 0 ] && user_directive="user nobody nogroup;"
+  GATEWAY_LISTEN="$GATEWAY_HOST:$GATEWAY_PORT" \
+  GATEWAY_USER_DIRECTIVE="$user_directive" \
+  GATEWAY_WORKERS="${GATEWAY_WORKERS:-2}" \
+  GATEWAY_RUN_DIR="$dir" \
+  GATEWAY_ACCESS_LOG="$dir/access.log" \
+  GATEWAY_ERROR_LOG="$dir/error.log" \
+  RESOURCE_UPSTREAM="127.0.0.1:${RESOURCE_PORT:-8081}" \
+  SONG_UPSTREAM="127.0.0.1:${SONG_PORT:-8082}" \
+  STORAGE_UPSTREAM="127.0.0.1:${STORAGE_PORT:-8083}" \
+  GATEWAY_MAX_BODY_SIZE="${GATEWAY_MAX_BODY_SIZE:-64m}" \
+  GATEWAY_UPSTREAM_TIMEOUT="${GATEWAY_UPSTREAM_TIMEOUT:-120s}" \
+  GATEWAY_EXPOSE_ACTUATOR="$expose" \
+    envsubst "$GW_VARS" <"$GW_TEMPLATE" >"$1"
+}
+
+# gateway_pid_: prints the pid of our running master, fails when there is none (or the
+# pid file is stale).
+gateway_pid_() {
+  local pid
+  pid=$(cat "$GW_PID" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  grep -q nginx "/proc/$pid/cmdline" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+# gateway_wait_gone_ PID...: waits up to 5 s for the processes to exit.
+gateway_wait_gone_() {
+  local i p alive
+  for ((i = 0; i < 50; i++)); do
+    alive=0
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" -eq 0 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+gateway_start() {
+  [ -x "$GW_BIN" ] || { echo "gateway: $GW_BIN not found; run scripts/deps.sh" >&2; return 1; }
+  command -v envsubst >/dev/null || { echo "gateway: envsubst not found (Debian gettext-base)" >&2; return 1; }
+  mkdir -p "$GW_DIR"
+  chmod 755 "$GW_DIR"
+  gateway_render_ "$GW_CONF.new"
+  if gateway_pid_ >/dev/null; then
+    # Running: load the (possibly changed) configuration without dropping connections.
+    if ! "$GW_BIN" -t -q -e "$GW_DIR/error.log" -c "$GW_CONF.new" 2>"$GW_DIR/check.log"; then
+      cat "$GW_DIR/check.log" >&2; rm -f "$GW_CONF.new"; return 1
+    fi
+    mv "$GW_CONF.new" "$GW_CONF"
+    "$GW_BIN" -q -e "$GW_DIR/error.log" -c "$GW_CONF" -s reload
+    echo "gateway: already running on $GATEWAY_HOST:$GATEWAY_PORT (configuration reloaded)"
+    return 0
+  fi
+  mv "$GW_CONF.new" "$GW_CONF"
+  if (exec 3<>"/dev/tcp/127.0.0.1/$GATEWAY_PORT") 2>/dev/null; then
+    echo "gateway: port $GATEWAY_PORT is taken by another program" >&2
+    return 1
+  fi
+  if ! "$GW_BIN" -t -q -e "$GW_DIR/error.log" -c "$GW_CONF" 2>"$GW_DIR/check.log"; then
+    echo "gateway: invalid configuration $GW_CONF:" >&2; cat "$GW_DIR/check.log" >&2; return 1
+  fi
+  # nginx daemonizes itself; the master writes $GW_PID.
+  "$GW_BIN" -e "$GW_DIR/error.log" -c "$GW_CONF" </dev/null >>"$GW_DIR/error.log" 2>&1 || {
+    echo "gateway: nginx did not start; log $GW_DIR/error.log:" >&2; tail -n 20 "$GW_DIR/error.log" >&2; return 1
+  }
+  if ! wait_for_port "$GATEWAY_PORT" 10; then
+    echo "gateway: nginx did not open port $GATEWAY_PORT; log $GW_DIR/error.log:" >&2
+    tail -n 20 "$GW_DIR/error.log" >&2
+    return 1
+  fi
+  echo "gateway: listening on $GATEWAY_HOST:$GATEWAY_PORT -> resource :${RESOURCE_PORT:-8081}, song :${SONG_PORT:-8082}, storage :${STORAGE_PORT:-8083} (nginx; log $GW_DIR)"
+}
+
+gateway_stop() {
+  local pid workers
+  pid=$(gateway_pid_) || return 0
+  workers=$(pgrep -P "$pid" 2>/dev/null || true)
+  kill -QUIT "$pid" 2>/dev/null || true   # graceful: finish requests in flight
+  # shellcheck disable=SC2086
+  gateway_wait_gone_ "$pid" $workers || { kill -TERM "$pid" $workers 2>/dev/null || true; gateway_wait_gone_ "$pid" $workers; }
+  rm -f "$GW_PID"
+  return 0
+}
+
+gateway_kill() {
+  local pid workers
+  pid=$(gateway_pid_) || return 0
+  # The workers hold the listening socket too: kill them with the master.
+  workers=$(pgrep -P "$pid" 2>/dev/null || true)
+  # shellcheck disable=SC2086
+  kill -KILL "$pid" $workers 2>/dev/null || true
+  # shellcheck disable=SC2086
+  gateway_wait_gone_ "$pid" $workers || true
+  rm -f "$GW_PID"
+}
+
+gateway_status() {
+  if gateway_pid_ >/dev/null; then echo "up $GATEWAY_HOST:$GATEWAY_PORT"; else echo down; return 1; fi
+}
+
+gateway_env() {
+  echo "export GATEWAY_URL=http://127.0.0.1:$GATEWAY_PORT"
+}
