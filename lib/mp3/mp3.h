@@ -1,0 +1,149 @@
+/*
+ * mp3: is this buffer an MP3, what does it say about itself, and how do we turn that
+ * into song metadata the Song Service always accepts.
+ *
+ * Three steps, each usable alone:
+ *
+ * 1. mp3_validate() runs on every upload, on the whole body in memory. It is pure C with
+ *    no library: it skips any ID3v2 tags (syncsafe size, footer flag), allows a little
+ *    junk before the audio (MP3_MAX_LEADING_JUNK bytes), then requires MP3_MIN_FRAMES
+ *    MPEG audio frames chained by their computed lengths, all with the same MPEG version,
+ *    layer and sample rate. It then follows the chain to the end of the buffer: if the
+ *    last frame is cut short, the file is truncated and refused. Data after the chain
+ *    that is not a frame (ID3v1, APE, Lyrics3 tags, junk) is allowed, as decoders allow it.
+ *    A file shorter than MP3_MIN_FRAMES frames is accepted when its frames end exactly at
+ *    the end of the buffer (or at a trailing ID3v1 tag).
+ *    Only Layer III (MP3 proper) is accepted, in MPEG 1, 2 and 2.5: the service takes
+ *    "MP3 files", and an MP2 file is not one. Free-format streams (bitrate index 0) are
+ *    refused: their frame length cannot be computed from the header and they are
+ *    practically extinct.
+ *
+ * 2. mp3_extract() reads title, artist, album, year and duration from the buffer with
+ *    libmpg123 (reader callbacks over memory, no temp file, no disk I/O). Why libmpg123
+ *    and not TagLib: measured against ffprobe on files generated with lame, libmpg123's
+ *    mpg123_scan() walks every frame and gives the exact duration for CBR, VBR with a
+ *    Xing/Info header and VBR without one; TagLib 1.13 reports whole seconds only,
+ *    truncated, and estimates VBR files without a Xing/VBRI header from the first frame's
+ *    bitrate (off by many seconds). libmpg123 also reads ID3v2.2/2.3/2.4 and ID3v1 and
+ *    converts ID3v2 text (Latin-1, UTF-16 with BOM, UTF-16BE, UTF-8) to UTF-8; its
+ *    year field is TYER only, so for ID3v2.4 we look up TDRC ourselves. ID3v1 text has
+ *    no declared encoding: it is taken as UTF-8 when it is valid UTF-8, else as Latin-1.
+ *    mp3_extract() does not validate: run mp3_validate() first if the input is untrusted
+ *    in shape (it is safe on any input either way).
+ *
+ * 3. mp3_song_fields() applies the rules that make any file's metadata acceptable to the
+ *    Song Service (see the rules above that function; they are the README's wording).
+ *
+ * Thread-safety: every function is reentrant; there is no global mutable state. Each
+ * mp3_extract() call uses its own decoder handle. mpg123_init() has been a no-op since
+ * libmpg123 1.27; for older versions we call it once through pthread_once(), so callers
+ * need no set-up in main.
+ *
+ * Ownership: callers own every struct passed in; nothing returned needs freeing. Reason
+ * strings are static.
+ */
+#ifndef FERMATA_MP3_H
+#define FERMATA_MP3_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Frames that must chain at the start of the audio. Three makes a false positive on
+ * random bytes astronomically unlikely (each extra header must match sync, version,
+ * layer, sample rate at an exact offset) and costs nothing. */
+#define MP3_MIN_FRAMES 3
+/* Junk tolerated between the ID3v2 tag(s) and the first frame (some taggers pad with
+ * zeros beyond the declared tag size). */
+#define MP3_MAX_LEADING_JUNK 65536
+
+/* Longest text kept per raw tag field, in bytes including the NUL. Longer tags are cut
+ * at a UTF-8 character boundary; the Song Service keeps at most 100 characters (<= 400
+ * bytes) anyway. */
+#define MP3_META_TEXT_MAX 1024
+
+/* Song Service field limits. */
+#define MP3_SONG_TEXT_CHARS 100
+#define MP3_SONG_TEXT_MAX (MP3_SONG_TEXT_CHARS * 4 + 1)
+
+enum mp3_error {
+    MP3_OK = 0,
+    MP3_EEMPTY = -1,     /* no bytes at all */
+    MP3_ENOTMP3 = -2,    /* no chain of MPEG audio frames where the audio should start */
+    MP3_ETRUNCATED = -3, /* the data ends inside an ID3 tag or an audio frame */
+    MP3_ENOAUDIO = -4,   /* an ID3v2 tag and nothing after it */
+    MP3_EBADTAG = -5,    /* an ID3v2 header that cannot be (bad size or version) */
+    MP3_EINVAL = -6,     /* NULL where a pointer is required */
+    MP3_ENOMEM = -7,     /* allocation failed */
+    MP3_EDECODE = -8,    /* the decoder found no audio to measure */
+};
+
+/* Human-readable text for an mp3_error, fit for an HTTP 400 message: it names no
+ * library. Static string; unknown codes give a generic text. */
+const char *mp3_strerror(int code);
+
+/* Decides whether buf[0..len) is an MP3 file (see the design notes above).
+ * buf may be NULL only when len is 0. reason may be NULL; when not, it receives
+ * mp3_strerror() of the result (also on success: "ok").
+ * Returns MP3_OK or a negative enum mp3_error. O(len / frame size), no allocation. */
+int mp3_validate(const uint8_t *buf, size_t len, const char **reason);
+
+/* Raw metadata as found in the file. Text fields are NUL-terminated UTF-8 (possibly
+ * empty = not present); multiple values in one ID3v2.4 frame are joined with " / ". */
+typedef struct mp3_meta {
+    char title[MP3_META_TEXT_MAX];
+    char artist[MP3_META_TEXT_MAX];
+    char album[MP3_META_TEXT_MAX];
+    char year[MP3_META_TEXT_MAX]; /* as written: "1977", "2004-05-01", "" */
+    double duration_s;            /* from the audio itself, encoder delay/padding removed */
+    long sample_rate;             /* Hz */
+    int64_t samples;              /* total PCM samples per channel */
+    int id3v2_version;            /* 2, 3, 4, or 0 when there is no ID3v2 tag */
+    int has_id3v1;
+} mp3_meta;
+
+/* Reads tags and exact duration from buf[0..len) into *meta (zeroed first).
+ * Returns MP3_OK, MP3_EINVAL, MP3_ENOMEM, MP3_EEMPTY, or MP3_EDECODE when there is no
+ * decodable audio (tags found before that failure are still in *meta). Safe on any input;
+ * thread-safe. Cost: one pass over all frame headers (no decoding of samples). */
+int mp3_extract(const uint8_t *buf, size_t len, mp3_meta *meta);
+
+/* The six Song Service strings (id excepted), always valid for its validation. */
+typedef struct mp3_song {
+    char name[MP3_SONG_TEXT_MAX];
+    char artist[MP3_SONG_TEXT_MAX];
+    char album[MP3_SONG_TEXT_MAX];
+    char year[5];     /* "1900".."2099" */
+    char duration[6]; /* "mm:ss" */
+} mp3_song;
+
+#define MP3_UNKNOWN_TEXT "Unknown"
+#define MP3_UNKNOWN_YEAR "1900"
+
+/*
+ * Metadata rules (the README's wording):
+ * - Text (title -> name, artist, album): read as UTF-8 (ID3v2 Latin-1 and UTF-16 are
+ *   converted; ID3v1 is Latin-1 unless it is valid UTF-8); bytes that are not valid UTF-8
+ *   become U+FFFD. Control characters are removed (tab, CR, LF become a space). Leading
+ *   and trailing whitespace and ID3v1 NUL/space padding are stripped. The result is cut to
+ *   100 Unicode characters (code points, never inside a UTF-8 sequence), then trailing
+ *   whitespace is stripped again. A field that is missing or ends up empty is "Unknown".
+ * - Year: the first four characters of the tag (TDRC for ID3v2.4, TYER for 2.3, then
+ *   ID3v1), if they are four digits not followed by another digit ("2004-05-01" gives
+ *   2004, "01977" is invalid) and within 1900-2099. Otherwise the year is treated as
+ *   missing and stored as "1900": the Song Service requires a year, and 1900, its lowest
+ *   value, is a sentinel no real recording in an MP3 file plausibly carries, so clients
+ *   can show it as "unknown".
+ * - Duration: measured from the audio frames (not from tags), rounded to the nearest
+ *   whole second (half up), written as mm:ss with leading zeros. Audio shorter than half
+ *   a second but not empty is "00:01", never "00:00". Minutes cannot exceed two digits:
+ *   99:59 or longer is stored as "99:59".
+ * Returns MP3_OK, or MP3_EINVAL for NULL arguments.
+ */
+int mp3_song_fields(const mp3_meta *meta, mp3_song *out);
+
+/* Exposed for tests and reuse: the rules above applied to single values. */
+void mp3_song_text(const char *in, char *out, size_t out_size);
+void mp3_song_year(const char *in, char out[5]);
+void mp3_song_duration(double seconds, char out[6]);
+
+#endif
