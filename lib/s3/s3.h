@@ -1,0 +1,170 @@
+/* s3: a small S3 client on libcurl (CURLOPT_AWS_SIGV4), for the object store behind the
+ * services: buckets, put, streaming get with ranges, head, server-side copy, delete.
+ *
+ * Addressing is path-style (ENDPOINT/bucket/key) so loopback emulators (moto, LocalStack)
+ * work without DNS tricks. Configuration arrives in an s3_config filled by the caller: this
+ * module never reads the environment.
+ *
+ * Object keys must be URL-safe ([A-Za-z0-9-._~/], no empty or dot segments): libcurl
+ * before 8.9 signs the path verbatim, so the module refuses keys it would have to encode.
+ * Services generate their keys; never take one from an API client.
+ *
+ * Errors: every operation returns 0 or a negative s3_err and, when `err` is not NULL,
+ * fills an s3_error with the HTTP status, the S3 error code and a one-line message. That
+ * message is for logs only: it names buckets and keys and S3 details that API clients must
+ * never see. Map the s3_err value to your own API error instead.
+ *
+ * Thread-safety: one s3_client may be used by any number of threads at once. Each call
+ * takes a curl easy handle from a small pool (connection and DNS caches live in the
+ * handles, so kept-alive connections are reused) and gives it back afterwards.
+ *
+ * The caller must call curl_global_init(CURL_GLOBAL_DEFAULT) once in main() before
+ * s3_new() and curl_global_cleanup() after the last s3_free(): libcurl's global state is
+ * not this module's to own.
+ */
+#ifndef FERMATA_S3_H
+#define FERMATA_S3_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum s3_err {
+  S3_OK = 0,
+  S3_ERR_INVALID = -1,     /* bad argument: bucket name, key, config */
+  S3_ERR_NOMEM = -2,       /* allocation failed */
+  S3_ERR_NOT_FOUND = -3,   /* no such bucket or key (404) */
+  S3_ERR_UNAVAILABLE = -4, /* cannot connect, timeout, connection lost, 5xx, SlowDown */
+  S3_ERR_DENIED = -5,      /* 401/403: credentials, signature, access denied */
+  S3_ERR_CONFLICT = -6,    /* 409: bucket owned by someone else, bucket not empty */
+  S3_ERR_RANGE = -7,       /* 416: the range does not overlap the object */
+  S3_ERR_PROTOCOL = -8,    /* any other unexpected answer (our bug or the server's) */
+  S3_ERR_ABORTED = -9,     /* the caller's write callback asked to stop */
+  S3_ERR_IO = -10,         /* the caller's read callback or file failed */
+} s3_err;
+
+/* Static description of an s3_err value ("not found", ...); never NULL. */
+const char *s3_strerror(int code);
+
+/* Details of a failure, for logs only (see the top of this file). */
+typedef struct s3_error {
+  int code;          /* the s3_err returned */
+  long http_status;  /* 0 when no HTTP answer arrived */
+  char s3_code[64];  /* S3's <Code>, e.g. "NoSuchKey"; "" when none */
+  char message[320]; /* "GET /bucket/key: 404 NoSuchKey: ..." or the transport error */
+} s3_error;
+
+typedef struct s3_config {
+  const char *endpoint;   /* "http://127.0.0.1:49000" (http or https, no path) */
+  const char *region;     /* "us-east-1" */
+  const char *access_key; /* AWS_ACCESS_KEY_ID */
+  const char *secret_key; /* AWS_SECRET_ACCESS_KEY */
+  long connect_timeout_ms; /* TCP (+TLS) connect; 0 means 2000 */
+  long timeout_ms;         /* whole request, body included; 0 means 60000 */
+  int max_idle_handles;    /* handles kept for reuse; 0 means 8 */
+} s3_config;
+
+typedef struct s3_client s3_client;
+
+/* Creates a client; copies everything it needs from cfg. Returns 0 and *out, or
+ * S3_ERR_INVALID (missing field, endpoint not http(s)://host[:port]) / S3_ERR_NOMEM. */
+int s3_new(const s3_config *cfg, s3_client **out);
+/* Frees the client and its idle handles. No call may be running. s3_free(NULL) is a no-op. */
+void s3_free(s3_client *c);
+
+/* What HEAD or GET learned about an object. */
+typedef struct s3_object_info {
+  long http_status;        /* 200, or 206 for a range */
+  uint64_t content_length; /* bytes in this response's body (the whole object for HEAD) */
+  uint64_t total_size;     /* size of the whole object (from Content-Range on a 206) */
+  char etag[80];           /* as sent, quotes included; "" when absent */
+  char content_type[128];  /* "" when absent */
+} s3_object_info;
+
+/* Byte ranges, as HTTP defines them (inclusive). */
+typedef enum s3_range_kind {
+  S3_RANGE_FROM_TO, /* bytes=first-last */
+  S3_RANGE_FROM,    /* bytes=first-       (to the end) */
+  S3_RANGE_SUFFIX,  /* bytes=-suffix_len  (the last suffix_len bytes) */
+} s3_range_kind;
+
+typedef struct s3_range {
+  s3_range_kind kind;
+  uint64_t first;
+  uint64_t last;
+  uint64_t suffix_len;
+} s3_range;
+
+/* Receives body bytes of a successful GET. Return 0 to go on, anything else to stop the
+ * transfer (the call then returns S3_ERR_ABORTED). */
+typedef int (*s3_write_fn)(void *ud, const void *data, size_t len);
+/* Supplies upload bytes: fill up to cap bytes of buf, set *got. Return 0, or nonzero on a
+ * read failure (the call then returns S3_ERR_IO). *got == 0 before the announced size was
+ * reached is also a failure. */
+typedef int (*s3_read_fn)(void *ud, void *buf, size_t cap, size_t *got);
+
+/* Creates the bucket. Idempotent: a bucket we already own counts as success. Outside
+ * us-east-1 the region goes in a LocationConstraint. */
+int s3_create_bucket(s3_client *c, const char *bucket, s3_error *err);
+/* *exists = true on 200, false on 404. A bucket owned by someone else gives S3_ERR_DENIED. */
+int s3_bucket_exists(s3_client *c, const char *bucket, bool *exists, s3_error *err);
+
+/* Puts len bytes from memory; the body's SHA-256 is sent and signed, so the server
+ * rejects corrupted uploads. content_type may be NULL (application/octet-stream). */
+int s3_put(s3_client *c, const char *bucket, const char *key, const void *data, size_t len,
+           const char *content_type, s3_error *err);
+/* Puts exactly size bytes pulled from read(); the payload is sent UNSIGNED-PAYLOAD (the
+ * stream cannot be hashed before it is sent). The stream is not rewound: no retry here. */
+int s3_put_stream(s3_client *c, const char *bucket, const char *key, s3_read_fn read,
+                  void *ud, uint64_t size, const char *content_type, s3_error *err);
+/* Puts size bytes read from fp's current position (UNSIGNED-PAYLOAD, as above). */
+int s3_put_file(s3_client *c, const char *bucket, const char *key, FILE *fp, uint64_t size,
+                const char *content_type, s3_error *err);
+
+/* Streams the object (or the range, when range is not NULL) to write(). info, when not NULL,
+ * is complete before the first write() call, so write() may look at it (e.g. through ud)
+ * to send its own headers first. A 0-byte object calls write() never. */
+int s3_get(s3_client *c, const char *bucket, const char *key, const s3_range *range,
+           s3_write_fn write, void *ud, s3_object_info *info, s3_error *err);
+/* HEAD: size, ETag, content type. */
+int s3_head(s3_client *c, const char *bucket, const char *key, s3_object_info *info,
+            s3_error *err);
+/* Server-side copy; a 200 that carries an <Error> body is a failure. */
+int s3_copy(s3_client *c, const char *src_bucket, const char *src_key, const char *dst_bucket,
+            const char *dst_key, s3_error *err);
+/* Deletes the object. Idempotent: a missing key (or bucket) is success. */
+int s3_delete(s3_client *c, const char *bucket, const char *key, s3_error *err);
+
+/* ---- Pure helpers: no I/O, no client. Used by the operations above, by callers that
+ * validate input (bucket names for the Storage Service), and by the unit tests. ---- */
+
+/* S3 bucket naming rules: 3-63 chars of [a-z0-9.-], starts and ends with a letter or
+ * digit, no "..", not an IPv4 address, no "xn--" prefix, no "-s3alias" suffix. */
+bool s3_valid_bucket_name(const char *bucket);
+/* Keys this module accepts: 1-1024 chars of [A-Za-z0-9-._~/], no leading '/', no empty,
+ * "." or ".." segments. */
+bool s3_valid_key(const char *key);
+/* "aws:amz:REGION:s3" into buf. Returns 0 or S3_ERR_INVALID (region not [a-z0-9-] or too
+ * long for buf). */
+int s3_sigv4_param(const char *region, char *buf, size_t cap);
+/* endpoint "/" bucket ["/" key] into buf (key may be NULL). Validates bucket and key.
+ * Returns 0, S3_ERR_INVALID, or S3_ERR_NOMEM when buf is too small. */
+int s3_url_build(const char *endpoint, const char *bucket, const char *key, char *buf,
+                 size_t cap);
+/* "bytes=..." for the Range header. Returns 0 or S3_ERR_INVALID (last < first, suffix 0). */
+int s3_range_format(const s3_range *range, char *buf, size_t cap);
+/* Parses "bytes FIRST-LAST/TOTAL" (TOTAL may be "*"; then *total is 0). Returns 0 or
+ * S3_ERR_PROTOCOL. */
+int s3_content_range_parse(const char *value, uint64_t *first, uint64_t *last,
+                           uint64_t *total);
+/* Finds <Error><Code>..</Code><Message>..</Message> in an S3 XML body of len bytes (no NUL
+ * needed). Returns true when the body is an error document; code and message (CDATA
+ * unwrapped, control characters replaced) are copied, truncated, always NUL-terminated. */
+bool s3_error_parse(const char *body, size_t len, char *code, size_t code_cap, char *message,
+                    size_t message_cap);
+/* The s3_err for an HTTP status and S3 error code ("" or NULL when none): the code wins
+ * when it is one we know (e.g. SlowDown -> S3_ERR_UNAVAILABLE), else the status decides. */
+int s3_classify(long http_status, const char *s3_code);
+
+#endif
