@@ -1,0 +1,309 @@
+/* db: see db.h. */
+#include "db.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct db_conn {
+  PGconn *pg;
+  db_pool *pool;
+  bool broken;
+  bool used; /* a statement ran since it was acquired */
+  db_conn *next;
+};
+
+struct db_pool {
+  db_opts opts;
+  char *conninfo;
+  log *lg;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  db_conn *idle;
+  int open; /* connections in existence (idle + in use) */
+  bool migrated;
+  pthread_mutex_t migrate_mu;
+};
+
+const char *db_strerror(int code) {
+  switch (code) {
+    case DB_OK: return "ok";
+    case DB_ERR_UNAVAILABLE: return "database unavailable";
+    case DB_ERR_UNIQUE: return "unique violation";
+    case DB_ERR_QUERY: return "statement failed";
+    case DB_ERR_NOMEM: return "out of memory";
+    case DB_ERR_BUSY: return "no database connection free";
+    default: return "unknown database error";
+  }
+}
+
+db_pool *db_pool_new(const db_opts *opts, log *lg) {
+  db_pool *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->opts = *opts;
+  if (!p->opts.max_conns) p->opts.max_conns = 10;
+  if (!p->opts.connect_timeout_s) p->opts.connect_timeout_s = 3;
+  if (!p->opts.acquire_timeout_ms) p->opts.acquire_timeout_ms = 5000;
+  p->conninfo = strdup(opts->conninfo ? opts->conninfo : "");
+  p->lg = lg;
+  if (!p->conninfo) {
+    free(p);
+    return NULL;
+  }
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_mutex_init(&p->migrate_mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  return p;
+}
+
+void db_pool_free(db_pool *p) {
+  if (!p) return;
+  for (db_conn *c = p->idle; c;) {
+    db_conn *n = c->next;
+    PQfinish(c->pg);
+    free(c);
+    c = n;
+  }
+  pthread_mutex_destroy(&p->mu);
+  pthread_mutex_destroy(&p->migrate_mu);
+  pthread_cond_destroy(&p->cv);
+  free(p->conninfo);
+  free(p);
+}
+
+static void log_pg_error(db_pool *p, const char *what, const char *detail) {
+  char q[512];
+  char buf[400];
+  snprintf(buf, sizeof buf, "%s", detail ? detail : "");
+  size_t n = strlen(buf);
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = '\0';
+  log_event(p->lg, LOG_WARN, what, "detail=%s", log_quote(q, sizeof q, buf));
+}
+
+static PGconn *connect_pg(db_pool *p) {
+  char timeout[16];
+  snprintf(timeout, sizeof timeout, "%d", p->opts.connect_timeout_s);
+  const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+  const char *vals[] = {p->conninfo, timeout, "fermata", NULL};
+  PGconn *pg = PQconnectdbParams(keys, vals, 1);
+  if (!pg) return NULL;
+  if (PQstatus(pg) != CONNECTION_OK) {
+    log_pg_error(p, "database connect failed", PQerrorMessage(pg));
+    PQfinish(pg);
+    return NULL;
+  }
+  return pg;
+}
+
+static int classify(PGconn *pg, PGresult *res) {
+  if (PQstatus(pg) == CONNECTION_BAD) return DB_ERR_UNAVAILABLE;
+  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  if (!state) return res ? DB_ERR_QUERY : DB_ERR_UNAVAILABLE;
+  if (strcmp(state, "23505") == 0) return DB_ERR_UNIQUE;
+  /* class 08: connection exception; 57P01..57P03: admin shutdown, crash, cannot connect now */
+  if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0) return DB_ERR_UNAVAILABLE;
+  return DB_ERR_QUERY;
+}
+
+static int run_migrations(db_pool *p, PGconn *pg) {
+  int rc = DB_OK;
+  PGresult *res = PQexec(pg, "BEGIN; SELECT pg_advisory_xact_lock(727274);"
+                             "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                             " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
+  if (PQresultStatus(res) != PGRES_COMMAND_OK) goto fail;
+  for (size_t i = 0; i < p->opts.nmigrations; i++) {
+    const db_migration *m = &p->opts.migrations[i];
+    char ver[16];
+    snprintf(ver, sizeof ver, "%d", m->version);
+    const char *params[] = {ver, m->name};
+    PQclear(res);
+    res = PQexecParams(pg, "SELECT 1 FROM schema_migrations WHERE version = $1::int", 1, NULL, params, NULL,
+                       NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) goto fail;
+    if (PQntuples(res) > 0) continue;
+    PQclear(res);
+    res = PQexec(pg, m->sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) goto fail;
+    PQclear(res);
+    res = PQexecParams(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)", 2, NULL,
+                       params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) goto fail;
+    log_event(p->lg, LOG_INFO, "migration applied", "version=%d name=%s", m->version, m->name);
+  }
+  PQclear(res);
+  res = PQexec(pg, "COMMIT");
+  if (PQresultStatus(res) != PGRES_COMMAND_OK) goto fail;
+  PQclear(res);
+  return DB_OK;
+fail:
+  rc = classify(pg, res);
+  log_pg_error(p, "migration failed", PQerrorMessage(pg));
+  PQclear(res);
+  PQclear(PQexec(pg, "ROLLBACK"));
+  return rc == DB_ERR_UNAVAILABLE ? rc : DB_ERR_QUERY;
+}
+
+static int ensure_migrated(db_pool *p, PGconn *pg) {
+  pthread_mutex_lock(&p->migrate_mu);
+  int rc = DB_OK;
+  if (!p->migrated) {
+    rc = run_migrations(p, pg);
+    if (rc == DB_OK) p->migrated = true;
+  }
+  pthread_mutex_unlock(&p->migrate_mu);
+  return rc;
+}
+
+int db_acquire(db_pool *p, db_conn **out) {
+  *out = NULL;
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += p->opts.acquire_timeout_ms / 1000;
+  deadline.tv_nsec += (long)(p->opts.acquire_timeout_ms % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+
+  pthread_mutex_lock(&p->mu);
+  while (!p->idle && p->open >= p->opts.max_conns) {
+    if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT) {
+      pthread_mutex_unlock(&p->mu);
+      return DB_ERR_BUSY;
+    }
+  }
+  db_conn *c = p->idle;
+  if (c) {
+    p->idle = c->next;
+    pthread_mutex_unlock(&p->mu);
+  } else {
+    p->open++; /* reserve the slot, connect outside the lock */
+    pthread_mutex_unlock(&p->mu);
+    c = calloc(1, sizeof *c);
+    PGconn *pg = c ? connect_pg(p) : NULL;
+    if (!pg) {
+      free(c);
+      pthread_mutex_lock(&p->mu);
+      p->open--;
+      pthread_cond_signal(&p->cv);
+      pthread_mutex_unlock(&p->mu);
+      return c ? DB_ERR_UNAVAILABLE : DB_ERR_NOMEM;
+    }
+    c->pg = pg;
+    c->pool = p;
+  }
+  c->used = false;
+  c->broken = false;
+  c->next = NULL;
+  if (!p->migrated) {
+    int rc = ensure_migrated(p, c->pg);
+    if (rc != DB_OK) {
+      c->broken = true;
+      db_release(p, c);
+      return rc;
+    }
+  }
+  *out = c;
+  return DB_OK;
+}
+
+void db_release(db_pool *p, db_conn *c) {
+  if (!c) return;
+  if (!c->broken && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+    /* a caller forgot to end its transaction: never hand that state to the next user */
+    PGresult *r = PQexec(c->pg, "ROLLBACK");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) c->broken = true;
+    PQclear(r);
+  }
+  pthread_mutex_lock(&p->mu);
+  if (c->broken || PQstatus(c->pg) != CONNECTION_OK) {
+    p->open--;
+    pthread_mutex_unlock(&p->mu);
+    PQfinish(c->pg);
+    free(c);
+    pthread_mutex_lock(&p->mu);
+  } else {
+    c->next = p->idle;
+    p->idle = c;
+  }
+  pthread_cond_signal(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+int db_exec(db_conn *c, const char *sql, int nparams, const char *const *params, PGresult **out) {
+  if (out) *out = NULL;
+  if (c->broken) return DB_ERR_UNAVAILABLE;
+  bool first = !c->used;
+  c->used = true;
+  for (int attempt = 0;; attempt++) {
+    PGresult *res = PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      if (out) *out = res;
+      else PQclear(res);
+      return DB_OK;
+    }
+    int rc = classify(c->pg, res);
+    if (rc == DB_ERR_UNAVAILABLE && first && attempt == 0) {
+      /* A pooled connection the server dropped (restart, idle kill): reconnect once. */
+      PQclear(res);
+      PQreset(c->pg);
+      if (PQstatus(c->pg) == CONNECTION_OK) continue;
+      log_pg_error(c->pool, "database reconnect failed", PQerrorMessage(c->pg));
+      c->broken = true;
+      return DB_ERR_UNAVAILABLE;
+    }
+    if (rc != DB_ERR_UNIQUE) log_pg_error(c->pool, "statement failed", PQresultErrorMessage(res));
+    if (rc == DB_ERR_UNAVAILABLE) c->broken = true;
+    PQclear(res);
+    return rc;
+  }
+}
+
+int db_query(db_pool *p, const char *sql, int nparams, const char *const *params, PGresult **out) {
+  db_conn *c;
+  int rc = db_acquire(p, &c);
+  if (rc != DB_OK) return rc;
+  rc = db_exec(c, sql, nparams, params, out);
+  db_release(p, c);
+  return rc;
+}
+
+int db_begin(db_conn *c) { return db_exec(c, "BEGIN", 0, NULL, NULL); }
+int db_commit(db_conn *c) { return db_exec(c, "COMMIT", 0, NULL, NULL); }
+
+void db_rollback(db_conn *c) {
+  if (c->broken) return;
+  PGresult *r = PQexec(c->pg, "ROLLBACK");
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) c->broken = true;
+  PQclear(r);
+}
+
+int db_migrate(db_pool *p) {
+  db_conn *c;
+  int rc = db_acquire(p, &c); /* migrates on the way */
+  if (rc == DB_OK) db_release(p, c);
+  return rc;
+}
+
+int db_ping(db_pool *p) {
+  PGresult *r;
+  int rc = db_query(p, "SELECT 1", 0, NULL, &r);
+  if (rc == DB_OK) PQclear(r);
+  return rc;
+}
+
+char *db_int_array(const int32_t *ids, size_t n) {
+  size_t cap = n * 12 + 3;
+  char *buf = malloc(cap);
+  if (!buf) return NULL;
+  size_t o = 0;
+  buf[o++] = '{';
+  for (size_t i = 0; i < n; i++) o += (size_t)snprintf(buf + o, cap - o, "%s%d", i ? "," : "", (int)ids[i]);
+  snprintf(buf + o, cap - o, "}");
+  return buf;
+}

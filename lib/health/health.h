@@ -1,0 +1,24 @@
+/*
+ * health: the Spring Boot shape of GET /actuator/health.
+ *
+ *   {"status":"UP","components":{"db":{"status":"UP","details":{...}}}}
+ *
+ * The overall status is DOWN when any component is DOWN, else UP; components with other
+ * statuses (UNKNOWN, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN) are shown but do not make the service
+ * DOWN, as in Spring's default aggregation with Resilience4j's indicators. HTTP 503 when
+ * DOWN, else 200.
+ */
+#ifndef FERMATA_HEALTH_H
+#define FERMATA_HEALTH_H
+
+#include <jansson.h>
+
+#include "http.h"
+
+/* Adds a component to `components` (a JSON object): status plus optional details (stolen). */
+void health_component(json_t *components, const char *name, const char *status, json_t *details);
+
+/* Replies with the aggregate; steals `components`. */
+void health_reply(http_req *r, json_t *components);
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * http: the HTTP/1.1 server every Fermata service runs, on libmicrohttpd.
+ *
+ * Design. One daemon with a thread per connection: our handlers block (libpq, libcurl,
+ * S3), so a blocked handler must stall only its own connection. A router maps
+ * (method, pattern) to a handler; patterns are literal segments and `{name}` parameters
+ * ("/songs/{id}"). The whole request body is read into a buffer with a hard cap (per route)
+ * before the handler runs; a larger body gets 413 in the contract's error shape. A path
+ * that matches no pattern gets 404, a path that matches with another method 405, both in
+ * the contract shape. Every response carries X-Request-Id (taken from the request when it
+ * is a sane token, else generated) and every request ends with one access-log line.
+ *
+ * Handlers run on connection threads and must call exactly one http_reply_* function; a
+ * handler that replies nothing produces a 500. JSON bodies are rendered compact, in key
+ * insertion order, with Content-Type exactly "application/json".
+ *
+ * Shutdown (http_server_stop): stop accepting, let in-flight requests finish (bounded by
+ * the grace period), answer "Connection: close" meanwhile, then stop the daemon.
+ *
+ * Ownership: the server owns its routes and requests; request accessors return borrowed
+ * pointers valid until the handler returns. Thread-safe as described; configure routes
+ * before http_server_start.
+ */
+#ifndef FERMATA_HTTP_H
+#define FERMATA_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+typedef struct http_server http_server;
+typedef struct http_req http_req;
+
+typedef void (*http_handler)(http_req *req, void *ctx);
+
+typedef struct {
+  unsigned port;              /* TCP port; 0 = let the OS choose (see http_server_port) */
+  const char *bind_addr;      /* IPv4 address to bind; NULL = all interfaces */
+  size_t max_body;            /* default body cap for routes without their own; 0 = 1 MiB */
+  unsigned max_connections;   /* 0 = 1024 */
+  unsigned idle_timeout_s;    /* close idle connections after this; 0 = 60 */
+  unsigned shutdown_grace_ms; /* 0 = 30000 */
+} http_server_opts;
+
+enum { HTTP_OK = 0, HTTP_ERR_NOMEM = -1, HTTP_ERR_START = -2, HTTP_ERR_ROUTE = -3 };
+
+http_server *http_server_new(const http_server_opts *opts, log *lg);
+void http_server_free(http_server *s); /* stops it first if running */
+
+/* Registers a route. `max_body` 0 = the server default. Returns HTTP_OK or HTTP_ERR_*. */
+int http_server_route(http_server *s, const char *method, const char *pattern, http_handler h,
+                      void *ctx, size_t max_body);
+
+int http_server_start(http_server *s);
+unsigned http_server_port(const http_server *s);
+void http_server_stop(http_server *s);
+
+/* Prometheus text for http_server_requests_seconds{method,uri,status} (count, sum, max).
+ * Appends to a malloc'd string the caller frees; NULL on allocation failure. */
+char *http_server_metrics(http_server *s);
+
+/* Request accessors (borrowed; valid during the handler). */
+const char *http_req_method(const http_req *r);
+const char *http_req_path(const http_req *r);
+const char *http_req_param(const http_req *r, const char *name);  /* path parameter */
+const char *http_req_query(const http_req *r, const char *name);  /* NULL when absent */
+const char *http_req_header(const http_req *r, const char *name); /* case-insensitive */
+const char *http_req_body(const http_req *r, size_t *len);        /* never NULL */
+const char *http_req_id(const http_req *r);
+log *http_req_log(const http_req *r);
+
+/* Parses the body as a JSON value. On failure replies 400 itself and returns NULL. The
+ * caller owns the result (json_decref). */
+json_t *http_req_json(http_req *r);
+
+/* Adds a response header (copied). Call before the http_reply_* function. */
+void http_reply_header(http_req *r, const char *name, const char *value);
+
+/* Replies; exactly one per request. */
+void http_reply_json(http_req *r, unsigned status, json_t *body); /* steals `body` */
+void http_reply_error(http_req *r, unsigned status, const char *message);
+void http_reply_errorf(http_req *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* 400 {"errorMessage":"Validation error","details":{...},"errorCode":"400"}; steals details. */
+void http_reply_validation(http_req *r, json_t *details);
+/* 500 "Internal server error"; logs `why` (never shown to the client) with the request id. */
+void http_reply_internal(http_req *r, const char *why);
+/* Body from memory; `free_fn` (may be NULL for static data) releases `data` afterwards. */
+void http_reply_buffer(http_req *r, unsigned status, const char *content_type, void *data, size_t len,
+                       void (*free_fn)(void *));
+/* Body produced on demand: `reader` fills buf with up to max bytes at `pos` and returns the
+ * count, 0 never (size is known), or -1 on error (the connection is closed). `done` is
+ * called with ctx once the response is finished or abandoned. */
+typedef long (*http_reader)(void *ctx, uint64_t pos, char *buf, size_t max);
+void http_reply_stream(http_req *r, unsigned status, const char *content_type, uint64_t size,
+                       http_reader reader, void *ctx, void (*done)(void *ctx));
+
+/* Renders `body` (borrowed) as compact JSON in insertion order; malloc'd, caller frees. */
+char *http_json_dump(const json_t *body);
+
+#endif

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make run`: the whole system on this machine. Starts the local stack and every built
+# service, prints where each listens, and stops everything cleanly on Ctrl-C.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export FERMATA_BUILD_DIR=${FERMATA_BUILD_DIR:-$ROOT/build/release}
+stopping=0
+cleanup() {
+  [ "$stopping" -eq 1 ] && return; stopping=1
+  echo; echo "run: stopping services and stack..."
+  "$ROOT/scripts/services.sh" stop || true
+  "$ROOT/scripts/stack.sh" stop || true
+  echo "run: stopped."
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$ROOT/scripts/stack.sh" start
+"$ROOT/scripts/services.sh" start
+echo
+echo "Fermata is running:"
+"$ROOT/scripts/stack.sh" status | sed 's/^/  /'
+"$ROOT/scripts/services.sh" status | sed 's/^/  /'
+echo "Logs: ${FERMATA_RUN_DIR:-$ROOT/run}/logs. Press Ctrl-C to stop."
+while true; do sleep 3600 & wait $!; done

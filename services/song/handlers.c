@@ -1,0 +1,124 @@
+/* handlers: see handlers.h. */
+#include "handlers.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "health.h"
+#include "ids.h"
+#include "song.h"
+
+#define SONG_MAX_BODY (64 * 1024)
+
+void song_reply_db_error(http_req *r, int rc) {
+  if (rc == DB_ERR_UNAVAILABLE || rc == DB_ERR_BUSY)
+    http_reply_error(r, 503, "Service temporarily unavailable, please retry later");
+  else
+    http_reply_internal(r, db_strerror(rc));
+}
+
+/* JSON bodies: accept a missing Content-Type or application/json (with parameters, or a
+ * +json suffix); refuse anything else with 415 like Spring does. */
+static bool json_content_type(http_req *r) {
+  const char *ct = http_req_header(r, "Content-Type");
+  if (!ct || !*ct) return true;
+  size_t n = strcspn(ct, ";");
+  while (n && ct[n - 1] == ' ') n--;
+  if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) return true;
+  return n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+static void post_song(http_req *r, void *vctx) {
+  song_ctx *ctx = vctx;
+  if (!json_content_type(r)) {
+    http_reply_errorf(r, 415, "Content type '%s' is not supported. Use application/json",
+                      http_req_header(r, "Content-Type"));
+    return;
+  }
+  json_t *body = http_req_json(r);
+  if (!body) return;
+  song s;
+  json_t *errs = song_validate(body, &s);
+  if (errs) {
+    http_reply_validation(r, errs);
+    json_decref(body);
+    return;
+  }
+  int rc = song_create(ctx->db, &s);
+  if (rc == SONG_OK)
+    http_reply_json(r, 200, json_pack("{s:i}", "id", (json_int_t)s.id));
+  else if (rc == SONG_EXISTS)
+    http_reply_errorf(r, 409, "Metadata for resource ID=%d already exists", s.id);
+  else
+    song_reply_db_error(r, rc);
+  json_decref(body);
+}
+
+static void get_song(http_req *r, void *vctx) {
+  song_ctx *ctx = vctx;
+  const char *raw = http_req_param(r, "id");
+  int32_t id;
+  if (ids_parse(raw, &id) != 0) {
+    char msg[512];
+    ids_invalid_message(raw, msg, sizeof msg);
+    http_reply_error(r, 400, msg);
+    return;
+  }
+  json_t *out = NULL;
+  int rc = song_get(ctx->db, id, &out);
+  if (rc == SONG_OK)
+    http_reply_json(r, 200, out);
+  else if (rc == SONG_NOT_FOUND)
+    http_reply_errorf(r, 404, "Song metadata for ID=%d not found", id);
+  else
+    song_reply_db_error(r, rc);
+}
+
+static void delete_songs(http_req *r, void *vctx) {
+  song_ctx *ctx = vctx;
+  ids_list ids;
+  char msg[512];
+  if (ids_csv(http_req_query(r, "id"), &ids, msg, sizeof msg) != 0) {
+    http_reply_error(r, 400, msg);
+    return;
+  }
+  json_t *deleted = NULL;
+  int rc = song_delete(ctx->db, ids.ids, ids.n, &deleted);
+  ids_list_free(&ids);
+  if (rc != SONG_OK) {
+    song_reply_db_error(r, rc);
+    return;
+  }
+  http_reply_json(r, 200, json_pack("{s:o}", "ids", deleted));
+}
+
+static void health(http_req *r, void *vctx) {
+  song_ctx *ctx = vctx;
+  json_t *components = json_object();
+  int rc = db_ping(ctx->db);
+  health_component(components, "db", rc == DB_OK ? "UP" : "DOWN",
+                   rc == DB_OK ? json_pack("{s:s}", "database", "PostgreSQL")
+                               : json_pack("{s:s, s:s}", "database", "PostgreSQL", "error", db_strerror(rc)));
+  health_reply(r, components);
+}
+
+static void prometheus(http_req *r, void *vctx) {
+  song_ctx *ctx = vctx;
+  char *text = http_server_metrics(ctx->srv);
+  if (!text) {
+    http_reply_internal(r, "metrics rendering failed");
+    return;
+  }
+  http_reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), free);
+}
+
+int song_routes(http_server *srv, song_ctx *ctx) {
+  int rc = HTTP_OK;
+  rc |= http_server_route(srv, "POST", "/songs", post_song, ctx, SONG_MAX_BODY);
+  rc |= http_server_route(srv, "DELETE", "/songs", delete_songs, ctx, 0);
+  rc |= http_server_route(srv, "GET", "/songs/{id}", get_song, ctx, 0);
+  rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
+  rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
+  return rc;
+}

@@ -1,0 +1,22 @@
+/*
+ * handlers: the Song Service's HTTP endpoints, translating requests into song_* calls and
+ * results into the contract's responses.
+ */
+#ifndef FERMATA_SONG_HANDLERS_H
+#define FERMATA_SONG_HANDLERS_H
+
+#include "db.h"
+#include "http.h"
+
+typedef struct {
+  db_pool *db;
+  http_server *srv; /* for /actuator/prometheus */
+} song_ctx;
+
+/* Registers every route of the service on `srv`. Returns HTTP_OK or an error. */
+int song_routes(http_server *srv, song_ctx *ctx);
+
+/* Replies 503 or 500 for a negative DB_ERR_* code. Shared by handlers. */
+void song_reply_db_error(http_req *r, int rc);
+
+#endif

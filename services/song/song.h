@@ -1,0 +1,45 @@
+/*
+ * song: the Song Service's domain: validation of song metadata and its storage.
+ *
+ * Validation follows the contract's table (every failing field reported at once, with the
+ * exact messages). Storage is the `songs` table of the service's own database; SQL lives
+ * in song_repo.c only. Nothing here knows HTTP.
+ */
+#ifndef FERMATA_SONG_H
+#define FERMATA_SONG_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "db.h"
+
+#define SONG_TEXT_MAX_CHARS 100
+
+typedef struct {
+  int32_t id;
+  const char *name, *artist, *album, *duration, *year; /* borrowed from the JSON body */
+} song;
+
+/* Validates a parsed request body. Returns NULL when valid (and fills `out` with pointers
+ * into `body`), else a new JSON object of field -> message the caller owns. A body that
+ * is not a JSON object gives {"body": "..."}. */
+json_t *song_validate(const json_t *body, song *out);
+
+/* The schema and its migrations, for db_opts. */
+extern const db_migration song_migrations[];
+extern const size_t song_nmigrations;
+
+enum { SONG_OK = 0, SONG_EXISTS = 1, SONG_NOT_FOUND = 2 };
+
+/* Inserts; SONG_OK, SONG_EXISTS (id taken) or a negative DB_ERR_*. */
+int song_create(db_pool *db, const song *s);
+
+/* Loads one song as the contract's JSON object (new reference in *out). SONG_OK,
+ * SONG_NOT_FOUND or a negative DB_ERR_*. */
+int song_get(db_pool *db, int32_t id, json_t **out);
+
+/* Deletes the given ids; *deleted receives a new JSON array of the ids that existed, in
+ * the order given. SONG_OK or a negative DB_ERR_*. */
+int song_delete(db_pool *db, const int32_t *ids, size_t n, json_t **deleted);
+
+#endif
