@@ -1,0 +1,268 @@
+/* httpc: outgoing HTTP on libcurl.
+ *
+ * Design. A client holds defaults and a pool of idle curl easy handles behind a mutex.
+ * httpc_do() borrows a handle (or makes one), sets the request's options, performs it
+ * with CURLOPT_NOSIGNAL (threads plus timeouts), reads the body into a growable buffer
+ * capped at max_response_bytes, and gives the handle back after curl_easy_reset(), which
+ * keeps the handle's connection cache: the next call to the same host reuses the
+ * connection when the server kept it alive.
+ *
+ * Timeouts: curl reports both connect and total timeouts as CURLE_OPERATION_TIMEDOUT. We
+ * tell them apart with CURLINFO_CONNECT_TIME_T: zero means no connection was ever made,
+ * which the breaker treats like a refused connection.
+ */
+#include "httpc.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct httpc {
+  long connect_timeout_ms;
+  long timeout_ms;
+  size_t max_bytes;
+  char *user_agent;
+  pthread_mutex_t lock; /* guards idle / n_idle */
+  CURL **idle;
+  int n_idle;
+  int max_idle;
+};
+
+const char *httpc_strerror(int code) {
+  switch (code) {
+  case HTTPC_OK: return "ok";
+  case HTTPC_ERR_INVALID: return "invalid request";
+  case HTTPC_ERR_NOMEM: return "out of memory";
+  case HTTPC_ERR_CONNECT: return "cannot connect";
+  case HTTPC_ERR_TIMEOUT: return "timeout";
+  case HTTPC_ERR_IO: return "connection error";
+  case HTTPC_ERR_TOO_LARGE: return "response too large";
+  default: return "unknown error";
+  }
+}
+
+bool httpc_is_failure(int rc, long status) {
+  if (rc == HTTPC_ERR_CONNECT || rc == HTTPC_ERR_TIMEOUT || rc == HTTPC_ERR_IO) return true;
+  return rc == 0 && status >= 500;
+}
+
+int httpc_new(const httpc_config *cfg, httpc **out) {
+  *out = NULL;
+  httpc_config d = {0};
+  if (cfg == NULL) cfg = &d;
+  if (cfg->connect_timeout_ms < 0 || cfg->timeout_ms < 0 || cfg->max_idle_handles < 0)
+    return HTTPC_ERR_INVALID;
+  const char *ua = cfg->user_agent ? cfg->user_agent : "fermata-httpc";
+  if (strpbrk(ua, "\r\n") != NULL) return HTTPC_ERR_INVALID;
+  httpc *c = calloc(1, sizeof *c);
+  if (c == NULL) return HTTPC_ERR_NOMEM;
+  c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 1000;
+  c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 5000;
+  c->max_bytes = cfg->max_response_bytes ? cfg->max_response_bytes : 1024 * 1024;
+  c->max_idle = cfg->max_idle_handles ? cfg->max_idle_handles : 16;
+  c->user_agent = strdup(ua);
+  c->idle = calloc((size_t)c->max_idle, sizeof *c->idle);
+  if (c->user_agent == NULL || c->idle == NULL || pthread_mutex_init(&c->lock, NULL) != 0) {
+    free(c->user_agent);
+    free(c->idle);
+    free(c);
+    return HTTPC_ERR_NOMEM;
+  }
+  *out = c;
+  return 0;
+}
+
+void httpc_free(httpc *c) {
+  if (c == NULL) return;
+  for (int i = 0; i < c->n_idle; i++) curl_easy_cleanup(c->idle[i]);
+  pthread_mutex_destroy(&c->lock);
+  free(c->idle);
+  free(c->user_agent);
+  free(c);
+}
+
+void httpc_response_free(httpc_response *resp) {
+  if (resp == NULL) return;
+  free(resp->body);
+  resp->body = NULL;
+  resp->body_len = 0;
+}
+
+static CURL *handle_get(httpc *c) {
+  CURL *h = NULL;
+  pthread_mutex_lock(&c->lock);
+  if (c->n_idle > 0) h = c->idle[--c->n_idle];
+  pthread_mutex_unlock(&c->lock);
+  return h ? h : curl_easy_init();
+}
+
+static void handle_put(httpc *c, CURL *h) {
+  curl_easy_reset(h); /* options go, connections stay */
+  pthread_mutex_lock(&c->lock);
+  if (c->n_idle < c->max_idle) {
+    c->idle[c->n_idle++] = h;
+    h = NULL;
+  }
+  pthread_mutex_unlock(&c->lock);
+  if (h) curl_easy_cleanup(h);
+}
+
+/* The body buffer: grows by doubling, never past cap; over the cap the transfer stops. */
+typedef struct sink {
+  char *buf;
+  size_t len, alloc, cap;
+  bool too_large, nomem;
+} sink;
+
+static size_t on_write(char *data, size_t size, size_t n, void *ud) {
+  sink *s = ud;
+  size_t len = size * n;
+  if (len > s->cap - s->len) {
+    s->too_large = true;
+    return 0;
+  }
+  if (s->len + len + 1 > s->alloc) {
+    size_t want = s->alloc ? s->alloc : 4096;
+    while (want < s->len + len + 1) want *= 2;
+    if (want > s->cap + 1) want = s->cap + 1;
+    char *nb = realloc(s->buf, want);
+    if (nb == NULL) {
+      s->nomem = true;
+      return 0;
+    }
+    s->buf = nb;
+    s->alloc = want;
+  }
+  memcpy(s->buf + s->len, data, len);
+  s->len += len;
+  s->buf[s->len] = '\0';
+  return len;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *ud) {
+  httpc_response *r = ud;
+  size_t len = size * n;
+  if (len > 13 && strncasecmp(data, "Content-Type:", 13) == 0) {
+    const char *v = data + 13;
+    size_t vl = len - 13;
+    while (vl && (*v == ' ' || *v == '\t')) v++, vl--;
+    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ')) vl--;
+    if (vl >= sizeof r->content_type) vl = sizeof r->content_type - 1;
+    memcpy(r->content_type, v, vl);
+    r->content_type[vl] = '\0';
+  }
+  return len;
+}
+
+static int classify(CURLcode cc, CURL *h) {
+  curl_off_t connect_us = 0;
+  switch (cc) {
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+  case CURLE_COULDNT_CONNECT:
+  case CURLE_SSL_CONNECT_ERROR: return HTTPC_ERR_CONNECT;
+  case CURLE_OPERATION_TIMEDOUT:
+    curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect_us);
+    return connect_us == 0 ? HTTPC_ERR_CONNECT : HTTPC_ERR_TIMEOUT;
+  case CURLE_OUT_OF_MEMORY: return HTTPC_ERR_NOMEM;
+  default: return HTTPC_ERR_IO;
+  }
+}
+
+static bool valid_method(const char *m) {
+  return m && (strcmp(m, "GET") == 0 || strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
+               strcmp(m, "DELETE") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "PATCH") == 0);
+}
+
+/* Appends "name: value" to *list; false on a bad value or no memory. */
+static bool add_header(struct curl_slist **list, const char *name, const char *value) {
+  char line[256];
+  if (strpbrk(value, "\r\n") != NULL) return false;
+  int n = snprintf(line, sizeof line, "%s: %s", name, value);
+  if (n < 0 || (size_t)n >= sizeof line) return false;
+  struct curl_slist *t = curl_slist_append(*list, line);
+  if (t == NULL) return false;
+  *list = t;
+  return true;
+}
+
+int httpc_do(httpc *c, const httpc_request *req, httpc_response *resp) {
+  memset(resp, 0, sizeof *resp);
+  if (!valid_method(req->method) || req->url == NULL ||
+      (strncmp(req->url, "http://", 7) != 0 && strncmp(req->url, "https://", 8) != 0) ||
+      (req->body == NULL && req->body_len > 0) || req->timeout_ms < 0 ||
+      (req->request_id && strlen(req->request_id) > 128)) {
+    snprintf(resp->error, sizeof resp->error, "invalid request");
+    return HTTPC_ERR_INVALID;
+  }
+  struct curl_slist *hdrs = NULL;
+  /* POST/PUT/PATCH always carry a Content-Length, even 0: some servers want one */
+  bool has_body = req->body != NULL || strcmp(req->method, "POST") == 0 ||
+                  strcmp(req->method, "PUT") == 0 || strcmp(req->method, "PATCH") == 0;
+  /* "Expect:" off: curl would wait up to 1 s for "100 Continue" on bodies over 1 MB, and
+   * our peers answer small JSON calls at once. No signing here, so removing it is safe. */
+  struct curl_slist *first = curl_slist_append(NULL, "Expect:");
+  if (first == NULL) return HTTPC_ERR_NOMEM;
+  hdrs = first;
+  if ((has_body && !add_header(&hdrs, "Content-Type",
+                               req->content_type ? req->content_type : "application/json")) ||
+      !add_header(&hdrs, "Accept", "application/json") ||
+      (req->request_id && !add_header(&hdrs, "X-Request-Id", req->request_id))) {
+    curl_slist_free_all(hdrs);
+    snprintf(resp->error, sizeof resp->error, "invalid header value");
+    return HTTPC_ERR_INVALID;
+  }
+  CURL *h = handle_get(c);
+  if (h == NULL) {
+    curl_slist_free_all(hdrs);
+    return HTTPC_ERR_NOMEM;
+  }
+  sink s = {.cap = c->max_bytes};
+  char errbuf[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(h, CURLOPT_URL, req->url);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms ? req->timeout_ms : c->timeout_ms);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
+  if (strcmp(req->method, "HEAD") == 0) {
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else if (strcmp(req->method, "GET") != 0) {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+  }
+  if (has_body) {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+  }
+
+  CURLcode cc = curl_easy_perform(h);
+  int rc = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+  curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &resp->new_connections);
+  curl_off_t total_us = 0;
+  curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &total_us);
+  resp->elapsed_ms = (double)total_us / 1000.0;
+  if (cc != CURLE_OK) {
+    rc = s.too_large ? HTTPC_ERR_TOO_LARGE : s.nomem ? HTTPC_ERR_NOMEM : classify(cc, h);
+    int n = snprintf(resp->error, sizeof resp->error, "%s %s: %s", req->method, req->url,
+                     s.too_large ? "response body over the cap"
+                                 : (errbuf[0] ? errbuf : curl_easy_strerror(cc)));
+    (void)n; /* a cut log line is fine */
+    free(s.buf);
+  } else {
+    resp->body = s.buf;
+    resp->body_len = s.len;
+  }
+  curl_slist_free_all(hdrs);
+  handle_put(c, h);
+  return rc;
+}
