@@ -17,12 +17,6 @@ export FERMATA_RUN_DIR=${FERMATA_RUN_DIR:-$ROOT/run}
 mkdir -p "$FERMATA_RUN_DIR"
 chmod 755 "$FERMATA_RUN_DIR"
 
-COMPONENTS=()
-for f in "$ROOT"/scripts/stack.d/*.sh; do
-  # shellcheck source=/dev/null
-  . "$f"
-done
-
 # Runs a command as an unprivileged user when we are root (initdb, rabbitmq refuse root
 # or should not run as root); as the caller otherwise.
 as_service_user() {
@@ -39,6 +33,32 @@ wait_for_port() {
   done
   return 1
 }
+
+# private_dir NAME USER: the directory where component NAME keeps its data, usable by USER
+# (the unprivileged user the server runs as when we are root). Normally
+# $FERMATA_RUN_DIR/NAME. When USER cannot reach the run directory (a checkout under /root,
+# say), the data goes to /var/tmp/fermata-<hash of the run dir>/NAME instead and
+# $FERMATA_RUN_DIR/NAME becomes a link to it, so it is still found from the project.
+private_dir() {
+  local name=$1 user=$2 want="$FERMATA_RUN_DIR/$1"
+  if [ "$(id -u)" -ne 0 ] || runuser -u "$user" -- test -x "$FERMATA_RUN_DIR" 2>/dev/null; then
+    echo "$want"
+    return
+  fi
+  local key alt
+  key=$(printf '%s' "$FERMATA_RUN_DIR" | sha1sum | cut -c1-12)
+  alt="/var/tmp/fermata-$key/$name"
+  mkdir -p "$alt"
+  chmod 755 "/var/tmp/fermata-$key"
+  [ -e "$want" ] || ln -sfn "$alt" "$want"
+  echo "$alt"
+}
+
+COMPONENTS=()
+for f in "$ROOT"/scripts/stack.d/*.sh; do
+  # shellcheck source=/dev/null
+  . "$f"
+done
 
 has_component() { local c; for c in "${COMPONENTS[@]}"; do [ "$c" = "$1" ] && return 0; done; return 1; }
 
