@@ -336,6 +336,8 @@ static int pub_connect(mq_publisher *p) {
   return 0;
 }
 
+int mq_publisher_connect(mq_publisher *p) { return p ? pub_connect(p) : MQ_EINVAL; }
+
 /* Reads frames until the confirm for p->seq. Returns 0, MQ_ENACK, MQ_EUNROUTABLE (connection
  * still fine) or MQ_ETIMEDOUT / MQ_EPROTO / MQ_EDOWN (connection must go). */
 static int pub_wait_confirm(mq_publisher *p) {

@@ -164,6 +164,11 @@ typedef struct mq_publish_opts {
 int mq_publish(mq_publisher *p, const char *exchange, const char *routing_key,
                const void *body, size_t len, const mq_publish_opts *opts);
 
+/* Connects and declares the topology now instead of at the first mq_publish (a service
+ * that wants its exchange and queues to exist at start). Same backoff rule as mq_publish.
+ * Returns 0, MQ_EDOWN or MQ_ENOMEM. */
+int mq_publisher_connect(mq_publisher *p);
+
 /* 1 if the publisher currently holds an open connection. */
 int mq_publisher_connected(const mq_publisher *p);
 

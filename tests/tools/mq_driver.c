@@ -84,6 +84,11 @@ static int do_publish(const args *a, const mq_params *p, const mq_topology *t) {
   mq_publisher *pub = mq_publisher_new(p, t, NULL);
   if (!pub) return 2;
   int failed = 0;
+  if (a->count == 0) { /* --count 0: declare the topology only */
+    int rc = mq_publisher_connect(pub);
+    emit(json_pack("{s:s, s:i}", "event", "declared", "rc", rc));
+    failed = rc != 0;
+  }
   for (long i = 0; i < a->count; i++) {
     char body[1024];
     if (a->count == 1) snprintf(body, sizeof body, "%s", a->body);
