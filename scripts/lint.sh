@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Offline validation of everything under deploy/ and of docs/openapi.yaml (what `make lint`
+# and CI run). No Docker engine and no cluster needed. Runs every check, then exits 1 if
+# any failed.
+#
+#   OpenAPI     openapi-spec-validator (document), deploy/lint/check_openapi_examples.py
+#               (every example against its schema)
+#   Compose     deploy/lint/compose-check: compose-go, the loader of `docker compose`
+#               (Compose Specification schema, interpolation with deploy/.env and
+#               .env.example, consistency: depends_on targets, volumes, networks)
+#   Dockerfile  hadolint (deploy/lint/hadolint.yaml)
+#   Kubernetes  kubernetes-validate --strict against the bundled OpenAPI schemas of the
+#               Kubernetes versions in K8S_VERSIONS; the kustomization lists every file;
+#               the gateway ConfigMap matches deploy/nginx/fermata.conf.template
+#   nginx       `nginx -t` on the template rendered as the local stack does, and as
+#               Compose/Kubernetes do; every placeholder is filled by all three
+#   shell       bash -n on the deploy scripts
+#
+# Tools: Python ones pinned in deploy/lint-requirements.txt, installed into .venv-lint
+# (rebuilt only when that file changes); compose-check is built with Go from
+# deploy/lint/compose-check (go.mod/go.sum pin compose-go) into .venv-lint/bin.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 2
+VENV=${LINT_VENV:-$ROOT/.venv-lint}
+K8S_VERSIONS=${K8S_VERSIONS:-"1.30.0 1.37.0"}
+NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
+
+# ---- tools ---------------------------------------------------------------------------
+setup_python() {
+  local req=deploy/lint-requirements.txt stamp="$VENV/.requirements.sha256" want
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "lint: building $VENV from $req"
+    python3 -m venv "$VENV" || return 1
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$req" || return 1
+    echo "$want" >"$stamp"
+  fi
+  # keep the venv out of git without touching the top-level .gitignore
+  [ -f "$VENV/.gitignore" ] || echo '*' >"$VENV/.gitignore"
+}
+
+find_go() {
+  if command -v go >/dev/null 2>&1; then command -v go
+  elif [ -x /usr/local/go/bin/go ]; then echo /usr/local/go/bin/go
+  else return 1; fi
+}
+
+setup_compose_check() {
+  local src=deploy/lint/compose-check bin="$VENV/bin/compose-check" stamp="$VENV/.compose-check.sha256" want go
+  want=$(cat "$src"/go.mod "$src"/go.sum "$src"/*.go | sha256sum | cut -d' ' -f1)
+  if [ -x "$bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
+  go=$(find_go) || { echo "lint: Go not found (needed to build compose-check; Debian golang-go >= 1.24 or /usr/local/go)" >&2; return 1; }
+  echo "lint: building compose-check with $("$go" version | cut -d' ' -f3)"
+  (cd "$src" && GOFLAGS=-mod=readonly "$go" build -trimpath -o "$bin" .) || return 1
+  echo "$want" >"$stamp"
+}
+
+# ---- checks --------------------------------------------------------------------------
+failed=()
+run() {   # run NAME CMD...: runs one check, records a failure
+  local name=$1; shift
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ $rc -eq 0 ]; then
+    printf 'lint: %-34s ok\n' "$name"
+  else
+    printf 'lint: %-34s FAILED\n' "$name"
+    printf '%s\n' "$out" | sed 's/^/    /'
+    failed+=("$name")
+  fi
+}
+
+check_openapi() { "$VENV/bin/openapi-spec-validator" docs/openapi.yaml; }
+check_openapi_examples() { "$VENV/bin/python" deploy/lint/check_openapi_examples.py docs/openapi.yaml; }
+
+check_compose() {   # check_compose ENV_FILE
+  "$VENV/bin/compose-check" -env-file "$1" deploy/compose.yaml 2>&1 | tee /dev/stderr | { ! grep -q 'level=warning'; }
+}
+
+check_dockerfiles() {
+  local files
+  mapfile -t files < <(find deploy/docker -name Dockerfile -o -name '*.Dockerfile' | sort)
+  [ ${#files[@]} -gt 0 ] || { echo "no Dockerfile under deploy/docker"; return 1; }
+  "$VENV/bin/hadolint" --no-color --config deploy/lint/hadolint.yaml "${files[@]}"
+}
+
+k8s_files() { find deploy/k8s -name '*.yaml' ! -name kustomization.yaml | sort; }
+
+check_k8s() {   # check_k8s VERSION
+  local files
+  mapfile -t files < <(k8s_files)
+  "$VENV/bin/kubernetes-validate" --strict --quiet -k "$1" "${files[@]}"
+}
+
+check_kustomization() {
+  "$VENV/bin/python" - <<'EOF'
+import os, sys, yaml
+k = yaml.safe_load(open("deploy/k8s/kustomization.yaml"))
+listed = set(k.get("resources", []))
+present = {f for f in os.listdir("deploy/k8s") if f.endswith(".yaml")} - {"kustomization.yaml"}
+# the Secret is a template: created by the operator, never applied from git
+expected = present - {"secret.example.yaml"}
+missing, unknown = expected - listed, listed - present
+for f in sorted(missing): print(f"kustomization.yaml does not list {f}")
+for f in sorted(unknown): print(f"kustomization.yaml lists {f}, which does not exist")
+sys.exit(1 if missing or unknown else 0)
+EOF
+}
+
+check_gateway_configmap() {
+  local tmp rc
+  tmp=$(mktemp)
+  deploy/k8s/gen-gateway-template.sh "$tmp" && cmp -s "$tmp" deploy/k8s/gateway-template.yaml
+  rc=$?
+  rm -f "$tmp"
+  [ $rc -eq 0 ] || echo "deploy/k8s/gateway-template.yaml is out of date: run deploy/k8s/gen-gateway-template.sh"
+  return $rc
+}
+
+# The placeholders of the template, and the envsubst lists of the three renderers.
+check_gateway_placeholders() {
+  local want got f rc=0
+  want=$(grep -o '\${[A-Z0-9_]*}' deploy/nginx/fermata.conf.template | sort -u | tr '\n' ' ')
+  for f in scripts/stack.d/40-gateway.sh deploy/compose.yaml deploy/k8s/gateway.yaml; do
+    got=$(grep -E "envsubst|GW_VARS=" "$f" | grep -o '\$\{1,2\}{[A-Z0-9_]*}' | sed 's/^\$\$/$/' | sort -u | tr '\n' ' ')
+    if [ "$got" != "$want" ]; then
+      echo "$f: envsubst variables differ from the template's placeholders"
+      echo "  template: $want"
+      echo "  $f: $got"
+      rc=1
+    fi
+  done
+  return $rc
+}
+
+render_gateway() {   # render_gateway OUT DIR LISTEN USER_DIRECTIVE
+  GATEWAY_LISTEN=$3 GATEWAY_USER_DIRECTIVE=$4 GATEWAY_WORKERS=2 GATEWAY_RUN_DIR=$2 \
+  GATEWAY_ACCESS_LOG=$2/access.log GATEWAY_ERROR_LOG=$2/error.log \
+  RESOURCE_UPSTREAM=127.0.0.1:8081 SONG_UPSTREAM=127.0.0.1:8082 STORAGE_UPSTREAM=127.0.0.1:8083 \
+  GATEWAY_MAX_BODY_SIZE=64m GATEWAY_UPSTREAM_TIMEOUT=120s GATEWAY_EXPOSE_ACTUATOR=0 \
+    envsubst "$(grep -o '\${[A-Z0-9_]*}' deploy/nginx/fermata.conf.template | sort -u | tr '\n' ' ')" \
+    <deploy/nginx/fermata.conf.template >"$1"
+}
+
+check_nginx() {   # check_nginx VARIANT
+  [ -x "$NGINX_BIN" ] || { echo "nginx not found at $NGINX_BIN (Debian nginx-light)"; return 1; }
+  local dir rc user=""
+  dir=$(mktemp -d)
+  chmod 755 "$dir"
+  case "$1" in
+    stack) [ "$(id -u)" -eq 0 ] && user="user nobody nogroup;"
+           render_gateway "$dir/fermata.conf" "$dir" 127.0.0.1:8080 "$user" ;;
+    container) render_gateway "$dir/fermata.conf" "$dir" 8080 "" ;;
+  esac
+  if grep -n '\${' "$dir/fermata.conf"; then echo "placeholders left after rendering"; rm -rf "$dir"; return 1; fi
+  "$NGINX_BIN" -t -q -e "$dir/error.log" -c "$dir/fermata.conf"
+  rc=$?
+  rm -rf "$dir"
+  return $rc
+}
+
+check_shell() {
+  local f rc=0
+  for f in scripts/lint.sh scripts/stack.d/40-gateway.sh deploy/postgres/init.sh deploy/k8s/gen-gateway-template.sh; do
+    bash -n "$f" || rc=1
+  done
+  return $rc
+}
+
+# ---- main ----------------------------------------------------------------------------
+setup_python || { echo "lint: could not install the Python tools" >&2; exit 1; }
+setup_compose_check || { echo "lint: could not build compose-check" >&2; exit 1; }
+
+run "openapi: spec" check_openapi
+run "openapi: examples" check_openapi_examples
+run "compose: .env" check_compose deploy/.env
+run "compose: .env.example" check_compose deploy/.env.example
+run "dockerfile: hadolint" check_dockerfiles
+for v in $K8S_VERSIONS; do run "k8s: schemas $v" check_k8s "$v"; done
+run "k8s: kustomization" check_kustomization
+run "k8s: gateway configmap" check_gateway_configmap
+run "gateway: placeholders" check_gateway_placeholders
+run "gateway: nginx -t (stack)" check_nginx stack
+run "gateway: nginx -t (container)" check_nginx container
+run "shell: bash -n" check_shell
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "lint: ${#failed[@]} check(s) failed: ${failed[*]}" >&2
+  exit 1
+fi
+echo "lint: all checks passed"
