@@ -20,13 +20,17 @@
  *
  * 2. mp3_extract() reads title, artist, album, year and duration from the buffer with
  *    libmpg123 (reader callbacks over memory, no temp file, no disk I/O). Why libmpg123
- *    and not TagLib: measured against ffprobe on files generated with lame, libmpg123's
- *    mpg123_scan() walks every frame and gives the exact duration for CBR, VBR with a
- *    Xing/Info header and VBR without one; TagLib 1.13 reports whole seconds only,
- *    truncated, and estimates VBR files without a Xing/VBRI header from the first frame's
- *    bitrate (off by many seconds). libmpg123 also reads ID3v2.2/2.3/2.4 and ID3v1 and
- *    converts ID3v2 text (Latin-1, UTF-16 with BOM, UTF-16BE, UTF-8) to UTF-8; its
- *    year field is TYER only, so for ID3v2.4 we look up TDRC ourselves. ID3v1 text has
+ *    and not TagLib: measured on lame-made files (tests/system/test_mp3_extract.py),
+ *    mpg123_scan() walks every frame and gives the exact length: with a Xing/Info (LAME)
+ *    header, CBR or VBR, it also removes the declared encoder delay and padding and hits
+ *    the synthesised length to the sample (59.400 s for 59.4 s); without one it equals
+ *    ffprobe's frame-by-frame count to the millisecond (60.192 s). TagLib 1.13 returns
+ *    whole seconds, truncated (59.6 s -> 59), and for VBR without a Xing header it
+ *    extrapolates from the first frame's bitrate: 29 s for a 60 s file, 212 s for 601 s.
+ *    (ffprobe's container duration is a similar estimate there: 57.96 s for 60.19 s.)
+ *    libmpg123 also reads ID3v2.2/2.3/2.4 and ID3v1 and converts ID3v2 text (Latin-1,
+ *    UTF-16 with BOM, UTF-16BE, UTF-8) to UTF-8; its year field is TYER only, so for
+ *    ID3v2.4 we look up TDRC ourselves. ID3v1 text has
  *    no declared encoding: it is taken as UTF-8 when it is valid UTF-8, else as Latin-1.
  *    mp3_extract() does not validate: run mp3_validate() first if the input is untrusted
  *    in shape (it is safe on any input either way).

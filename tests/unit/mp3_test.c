@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +303,33 @@ static void test_extract_silent_frames(void **state)
     free(b.p);
 }
 
+/* Several messages are processed at once: extraction must not share state. */
+static void *extract_worker(void *arg)
+{
+    const buf *b = arg;
+    for (int i = 0; i < 20; i++) {
+        mp3_meta m;
+        if (mp3_extract(b->p, b->len, &m) != MP3_OK || m.samples != 38 * 1152)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_extract_concurrent(void **state)
+{
+    buf b = {0};
+    put_frames(&b, HDR_V1, LEN_V1, 38);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, extract_worker, &b), 0);
+    for (int i = 0; i < 4; i++) {
+        void *res = (void *)1;
+        assert_int_equal(pthread_join(t[i], &res), 0);
+        assert_null(res);
+    }
+    free(b.p);
+}
+
 /* ---- field rules ------------------------------------------------------------------- */
 
 static void text_is(const char *in, const char *want)
@@ -511,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_strerror),
         cmocka_unit_test(test_extract_bad_input),
         cmocka_unit_test(test_extract_silent_frames),
+        cmocka_unit_test(test_extract_concurrent),
         cmocka_unit_test(test_text_basic),
         cmocka_unit_test(test_text_truncation),
         cmocka_unit_test(test_year),
