@@ -128,5 +128,7 @@ gateway_status() {
 }
 
 gateway_env() {
-  echo "export GATEWAY_URL=http://127.0.0.1:$GATEWAY_PORT"
+  local host=$GATEWAY_HOST
+  case "$host" in 0.0.0.0 | "" | "*") host=127.0.0.1 ;; esac
+  echo "export GATEWAY_URL=http://$host:$GATEWAY_PORT"
 }

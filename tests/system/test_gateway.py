@@ -4,7 +4,8 @@ Two parts:
 
 * ``TestStackGateway`` talks to the gateway of the running stack, ``GATEWAY_URL`` (printed
   by ``scripts/stack.sh env``): unknown routes, hidden actuator, request ids, and that
-  each prefix reaches its service (an invalid id gets the service's own 400).
+  each prefix reaches its service (an invalid id gets the service's own 400; the services
+  are started through conftest's ``services`` fixture).
 * ``TestPrivateGateway`` starts a second gateway of its own through
   ``scripts/stack.sh start gateway`` (own run directory, free ports) in front of echo
   servers run by this test and one port where nothing listens. That makes routing, byte
@@ -97,21 +98,20 @@ class TestStackGateway:
         rid = resp.headers.get("X-Request-Id")
         assert rid and " " not in rid
 
-    @pytest.mark.parametrize("path,message", [
-        ("/resources/ABC", "Invalid value 'ABC' for ID. Must be a positive integer"),
-        ("/songs/ABC", "Invalid value 'ABC' for ID. Must be a positive integer"),
-    ])
-    def test_routed_to_service(self, path, message):
+    @pytest.mark.parametrize("name,path", [("resource", "/resources/ABC"), ("song", "/songs/ABC")])
+    def test_routed_to_service(self, services, name, path):
         """An invalid id is answered by the service itself (the gateway only knows 404)."""
+        services[name].ensure()
         resp = requests.get(gateway_url() + path, timeout=10)
         if resp.status_code in (502, 503, 504):
-            pytest.fail(f"{path}: the service behind the gateway is not running: {resp.text}")
-        assert_error(resp, 400, message)
+            pytest.fail(f"{path}: the gateway cannot reach the {name} service: {resp.text}")
+        assert_error(resp, 400, "Invalid value 'ABC' for ID. Must be a positive integer")
 
-    def test_storages_routed(self):
+    def test_storages_routed(self, services):
+        services["storage"].ensure()
         resp = requests.get(gateway_url() + "/storages", timeout=10)
         if resp.status_code in (502, 503, 504):
-            pytest.fail(f"/storages: the Storage Service is not running: {resp.text}")
+            pytest.fail(f"/storages: the gateway cannot reach the storage service: {resp.text}")
         assert resp.status_code == 200
         assert resp.headers["Content-Type"] == "application/json"
         assert isinstance(resp.json(), list)
