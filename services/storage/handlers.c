@@ -1,0 +1,155 @@
+/* handlers: see handlers.h. */
+#include "handlers.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "health.h"
+#include "ids.h"
+#include "s3.h"
+#include "storage.h"
+
+#define STORAGE_MAX_BODY (16 * 1024)
+
+static void reply_db_error(http_req *r, int rc) {
+  if (rc == DB_ERR_UNAVAILABLE || rc == DB_ERR_BUSY)
+    http_reply_error(r, 503, "Service temporarily unavailable, please retry later");
+  else
+    http_reply_internal(r, db_strerror(rc));
+}
+
+/* The bucket could not be created: what the client may know of lib/s3's code (the keeper
+ * has logged the details). */
+static void reply_provision_error(http_req *r, int s3rc, const char *bucket) {
+  if (s3rc == S3_ERR_UNAVAILABLE)
+    http_reply_error(r, 503, "Object store temporarily unavailable, please retry later");
+  else if (s3rc == S3_ERR_CONFLICT)
+    http_reply_errorf(r, 409, "Bucket '%s' cannot be used: it belongs to someone else", bucket);
+  else
+    http_reply_internal(r, s3_strerror(s3rc));
+}
+
+/* JSON bodies: accept a missing Content-Type or application/json (with parameters, or a
+ * +json suffix); refuse anything else with 415 like Spring does. */
+static bool json_content_type(http_req *r) {
+  const char *ct = http_req_header(r, "Content-Type");
+  if (!ct || !*ct) return true;
+  size_t n = strcspn(ct, ";");
+  while (n && ct[n - 1] == ' ') n--;
+  if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) return true;
+  return n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+static void post_storage(http_req *r, void *vctx) {
+  storage_ctx *ctx = vctx;
+  if (!json_content_type(r)) {
+    http_reply_errorf(r, 415, "Content type '%s' is not supported. Use application/json",
+                      http_req_header(r, "Content-Type"));
+    return;
+  }
+  json_t *body = http_req_json(r);
+  if (!body) return;
+  storage s;
+  json_t *errs = storage_validate(body, &s);
+  if (errs) {
+    http_reply_validation(r, errs);
+  } else if (!s.type) { /* no memory for the verdict */
+    http_reply_internal(r, "validation failed to allocate");
+  } else {
+    int32_t id = 0;
+    int s3rc = 0;
+    int rc = storage_create(ctx->db, &s, keeper_provision, ctx->keeper, &id, &s3rc);
+    if (rc == STORAGE_OK)
+      http_reply_json(r, 200, json_pack("{s:i}", "id", (json_int_t)id));
+    else if (rc == STORAGE_EXISTS)
+      http_reply_errorf(r, 409, "Storage with bucket '%s' and path '%s' already exists", s.bucket, s.path);
+    else if (rc == STORAGE_PROVISION)
+      reply_provision_error(r, s3rc, s.bucket);
+    else
+      reply_db_error(r, rc);
+  }
+  json_decref(body);
+}
+
+static void get_storages(http_req *r, void *vctx) {
+  storage_ctx *ctx = vctx;
+  json_t *out = NULL;
+  int rc = storage_list(ctx->db, &out);
+  if (rc == STORAGE_OK)
+    http_reply_json(r, 200, out);
+  else
+    reply_db_error(r, rc);
+}
+
+static void delete_storages(http_req *r, void *vctx) {
+  storage_ctx *ctx = vctx;
+  ids_list ids;
+  char msg[512];
+  if (ids_csv(http_req_query(r, "id"), &ids, msg, sizeof msg) != 0) {
+    http_reply_error(r, 400, msg);
+    return;
+  }
+  json_t *deleted = NULL;
+  int rc = storage_delete(ctx->db, ids.ids, ids.n, &deleted);
+  ids_list_free(&ids);
+  if (rc != STORAGE_OK) {
+    reply_db_error(r, rc);
+    return;
+  }
+  http_reply_json(r, 200, json_pack("{s:o}", "ids", deleted));
+}
+
+/* objectStore: DOWN when unreachable or when buckets are missing (uploads to them would
+ * fail), UNKNOWN before the buckets could be listed (database down since start). */
+static void object_store_health(storage_ctx *ctx, json_t *components) {
+  keeper_status st;
+  keeper_status_get(ctx->keeper, &st);
+  switch (st.store) {
+  case KEEPER_STORE_UP:
+    health_component(components, "objectStore", "UP", json_pack("{s:I}", "buckets", (json_int_t)st.buckets));
+    break;
+  case KEEPER_STORE_DOWN:
+    health_component(components, "objectStore", "DOWN",
+                     json_pack("{s:s, s:I}", "error", "object store unreachable", "bucketsPending",
+                               (json_int_t)st.missing));
+    break;
+  case KEEPER_STORE_PENDING:
+    health_component(components, "objectStore", "DOWN",
+                     json_pack("{s:s, s:I}", "error", "buckets pending", "bucketsPending", (json_int_t)st.missing));
+    break;
+  default:
+    health_component(components, "objectStore", "UNKNOWN", NULL);
+  }
+}
+
+static void health(http_req *r, void *vctx) {
+  storage_ctx *ctx = vctx;
+  json_t *components = json_object();
+  int rc = db_ping(ctx->db);
+  health_component(components, "db", rc == DB_OK ? "UP" : "DOWN",
+                   rc == DB_OK ? json_pack("{s:s}", "database", "PostgreSQL")
+                               : json_pack("{s:s, s:s}", "database", "PostgreSQL", "error", db_strerror(rc)));
+  object_store_health(ctx, components);
+  health_reply(r, components);
+}
+
+static void prometheus(http_req *r, void *vctx) {
+  storage_ctx *ctx = vctx;
+  char *text = http_server_metrics(ctx->srv);
+  if (!text) {
+    http_reply_internal(r, "metrics rendering failed");
+    return;
+  }
+  http_reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), free);
+}
+
+int storage_routes(http_server *srv, storage_ctx *ctx) {
+  int rc = HTTP_OK;
+  rc |= http_server_route(srv, "POST", "/storages", post_storage, ctx, STORAGE_MAX_BODY);
+  rc |= http_server_route(srv, "GET", "/storages", get_storages, ctx, 0);
+  rc |= http_server_route(srv, "DELETE", "/storages", delete_storages, ctx, 0);
+  rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
+  rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
+  return rc;
+}

@@ -1,0 +1,224 @@
+/* keeper: see keeper.h. */
+#include "keeper.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "retry.h"
+
+#define DEFAULT_INTERVAL_MS 5000u
+
+struct keeper {
+  keeper_opts o;
+  retry_policy backoff;
+  uint64_t rng;
+  pthread_t thread;
+  bool thread_running;
+  pthread_mutex_t mu; /* guards status, stop and the log-once memory below */
+  pthread_cond_t wake;
+  bool stop;
+  keeper_status status;
+  keeper_status logged; /* what the log last said, to log changes only */
+  bool logged_any;
+  bool seed_warned;   /* the "cannot seed yet" warning is logged once */
+  unsigned failures;  /* consecutive unclean passes; only the pass-running thread uses it */
+};
+
+keeper *keeper_new(const keeper_opts *opts) {
+  keeper *k = calloc(1, sizeof *k);
+  if (!k) return NULL;
+  k->o = *opts;
+  if (k->o.interval_ms == 0) k->o.interval_ms = DEFAULT_INTERVAL_MS;
+  uint32_t first = k->o.interval_ms < 500 ? k->o.interval_ms : 500;
+  k->backoff = (retry_policy){.initial_ms = first, .multiplier = 2.0, .max_delay_ms = k->o.interval_ms,
+                              .jitter = RETRY_JITTER_EQUAL};
+  k->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)k;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* waits immune to clock jumps */
+  int rc = pthread_cond_init(&k->wake, &ca);
+  pthread_condattr_destroy(&ca);
+  if (rc != 0) {
+    free(k);
+    return NULL;
+  }
+  if (pthread_mutex_init(&k->mu, NULL) != 0) {
+    pthread_cond_destroy(&k->wake);
+    free(k);
+    return NULL;
+  }
+  return k;
+}
+
+void keeper_free(keeper *k) {
+  if (!k) return;
+  if (k->thread_running) {
+    pthread_mutex_lock(&k->mu);
+    k->stop = true;
+    pthread_cond_signal(&k->wake);
+    pthread_mutex_unlock(&k->mu);
+    pthread_join(k->thread, NULL);
+  }
+  pthread_cond_destroy(&k->wake);
+  pthread_mutex_destroy(&k->mu);
+  free(k);
+}
+
+int keeper_provision(void *vk, const char *bucket) {
+  keeper *k = vk;
+  s3_error e;
+  int rc = s3_create_bucket(k->o.s3, bucket, &e);
+  char qb[96];
+  if (rc == S3_OK)
+    log_event(k->o.lg, LOG_INFO, "bucket ready", "bucket=%s", log_quote(qb, sizeof qb, bucket));
+  else
+    log_event(k->o.lg, LOG_WARN, "cannot create bucket", "bucket=%s error=\"%s\" s3_status=%ld s3_code=%s",
+              log_quote(qb, sizeof qb, bucket), s3_strerror(rc), e.http_status, e.s3_code[0] ? e.s3_code : "-");
+  return rc;
+}
+
+/* Seeds once; true when seeding has succeeded (now or before). */
+static bool seed(keeper *k) {
+  pthread_mutex_lock(&k->mu);
+  bool done = k->status.seeded;
+  pthread_mutex_unlock(&k->mu);
+  if (done || k->o.nseeds == 0) return true;
+  int results[8] = {0};
+  size_t n = k->o.nseeds < 8 ? k->o.nseeds : 8;
+  int rc = storage_seed(k->o.db, k->o.seeds, n, results);
+  if (rc != STORAGE_OK) {
+    if (!k->seed_warned)
+      log_event(k->o.lg, LOG_WARN, "cannot seed storages yet; will retry", "error=\"%s\"", db_strerror(rc));
+    k->seed_warned = true;
+    return false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    char qb[96], qp[220];
+    const storage *s = &k->o.seeds[i];
+    log_quote(qb, sizeof qb, s->bucket);
+    log_quote(qp, sizeof qp, s->path);
+    if (results[i] == STORAGE_OK)
+      log_event(k->o.lg, LOG_INFO, "seeded storage", "type=%s bucket=%s path=%s", s->type, qb, qp);
+    else if (results[i] == STORAGE_TAKEN)
+      log_event(k->o.lg, LOG_WARN, "not seeding storage: its bucket and path belong to another storage",
+                "type=%s bucket=%s path=%s", s->type, qb, qp);
+  }
+  pthread_mutex_lock(&k->mu);
+  k->status.seeded = true;
+  pthread_mutex_unlock(&k->mu);
+  return true;
+}
+
+/* Ensures every listed bucket exists. Fills store/missing; stops at the first sign that
+ * the store is unreachable (the rest would only wait for the same timeout). */
+static void ensure_buckets(keeper *k, json_t *buckets, keeper_status *st) {
+  st->buckets = json_array_size(buckets);
+  st->missing = st->buckets;
+  st->store = KEEPER_STORE_UP;
+  size_t i;
+  json_t *v;
+  json_array_foreach(buckets, i, v) {
+    const char *b = json_string_value(v);
+    bool exists = false;
+    s3_error e;
+    int rc = s3_bucket_exists(k->o.s3, b, &exists, &e);
+    if (rc == S3_OK && !exists) rc = keeper_provision(k, b);
+    if (rc == S3_OK) {
+      st->missing--;
+    } else if (rc == S3_ERR_UNAVAILABLE) {
+      st->store = KEEPER_STORE_DOWN;
+      return;
+    } else {
+      st->store = KEEPER_STORE_PENDING;
+    }
+  }
+}
+
+static const char *store_name(keeper_store s) {
+  switch (s) {
+  case KEEPER_STORE_UP: return "up";
+  case KEEPER_STORE_DOWN: return "unreachable";
+  case KEEPER_STORE_PENDING: return "buckets pending";
+  default: return "unknown";
+  }
+}
+
+/* Publishes the pass's result and logs it when it differs from what was last logged. */
+static void publish(keeper *k, const keeper_status *st) {
+  pthread_mutex_lock(&k->mu);
+  k->status.store = st->store;
+  k->status.buckets = st->buckets;
+  k->status.missing = st->missing;
+  bool changed = !k->logged_any || k->logged.store != st->store || k->logged.missing != st->missing ||
+                 k->logged.buckets != st->buckets;
+  k->logged = k->status;
+  k->logged_any = true;
+  pthread_mutex_unlock(&k->mu);
+  if (!changed) return;
+  log_level lvl = st->store == KEEPER_STORE_UP ? LOG_INFO : LOG_WARN;
+  log_event(k->o.lg, lvl, "object store check", "store=\"%s\" buckets=%zu missing=%zu", store_name(st->store),
+            st->buckets, st->missing);
+}
+
+/* The pass itself; keeper_run_once adds the failure count. */
+static bool pass(keeper *k) {
+  if (!seed(k)) return false; /* only the database fails a seed, and listing needs it too */
+  json_t *buckets = NULL;
+  int rc = storage_buckets(k->o.db, &buckets);
+  if (rc != STORAGE_OK) return false; /* the database is down; health shows it as db */
+  keeper_status st = {0};
+  ensure_buckets(k, buckets, &st);
+  json_decref(buckets);
+  publish(k, &st);
+  return st.store == KEEPER_STORE_UP;
+}
+
+bool keeper_run_once(keeper *k) {
+  bool clean = pass(k);
+  k->failures = clean ? 0 : k->failures + 1;
+  return clean;
+}
+
+/* Sleeps ms or until stopped; returns false when stopped. */
+static bool wait_ms(keeper *k, uint32_t ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&k->mu);
+  while (!k->stop && pthread_cond_timedwait(&k->wake, &k->mu, &until) == 0) {
+  }
+  bool go_on = !k->stop;
+  pthread_mutex_unlock(&k->mu);
+  return go_on;
+}
+
+static void *loop(void *vk) {
+  keeper *k = vk;
+  for (;;) {
+    uint32_t delay = k->failures == 0 ? k->o.interval_ms : retry_delay_ms(&k->backoff, k->failures, &k->rng);
+    if (!wait_ms(k, delay)) break;
+    keeper_run_once(k);
+  }
+  return NULL;
+}
+
+int keeper_start(keeper *k) {
+  if (k->thread_running) return 0;
+  if (pthread_create(&k->thread, NULL, loop, k) != 0) return -1;
+  k->thread_running = true;
+  return 0;
+}
+
+void keeper_status_get(keeper *k, keeper_status *out) {
+  pthread_mutex_lock(&k->mu);
+  *out = k->status;
+  pthread_mutex_unlock(&k->mu);
+}

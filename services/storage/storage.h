@@ -1,0 +1,86 @@
+/*
+ * storage: the Storage Service's domain: validation of storage descriptions and their
+ * records in the service's own database.
+ *
+ * A storage is (storageType, bucket, path): where the Resource Service keeps files in a
+ * given processing state. Validation reports every failing field at once, with the
+ * messages the handlers send as the contract's `details`. Records live in the `storages`
+ * table; (bucket, path) is unique, which is what makes a duplicate a 409 even when two
+ * requests race. SQL lives in storage_repo.c only. Nothing here knows HTTP.
+ *
+ * Thread-safety: every function may be called from any thread; the db_pool is shared.
+ */
+#ifndef FERMATA_STORAGE_H
+#define FERMATA_STORAGE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+
+#define STORAGE_PATH_MAX_CHARS 200
+
+typedef struct {
+  const char *type;   /* "STAGING" or "PERMANENT" */
+  const char *bucket; /* a valid S3 bucket name */
+  const char *path;   /* "/" or "/seg/seg" of URL-safe characters */
+} storage;
+
+/* Field rules, also used by main to check the configured seed storages. */
+bool storage_type_valid(const char *type);
+bool storage_bucket_valid(const char *bucket);
+/* NULL when valid, else the message for `path` (a static string). */
+const char *storage_path_problem(const char *path);
+
+/* Validates a parsed request body. Returns NULL when valid (and fills `out` with pointers
+ * into `body`), else a new JSON object of field -> message the caller owns. A body that
+ * is not a JSON object gives {"body": "..."}. Unknown keys are ignored. */
+json_t *storage_validate(const json_t *body, storage *out);
+
+/* The schema and its migrations, for db_opts. */
+extern const db_migration storage_migrations[];
+extern const size_t storage_nmigrations;
+
+enum {
+  STORAGE_OK = 0,
+  STORAGE_EXISTS = 1,    /* bucket+path taken (create), or the type is present (seed) */
+  STORAGE_TAKEN = 2,     /* seed only: the type is absent but its bucket+path belong to
+                            another storage, so nothing was created */
+  STORAGE_PROVISION = 3, /* create only: the provision callback failed; nothing stored */
+};
+
+/* Called by storage_create inside its transaction, after the row is known to be new and
+ * before it is committed. Returns 0 or a negative code of the callee's own, which
+ * storage_create hands back through *provision_rc. */
+typedef int (*storage_provision_fn)(void *ud, const char *bucket);
+
+/* Inserts a storage and provisions its bucket atomically: the row is inserted (a duplicate
+ * bucket+path gives STORAGE_EXISTS without calling `provision`), then `provision` runs,
+ * and the row is committed only when it succeeded (else STORAGE_PROVISION, with its code
+ * in *provision_rc, and nothing stored). Concurrent creates of the same bucket+path wait
+ * for each other on the unique index, so exactly one wins. On STORAGE_OK *id is set.
+ * Otherwise a negative DB_ERR_*. */
+int storage_create(db_pool *db, const storage *s, storage_provision_fn provision, void *ud,
+                   int32_t *id, int *provision_rc);
+
+/* Every storage as the contract's JSON array, ordered by id (new reference in *out).
+ * STORAGE_OK or a negative DB_ERR_*. */
+int storage_list(db_pool *db, json_t **out);
+
+/* The distinct bucket names of all storages (new JSON array of strings in *out), for the
+ * bucket keeper. STORAGE_OK or a negative DB_ERR_*. */
+int storage_buckets(db_pool *db, json_t **out);
+
+/* Deletes the given ids; *deleted receives a new JSON array of the ids that existed, in
+ * the order given. STORAGE_OK or a negative DB_ERR_*. */
+int storage_delete(db_pool *db, const int32_t *ids, size_t n, json_t **deleted);
+
+/* Creates each seed whose type has no storage yet. All seeds are handled in one
+ * transaction under an advisory lock, so instances starting together create each one once.
+ * results[i] receives STORAGE_OK (created), STORAGE_EXISTS or STORAGE_TAKEN. Returns
+ * STORAGE_OK or a negative DB_ERR_* (then nothing was created). */
+int storage_seed(db_pool *db, const storage *seeds, size_t n, int *results);
+
+#endif

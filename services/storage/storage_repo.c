@@ -1,0 +1,169 @@
+/*
+ * storage_repo: every SQL statement of the Storage Service. Parameters are always bound.
+ *
+ * (bucket, path) is unique: duplicates are refused by the index, never by a check-then-
+ * insert, so racing requests cannot both win. Seeding takes a transaction-scoped advisory
+ * lock so that instances starting together see each other's seeds.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "storage.h"
+
+const db_migration storage_migrations[] = {
+    {1, "create storages",
+     "CREATE TABLE storages ("
+     " id serial PRIMARY KEY,"
+     " storage_type varchar(16) NOT NULL CHECK (storage_type IN ('STAGING', 'PERMANENT')),"
+     " bucket varchar(63) NOT NULL,"
+     " path varchar(200) NOT NULL,"
+     " CONSTRAINT storages_bucket_path_key UNIQUE (bucket, path))"},
+};
+const size_t storage_nmigrations = sizeof storage_migrations / sizeof storage_migrations[0];
+
+#define INSERT_SQL                                                                                 \
+  "INSERT INTO storages (storage_type, bucket, path) VALUES ($1, $2, $3)"                         \
+  " ON CONFLICT (bucket, path) DO NOTHING RETURNING id"
+
+int storage_create(db_pool *db, const storage *s, storage_provision_fn provision, void *ud,
+                   int32_t *id, int *provision_rc) {
+  db_conn *c;
+  int rc = db_acquire(db, &c);
+  if (rc != DB_OK) return rc;
+  rc = db_begin(c);
+  if (rc != DB_OK) goto out;
+  const char *p[] = {s->type, s->bucket, s->path};
+  PGresult *res;
+  /* a concurrent insert of the same key makes this wait until that one commits or aborts */
+  rc = db_exec(c, INSERT_SQL, 3, p, &res);
+  if (rc != DB_OK) goto rollback;
+  int inserted = PQntuples(res);
+  if (inserted) *id = (int32_t)atol(PQgetvalue(res, 0, 0));
+  PQclear(res);
+  if (!inserted) {
+    rc = STORAGE_EXISTS;
+    goto rollback;
+  }
+  int prc = provision ? provision(ud, s->bucket) : 0;
+  if (prc != 0) {
+    *provision_rc = prc;
+    rc = STORAGE_PROVISION;
+    goto rollback;
+  }
+  rc = db_commit(c);
+  goto out;
+rollback:
+  db_rollback(c);
+out:
+  db_release(db, c);
+  return rc;
+}
+
+int storage_list(db_pool *db, json_t **out) {
+  PGresult *res;
+  int rc = db_query(db, "SELECT id, storage_type, bucket, path FROM storages ORDER BY id", 0, NULL, &res);
+  if (rc != DB_OK) return rc;
+  json_t *arr = json_array();
+  for (int row = 0; arr && row < PQntuples(res); row++) {
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)atol(PQgetvalue(res, row, 0)),
+                          "storageType", PQgetvalue(res, row, 1), "bucket", PQgetvalue(res, row, 2),
+                          "path", PQgetvalue(res, row, 3));
+    if (!o || json_array_append_new(arr, o) != 0) {
+      json_decref(arr);
+      arr = NULL;
+    }
+  }
+  PQclear(res);
+  *out = arr;
+  return arr ? STORAGE_OK : DB_ERR_NOMEM;
+}
+
+int storage_buckets(db_pool *db, json_t **out) {
+  PGresult *res;
+  int rc = db_query(db, "SELECT DISTINCT bucket FROM storages ORDER BY bucket", 0, NULL, &res);
+  if (rc != DB_OK) return rc;
+  json_t *arr = json_array();
+  for (int row = 0; arr && row < PQntuples(res); row++) {
+    if (json_array_append_new(arr, json_string(PQgetvalue(res, row, 0))) != 0) {
+      json_decref(arr);
+      arr = NULL;
+    }
+  }
+  PQclear(res);
+  *out = arr;
+  return arr ? STORAGE_OK : DB_ERR_NOMEM;
+}
+
+int storage_delete(db_pool *db, const int32_t *ids, size_t n, json_t **deleted) {
+  *deleted = json_array();
+  if (!*deleted) return DB_ERR_NOMEM;
+  if (n == 0) return STORAGE_OK;
+  char *arr = db_int_array(ids, n);
+  if (!arr) {
+    json_decref(*deleted);
+    *deleted = NULL;
+    return DB_ERR_NOMEM;
+  }
+  const char *p[] = {arr};
+  PGresult *res;
+  int rc = db_query(db, "DELETE FROM storages WHERE id = ANY($1::int[]) RETURNING id", 1, p, &res);
+  free(arr);
+  if (rc != DB_OK) {
+    json_decref(*deleted);
+    *deleted = NULL;
+    return rc;
+  }
+  /* answer in request order */
+  for (size_t i = 0; i < n; i++) {
+    for (int row = 0; row < PQntuples(res); row++) {
+      if (atol(PQgetvalue(res, row, 0)) == ids[i]) {
+        json_array_append_new(*deleted, json_integer(ids[i]));
+        break;
+      }
+    }
+  }
+  PQclear(res);
+  return STORAGE_OK;
+}
+
+/* One seed inside the seeding transaction: STORAGE_OK, STORAGE_EXISTS, STORAGE_TAKEN or a
+ * negative DB_ERR_*. */
+static int seed_one(db_conn *c, const storage *s) {
+  const char *pt[] = {s->type};
+  PGresult *res;
+  int rc = db_exec(c, "SELECT 1 FROM storages WHERE storage_type = $1 LIMIT 1", 1, pt, &res);
+  if (rc != DB_OK) return rc;
+  int present = PQntuples(res);
+  PQclear(res);
+  if (present) return STORAGE_EXISTS;
+  const char *p[] = {s->type, s->bucket, s->path};
+  rc = db_exec(c, INSERT_SQL, 3, p, &res);
+  if (rc != DB_OK) return rc;
+  int inserted = PQntuples(res);
+  PQclear(res);
+  return inserted ? STORAGE_OK : STORAGE_TAKEN;
+}
+
+int storage_seed(db_pool *db, const storage *seeds, size_t n, int *results) {
+  db_conn *c;
+  int rc = db_acquire(db, &c);
+  if (rc != DB_OK) return rc;
+  rc = db_begin(c);
+  if (rc != DB_OK) goto out;
+  /* serialises seeding across instances until commit; the key is a constant of ours */
+  rc = db_exec(c, "SELECT pg_advisory_xact_lock(hashtext('fermata.storage.seed'))", 0, NULL, NULL);
+  for (size_t i = 0; rc == DB_OK && i < n; i++) {
+    int r = seed_one(c, &seeds[i]);
+    if (r < 0)
+      rc = r;
+    else
+      results[i] = r;
+  }
+  if (rc == DB_OK)
+    rc = db_commit(c);
+  else
+    db_rollback(c);
+out:
+  db_release(db, c);
+  return rc;
+}
