@@ -316,7 +316,27 @@ static void pub_fail(mq_publisher *p, int healthy) {
   p->next_try_ms = now_ms() + mq_backoff_delay_ms(&p->reconnect, p->failures, next_rand(&p->seed));
 }
 
+/* An idle publisher services no heartbeats, so the broker may have closed its connection
+ * (missed heartbeats, restart). Drain what arrived without blocking: that answers the
+ * broker's heartbeats and finds a dead connection before we publish on it. A stale
+ * connection is not a failure: it is replaced at once, without backoff. */
+static void pub_drain_idle(mq_publisher *p) {
+  struct timeval zero = {0, 0};
+  for (int i = 0; i < 64 && p->conn; i++) {
+    amqp_frame_t f;
+    int rc = amqp_simple_wait_frame_noblock(p->conn, &f, &zero);
+    if (rc == AMQP_STATUS_TIMEOUT) return;
+    if (rc != AMQP_STATUS_OK ||
+        (f.frame_type == AMQP_FRAME_METHOD && (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
+                                               f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD))) {
+      log_event(p->params.log, LOG_INFO, "mq publisher connection went stale; reconnecting", NULL);
+      conn_drop(&p->conn, 0);
+    }
+  }
+}
+
 static int pub_connect(mq_publisher *p) {
+  if (p->conn) pub_drain_idle(p);
   if (p->conn) return 0;
   if (now_ms() < p->next_try_ms) return MQ_EDOWN;
   int rc = conn_open(&p->params, &p->conn);

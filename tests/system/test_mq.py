@@ -210,6 +210,15 @@ def test_publisher_reports_broker_down_then_recovers(driver, qname):
     assert rc == 0 and message_count(qname) == 1
 
 
+def test_idle_publisher_survives_missed_heartbeats(driver, qname):
+    # The driver asks for 5 s heartbeats; 18 s idle makes the broker drop the connection
+    # ("missed heartbeats from client" in its log): the next publish must reconnect, not fail.
+    rc, events, err = run_driver(driver, "publish", "--queue", qname, "--body", "idle",
+                                 "--count", "2", "--gap-ms", "18000")
+    assert rc == 0, (events, err)
+    assert message_count(qname) == 2
+
+
 def test_consumer_reconnects_after_broker_sigkill_and_gets_unacked_again(driver, qname):
     run_driver(driver, "publish", "--queue", qname, "--count", "0")
     publish_with_pika(qname, "m1")
@@ -222,7 +231,6 @@ def test_consumer_reconnects_after_broker_sigkill_and_gets_unacked_again(driver,
         stack("start")
         again = c.next("msg", timeout=60)
         assert again["body"] == "m1"  # came back: it was never acked
-        print("events:", c.seen)
         publish_with_pika(qname, "m2")
         after = c.next("msg", timeout=30)
         assert after["body"] == "m2"

@@ -5,7 +5,8 @@
  * Every event is one JSON line on stdout, flushed at once, so the test can follow along.
  *
  *   mq_driver publish --url U --exchange X --queue Q [--key K] [--rk RK] --body B
- *                     [--count N] [--request-id R]        (RK: routing key, default K)
+ *                     [--count N] [--gap-ms G] [--request-id R]   (RK: routing key, default K;
+ *                     G: idle time between publishes)
  *   mq_driver consume --url U --exchange X --queue Q [--key K]
  *                     [--mode ack|reject|retry|retry-once|requeue-once] [--hold-ms H]
  *                     [--count N] [--seconds S] [--prefetch P] [--max-attempts M]
@@ -27,7 +28,7 @@
 
 typedef struct {
   const char *url, *exchange, *queue, *key, *rk, *body, *request_id, *mode, *reason;
-  long count, hold_ms, seconds, prefetch, max_attempts, retry_ms;
+  long count, gap_ms, hold_ms, seconds, prefetch, max_attempts, retry_ms;
 } args;
 
 typedef struct {
@@ -91,6 +92,7 @@ static int do_publish(const args *a, const mq_params *p, const mq_topology *t) {
   }
   for (long i = 0; i < a->count; i++) {
     char body[1024];
+    if (i > 0 && a->gap_ms > 0) sleep_ms(a->gap_ms);
     if (a->count == 1) snprintf(body, sizeof body, "%s", a->body);
     else snprintf(body, sizeof body, "%s-%ld", a->body, i);
     mq_publish_opts o = {.request_id = a->request_id, .attempt = 0};
@@ -148,6 +150,7 @@ int main(int argc, char **argv) {
       {"prefetch", required_argument, NULL, 'p'},   {"max-attempts", required_argument, NULL, 'a'},
       {"retry-ms", required_argument, NULL, 't'},   {"reason", required_argument, NULL, 'R'},
       {"rk", required_argument, NULL, 'K'},
+      {"gap-ms", required_argument, NULL, 'g'},
       {0, 0, 0, 0}};
   if (argc < 2) goto usage;
   const char *cmd = argv[1];
@@ -170,6 +173,7 @@ int main(int argc, char **argv) {
     case 't': a.retry_ms = strtol(optarg, NULL, 10); break;
     case 'R': a.reason = optarg; break;
     case 'K': a.rk = optarg; break;
+    case 'g': a.gap_ms = strtol(optarg, NULL, 10); break;
     default: goto usage;
     }
   }
