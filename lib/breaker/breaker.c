@@ -82,6 +82,24 @@ static int64_t wall_ns(const breaker *b)
                              : clock_read(CLOCK_REALTIME);
 }
 
+/* The monotonic clock read at most once per entry point, and only when the path needs it
+ * (CLOSED with a COUNT_BASED window never does): reading it costs as much as the rest of
+ * an acquire. */
+typedef struct lazy_now {
+    breaker *b;
+    int64_t v;
+    bool have;
+} lazy_now;
+
+static int64_t lz(lazy_now *n)
+{
+    if (!n->have) {
+        n->v = now_ns(n->b);
+        n->have = true;
+    }
+    return n->v;
+}
+
 static double random01(breaker *b)
 {
     if (b->cfg.random)
@@ -249,12 +267,11 @@ static bool state_allows_publish(breaker_state s)
 }
 
 /* Java's publishEvent: forced types always, others only if the current state allows. */
-static void publish(breaker *b, breaker_event *ev)
+static void publish(breaker *b, breaker_event *ev, const char *message)
 {
     bool forced = ev->type == BREAKER_EV_STATE_TRANSITION || ev->type == BREAKER_EV_RESET;
     if (!forced && !state_allows_publish(b->state))
         return;
-    ev->wall_ns = wall_ns(b);
     int k = -1;
     switch (ev->type) {
     case BREAKER_EV_SUCCESS: k = 0; break;
@@ -270,22 +287,35 @@ static void publish(breaker *b, breaker_event *ev)
             b->counters.max_ns[k] = ev->duration_ns;
     }
     int32_t cap = b->cfg.event_buffer_size;
+    if (cap == 0 && !b->cfg.listener)
+        return; /* nobody consumes events: like Resilience4j without consumers, build none */
+    ev->wall_ns = wall_ns(b);
+    if (cap == 0) {
+        b->cfg.listener(b->cfg.listener_ctx, b, ev);
+        return;
+    }
     int32_t slot = (b->ring_head + b->ring_len) % cap;
     if (b->ring_len == cap)
         b->ring_head = (b->ring_head + 1) % cap;
     else
         b->ring_len++;
-    b->ring[slot] = *ev;
+    /* only the header is copied; the message goes straight into the slot */
+    breaker_event *dst = &b->ring[slot];
+    memcpy(dst, ev, offsetof(breaker_event, message));
+    if (message)
+        snprintf(dst->message, sizeof dst->message, "%s", message);
+    else
+        dst->message[0] = '\0';
     if (b->cfg.listener)
-        b->cfg.listener(b->cfg.listener_ctx, b, ev);
+        b->cfg.listener(b->cfg.listener_ctx, b, dst);
 }
 
 static void publish_simple(breaker *b, breaker_event_type t)
 {
     breaker_event ev;
-    memset(&ev, 0, sizeof ev);
+    memset(&ev, 0, offsetof(breaker_event, message));
     ev.type = t;
-    publish(b, &ev);
+    publish(b, &ev, NULL);
 }
 
 static void publish_transition(breaker *b, breaker_state from, breaker_state to)
@@ -293,20 +323,20 @@ static void publish_transition(breaker *b, breaker_state from, breaker_state to)
     if (from == to)
         return; /* Java: internal transitions publish nothing */
     breaker_event ev;
-    memset(&ev, 0, sizeof ev);
+    memset(&ev, 0, offsetof(breaker_event, message));
     ev.type = BREAKER_EV_STATE_TRANSITION;
     ev.from = from;
     ev.to = to;
-    publish(b, &ev);
+    publish(b, &ev, NULL);
 }
 
 static void publish_rate(breaker *b, breaker_event_type t, float rate)
 {
     breaker_event ev;
-    memset(&ev, 0, sizeof ev);
+    memset(&ev, 0, offsetof(breaker_event, message));
     ev.type = t;
     ev.rate = rate;
-    publish(b, &ev);
+    publish(b, &ev, NULL);
 }
 
 /* ---- state machine -------------------------------------------------------------- */
@@ -379,8 +409,11 @@ static void move_to(breaker *b, breaker_state to, int64_t at)
 }
 
 /* Runs the automatic transitions due by `now`, each at its own due time. */
-static void fire_timers(breaker *b, int64_t now)
+static void fire_timers(breaker *b, lazy_now *ln)
 {
+    if (!b->timer_armed)
+        return;
+    int64_t now = lz(ln);
     while (b->timer_armed && now >= b->timer_due) {
         int64_t at = b->timer_due;
         b->timer_armed = false;
@@ -401,7 +434,7 @@ static bool half_open_acquire(breaker *b)
     return false;
 }
 
-static bool acquire_locked(breaker *b, int64_t now)
+static bool acquire_locked(breaker *b, lazy_now *ln)
 {
     switch (b->state) {
     case BREAKER_CLOSED:
@@ -411,8 +444,8 @@ static bool acquire_locked(breaker *b, int64_t now)
     case BREAKER_HALF_OPEN:
         return half_open_acquire(b);
     case BREAKER_OPEN:
-        if (now > b->retry_after) {
-            move_to(b, BREAKER_HALF_OPEN, now);
+        if (lz(ln) > b->retry_after) {
+            move_to(b, BREAKER_HALF_OPEN, lz(ln));
             return half_open_acquire(b);
         }
         b->cur->not_permitted++;
@@ -427,16 +460,16 @@ static bool acquire_locked(breaker *b, int64_t now)
 bool breaker_try_acquire(breaker *b)
 {
     pthread_mutex_lock(&b->mu);
-    int64_t now = now_ns(b);
-    fire_timers(b, now);
-    bool ok = acquire_locked(b, now);
+    lazy_now ln = {b, 0, false};
+    fire_timers(b, &ln);
+    bool ok = acquire_locked(b, &ln);
     if (!ok)
         publish_simple(b, BREAKER_EV_NOT_PERMITTED);
     pthread_mutex_unlock(&b->mu);
     return ok;
 }
 
-static void on_result_closed(breaker *b, int res, int64_t now)
+static void on_result_closed(breaker *b, int res, lazy_now *ln)
 {
     if (res == RES_BELOW || res == RES_BELOW_MINIMUM)
         return;
@@ -444,7 +477,7 @@ static void on_result_closed(breaker *b, int res, int64_t now)
         publish_rate(b, BREAKER_EV_FAILURE_RATE_EXCEEDED, win_failure_rate(b->cur));
     if (res == RES_SLOW || res == RES_BOTH)
         publish_rate(b, BREAKER_EV_SLOW_CALL_RATE_EXCEEDED, win_slow_rate(b->cur));
-    move_to(b, BREAKER_OPEN, now);
+    move_to(b, BREAKER_OPEN, lz(ln));
 }
 
 static void on_result_metrics_only(breaker *b, int res)
@@ -460,8 +493,9 @@ static void on_result_metrics_only(breaker *b, int res)
 }
 
 /* The state's onSuccess/onError once the event is published. */
-static void record_in_state(breaker *b, int out, int64_t now)
+static void record_in_state(breaker *b, int out, lazy_now *ln)
 {
+    int64_t now = b->cur->type == BREAKER_TIME_BASED && b->cur->size > 0 ? lz(ln) : 0;
     switch (b->state) {
     case BREAKER_DISABLED:
     case BREAKER_FORCED_OPEN:
@@ -471,7 +505,7 @@ static void record_in_state(breaker *b, int out, int64_t now)
         return;
     case BREAKER_CLOSED:
         win_record(b->cur, out, now);
-        on_result_closed(b, win_check(b, b->cur), now);
+        on_result_closed(b, win_check(b, b->cur), ln);
         return;
     case BREAKER_METRICS_ONLY:
         win_record(b->cur, out, now);
@@ -481,9 +515,9 @@ static void record_in_state(breaker *b, int out, int64_t now)
         win_record(b->cur, out, now);
         int res = win_check(b, b->cur);
         if (res == RES_BELOW)
-            move_to(b, BREAKER_CLOSED, now);
+            move_to(b, BREAKER_CLOSED, lz(ln));
         else if (res != RES_BELOW_MINIMUM)
-            move_to(b, BREAKER_OPEN, now);
+            move_to(b, BREAKER_OPEN, lz(ln));
         return;
     }
     }
@@ -495,32 +529,29 @@ void breaker_record_msg(breaker *b, breaker_outcome outcome, int64_t duration_ns
     if (duration_ns < 0)
         duration_ns = 0;
     breaker_event ev;
-    memset(&ev, 0, sizeof ev);
+    memset(&ev, 0, offsetof(breaker_event, message));
     ev.duration_ns = duration_ns;
-    if (message)
-        snprintf(ev.message, sizeof ev.message, "%s", message);
     pthread_mutex_lock(&b->mu);
-    int64_t now = now_ns(b);
-    fire_timers(b, now);
+    lazy_now ln = {b, 0, false};
+    fire_timers(b, &ln);
     bool slow = duration_ns > b->cfg.slow_call_duration_threshold_ns;
     switch (outcome) {
     case BREAKER_IGNORED:
         if (b->state == BREAKER_HALF_OPEN)
             b->half_permits++; /* releasePermission: no upper cap, as in Java */
         ev.type = BREAKER_EV_IGNORED_ERROR;
-        publish(b, &ev);
+        publish(b, &ev, message);
         break;
     case BREAKER_SUCCESS:
         ev.type = BREAKER_EV_SUCCESS;
-        ev.message[0] = '\0';
-        publish(b, &ev);
-        record_in_state(b, slow ? OUT_SLOW_SUCCESS : OUT_SUCCESS, now);
+        publish(b, &ev, NULL);
+        record_in_state(b, slow ? OUT_SLOW_SUCCESS : OUT_SUCCESS, &ln);
         break;
     case BREAKER_FAILURE:
     default:
         ev.type = BREAKER_EV_ERROR;
-        publish(b, &ev);
-        record_in_state(b, slow ? OUT_SLOW_ERROR : OUT_ERROR, now);
+        publish(b, &ev, message);
+        record_in_state(b, slow ? OUT_SLOW_ERROR : OUT_ERROR, &ln);
         break;
     }
     pthread_mutex_unlock(&b->mu);
@@ -536,8 +567,9 @@ int breaker_transition(breaker *b, breaker_state to)
     if ((unsigned)to >= BREAKER_STATE_COUNT)
         return BREAKER_EINVAL;
     pthread_mutex_lock(&b->mu);
-    int64_t now = now_ns(b);
-    fire_timers(b, now);
+    lazy_now ln = {b, 0, false};
+    fire_timers(b, &ln);
+    int64_t now = lz(&ln);
     int rc = BREAKER_OK;
     if (!transition_legal(b->state, to))
         rc = BREAKER_EILLEGAL;
@@ -550,8 +582,9 @@ int breaker_transition(breaker *b, breaker_state to)
 void breaker_reset(breaker *b)
 {
     pthread_mutex_lock(&b->mu);
-    int64_t now = now_ns(b);
-    fire_timers(b, now);
+    lazy_now ln = {b, 0, false};
+    fire_timers(b, &ln);
+    int64_t now = lz(&ln);
     breaker_state from = b->state;
     enter_state(b, BREAKER_CLOSED, now);
     publish_transition(b, from, BREAKER_CLOSED);
@@ -562,7 +595,8 @@ void breaker_reset(breaker *b)
 void breaker_tick(breaker *b)
 {
     pthread_mutex_lock(&b->mu);
-    fire_timers(b, now_ns(b));
+    lazy_now ln = {b, 0, false};
+    fire_timers(b, &ln);
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -586,12 +620,12 @@ static void metrics_locked(breaker *b, int64_t now, breaker_metrics *m)
 void breaker_get_snapshot(breaker *b, breaker_state *state, breaker_metrics *m)
 {
     pthread_mutex_lock(&b->mu);
-    int64_t now = now_ns(b);
-    fire_timers(b, now);
+    lazy_now ln = {b, 0, false};
+    fire_timers(b, &ln);
     if (state)
         *state = b->state;
     if (m)
-        metrics_locked(b, now, m);
+        metrics_locked(b, b->cur->type == BREAKER_TIME_BASED ? lz(&ln) : 0, m);
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -610,7 +644,8 @@ void breaker_get_metrics(breaker *b, breaker_metrics *out)
 void breaker_get_counters(breaker *b, breaker_counters *out)
 {
     pthread_mutex_lock(&b->mu);
-    fire_timers(b, now_ns(b));
+    lazy_now ln = {b, 0, false};
+    fire_timers(b, &ln);
     *out = b->counters;
     pthread_mutex_unlock(&b->mu);
 }
@@ -618,14 +653,15 @@ void breaker_get_counters(breaker *b, breaker_counters *out)
 size_t breaker_get_events(breaker *b, breaker_event *out, size_t max)
 {
     pthread_mutex_lock(&b->mu);
-    fire_timers(b, now_ns(b));
+    lazy_now ln = {b, 0, false};
+    fire_timers(b, &ln);
     size_t n = (size_t)b->ring_len;
     if (out) {
         if (n > max)
             n = max;
         /* the newest n would lose the oldest; we keep oldest-first order of the newest n */
         size_t skip = (size_t)b->ring_len - n;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) /* n > 0 implies a ring */
             out[i] = b->ring[(b->ring_head + skip + i) % (size_t)b->cfg.event_buffer_size];
     }
     pthread_mutex_unlock(&b->mu);
@@ -837,8 +873,8 @@ int breaker_config_validate(const breaker_config *c, char *msg, size_t len)
     }
     if (c->exponential_backoff && !(c->exponential_multiplier > 0.0))
         return invalid(msg, len, "exponentialBackoffMultiplier must be greater than 0");
-    if (c->event_buffer_size < 1)
-        return invalid(msg, len, "eventConsumerBufferSize must be greater than 0");
+    if (c->event_buffer_size < 0)
+        return invalid(msg, len, "eventConsumerBufferSize must be at least 0");
     return BREAKER_OK;
 }
 
@@ -867,12 +903,19 @@ int breaker_new(const char *name, const breaker_config *cfg, breaker **out, char
     if (!b)
         return BREAKER_ENOMEM;
     b->cfg = *cfg;
-    if (pthread_mutex_init(&b->mu, NULL) != 0) {
+    /* Adaptive: spins briefly before sleeping; critical sections are tens of ns, so two
+     * threads on two cores rarely need the futex. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    int mrc = pthread_mutex_init(&b->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
+    if (mrc != 0) {
         free(b);
         return BREAKER_ENOMEM;
     }
     b->name = strdup(name);
-    b->ring = calloc((size_t)cfg->event_buffer_size, sizeof *b->ring);
+    b->ring = calloc(cfg->event_buffer_size ? (size_t)cfg->event_buffer_size : 1, sizeof *b->ring);
     if (!b->name || !b->ring ||
         win_init(&b->main, cfg->window_type, cfg->window_size, cfg->minimum_calls) ||
         win_init(&b->half, BREAKER_COUNT_BASED, cfg->permitted_calls_in_half_open,

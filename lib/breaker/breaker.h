@@ -123,7 +123,8 @@ typedef struct breaker_config {
     double randomized_wait_factor;         /* [0, 1]; default 0.5 */
     bool automatic_transition;             /* automaticTransitionFromOpenToHalfOpenEnabled */
     breaker_state initial_state;           /* default CLOSED */
-    int32_t event_buffer_size;             /* ring of last events; >= 1; default 100 */
+    int32_t event_buffer_size;             /* ring of last events; default 100; 0 = keep
+                                            * none (with no listener, events cost nothing) */
     breaker_clock_fn clock;                /* NULL = CLOCK_MONOTONIC */
     void *clock_ctx;
     breaker_clock_fn wall_clock;           /* NULL = CLOCK_REALTIME */
