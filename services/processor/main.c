@@ -1,0 +1,169 @@
+/*
+ * fermata-processor: the Resource Processor. Consumes "resource.uploaded", turns each
+ * resource into song metadata (pipeline.c), announces "resource.processed", and serves
+ * only /actuator/health and /actuator/prometheus over HTTP.
+ *
+ * Shutdown on SIGTERM/SIGINT: raise the stop flag (in-place HTTP retries end early), stop
+ * every consumer (each settles the delivery it holds: acked, or rescheduled through the
+ * delay queue), then stop the HTTP server. Deliveries not yet started stay in the broker.
+ *
+ * Environment (defaults = the local stack):
+ *   SERVER_PORT (8084), AMQP_URL (amqp://fermata:fermata@127.0.0.1:56720/),
+ *   RESOURCE_SERVICE_URL (http://127.0.0.1:8081), SONG_SERVICE_URL (http://127.0.0.1:8082),
+ *   PROCESSOR_CONCURRENCY (4), PROCESSOR_MAX_ATTEMPTS (5), PROCESSOR_RETRY_INITIAL (1s),
+ *   PROCESSOR_RETRY_MAX (60s), PROCESSOR_HTTP_ATTEMPTS (3), PROCESSOR_MAX_RESOURCE_SIZE
+ *   (52428800 bytes), HTTP_CONNECT_TIMEOUT (1s), HTTP_TIMEOUT (5s), LOG_LEVEL (info).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "config.h"
+#include "handlers.h"
+#include "http.h"
+#include "httpc.h"
+#include "log.h"
+#include "mq.h"
+#include "pipeline.h"
+#include "proc.h"
+#include "svc.h"
+#include "workers.h"
+
+typedef struct proc_config {
+  unsigned port;
+  char amqp_url[1024];
+  char resource_url[512];
+  char song_url[512];
+  unsigned concurrency;
+  unsigned max_attempts;
+  long long retry_initial_ms, retry_max_ms;
+  unsigned http_attempts;
+  long long max_resource_bytes;
+  long long connect_timeout_ms, timeout_ms;
+  log_level level;
+} proc_config;
+
+/* Copies a base URL without trailing slashes, so "{base}/songs" never has "//". */
+static void base_url(const char *name, const char *def, char *out, size_t cap, config_err *err) {
+  const char *v = config_str(name, def);
+  size_t n = strlen(v);
+  while (n > 0 && v[n - 1] == '/') n--;
+  if (n >= cap || (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)) {
+    if (!err->msg[0]) snprintf(err->msg, sizeof err->msg, "%s: expected an http(s) URL", name);
+    out[0] = '\0';
+    return;
+  }
+  memcpy(out, v, n);
+  out[n] = '\0';
+}
+
+static void read_config(proc_config *c, config_err *err) {
+  if (log_level_parse(config_str("LOG_LEVEL", "info"), &c->level) != 0)
+    snprintf(err->msg, sizeof err->msg, "LOG_LEVEL: expected debug, info, warn or error");
+  c->port = (unsigned)config_int("SERVER_PORT", 8084, 0, 65535, err);
+  snprintf(c->amqp_url, sizeof c->amqp_url, "%s",
+           config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:56720/"));
+  base_url("RESOURCE_SERVICE_URL", "http://127.0.0.1:8081", c->resource_url,
+           sizeof c->resource_url, err);
+  base_url("SONG_SERVICE_URL", "http://127.0.0.1:8082", c->song_url, sizeof c->song_url, err);
+  c->concurrency = (unsigned)config_int("PROCESSOR_CONCURRENCY", 4, 1, 64, err);
+  c->max_attempts = (unsigned)config_int("PROCESSOR_MAX_ATTEMPTS", 5, 1, 1000, err);
+  c->retry_initial_ms = config_duration_ms("PROCESSOR_RETRY_INITIAL", 1000, 1, 3600000, err);
+  c->retry_max_ms = config_duration_ms("PROCESSOR_RETRY_MAX", 60000, 1, 86400000, err);
+  if (c->retry_max_ms < c->retry_initial_ms && !err->msg[0])
+    snprintf(err->msg, sizeof err->msg, "PROCESSOR_RETRY_MAX: below PROCESSOR_RETRY_INITIAL");
+  c->http_attempts = (unsigned)config_int("PROCESSOR_HTTP_ATTEMPTS", 3, 1, 10, err);
+  c->max_resource_bytes =
+      config_int("PROCESSOR_MAX_RESOURCE_SIZE", 50LL * 1024 * 1024, 1024, 1LL << 31, err);
+  c->connect_timeout_ms = config_duration_ms("HTTP_CONNECT_TIMEOUT", 1000, 1, 60000, err);
+  c->timeout_ms = config_duration_ms("HTTP_TIMEOUT", 5000, 1, 600000, err);
+}
+
+int main(void) {
+  svc_block_signals();
+  config_err cerr = {0};
+  proc_config cfg = {0};
+  read_config(&cfg, &cerr);
+  mq_params mqp;
+  if (!cerr.msg[0] && mq_params_from_url(cfg.amqp_url, &mqp) != MQ_OK)
+    snprintf(cerr.msg, sizeof cerr.msg, "AMQP_URL: expected amqp://user:pass@host:port/vhost");
+  log *lg = log_new("processor", cfg.level, stderr);
+  if (!lg) return 1;
+  if (cerr.msg[0]) {
+    log_event(lg, LOG_ERROR, "bad configuration", "detail=\"%s\"", cerr.msg);
+    log_free(lg);
+    return 2;
+  }
+  mqp.log = lg;
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    log_event(lg, LOG_ERROR, "curl_global_init failed", NULL);
+    log_free(lg);
+    return 1;
+  }
+
+  int status = 1;
+  proc_stats stats = {0};
+  atomic_bool stop = false;
+  httpc *res_http = NULL, *song_http = NULL;
+  workers *pool = NULL;
+  http_server *srv = NULL;
+  httpc_config rc_cfg = {.connect_timeout_ms = (long)cfg.connect_timeout_ms,
+                         .timeout_ms = (long)cfg.timeout_ms,
+                         .max_response_bytes = (size_t)cfg.max_resource_bytes,
+                         .max_idle_handles = (int)cfg.concurrency,
+                         .user_agent = "fermata-processor"};
+  httpc_config sc_cfg = rc_cfg;
+  sc_cfg.max_response_bytes = 64 * 1024;
+  if (httpc_new(&rc_cfg, &res_http) != HTTPC_OK || httpc_new(&sc_cfg, &song_http) != HTTPC_OK)
+    goto out;
+  peers pe = {.resource_http = res_http, .song_http = song_http,
+              .resource_url = cfg.resource_url, .song_url = cfg.song_url, .stats = &stats};
+  /* In-place retries ride out blips of a peer; longer outages go through the delay queue.
+   * Kept short because heartbeats are not serviced while a handler runs. */
+  proc_pipeline pl = {.peers = &pe,
+                      .call_retry = {.initial_ms = 200, .multiplier = 2.0, .max_delay_ms = 2000,
+                                     .jitter = RETRY_JITTER_EQUAL,
+                                     .max_attempts = cfg.http_attempts},
+                      .stop = &stop, .lg = lg};
+  workers_opts wo = {.mq = &mqp, .count = cfg.concurrency, .max_attempts = cfg.max_attempts,
+                     .retry = {(uint32_t)cfg.retry_initial_ms, (uint32_t)cfg.retry_max_ms},
+                     .pipeline = &pl, .stats = &stats, .lg = lg};
+  pool = workers_new(&wo);
+  http_server_opts ho = {.port = cfg.port, .shutdown_grace_ms = 5000};
+  srv = http_server_new(&ho, lg);
+  proc_http_ctx hctx = {.srv = srv, .pool = pool, .stats = &stats};
+  if (!pool || !srv || proc_routes(srv, &hctx) != HTTP_OK) {
+    log_event(lg, LOG_ERROR, "cannot set up", NULL);
+    goto out;
+  }
+  if (http_server_start(srv) != HTTP_OK) {
+    log_event(lg, LOG_ERROR, "cannot listen", "port=%u", cfg.port);
+    goto out;
+  }
+  if (workers_start(pool) != 0) {
+    log_event(lg, LOG_ERROR, "cannot start consumers", NULL);
+    goto out;
+  }
+  log_event(lg, LOG_INFO, "started",
+            "port=%u broker=%s:%d workers=%u max_attempts=%u retry_ms=%lld..%lld "
+            "resource=%s song=%s",
+            http_server_port(srv), mqp.host, mqp.port, cfg.concurrency, cfg.max_attempts,
+            cfg.retry_initial_ms, cfg.retry_max_ms, cfg.resource_url, cfg.song_url);
+  int sig = svc_wait_for_stop();
+  log_event(lg, LOG_INFO, "stopping", "signal=%d", sig);
+  status = 0;
+out:
+  atomic_store(&stop, true);
+  workers_stop(pool);
+  if (srv) http_server_stop(srv);
+  workers_free(pool);
+  http_server_free(srv);
+  httpc_free(song_http);
+  httpc_free(res_http);
+  curl_global_cleanup();
+  log_event(lg, LOG_INFO, "stopped", NULL);
+  log_free(lg);
+  return status;
+}
