@@ -1,0 +1,153 @@
+/* handlers: see handlers.h. */
+#include "handlers.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "health.h"
+#include "ids.h"
+#include "mp3.h"
+#include "range.h"
+
+static void reply_failure(http_req *r, int rc) {
+  switch (rc) {
+    case RES_ERR_DB: http_reply_error(r, 503, "Service temporarily unavailable, please retry later"); break;
+    case RES_ERR_STORE: http_reply_error(r, 503, "File storage is temporarily unavailable, please retry later"); break;
+    case RES_ERR_NO_STORAGE: http_reply_error(r, 503, "No storage is available for the file, please retry later"); break;
+    default: http_reply_internal(r, "resource operation failed"); break;
+  }
+}
+
+/* The media type of a Content-Type value, without parameters, is audio/mpeg. */
+static bool is_mpeg(const char *ct) {
+  if (!ct) return false;
+  while (*ct == ' ') ct++;
+  size_t n = strcspn(ct, ";");
+  while (n && ct[n - 1] == ' ') n--;
+  return n == 10 && strncasecmp(ct, "audio/mpeg", 10) == 0;
+}
+
+static void post_resource(http_req *r, void *vctx) {
+  resource_http *ctx = vctx;
+  const char *ct = http_req_header(r, "Content-Type");
+  if (!is_mpeg(ct)) {
+    http_reply_errorf(r, 400, "Invalid file format: %s. Only MP3 files are allowed", ct ? ct : "null");
+    return;
+  }
+  size_t len;
+  const char *body = http_req_body(r, &len);
+  const char *why = NULL;
+  if (mp3_validate((const uint8_t *)body, len, &why) != MP3_OK) {
+    http_reply_errorf(r, 400, "Invalid MP3 file: %s", why);
+    return;
+  }
+  int32_t id;
+  int rc = resource_upload(ctx->svc, body, len, http_req_id(r), &id);
+  if (rc != RES_OK) {
+    reply_failure(r, rc);
+    return;
+  }
+  http_reply_json(r, 200, json_pack("{s:i}", "id", (json_int_t)id));
+}
+
+static void get_resource(http_req *r, void *vctx) {
+  resource_http *ctx = vctx;
+  const char *raw = http_req_param(r, "id");
+  int32_t id;
+  if (ids_parse(raw, &id) != 0) {
+    char msg[512];
+    ids_invalid_message(raw, msg, sizeof msg);
+    http_reply_error(r, 400, msg);
+    return;
+  }
+  resource_row row;
+  int rc = resource_find(ctx->svc, id, &row);
+  if (rc == RES_NOT_FOUND) {
+    http_reply_errorf(r, 404, "Resource with ID=%d not found", id);
+    return;
+  }
+  if (rc != RES_OK) {
+    reply_failure(r, rc);
+    return;
+  }
+  uint64_t first = 0, last = row.size - 1;
+  range_result rr = range_parse(http_req_header(r, "Range"), row.size, &first, &last);
+  char cr[96];
+  if (rr == RANGE_UNSATISFIABLE) {
+    snprintf(cr, sizeof cr, "bytes */%" PRIu64, row.size);
+    http_reply_header(r, "Content-Range", cr);
+    http_reply_errorf(r, 416, "Requested range not satisfiable: the file has %" PRIu64 " bytes", row.size);
+    return;
+  }
+  char *data;
+  size_t len;
+  rc = resource_read(ctx->svc, id, first, last, &data, &len);
+  if (rc == RES_NOT_FOUND) {
+    http_reply_errorf(r, 404, "Resource with ID=%d not found", id);
+    return;
+  }
+  if (rc != RES_OK) {
+    reply_failure(r, rc);
+    return;
+  }
+  http_reply_header(r, "Accept-Ranges", "bytes");
+  if (rr == RANGE_PARTIAL) {
+    snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last, row.size);
+    http_reply_header(r, "Content-Range", cr);
+  }
+  http_reply_buffer(r, rr == RANGE_PARTIAL ? 206 : 200, "audio/mpeg", data, len, free);
+}
+
+static void delete_resources(http_req *r, void *vctx) {
+  resource_http *ctx = vctx;
+  ids_list ids;
+  char msg[512];
+  if (ids_csv(http_req_query(r, "id"), &ids, msg, sizeof msg) != 0) {
+    http_reply_error(r, 400, msg);
+    return;
+  }
+  json_t *deleted = NULL;
+  int rc = resource_delete(ctx->svc, ids.ids, ids.n, http_req_id(r), &deleted);
+  ids_list_free(&ids);
+  if (rc != RES_OK) {
+    reply_failure(r, rc);
+    return;
+  }
+  http_reply_json(r, 200, json_pack("{s:o}", "ids", deleted));
+}
+
+static void health(http_req *r, void *vctx) {
+  resource_http *ctx = vctx;
+  json_t *c = json_object();
+  int rc = db_ping(ctx->svc->db);
+  health_component(c, "db", rc == DB_OK ? "UP" : "DOWN", json_pack("{s:s}", "database", "PostgreSQL"));
+  bool exists = false;
+  int src = s3_bucket_exists(ctx->svc->s3, ctx->health_bucket, &exists, NULL);
+  health_component(c, "objectStore", src == S3_OK ? "UP" : "DOWN", NULL);
+  bool broker = outbox_broker_ok(ctx->svc->ob) && (!ctx->consumer || mq_consumer_connected(ctx->consumer));
+  health_component(c, "broker", broker ? "UP" : "DOWN", json_pack("{s:I}", "published", (json_int_t)outbox_published(ctx->svc->ob)));
+  health_reply(r, c);
+}
+
+static void prometheus(http_req *r, void *vctx) {
+  resource_http *ctx = vctx;
+  char *text = http_server_metrics(ctx->srv);
+  if (!text) {
+    http_reply_internal(r, "metrics rendering failed");
+    return;
+  }
+  http_reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), free);
+}
+
+int resource_routes(http_server *srv, resource_http *ctx) {
+  int rc = HTTP_OK;
+  rc |= http_server_route(srv, "POST", "/resources", post_resource, ctx, ctx->max_upload);
+  rc |= http_server_route(srv, "DELETE", "/resources", delete_resources, ctx, 0);
+  rc |= http_server_route(srv, "GET", "/resources/{id}", get_resource, ctx, 0);
+  rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
+  rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
+  return rc;
+}

@@ -1,0 +1,27 @@
+/*
+ * handlers: the Resource Service's HTTP endpoints: translate requests into resource_*
+ * calls and results into the contract's responses.
+ */
+#ifndef FERMATA_RESOURCE_HANDLERS_H
+#define FERMATA_RESOURCE_HANDLERS_H
+
+#include <stddef.h>
+
+#include "breaker.h"
+#include "http.h"
+#include "mq.h"
+#include "outbox.h"
+#include "resource.h"
+
+typedef struct {
+  resource_svc *svc;
+  http_server *srv;
+  size_t max_upload;
+  breaker_registry *breakers;
+  mq_consumer *consumer; /* for health */
+  const char *health_bucket; /* probed for the objectStore health component */
+} resource_http;
+
+int resource_routes(http_server *srv, resource_http *ctx);
+
+#endif

@@ -1,0 +1,168 @@
+/*
+ * fermata-resource: the Resource Service. Wires the database, the object store, the
+ * Storage Service client behind its circuit breaker, the outbox relay, the janitor and the
+ * consumer of "processed" messages, then serves HTTP until SIGTERM/SIGINT.
+ * Shutdown order: stop taking requests (in-flight ones finish), stop the consumer, the
+ * relay and the janitor, then free in reverse order of creation.
+ */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "breaker_env.h"
+#include "config.h"
+#include "handlers.h"
+#include "janitor.h"
+#include "msgs.h"
+#include "outbox.h"
+#include "svc.h"
+
+typedef struct {
+  long long port, pool, max_upload, storage_timeout_ms, storage_connect_ms;
+  const char *db_url, *s3_endpoint, *s3_region, *s3_key, *s3_secret, *amqp_url, *storage_url, *song_url;
+  storages_config st;
+  breaker_config bc;
+} settings;
+
+static void stub(storage_loc *l, const char *type, const char *prefix, long long def_id, const char *def_bucket,
+                 config_err *err) {
+  char n[96];
+  snprintf(l->type, sizeof l->type, "%s", type);
+  snprintf(n, sizeof n, "%s_ID", prefix);
+  l->id = config_int(n, def_id, 0, INT64_MAX, err);
+  snprintf(n, sizeof n, "%s_BUCKET", prefix);
+  snprintf(l->bucket, sizeof l->bucket, "%s", config_str(n, def_bucket));
+  snprintf(n, sizeof n, "%s_PATH", prefix);
+  snprintf(l->path, sizeof l->path, "%s", config_str(n, "/files"));
+}
+
+static void read_settings(settings *s, config_err *err) {
+  s->port = config_int("SERVER_PORT", 8081, 0, 65535, err);
+  s->pool = config_int("DB_POOL_SIZE", 16, 1, 500, err);
+  s->max_upload = config_int("RESOURCE_MAX_UPLOAD_BYTES", 50LL << 20, 1024, 1LL << 31, err);
+  s->db_url = config_str("RESOURCE_DB_URL", "postgresql://resource:resource@127.0.0.1:54320/resources");
+  s->s3_endpoint = config_str("S3_ENDPOINT", "http://127.0.0.1:49000");
+  s->s3_region = config_str("S3_REGION", "us-east-1");
+  s->s3_key = config_str("AWS_ACCESS_KEY_ID", "test");
+  s->s3_secret = config_str("AWS_SECRET_ACCESS_KEY", "test");
+  s->amqp_url = config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:56720/");
+  s->storage_url = config_str("STORAGE_SERVICE_URL", "http://127.0.0.1:8083");
+  s->song_url = config_str("SONG_SERVICE_URL", "http://127.0.0.1:8082");
+  s->storage_timeout_ms = config_duration_ms("STORAGE_SERVICE_TIMEOUT", 2000, 1, 600000, err);
+  s->storage_connect_ms = config_duration_ms("STORAGE_SERVICE_CONNECT_TIMEOUT", 500, 1, 600000, err);
+  memset(&s->st, 0, sizeof s->st);
+  s->st.url = s->storage_url;
+  s->st.timeout_ms = s->storage_timeout_ms;
+  s->st.connect_timeout_ms = s->storage_connect_ms;
+  stub(&s->st.stub_staging, "STAGING", "FALLBACK_STAGING", 1, "fermata-staging", err);
+  stub(&s->st.stub_permanent, "PERMANENT", "FALLBACK_PERMANENT", 2, "fermata-permanent", err);
+  breaker_env_config(&s->bc, err);
+}
+
+static mq_verdict on_processed(const mq_message *m, void *arg, char *reason, size_t cap) {
+  resource_svc *svc = arg;
+  int32_t id;
+  if (msgs_decode(m->body, m->len, &id, reason, cap) != MSGS_OK) return MQ_REJECT;
+  int rc = resource_make_permanent(svc, id, *m->request_id ? m->request_id : NULL);
+  if (rc == RES_OK) return MQ_ACK;
+  if (rc == RES_NOT_FOUND) {
+    log_event(svc->lg, LOG_WARN, "processed message for an unknown resource; acknowledged", "id=%d", id);
+    return MQ_ACK;
+  }
+  snprintf(reason, cap, "move to permanent storage failed (%d)", rc);
+  return MQ_RETRY;
+}
+
+int main(void) {
+  svc_block_signals();
+  config_err err = {0};
+  log_level level = LOG_INFO;
+  if (log_level_parse(config_str("LOG_LEVEL", "info"), &level) != 0)
+    snprintf(err.msg, sizeof err.msg, "LOG_LEVEL: expected debug, info, warn or error");
+  settings s;
+  read_settings(&s, &err);
+  log *lg = log_new("resource", level, stderr);
+  if (!lg) return 1;
+  char bmsg[200] = "";
+  if (!err.msg[0] && breaker_config_validate(&s.bc, bmsg, sizeof bmsg) != 0)
+    snprintf(err.msg, sizeof err.msg, "storageService circuit breaker: %s", bmsg);
+  if (err.msg[0]) {
+    log_event(lg, LOG_ERROR, "bad configuration", "detail=\"%s\"", err.msg);
+    log_free(lg);
+    return 2;
+  }
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+
+  int status = 1;
+  resource_svc svc = {.lg = lg, .song_url = s.song_url};
+  db_opts dbo = {.conninfo = s.db_url, .max_conns = (int)s.pool, .migrations = resource_migrations,
+                 .nmigrations = resource_nmigrations};
+  s3_config s3c = {.endpoint = s.s3_endpoint, .region = s.s3_region, .access_key = s.s3_key,
+                   .secret_key = s.s3_secret};
+  httpc_config hc = {.connect_timeout_ms = s.storage_connect_ms, .timeout_ms = s.storage_timeout_ms};
+  mq_params mp;
+  mq_publisher *pub = NULL;
+  mq_consumer *cons = NULL;
+  breaker *br = NULL;
+  breaker_registry *reg = breaker_registry_new();
+  http_server *srv = NULL;
+  svc.db = db_pool_new(&dbo, lg);
+  if (!reg || !svc.db || s3_new(&s3c, &svc.s3) != S3_OK || httpc_new(&hc, &svc.http) != HTTPC_OK) goto out;
+  if (breaker_new("storageService", &s.bc, &br, bmsg, sizeof bmsg) != 0) {
+    log_event(lg, LOG_ERROR, "cannot create the circuit breaker", "detail=\"%s\"", bmsg);
+    goto out;
+  }
+  if (breaker_registry_add(reg, br) != 0) {
+    breaker_free(br);
+    goto out;
+  }
+  svc.st = storages_new(&s.st, svc.http, br, lg);
+  if (!svc.st) goto out;
+  if (mq_params_from_url(s.amqp_url, &mp) != MQ_OK) {
+    log_event(lg, LOG_ERROR, "bad configuration", "detail=\"AMQP_URL is not an amqp:// URL\"");
+    goto out;
+  }
+  mp.log = lg;
+  mq_backoff reconnect = {200, 5000};
+  pub = mq_publisher_new(&mp, msgs_topology(MSGS_SIDE_RESOURCE), &reconnect);
+  svc.ob = pub ? outbox_new(svc.db, pub, lg) : NULL;
+  svc.jn = janitor_new(&svc);
+  mq_consumer_opts co = {.queue = msgs_consume_queue(MSGS_SIDE_RESOURCE), .prefetch = 4, .max_attempts = 10,
+                         .retry = {1000, 60000}};
+  cons = mq_consumer_new(&mp, msgs_topology(MSGS_SIDE_RESOURCE), &co, on_processed, &svc);
+  if (!svc.ob || !svc.jn || !cons) goto out;
+
+  http_server_opts ho = {.port = (unsigned)s.port, .max_body = 1 << 20};
+  srv = http_server_new(&ho, lg);
+  resource_http hctx = {.svc = &svc, .srv = srv, .max_upload = (size_t)s.max_upload, .breakers = reg,
+                        .consumer = cons, .health_bucket = s.st.stub_staging.bucket};
+  if (!srv || resource_routes(srv, &hctx) != HTTP_OK) goto out;
+  if (db_migrate(svc.db) != DB_OK) log_event(lg, LOG_WARN, "database not ready at start; serving 503 until it is", NULL);
+  if (outbox_start(svc.ob) != 0 || janitor_start(svc.jn) != 0 || mq_consumer_start(cons) != MQ_OK) goto out;
+  if (http_server_start(srv) != HTTP_OK) {
+    log_event(lg, LOG_ERROR, "cannot listen", "port=%lld", s.port);
+    goto out;
+  }
+  log_event(lg, LOG_INFO, "started", "port=%u", http_server_port(srv));
+  int sig = svc_wait_for_stop();
+  log_event(lg, LOG_INFO, "stopping", "signal=%d", sig);
+  http_server_stop(srv);
+  status = 0;
+out:
+  if (status) log_event(lg, LOG_ERROR, "start-up failed", NULL);
+  http_server_free(srv);
+  mq_consumer_free(cons);
+  outbox_free(svc.ob);
+  janitor_free(svc.jn);
+  mq_publisher_free(pub);
+  storages_free(svc.st);
+  breaker_registry_free(reg); /* frees the breakers it holds */
+  httpc_free(svc.http);
+  s3_free(svc.s3);
+  db_pool_free(svc.db);
+  curl_global_cleanup();
+  log_event(lg, LOG_INFO, "stopped", NULL);
+  log_free(lg);
+  return status;
+}

@@ -1,0 +1,38 @@
+/*
+ * outbox: the relay that turns outbox rows into broker messages.
+ *
+ * Uploads write their "uploaded" message into the `outbox` table in the same transaction
+ * as the resource row. This thread publishes the rows in id order with publisher confirms
+ * and deletes each row only after the broker confirmed it, so a message is never lost
+ * (broker down: rows wait; crash after publish, before delete: the message is sent twice,
+ * and consumers are idempotent). Rows are taken FOR UPDATE SKIP LOCKED, so several
+ * instances of the service can relay side by side.
+ *
+ * The relay wakes when kicked (after an upload) and otherwise every second; after a failure
+ * it backs off (the publisher refuses calls until its reconnect delay has passed).
+ * Thread-safe: kick and the status getters may be called from any thread.
+ */
+#ifndef FERMATA_RESOURCE_OUTBOX_H
+#define FERMATA_RESOURCE_OUTBOX_H
+
+#include <stdbool.h>
+
+#include "db.h"
+#include "log.h"
+#include "mq.h"
+
+typedef struct outbox outbox;
+
+/* `db` and `pub` are borrowed; the publisher is used only by the relay thread. */
+outbox *outbox_new(db_pool *db, mq_publisher *pub, log *lg);
+int outbox_start(outbox *o);
+void outbox_kick(outbox *o);
+void outbox_stop(outbox *o); /* joins the thread */
+void outbox_free(outbox *o);
+
+/* true while the last publish attempt succeeded (or none was needed yet). */
+bool outbox_broker_ok(outbox *o);
+/* messages published since start */
+long long outbox_published(outbox *o);
+
+#endif

@@ -1,0 +1,243 @@
+/* resource: see resource.h for the invariants. */
+#include "resource.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "janitor.h"
+#include "outbox.h"
+
+static void sha256_hex(const void *data, size_t len, char out[65]) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+  for (unsigned i = 0; i < n && i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+  out[64] = '\0';
+}
+
+/* Object key = storage path (without its slashes) + "/" + name. The name is generated
+ * here (never taken from a client) so keys are always URL-safe. */
+static int make_key(const char *path, const char *name, char *key, size_t cap) {
+  char gen[40];
+  if (!name) {
+    unsigned char rnd[16];
+    if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd) return -1;
+    for (int i = 0; i < 16; i++) snprintf(gen + 2 * i, 3, "%02x", rnd[i]);
+    snprintf(gen + 32, sizeof gen - 32, ".mp3");
+    name = gen;
+  }
+  while (*path == '/') path++;
+  size_t plen = strlen(path);
+  while (plen && path[plen - 1] == '/') plen--;
+  int n = plen ? snprintf(key, cap, "%.*s/%s", (int)plen, path, name) : snprintf(key, cap, "%s", name);
+  if (n < 0 || (size_t)n >= cap || !s3_valid_key(key)) return -1;
+  return 0;
+}
+
+static int db_to_res(int rc) { return rc == DB_ERR_UNAVAILABLE || rc == DB_ERR_BUSY ? RES_ERR_DB : RES_ERR_INTERNAL; }
+
+static int s3_to_res(resource_svc *svc, int rc, const s3_error *e, const char *what) {
+  char q[400];
+  log_event(svc->lg, LOG_WARN, what, "error=%s detail=%s", s3_strerror(rc), log_quote(q, sizeof q, e->message));
+  return rc == S3_ERR_UNAVAILABLE || rc == S3_ERR_NOT_FOUND || rc == S3_ERR_DENIED ? RES_ERR_STORE : RES_ERR_INTERNAL;
+}
+
+int resource_upload(resource_svc *svc, const void *data, size_t len, const char *request_id, int32_t *id) {
+  storage_loc loc;
+  if (storages_pick(svc->st, "STAGING", request_id, &loc, NULL) != 0) return RES_ERR_NO_STORAGE;
+  resource_row r = {.storage_id = loc.id, .size = len};
+  snprintf(r.state, sizeof r.state, "STAGING");
+  snprintf(r.bucket, sizeof r.bucket, "%s", loc.bucket);
+  if (make_key(loc.path, NULL, r.key, sizeof r.key) != 0) {
+    log_event(svc->lg, LOG_ERROR, "cannot build an object key from the storage path", "storage_id=%lld",
+              (long long)loc.id);
+    return RES_ERR_INTERNAL;
+  }
+  char sha[65];
+  sha256_hex(data, len, sha);
+  s3_error e = {0};
+  int rc = s3_put(svc->s3, r.bucket, r.key, data, len, "audio/mpeg", &e);
+  if (rc != S3_OK) return s3_to_res(svc, rc, &e, "upload to object store failed");
+  rc = repo_insert_with_outbox(svc->db, &r, sha, request_id, id);
+  if (rc != DB_OK) {
+    /* no row will point at it: remove the object, or leave it for the janitor's sweep */
+    if (s3_delete(svc->s3, r.bucket, r.key, &e) != S3_OK)
+      log_event(svc->lg, LOG_WARN, "orphan object after failed insert", "bucket=%s key=%s", r.bucket, r.key);
+    return db_to_res(rc);
+  }
+  if (svc->ob) outbox_kick(svc->ob);
+  log_event(svc->lg, LOG_INFO, "resource stored", "id=%d state=STAGING bucket=%s size=%zu request_id=%s", *id,
+            r.bucket, len, request_id ? request_id : "-");
+  return RES_OK;
+}
+
+int resource_find(resource_svc *svc, int32_t id, resource_row *out) {
+  int rc = repo_find(svc->db, id, out);
+  if (rc == RES_NOT_FOUND || rc == DB_OK) return rc;
+  return db_to_res(rc);
+}
+
+typedef struct {
+  char *buf;
+  size_t len, cap;
+} sink;
+
+static int sink_write(void *ud, const void *data, size_t len) {
+  sink *s = ud;
+  if (len > s->cap - s->len) return 1; /* more than the row says: stop */
+  memcpy(s->buf + s->len, data, len);
+  s->len += len;
+  return 0;
+}
+
+int resource_read(resource_svc *svc, int32_t id, uint64_t first, uint64_t last, char **out, size_t *len) {
+  *out = NULL;
+  *len = 0;
+  for (int attempt = 0; attempt < 3; attempt++) {
+    resource_row row;
+    int rc = resource_find(svc, id, &row);
+    if (rc != RES_OK) return rc;
+    if (last >= row.size) return RES_ERR_INTERNAL; /* caller checked against an older size */
+    size_t want = (size_t)(last - first + 1);
+    sink s = {malloc(want ? want : 1), 0, want};
+    if (!s.buf) return RES_ERR_INTERNAL;
+    s3_range range = {.kind = S3_RANGE_FROM_TO, .first = first, .last = last};
+    s3_error e = {0};
+    rc = s3_get(svc->s3, row.bucket, row.key, &range, sink_write, &s, NULL, &e);
+    if (rc == S3_OK && s.len == want) {
+      *out = s.buf;
+      *len = s.len;
+      return RES_OK;
+    }
+    free(s.buf);
+    if (rc == S3_ERR_NOT_FOUND) continue; /* moved to PERMANENT meanwhile: read the row again */
+    if (rc == S3_OK) {
+      log_event(svc->lg, LOG_ERROR, "object shorter than recorded", "id=%d bucket=%s", id, row.bucket);
+      return RES_ERR_INTERNAL;
+    }
+    return s3_to_res(svc, rc, &e, "download from object store failed");
+  }
+  log_event(svc->lg, LOG_ERROR, "object missing for an existing row", "id=%d", id);
+  return RES_ERR_STORE;
+}
+
+int resource_delete_songs(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id) {
+  size_t i = 0;
+  while (i < n) {
+    /* chunks whose CSV stays within the Song Service's 200-character limit */
+    char csv[201];
+    size_t o = 0;
+    while (i < n) {
+      char one[16];
+      int k = snprintf(one, sizeof one, "%s%d", o ? "," : "", ids[i]);
+      if (o + (size_t)k > 200) break;
+      memcpy(csv + o, one, (size_t)k);
+      o += (size_t)k;
+      i++;
+    }
+    csv[o] = '\0';
+    char url[512];
+    snprintf(url, sizeof url, "%s/songs?id=%s", svc->song_url, csv);
+    httpc_request req = {.method = "DELETE", .url = url, .request_id = request_id};
+    httpc_response resp;
+    int rc = httpc_do(svc->http, &req, &resp);
+    long status = resp.status;
+    httpc_response_free(&resp);
+    if (rc != 0 || status != 200) {
+      log_event(svc->lg, LOG_WARN, "song metadata deletion failed; will retry", "error=\"%s\" status=%ld ids=%s",
+                rc ? httpc_strerror(rc) : "http", status, csv);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, json_t **deleted) {
+  *deleted = NULL;
+  int32_t *gone = malloc(sizeof(int32_t) * (n ? n : 1));
+  if (!gone) return RES_ERR_INTERNAL;
+  size_t ngone = 0;
+  int rc = n ? repo_delete(svc->db, ids, n, gone, &ngone) : DB_OK;
+  if (rc != DB_OK) {
+    free(gone);
+    return db_to_res(rc);
+  }
+  /* answer in request order */
+  json_t *arr = json_array();
+  int32_t *ordered = malloc(sizeof(int32_t) * (ngone ? ngone : 1));
+  size_t nordered = 0;
+  for (size_t i = 0; arr && ordered && i < n; i++)
+    for (size_t j = 0; j < ngone; j++)
+      if (gone[j] == ids[i]) {
+        json_array_append_new(arr, json_integer(ids[i]));
+        ordered[nordered++] = ids[i];
+        break;
+      }
+  free(gone);
+  if (!arr || !ordered) {
+    json_decref(arr);
+    free(ordered);
+    return RES_ERR_INTERNAL;
+  }
+  if (nordered) {
+    /* the synchronous call, retried a little; the janitor retries for as long as it takes */
+    if (svc->jn) janitor_delete_songs_now(svc->jn, ordered, nordered, request_id);
+    if (svc->jn) janitor_kick(svc->jn);
+    log_event(svc->lg, LOG_INFO, "resources deleted", "count=%zu request_id=%s", nordered,
+              request_id ? request_id : "-");
+  }
+  free(ordered);
+  *deleted = arr;
+  return RES_OK;
+}
+
+static const char *basename_of(const char *key) {
+  const char *slash = strrchr(key, '/');
+  return slash ? slash + 1 : key;
+}
+
+int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_id) {
+  resource_row row;
+  int rc = resource_find(svc, id, &row);
+  if (rc != RES_OK) return rc;
+  if (strcmp(row.state, "PERMANENT") == 0) return RES_OK; /* applied before: nothing to do */
+  storage_loc to;
+  if (storages_pick(svc->st, "PERMANENT", request_id, &to, NULL) != 0) return RES_ERR_NO_STORAGE;
+  char new_key[512];
+  if (make_key(to.path, basename_of(row.key), new_key, sizeof new_key) != 0) return RES_ERR_INTERNAL;
+  bool same_place = strcmp(to.bucket, row.bucket) == 0 && strcmp(new_key, row.key) == 0;
+  s3_error e = {0};
+  if (!same_place) {
+    rc = s3_copy(svc->s3, row.bucket, row.key, to.bucket, new_key, &e);
+    if (rc == S3_ERR_NOT_FOUND) {
+      /* the staging object is gone: the resource was deleted or moved meanwhile */
+      resource_row again;
+      int frc = resource_find(svc, id, &again);
+      if (frc == RES_NOT_FOUND || (frc == RES_OK && strcmp(again.state, "PERMANENT") == 0)) return frc;
+    }
+    if (rc != S3_OK) return s3_to_res(svc, rc, &e, "copy to permanent storage failed");
+  }
+  int switched = 0;
+  rc = repo_make_permanent(svc->db, id, row.key, &to, new_key, &switched);
+  if (rc != DB_OK) return db_to_res(rc);
+  if (!switched) {
+    /* deleted or moved by someone else meanwhile: our copy is not referenced */
+    resource_row now;
+    if (!same_place && !(resource_find(svc, id, &now) == RES_OK && strcmp(now.key, new_key) == 0 &&
+                         strcmp(now.bucket, to.bucket) == 0))
+      s3_delete(svc->s3, to.bucket, new_key, &e);
+    return RES_OK;
+  }
+  if (!same_place && s3_delete(svc->s3, row.bucket, row.key, &e) != S3_OK) {
+    if (repo_pending_object_delete(svc->db, row.bucket, row.key) != DB_OK)
+      log_event(svc->lg, LOG_WARN, "orphan staging object", "bucket=%s key=%s", row.bucket, row.key);
+    if (svc->jn) janitor_kick(svc->jn);
+  }
+  log_event(svc->lg, LOG_INFO, "resource moved", "id=%d state=PERMANENT bucket=%s request_id=%s", id, to.bucket,
+            request_id ? request_id : "-");
+  return RES_OK;
+}

@@ -1,0 +1,97 @@
+/*
+ * resource: the Resource Service's domain: MP3 files in the object store, their rows in
+ * the service's database, and the moves between STAGING and PERMANENT storage.
+ *
+ * Invariants the code keeps:
+ * - A row never points at a missing object: on upload the object is written before the
+ *   row; on delete the row goes first and the object is deleted afterwards (recorded in
+ *   pending_object_deletes in the same transaction, so a failed delete is retried later);
+ *   on a move the copy is made, then the row switched, then the old object deleted.
+ * - The "uploaded" message is written to the outbox in the same transaction as the row,
+ *   so it is sent exactly when the upload happened, whenever the broker is back.
+ * - The song metadata of a deleted resource is deleted through the Song Service, or the
+ *   id stays in pending_song_deletes until it is.
+ * Nothing here knows HTTP; SQL lives in resource_repo.c.
+ */
+#ifndef FERMATA_RESOURCE_H
+#define FERMATA_RESOURCE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "httpc.h"
+#include "log.h"
+#include "s3.h"
+#include "storages.h"
+
+typedef struct outbox outbox;
+typedef struct janitor janitor;
+
+typedef struct {
+  log *lg;
+  db_pool *db;
+  s3_client *s3;
+  httpc *http;
+  storages *st;
+  const char *song_url;
+  outbox *ob;  /* may be NULL (tests): then nobody is woken up */
+  janitor *jn; /* may be NULL likewise */
+} resource_svc;
+
+enum {
+  RES_OK = 0,
+  RES_NOT_FOUND = 1,
+  RES_ERR_DB = -1,         /* database unavailable */
+  RES_ERR_STORE = -2,      /* object store unavailable */
+  RES_ERR_NO_STORAGE = -3, /* no storage of the needed type, live or fallback */
+  RES_ERR_INTERNAL = -4
+};
+
+typedef struct {
+  int32_t id;
+  char state[16];
+  int64_t storage_id;
+  char bucket[64];
+  char key[512];
+  uint64_t size;
+} resource_row;
+
+/* ---- domain operations (resource.c) ---- */
+int resource_upload(resource_svc *svc, const void *data, size_t len, const char *request_id, int32_t *id);
+int resource_find(resource_svc *svc, int32_t id, resource_row *out);
+/* Reads bytes [first, last] of the resource into a malloc'd buffer (*out, caller frees).
+ * Follows a concurrent move (the row is read again when the object moved). */
+int resource_read(resource_svc *svc, int32_t id, uint64_t first, uint64_t last, char **out, size_t *len);
+/* Deletes the given ids; *deleted gets a new JSON array of the ids that existed. */
+int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, json_t **deleted);
+/* Applies a "processed" message: moves the object to PERMANENT storage. Idempotent. */
+int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_id);
+/* Deletes song metadata of the given ids through the Song Service. 0 on success. */
+int resource_delete_songs(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id);
+
+/* ---- SQL (resource_repo.c); return DB_OK or DB_ERR_*; RES_NOT_FOUND where noted ---- */
+extern const db_migration resource_migrations[];
+extern const size_t resource_nmigrations;
+
+int repo_insert_with_outbox(db_pool *db, const resource_row *r, const char *sha256, const char *request_id,
+                            int32_t *id);
+int repo_find(db_pool *db, int32_t id, resource_row *out); /* RES_NOT_FOUND */
+/* Deletes rows and records their objects and songs for later deletion, in one transaction.
+ * deleted: ids that existed, in no particular order (count in *ndeleted). */
+int repo_delete(db_pool *db, const int32_t *ids, size_t n, int32_t *deleted, size_t *ndeleted);
+/* Switches a STAGING row to its permanent location if it still points at old_key.
+ * *switched = 1 when this call changed it. */
+int repo_make_permanent(db_pool *db, int32_t id, const char *old_key, const storage_loc *to, const char *new_key,
+                        int *switched);
+int repo_pending_object_delete(db_pool *db, const char *bucket, const char *key);
+
+typedef struct {
+  int64_t id;
+  char routing_key[64];
+  char payload[64];
+  char request_id[80];
+} outbox_row;
+
+#endif

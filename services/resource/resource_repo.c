@@ -1,0 +1,159 @@
+/*
+ * resource_repo: every SQL statement of the Resource Service's request paths (the outbox
+ * relay and the janitor keep their few statements next to their loops, for locality of
+ * the locking they rely on). Parameters are always bound.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msgs.h"
+#include "resource.h"
+
+const db_migration resource_migrations[] = {
+    {1, "create resources and outbox",
+     "CREATE TABLE resources ("
+     " id serial PRIMARY KEY,"
+     " state varchar(16) NOT NULL CHECK (state IN ('STAGING', 'PERMANENT')),"
+     " storage_id bigint NOT NULL,"
+     " bucket varchar(63) NOT NULL,"
+     " s3_key varchar(1024) NOT NULL,"
+     " size bigint NOT NULL CHECK (size > 0),"
+     " sha256 char(64) NOT NULL,"
+     " created_at timestamptz NOT NULL DEFAULT now(),"
+     " updated_at timestamptz NOT NULL DEFAULT now());"
+     "CREATE TABLE outbox ("
+     " id bigserial PRIMARY KEY,"
+     " routing_key varchar(64) NOT NULL,"
+     " payload text NOT NULL,"
+     " request_id varchar(80),"
+     " created_at timestamptz NOT NULL DEFAULT now());"
+     "CREATE TABLE pending_song_deletes ("
+     " resource_id integer PRIMARY KEY,"
+     " attempts integer NOT NULL DEFAULT 0,"
+     " next_attempt_at timestamptz NOT NULL DEFAULT now());"
+     "CREATE TABLE pending_object_deletes ("
+     " id bigserial PRIMARY KEY,"
+     " bucket varchar(63) NOT NULL,"
+     " s3_key varchar(1024) NOT NULL,"
+     " attempts integer NOT NULL DEFAULT 0,"
+     " next_attempt_at timestamptz NOT NULL DEFAULT now())"},
+};
+const size_t resource_nmigrations = sizeof resource_migrations / sizeof resource_migrations[0];
+
+int repo_insert_with_outbox(db_pool *db, const resource_row *r, const char *sha256, const char *request_id,
+                            int32_t *id) {
+  db_conn *c;
+  int rc = db_acquire(db, &c);
+  if (rc != DB_OK) return rc;
+  char sid[24], size[24];
+  snprintf(sid, sizeof sid, "%lld", (long long)r->storage_id);
+  snprintf(size, sizeof size, "%llu", (unsigned long long)r->size);
+  const char *p[] = {r->state, sid, r->bucket, r->key, size, sha256};
+  PGresult *res = NULL;
+  if ((rc = db_begin(c)) != DB_OK) goto out;
+  rc = db_exec(c,
+               "INSERT INTO resources (state, storage_id, bucket, s3_key, size, sha256)"
+               " VALUES ($1, $2::bigint, $3, $4, $5::bigint, $6) RETURNING id",
+               6, p, &res);
+  if (rc != DB_OK) goto rollback;
+  *id = atoi(PQgetvalue(res, 0, 0));
+  PQclear(res);
+  char payload[MSGS_ENCODED_MAX];
+  size_t plen;
+  if (msgs_encode(*id, payload, sizeof payload, &plen) != MSGS_OK) {
+    rc = DB_ERR_QUERY;
+    goto rollback;
+  }
+  const char *po[] = {MSGS_UPLOADED, payload, request_id};
+  rc = db_exec(c, "INSERT INTO outbox (routing_key, payload, request_id) VALUES ($1, $2, $3)", 3, po, NULL);
+  if (rc != DB_OK) goto rollback;
+  rc = db_commit(c);
+  goto out;
+rollback:
+  db_rollback(c);
+out:
+  db_release(db, c);
+  return rc;
+}
+
+int repo_find(db_pool *db, int32_t id, resource_row *out) {
+  char ids[16];
+  snprintf(ids, sizeof ids, "%d", id);
+  const char *p[] = {ids};
+  PGresult *res;
+  int rc = db_query(db, "SELECT state, storage_id, bucket, s3_key, size FROM resources WHERE id = $1::int", 1, p,
+                    &res);
+  if (rc != DB_OK) return rc;
+  if (PQntuples(res) == 0) {
+    PQclear(res);
+    return RES_NOT_FOUND;
+  }
+  memset(out, 0, sizeof *out);
+  out->id = id;
+  snprintf(out->state, sizeof out->state, "%s", PQgetvalue(res, 0, 0));
+  out->storage_id = atoll(PQgetvalue(res, 0, 1));
+  snprintf(out->bucket, sizeof out->bucket, "%s", PQgetvalue(res, 0, 2));
+  snprintf(out->key, sizeof out->key, "%s", PQgetvalue(res, 0, 3));
+  out->size = strtoull(PQgetvalue(res, 0, 4), NULL, 10);
+  PQclear(res);
+  return DB_OK;
+}
+
+int repo_delete(db_pool *db, const int32_t *ids, size_t n, int32_t *deleted, size_t *ndeleted) {
+  *ndeleted = 0;
+  char *arr = db_int_array(ids, n);
+  if (!arr) return DB_ERR_NOMEM;
+  db_conn *c;
+  int rc = db_acquire(db, &c);
+  if (rc != DB_OK) {
+    free(arr);
+    return rc;
+  }
+  const char *p[] = {arr};
+  PGresult *res = NULL;
+  if ((rc = db_begin(c)) != DB_OK) goto out;
+  /* The objects and the song metadata are recorded for deletion in the same statement
+   * that removes the rows, so no crash can forget them. */
+  rc = db_exec(c,
+               "WITH gone AS (DELETE FROM resources WHERE id = ANY($1::int[]) RETURNING id, bucket, s3_key),"
+               " objs AS (INSERT INTO pending_object_deletes (bucket, s3_key) SELECT bucket, s3_key FROM gone),"
+               " songs AS (INSERT INTO pending_song_deletes (resource_id) SELECT id FROM gone"
+               "           ON CONFLICT (resource_id) DO NOTHING)"
+               " SELECT id FROM gone",
+               1, p, &res);
+  if (rc != DB_OK) {
+    db_rollback(c);
+    goto out;
+  }
+  for (int i = 0; i < PQntuples(res) && (size_t)i < n; i++) deleted[(*ndeleted)++] = atoi(PQgetvalue(res, i, 0));
+  PQclear(res);
+  rc = db_commit(c);
+  if (rc != DB_OK) *ndeleted = 0;
+out:
+  db_release(db, c);
+  free(arr);
+  return rc;
+}
+
+int repo_make_permanent(db_pool *db, int32_t id, const char *old_key, const storage_loc *to, const char *new_key,
+                        int *switched) {
+  char ids[16], sid[24];
+  snprintf(ids, sizeof ids, "%d", id);
+  snprintf(sid, sizeof sid, "%lld", (long long)to->id);
+  const char *p[] = {ids, old_key, sid, to->bucket, new_key};
+  PGresult *res;
+  int rc = db_query(db,
+                    "UPDATE resources SET state = 'PERMANENT', storage_id = $3::bigint, bucket = $4, s3_key = $5,"
+                    " updated_at = now() WHERE id = $1::int AND s3_key = $2 RETURNING id",
+                    5, p, &res);
+  if (rc != DB_OK) return rc;
+  *switched = PQntuples(res) > 0;
+  PQclear(res);
+  return DB_OK;
+}
+
+int repo_pending_object_delete(db_pool *db, const char *bucket, const char *key) {
+  const char *p[] = {bucket, key};
+  return db_query(db, "INSERT INTO pending_object_deletes (bucket, s3_key) VALUES ($1, $2)", 2, p, NULL);
+}
