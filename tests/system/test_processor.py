@@ -565,3 +565,27 @@ def test_bad_configuration_refuses_to_start(fake):
     r = subprocess.run([str(BINARY)], env=env, capture_output=True, text=True, timeout=20)
     assert r.returncode == 2
     assert "PROCESSOR_CONCURRENCY" in r.stderr
+
+
+def test_broker_restart_reconnects(start_processor, fake, mp3s, services, stack, new_id):
+    """After the broker is stopped and started again the consumers reconnect, redeclare the
+    topology, and the processed publisher reconnects too."""
+    song = services["song"]
+    proc = start_processor()
+    stack.stop("rabbitmq")
+    try:
+        wait_until(lambda: proc.health()["components"]["broker"]["status"] == "DOWN",
+                   timeout=20, message="broker DOWN in health")
+    finally:
+        stack.start("rabbitmq")
+    wait_until(lambda: proc.health()["components"]["broker"]["status"] == "UP", timeout=60,
+               message="consumers reconnected")
+    watcher = ProcessedWatcher()
+    try:
+        rid = new_id()
+        fake.items[rid] = mp3s["b"][0]
+        publish({"resourceId": rid})
+        wait_until(lambda: song_of(song, rid), timeout=30, message="song after restart")
+        wait_until(lambda: rid in watcher.ids(), timeout=30, message="processed after restart")
+    finally:
+        watcher.close()
