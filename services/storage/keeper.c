@@ -25,6 +25,7 @@ struct keeper {
   bool logged_any;
   bool seed_warned;   /* the "cannot seed yet" warning is logged once */
   unsigned failures;  /* consecutive unclean passes; only the pass-running thread uses it */
+  bool ran;           /* a pass has run (main skips the first one when the database is down) */
 };
 
 keeper *keeper_new(const keeper_opts *opts) {
@@ -178,6 +179,7 @@ static bool pass(keeper *k) {
 
 bool keeper_run_once(keeper *k) {
   bool clean = pass(k);
+  k->ran = true;
   k->failures = clean ? 0 : k->failures + 1;
   return clean;
 }
@@ -203,7 +205,9 @@ static bool wait_ms(keeper *k, uint32_t ms) {
 static void *loop(void *vk) {
   keeper *k = vk;
   for (;;) {
-    uint32_t delay = k->failures == 0 ? k->o.interval_ms : retry_delay_ms(&k->backoff, k->failures, &k->rng);
+    uint32_t delay = !k->ran          ? k->backoff.initial_ms
+                     : k->failures == 0 ? k->o.interval_ms
+                                        : retry_delay_ms(&k->backoff, k->failures, &k->rng);
     if (!wait_ms(k, delay)) break;
     keeper_run_once(k);
   }
