@@ -9,13 +9,27 @@
 #ifndef FERMATA_RESOURCE_BREAKER_ENV_H
 #define FERMATA_RESOURCE_BREAKER_ENV_H
 
+#include <stdbool.h>
+
 #include "breaker.h"
 #include "config.h"
 
 #define BREAKER_ENV_PREFIX "RESILIENCE4J_CIRCUITBREAKER_INSTANCES_STORAGESERVICE_"
 
-/* Fills cfg: Resilience4j defaults, then this system's, then the environment. Bad values
- * are reported through err. */
+/* Fills cfg: Resilience4j defaults, then this system's, then the environment. Values that
+ * are not numbers, durations or names are reported through err; values of the right type
+ * but out of range are left for breaker_config_validate() (Resilience4j's messages), except
+ * the two Spring-side checks Resilience4j's builder does not make (eventConsumerBufferSize,
+ * exponentialBackoffMultiplier), reported through err with Spring's/IntervalFunction's
+ * wording. */
 void breaker_env_config(breaker_config *cfg, config_err *err);
+
+/* Spring-only options of the health indicator. */
+typedef struct {
+  bool register_health; /* REGISTERHEALTHINDICATOR; ours true (Spring's false) */
+  bool open_is_down;    /* ALLOWHEALTHINDICATORTOFAIL; false as in Resilience4j 2.x */
+} breaker_env_health;
+
+void breaker_env_health_config(breaker_env_health *h, config_err *err);
 
 #endif

@@ -129,12 +129,13 @@ static void health(http_req *r, void *vctx) {
   health_component(c, "objectStore", src == S3_OK ? "UP" : "DOWN", NULL);
   bool broker = outbox_broker_ok(ctx->svc->ob) && (!ctx->consumer || mq_consumer_connected(ctx->consumer));
   health_component(c, "broker", broker ? "UP" : "DOWN", json_pack("{s:I}", "published", (json_int_t)outbox_published(ctx->svc->ob)));
+  actuator_health_component(c, &ctx->breakers);
   health_reply(r, c);
 }
 
 static void prometheus(http_req *r, void *vctx) {
   resource_http *ctx = vctx;
-  char *text = http_server_metrics(ctx->srv);
+  char *text = actuator_prometheus(ctx->srv, &ctx->breakers);
   if (!text) {
     http_reply_internal(r, "metrics rendering failed");
     return;
@@ -149,5 +150,6 @@ int resource_routes(http_server *srv, resource_http *ctx) {
   rc |= http_server_route(srv, "GET", "/resources/{id}", get_resource, ctx, 0);
   rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
   rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
+  rc |= actuator_routes(srv, &ctx->breakers);
   return rc;
 }

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "actuator.h"
 #include "breaker.h"
 #include "http.h"
 #include "mq.h"
@@ -17,7 +18,7 @@ typedef struct {
   resource_svc *svc;
   http_server *srv;
   size_t max_upload;
-  breaker_registry *breakers;
+  actuator_breakers breakers; /* circuit breaker endpoints, health and metrics */
   mq_consumer *consumer; /* for health */
   const char *health_bucket; /* probed for the objectStore health component */
 } resource_http;

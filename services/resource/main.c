@@ -23,6 +23,7 @@ typedef struct {
   const char *db_url, *s3_endpoint, *s3_region, *s3_key, *s3_secret, *amqp_url, *storage_url, *song_url;
   storages_config st;
   breaker_config bc;
+  breaker_env_health bh;
 } settings;
 
 static void stub(storage_loc *l, const char *type, const char *prefix, long long def_id, const char *def_bucket,
@@ -58,6 +59,31 @@ static void read_settings(settings *s, config_err *err) {
   stub(&s->st.stub_staging, "STAGING", "FALLBACK_STAGING", 1, "fermata-staging", err);
   stub(&s->st.stub_permanent, "PERMANENT", "FALLBACK_PERMANENT", 2, "fermata-permanent", err);
   breaker_env_config(&s->bc, err);
+  breaker_env_health_config(&s->bh, err);
+}
+
+/* The storageService breaker's listener: one log line per state transition (and why it
+ * tripped). It runs with the breaker's lock held, so it only formats and writes a line. */
+static void on_breaker_event(void *ctx, const breaker *b, const breaker_event *ev) {
+  log *lg = ctx;
+  char rate[48];
+  switch (ev->type) {
+    case BREAKER_EV_STATE_TRANSITION:
+      log_event(lg, ev->to == BREAKER_CLOSED ? LOG_INFO : LOG_WARN, "circuit breaker state transition",
+                "name=%s from=%s to=%s", breaker_name(b), breaker_state_name(ev->from), breaker_state_name(ev->to));
+      break;
+    case BREAKER_EV_FAILURE_RATE_EXCEEDED:
+    case BREAKER_EV_SLOW_CALL_RATE_EXCEEDED:
+      breaker_format_float(ev->rate, rate, sizeof rate);
+      log_event(lg, LOG_WARN, "circuit breaker threshold exceeded", "name=%s event=%s rate=%s", breaker_name(b),
+                breaker_event_type_name(ev->type), rate);
+      break;
+    case BREAKER_EV_RESET:
+      log_event(lg, LOG_INFO, "circuit breaker reset", "name=%s", breaker_name(b));
+      break;
+    default:
+      break; /* per-call events: the access log and the metrics tell those */
+  }
 }
 
 static mq_verdict on_processed(const mq_message *m, void *arg, char *reason, size_t cap) {
@@ -92,6 +118,8 @@ int main(void) {
     log_free(lg);
     return 2;
   }
+  s.bc.listener = on_breaker_event;
+  s.bc.listener_ctx = lg;
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
   int status = 1;
@@ -135,7 +163,7 @@ int main(void) {
 
   http_server_opts ho = {.port = (unsigned)s.port, .max_body = 1 << 20};
   srv = http_server_new(&ho, lg);
-  resource_http hctx = {.svc = &svc, .srv = srv, .max_upload = (size_t)s.max_upload, .breakers = reg,
+  resource_http hctx = {.svc = &svc, .srv = srv, .max_upload = (size_t)s.max_upload, .breakers = {.reg = reg, .register_health = s.bh.register_health, .open_is_down = s.bh.open_is_down},
                         .consumer = cons, .health_bucket = s.st.stub_staging.bucket};
   if (!srv || resource_routes(srv, &hctx) != HTTP_OK) goto out;
   if (db_migrate(svc.db) != DB_OK) log_event(lg, LOG_WARN, "database not ready at start; serving 503 until it is", NULL);
