@@ -5,7 +5,11 @@ JOBS  ?= 2
 DEBUG_DIR   := build/debug
 RELEASE_DIR := build/release
 
-.PHONY: all deps build release test unit conformance system run stop lint bench demo fuzz clean
+FUZZ_TARGETS := mp3 range ids song_json
+FUZZ_SHORT   ?= 20
+FUZZ_SECONDS ?= 600
+
+.PHONY: all deps build release test unit conformance system fuzz-short run stop lint bench demo fuzz clean
 
 all: build
 
@@ -31,7 +35,27 @@ conformance: build
 system: build
 	scripts/test-system.sh
 
-test: unit conformance system
+# Short fuzz runs (replaying every kept regression input first); `make fuzz` is the long run.
+fuzz-short: deps
+	@for t in $(FUZZ_TARGETS); do tests/fuzz/run.sh $$t $(FUZZ_SHORT) || exit 1; done
+
+fuzz: deps
+	@for t in $(FUZZ_TARGETS); do tests/fuzz/run.sh $$t $(FUZZ_SECONDS) || exit 1; done
+
+test: unit conformance fuzz-short system
+
+# Offline validation of the deployment files and the OpenAPI description.
+lint:
+	@scripts/lint.sh
+
+# Benchmarks (not tests): results go to bench/results/.
+bench: release
+	bench/song.sh
+	bench/breaker/run.sh
+
+# Uploads a generated MP3 through a running `make run` and shows each step.
+demo:
+	scripts/demo.sh
 
 run: release
 	scripts/run.sh

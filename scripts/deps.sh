@@ -12,7 +12,7 @@ PACKAGES=(
   libtag1-dev libtagc0-dev libmpg123-dev libcmocka-dev libssl-dev
   postgresql rabbitmq-server nginx-light
   python3 python3-venv python3-pip
-  lame id3v2 sox ffmpeg
+  lame id3v2 sox ffmpeg gettext-base
   clang libclang-rt-14-dev
   wrk
 )
