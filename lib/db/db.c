@@ -87,6 +87,18 @@ static void log_pg_error(db_pool *p, const char *what, const char *detail) {
   log_event(p->lg, LOG_WARN, what, "detail=%s", log_quote(q, sizeof q, buf));
 }
 
+/* Server notices (e.g. "relation already exists, skipping") go to our log at debug level
+ * instead of libpq's default of raw lines on stderr. */
+static void on_notice(void *arg, const char *message) {
+  db_pool *p = arg;
+  char q[400];
+  char buf[300];
+  snprintf(buf, sizeof buf, "%s", message);
+  size_t n = strlen(buf);
+  while (n && buf[n - 1] == '\n') buf[--n] = '\0';
+  log_event(p->lg, LOG_DEBUG, "database notice", "detail=%s", log_quote(q, sizeof q, buf));
+}
+
 static PGconn *connect_pg(db_pool *p) {
   char timeout[16];
   snprintf(timeout, sizeof timeout, "%d", p->opts.connect_timeout_s);
@@ -99,6 +111,7 @@ static PGconn *connect_pg(db_pool *p) {
     PQfinish(pg);
     return NULL;
   }
+  PQsetNoticeProcessor(pg, on_notice, p);
   return pg;
 }
 

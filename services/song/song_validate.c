@@ -50,13 +50,13 @@ static const char *check_str(const json_t *body, json_t *errs, const char *field
 }
 
 json_t *song_validate(const json_t *body, song *out) {
+  memset(out, 0, sizeof *out);
   json_t *errs = json_object();
   if (!errs) return NULL;
   if (!json_is_object(body)) {
     json_object_set_new(errs, "body", json_string("Request body must be a JSON object"));
     return errs;
   }
-  memset(out, 0, sizeof *out);
   json_t *id = json_object_get(body, "id");
   if (!id || json_is_null(id)) {
     json_object_set_new(errs, "id", json_string("ID is required"));

@@ -55,10 +55,10 @@ def test_upload_then_download_identical(resource):
     assert db(f"SELECT state FROM resources WHERE id={rid}") in ("STAGING", "PERMANENT")
 
 
-def test_upload_stored_in_staging_bucket_with_generated_key(resource, s3):
+def test_upload_stored_in_staging_bucket_with_generated_key(resource, services, s3):
     rid, data = upload(resource)
     bucket, key = db(f"SELECT bucket || ' ' || s3_key FROM resources WHERE id={rid}").split()
-    storages = requests.get(os.environ.get("STORAGE_URL", "http://127.0.0.1:8083") + "/storages", timeout=5).json()
+    storages = services["storage"].get("/storages").json()
     staging = [s for s in storages if s["storageType"] == "STAGING"][0]
     assert bucket == staging["bucket"]
     assert key.startswith(staging["path"].strip("/") + "/") and key.endswith(".mp3")
