@@ -71,7 +71,7 @@ struct http_req {
   char *body;
   size_t body_len, body_cap, body_max;
   bool too_large;
-  char id[40];
+  char id[72]; /* token_ok allows 64 characters */
   struct timespec start;
   struct MHD_Response *resp;
   unsigned status;

@@ -175,6 +175,9 @@ static void silent_handler_is_500(void **state) {
   assert_int_equal(r.status, 500);
   assert_string_equal(r.body, "{\"errorMessage\":\"Internal server error\",\"errorCode\":\"500\"}");
   assert_string_equal(r.reqid, "abc-123");
+  const char *longest = "X-Request-Id: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  r = call("GET", "/silent", NULL, 0, longest); /* 64 characters: echoed whole */
+  assert_string_equal(r.reqid, longest + 14);
   r = call("GET", "/silent", NULL, 0, "X-Request-Id: bad id with spaces");
   assert_int_equal(strlen(r.reqid), 16); /* not echoed: replaced by a generated one */
 }
