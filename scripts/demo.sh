@@ -23,13 +23,15 @@ resp=$(curl -s -X POST -H 'Content-Type: audio/mpeg' --data-binary @"$tmp/a.mp3"
 echo "   -> $resp  ($(( $(ms) - t0 )) ms)"
 id=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' <<<"$resp")
 [ -n "$id" ] || { echo "demo: upload failed" >&2; exit 1; }
-echo "   state: $(state "$id")"
-seen_meta=0
+seen_meta=0 seen_staging=0
 for _ in $(seq 600); do
   if [ $seen_meta -eq 0 ] && song=$(curl -sf "$GW/songs/$id"); then
     echo "2. metadata stored  ($(( $(ms) - t0 )) ms): $song"; seen_meta=1
   fi
   s=$(state "$id")
+  if [ "${s%% *}" = STAGING ] && [ $seen_staging -eq 0 ]; then
+    echo "   state STAGING ($(( $(ms) - t0 )) ms): bucket ${s#* }"; seen_staging=1
+  fi
   if [ "${s%% *}" = PERMANENT ]; then
     echo "3. state PERMANENT ($(( $(ms) - t0 )) ms): bucket ${s#* }"
     break

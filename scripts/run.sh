@@ -7,6 +7,10 @@ export FERMATA_BUILD_DIR=${FERMATA_BUILD_DIR:-$ROOT/build/release}
 stopping=0
 cleanup() {
   [ "$stopping" -eq 1 ] && return; stopping=1
+  # Stopping must not depend on our output still being read (Ctrl-C may have ended a
+  # pipe such as `make run | tee log`): no SIGPIPE, no exit on a failed echo.
+  trap '' PIPE INT TERM
+  set +e
   echo; echo "run: stopping services and stack..."
   "$ROOT/scripts/services.sh" stop || true
   "$ROOT/scripts/stack.sh" stop || true
