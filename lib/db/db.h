@@ -63,7 +63,9 @@ int db_acquire(db_pool *p, db_conn **out);
 void db_release(db_pool *p, db_conn *c); /* NULL ok; a broken connection is closed */
 
 /* Runs one statement with text parameters (NULL entries are SQL NULL). On DB_OK, *out (if
- * not NULL) receives the result; on error nothing is returned and the error is logged. */
+ * not NULL) receives the result; on error nothing is returned and the error is logged.
+ * `sql` must have static storage duration (a string literal): statements with parameters
+ * are prepared once per connection and found again by the address of their text. */
 int db_exec(db_conn *c, const char *sql, int nparams, const char *const *params, PGresult **out);
 
 /* acquire + db_exec + release. */
