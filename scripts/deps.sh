@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake pkg-config
   libmicrohttpd-dev libjansson-dev libpq-dev libcurl4-openssl-dev librabbitmq-dev
-  libtag1-dev libtagc0-dev libmpg123-dev libcmocka-dev libssl-dev
+  libmpg123-dev libcmocka-dev libssl-dev
   postgresql rabbitmq-server nginx-light
   python3 python3-venv python3-pip
   lame id3v2 sox ffmpeg gettext-base
