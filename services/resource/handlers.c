@@ -53,6 +53,13 @@ static void post_resource(http_req *r, void *vctx) {
   http_reply_json(r, 200, json_pack("{s:i}", "id", (json_int_t)id));
 }
 
+static long stream_reader(void *ctx, uint64_t pos, char *buf, size_t max) {
+  (void)pos; /* sequential: the HTTP layer reads in order */
+  return resource_stream_read(ctx, buf, max);
+}
+
+static void stream_done(void *ctx) { resource_stream_close(ctx); }
+
 static void get_resource(http_req *r, void *vctx) {
   resource_http *ctx = vctx;
   const char *raw = http_req_param(r, "id");
@@ -82,9 +89,8 @@ static void get_resource(http_req *r, void *vctx) {
     http_reply_errorf(r, 416, "Requested range not satisfiable: the file has %" PRIu64 " bytes", row.size);
     return;
   }
-  char *data;
-  size_t len;
-  rc = resource_read(ctx->svc, id, first, last, &data, &len);
+  resource_stream *st;
+  rc = resource_stream_open(ctx->svc, id, first, last, &st);
   if (rc == RES_NOT_FOUND) {
     http_reply_errorf(r, 404, "Resource with ID=%d not found", id);
     return;
@@ -98,7 +104,8 @@ static void get_resource(http_req *r, void *vctx) {
     snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last, row.size);
     http_reply_header(r, "Content-Range", cr);
   }
-  http_reply_buffer(r, rr == RANGE_PARTIAL ? 206 : 200, "audio/mpeg", data, len, free);
+  http_reply_stream(r, rr == RANGE_PARTIAL ? 206 : 200, "audio/mpeg", last - first + 1, stream_reader, st,
+                    stream_done);
 }
 
 static void delete_resources(http_req *r, void *vctx) {

@@ -81,50 +81,6 @@ int resource_find(resource_svc *svc, int32_t id, resource_row *out) {
   return db_to_res(rc);
 }
 
-typedef struct {
-  char *buf;
-  size_t len, cap;
-} sink;
-
-static int sink_write(void *ud, const void *data, size_t len) {
-  sink *s = ud;
-  if (len > s->cap - s->len) return 1; /* more than the row says: stop */
-  memcpy(s->buf + s->len, data, len);
-  s->len += len;
-  return 0;
-}
-
-int resource_read(resource_svc *svc, int32_t id, uint64_t first, uint64_t last, char **out, size_t *len) {
-  *out = NULL;
-  *len = 0;
-  for (int attempt = 0; attempt < 3; attempt++) {
-    resource_row row;
-    int rc = resource_find(svc, id, &row);
-    if (rc != RES_OK) return rc;
-    if (last >= row.size) return RES_ERR_INTERNAL; /* caller checked against an older size */
-    size_t want = (size_t)(last - first + 1);
-    sink s = {malloc(want ? want : 1), 0, want};
-    if (!s.buf) return RES_ERR_INTERNAL;
-    s3_range range = {.kind = S3_RANGE_FROM_TO, .first = first, .last = last};
-    s3_error e = {0};
-    rc = s3_get(svc->s3, row.bucket, row.key, &range, sink_write, &s, NULL, &e);
-    if (rc == S3_OK && s.len == want) {
-      *out = s.buf;
-      *len = s.len;
-      return RES_OK;
-    }
-    free(s.buf);
-    if (rc == S3_ERR_NOT_FOUND) continue; /* moved to PERMANENT meanwhile: read the row again */
-    if (rc == S3_OK) {
-      log_event(svc->lg, LOG_ERROR, "object shorter than recorded", "id=%d bucket=%s", id, row.bucket);
-      return RES_ERR_INTERNAL;
-    }
-    return s3_to_res(svc, rc, &e, "download from object store failed");
-  }
-  log_event(svc->lg, LOG_ERROR, "object missing for an existing row", "id=%d", id);
-  return RES_ERR_STORE;
-}
-
 int resource_delete_songs(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id) {
   size_t i = 0;
   while (i < n) {

@@ -61,9 +61,21 @@ typedef struct {
 /* ---- domain operations (resource.c) ---- */
 int resource_upload(resource_svc *svc, const void *data, size_t len, const char *request_id, int32_t *id);
 int resource_find(resource_svc *svc, int32_t id, resource_row *out);
-/* Reads bytes [first, last] of the resource into a malloc'd buffer (*out, caller frees).
- * Follows a concurrent move (the row is read again when the object moved). */
-int resource_read(resource_svc *svc, int32_t id, uint64_t first, uint64_t last, char **out, size_t *len);
+/* Streams bytes [first, last] of the resource: a thread fetches from the object store into
+ * a bounded buffer (RESOURCE_STREAM_BUFFER) that resource_stream_read drains, so a download
+ * holds that much memory whatever the file's size. Open returns once the first bytes
+ * arrived (or the fetch failed: then RES_NOT_FOUND / RES_ERR_*, and nothing to close), so
+ * errors before the first byte still become proper HTTP answers. A concurrent move to
+ * PERMANENT is followed (the row is read again). */
+#define RESOURCE_STREAM_BUFFER (256 * 1024)
+typedef struct resource_stream resource_stream;
+int resource_stream_open(resource_svc *svc, int32_t id, uint64_t first, uint64_t last, resource_stream **out);
+/* Blocks until bytes are available; returns their count (> 0), or -1 when the fetch failed
+ * midway or ended short (the HTTP layer then closes the connection). */
+long resource_stream_read(resource_stream *st, char *buf, size_t max);
+/* Stops the fetch if still running and frees; NULL ok. */
+void resource_stream_close(resource_stream *st);
+
 /* Deletes the given ids; *deleted gets a new JSON array of the ids that existed. */
 int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, json_t **deleted);
 /* Applies a "processed" message: moves the object to PERMANENT storage. Idempotent. */

@@ -1,5 +1,9 @@
 """Resource Service: the contract rows, with the real stack (database, object store,
-broker, Storage and Song services)."""
+broker, Storage and Song services).
+
+The contract tests run twice, directly against the service and through the gateway (the
+`resource` fixture below, parametrised by conftest's `route`); the actuator test is direct
+only (the gateway does not route /actuator)."""
 import os
 import random
 import subprocess
@@ -8,7 +12,7 @@ import boto3
 import pytest
 import requests
 
-from conftest import wait_until
+from conftest import via, wait_until
 from mp3gen import make_mp3
 from test_song_api import assert_error
 
@@ -16,10 +20,16 @@ MP3 = {"Content-Type": "audio/mpeg"}
 
 
 @pytest.fixture(scope="module")
-def resource(services):
+def resource_direct(services):
     services["storage"].ensure()
     services["song"].ensure()
     return services["resource"].ensure()
+
+
+@pytest.fixture
+def resource(resource_direct, route):
+    """The Resource Service, directly or through the gateway."""
+    return via(resource_direct, route)
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +162,22 @@ def test_unknown_route_and_method(resource):
     assert_error(resource.get("/nope"), 404)
 
 
-def test_health(resource):
-    body = resource.get("/actuator/health").json()
+def test_health(resource_direct):
+    body = resource_direct.get("/actuator/health").json()
     assert body["status"] == "UP"
     for c in ("db", "objectStore", "broker"):
         assert body["components"][c]["status"] == "UP", body
+
+
+def test_large_download_streams_identical(resource):
+    """A file many times the service's 256 KiB stream buffer, whole and in a range that
+    crosses buffer boundaries."""
+    data = make_mp3(seconds=200.0, freq=777)  # ~3.2 MB at 128 kbit/s
+    assert len(data) > 12 * 256 * 1024
+    rid, _ = upload(resource, data)
+    g = resource.get(f"/resources/{rid}", timeout=60)
+    assert g.status_code == 200 and int(g.headers["Content-Length"]) == len(data)
+    assert g.content == data
+    first, last = 200_000, 2_900_123
+    r = resource.get(f"/resources/{rid}", headers={"Range": f"bytes={first}-{last}"}, timeout=60)
+    assert r.status_code == 206 and r.content == data[first:last + 1]

@@ -1,0 +1,162 @@
+/*
+ * resource_stream: downloads without holding the file in memory. See resource.h.
+ *
+ * The object store client pushes bytes (a write callback inside s3_get) while the HTTP
+ * server pulls them (a reader callback per response chunk). A producer thread runs s3_get
+ * and copies into a ring buffer; the HTTP reader takes from it. Both sides block on one
+ * condition variable: the producer while the ring is full (that is the backpressure that
+ * keeps memory bounded for slow clients), the reader while it is empty. Closing sets
+ * `aborted`, which makes the producer's next write ask s3_get to stop, then joins it.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "resource.h"
+
+struct resource_stream {
+  resource_svc *svc;
+  int32_t id;
+  uint64_t first, last, total, delivered;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  char *ring;
+  size_t cap, head, len; /* bytes [head, head+len) modulo cap are waiting */
+  bool started, finished, aborted;
+  int err; /* RES_OK, or why the fetch ended badly */
+};
+
+static int on_bytes(void *ud, const void *data, size_t n) {
+  resource_stream *st = ud;
+  const char *p = data;
+  pthread_mutex_lock(&st->mu);
+  while (n > 0) {
+    while (st->len == st->cap && !st->aborted) pthread_cond_wait(&st->cv, &st->mu);
+    if (st->aborted) {
+      pthread_mutex_unlock(&st->mu);
+      return 1; /* stop the transfer */
+    }
+    size_t tail = (st->head + st->len) % st->cap;
+    size_t room = st->cap - st->len;
+    size_t chunk = n < room ? n : room;
+    if (chunk > st->cap - tail) chunk = st->cap - tail; /* up to the end of the ring */
+    memcpy(st->ring + tail, p, chunk);
+    st->len += chunk;
+    p += chunk;
+    n -= chunk;
+    st->started = true;
+    pthread_cond_broadcast(&st->cv);
+  }
+  pthread_mutex_unlock(&st->mu);
+  return 0;
+}
+
+static void *producer(void *arg) {
+  resource_stream *st = arg;
+  int err = RES_ERR_STORE;
+  for (int attempt = 0; attempt < 3; attempt++) {
+    resource_row row;
+    int rc = resource_find(st->svc, st->id, &row);
+    if (rc != RES_OK) {
+      err = rc;
+      break;
+    }
+    if (st->last >= row.size) {
+      err = RES_ERR_INTERNAL; /* the row changed size under us: cannot happen for one id */
+      break;
+    }
+    s3_range range = {.kind = S3_RANGE_FROM_TO, .first = st->first, .last = st->last};
+    s3_error e = {0};
+    rc = s3_get(st->svc->s3, row.bucket, row.key, &range, on_bytes, st, NULL, &e);
+    if (rc == S3_OK) {
+      err = RES_OK;
+      break;
+    }
+    pthread_mutex_lock(&st->mu);
+    bool started = st->started, aborted = st->aborted;
+    pthread_mutex_unlock(&st->mu);
+    if (aborted) break;
+    if (rc == S3_ERR_NOT_FOUND && !started) continue; /* moved to PERMANENT meanwhile */
+    char q[400];
+    log_event(st->svc->lg, LOG_WARN, "download from object store failed", "id=%d error=%s detail=%s", st->id,
+              s3_strerror(rc), log_quote(q, sizeof q, e.message));
+    err = (rc == S3_ERR_UNAVAILABLE || rc == S3_ERR_NOT_FOUND || rc == S3_ERR_DENIED) ? RES_ERR_STORE : RES_ERR_INTERNAL;
+    break;
+  }
+  pthread_mutex_lock(&st->mu);
+  st->err = err;
+  st->finished = true;
+  pthread_cond_broadcast(&st->cv);
+  pthread_mutex_unlock(&st->mu);
+  return NULL;
+}
+
+static void stream_free(resource_stream *st) {
+  pthread_mutex_destroy(&st->mu);
+  pthread_cond_destroy(&st->cv);
+  free(st->ring);
+  free(st);
+}
+
+int resource_stream_open(resource_svc *svc, int32_t id, uint64_t first, uint64_t last, resource_stream **out) {
+  *out = NULL;
+  resource_stream *st = calloc(1, sizeof *st);
+  if (!st) return RES_ERR_INTERNAL;
+  st->svc = svc;
+  st->id = id;
+  st->first = first;
+  st->last = last;
+  st->total = last - first + 1;
+  st->cap = st->total < RESOURCE_STREAM_BUFFER ? (size_t)st->total : RESOURCE_STREAM_BUFFER;
+  st->ring = malloc(st->cap);
+  pthread_mutex_init(&st->mu, NULL);
+  pthread_cond_init(&st->cv, NULL);
+  if (!st->ring || pthread_create(&st->thread, NULL, producer, st) != 0) {
+    stream_free(st);
+    return RES_ERR_INTERNAL;
+  }
+  pthread_mutex_lock(&st->mu);
+  while (!st->started && !st->finished) pthread_cond_wait(&st->cv, &st->mu);
+  bool failed_early = !st->started && st->finished;
+  int err = st->err;
+  pthread_mutex_unlock(&st->mu);
+  if (failed_early) {
+    pthread_join(st->thread, NULL);
+    stream_free(st);
+    return err == RES_OK ? RES_ERR_INTERNAL : err; /* OK with no byte: the object was empty */
+  }
+  *out = st;
+  return RES_OK;
+}
+
+long resource_stream_read(resource_stream *st, char *buf, size_t max) {
+  pthread_mutex_lock(&st->mu);
+  while (st->len == 0 && !st->finished) pthread_cond_wait(&st->cv, &st->mu);
+  long n = -1;
+  if (st->len > 0) {
+    size_t chunk = st->len < max ? st->len : max;
+    if (chunk > st->cap - st->head) chunk = st->cap - st->head;
+    memcpy(buf, st->ring + st->head, chunk);
+    st->head = (st->head + chunk) % st->cap;
+    st->len -= chunk;
+    st->delivered += chunk;
+    n = (long)chunk;
+    pthread_cond_broadcast(&st->cv);
+  } else if (st->err == RES_OK && st->delivered == st->total) {
+    n = -1; /* nothing left: the HTTP layer never asks past the announced size */
+  }
+  pthread_mutex_unlock(&st->mu);
+  return n;
+}
+
+void resource_stream_close(resource_stream *st) {
+  if (!st) return;
+  pthread_mutex_lock(&st->mu);
+  st->aborted = true;
+  pthread_cond_broadcast(&st->cv);
+  pthread_mutex_unlock(&st->mu);
+  pthread_join(st->thread, NULL);
+  stream_free(st);
+}
