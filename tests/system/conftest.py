@@ -8,6 +8,7 @@ through scripts/services.sh and scripts/stack.sh (one place knows how).
 At the end of the session every service log is searched for sanitizer reports: a leak,
 an invalid access or undefined behaviour fails the run even if every request looked fine.
 """
+import copy
 import itertools
 import os
 import pathlib
@@ -137,3 +138,75 @@ def wait_until(predicate, timeout=30.0, interval=0.2, message="condition"):
             last = e
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}; last: {last!r}")
+
+
+# ---- Routes: direct to a service, or through the gateway ----
+
+GATEWAY_URL = (os.environ.get("GATEWAY_URL") or "http://127.0.0.1:8080").rstrip("/")
+ROUTES = ("direct", "gateway")
+
+
+def via(service, route):
+    """The service as seen through `route`: itself ("direct"), or a copy whose base URL is the
+    gateway's ("gateway"; the gateway routes /resources, /songs and /storages, not /actuator).
+    Start, stop, kill and log still act on the service itself."""
+    if route == "direct":
+        return service
+    routed = copy.copy(service)
+    routed.url = GATEWAY_URL
+    return routed
+
+
+@pytest.fixture(params=ROUTES)
+def route(request):
+    """Parametrises a test over ("direct", "gateway"); contract test modules build their
+    service fixture on it with `via(...)`, so each contract test runs both ways."""
+    return request.param
+
+
+# ---- OpenAPI conformance of every response the system tests see ----
+#
+# Every response from our services (PORTS) and the stack's gateway (GATEWAY_URL) that goes
+# through requests (requests.get/post/..., Service.get/post/delete, sessions) is checked
+# against docs/openapi.yaml as it arrives (tests/system/openapi_check.py says what is
+# checked). At the end of the session the non-conforming ones fail the run, listed.
+
+from openapi_check import OpenApiValidator, ResponseRecorder  # noqa: E402
+
+OPENAPI_SPEC = ROOT / "docs" / "openapi.yaml"
+openapi_recorder = ResponseRecorder(OpenApiValidator(OPENAPI_SPEC))
+
+
+def pytest_configure(config):
+    for _name, _port in PORTS.items():
+        openapi_recorder.watch(f"http://127.0.0.1:{_port}", "service")
+    openapi_recorder.watch(GATEWAY_URL, "gateway")
+    openapi_recorder.install()
+
+
+def pytest_unconfigure(config):
+    openapi_recorder.uninstall()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def openapi_conformance():
+    """Fails the session (at teardown of its last test) when any response seen did not
+    conform to docs/openapi.yaml."""
+    yield openapi_recorder
+    assert not openapi_recorder.failures, (
+        f"{len(openapi_recorder.failures)} responses do not conform to {OPENAPI_SPEC.relative_to(ROOT)}:\n"
+        + openapi_recorder.report())
+
+
+def pytest_terminal_summary(terminalreporter):
+    seen = openapi_recorder.seen
+    if not seen:
+        return
+    by_origin = {}
+    for (origin, *_), n in seen.items():
+        by_origin[origin] = by_origin.get(origin, 0) + n
+    terminalreporter.write_line(
+        f"openapi: {sum(seen.values())} responses checked against {OPENAPI_SPEC.relative_to(ROOT)} "
+        f"({', '.join(f'{o} {n}' for o, n in sorted(by_origin.items()))}; {openapi_recorder.unread} streamed, "
+        f"body not read), {len({k[1:] for k in seen})} (method, operation, status) combinations, "
+        f"{len(openapi_recorder.failures)} non-conforming")
