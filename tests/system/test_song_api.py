@@ -1,9 +1,15 @@
-"""Song Service: every row of the contract, against the real service and database."""
+"""Song Service: every row of the contract, against the real service and database.
+
+The contract tests run twice, directly against the service and through the gateway (the
+`song` fixture below, parametrised by conftest's `route`); the actuator tests are direct
+only (the gateway does not route /actuator)."""
 import concurrent.futures
 import json
 
 import pytest
 import requests
+
+from conftest import via
 
 ERROR_KEYS = {"errorMessage", "errorCode"}
 
@@ -33,6 +39,17 @@ def assert_validation(r, details):
     assert body["errorMessage"] == "Validation error"
     assert body["errorCode"] == "400"
     assert body["details"] == details
+
+
+@pytest.fixture(scope="module")
+def song_direct(services):
+    return services["song"].ensure()
+
+
+@pytest.fixture
+def song(song_direct, route):
+    """The Song Service, directly or through the gateway."""
+    return via(song_direct, route)
 
 
 def test_create_get_roundtrip(song, new_id):
@@ -199,8 +216,8 @@ def test_unknown_route_and_method(song):
     assert_error(requests.put(song.url + "/songs", json={}, timeout=5), 405)
 
 
-def test_health_reports_database(song):
-    r = song.get("/actuator/health")
+def test_health_reports_database(song_direct):
+    r = song_direct.get("/actuator/health")
     assert r.status_code == 200
     assert r.headers["Content-Type"] == "application/json"
     body = r.json()
@@ -208,9 +225,9 @@ def test_health_reports_database(song):
     assert body["components"]["db"]["status"] == "UP"
 
 
-def test_prometheus_counts_requests(song):
-    song.get("/songs/1")
-    text = song.get("/actuator/prometheus").text
+def test_prometheus_counts_requests(song_direct):
+    song_direct.get("/songs/1")
+    text = song_direct.get("/actuator/prometheus").text
     assert 'http_server_requests_seconds_count{method="GET",uri="/songs/{id}"' in text
 
 

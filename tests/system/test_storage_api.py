@@ -3,6 +3,10 @@
 The object store is checked with a separate client (boto3) configured from the stack's
 environment (S3_ENDPOINT, S3_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), the same
 values the service reads.
+
+The contract tests run twice, directly against the service and through the gateway (the
+`storage` fixture below, parametrised by conftest's `route`); tests of /actuator, of the
+log, and those that restart the service are direct only.
 """
 import concurrent.futures
 import json
@@ -14,6 +18,7 @@ import botocore.exceptions
 import pytest
 import requests
 
+from conftest import via
 from test_song_api import assert_error, assert_validation
 
 STAGING_BUCKET = os.environ.get("STORAGE_STAGING_BUCKET", "fermata-staging")
@@ -31,8 +36,14 @@ PATH_SEGMENTS = "Path must not contain empty, '.' or '..' segments or end with /
 
 
 @pytest.fixture(scope="session")
-def storage(services):
+def storage_direct(services):
     return services["storage"].ensure()
+
+
+@pytest.fixture
+def storage(storage_direct, route):
+    """The Storage Service, directly or through the gateway."""
+    return via(storage_direct, route)
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +99,7 @@ def test_seeded_storages_listed_once(storage):
     assert STAGING_BUCKET != PERMANENT_BUCKET
 
 
-def test_seeded_buckets_exist(storage, s3):
+def test_seeded_buckets_exist(storage_direct, s3):
     assert bucket_exists(s3, STAGING_BUCKET)
     assert bucket_exists(s3, PERMANENT_BUCKET)
 
@@ -346,8 +357,8 @@ def test_unknown_route_and_method(storage):
     assert_error(requests.patch(storage.url + "/storages", json={}, timeout=5), 405)
 
 
-def test_health_shows_db_and_object_store(storage):
-    r = storage.get("/actuator/health")
+def test_health_shows_db_and_object_store(storage_direct):
+    r = storage_direct.get("/actuator/health")
     assert r.status_code == 200
     h = r.json()
     assert h["status"] == "UP"
@@ -356,17 +367,17 @@ def test_health_shows_db_and_object_store(storage):
     assert h["components"]["objectStore"]["details"]["buckets"] >= 2
 
 
-def test_prometheus_metrics(storage):
-    storage.get("/storages")
-    r = storage.get("/actuator/prometheus")
+def test_prometheus_metrics(storage_direct):
+    storage_direct.get("/storages")
+    r = storage_direct.get("/actuator/prometheus")
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/plain")
     assert "http_server_requests_seconds" in r.text
     assert 'uri="/storages"' in r.text
 
 
-def test_no_credentials_in_log(storage):
-    log = storage.log()
+def test_no_credentials_in_log(storage_direct):
+    log = storage_direct.log()
     secret = os.environ.get("AWS_SECRET_ACCESS_KEY", "test")
     assert "AWS_SECRET_ACCESS_KEY" not in log
     if len(secret) > 4:
