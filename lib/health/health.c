@@ -24,3 +24,8 @@ void health_reply(http_req *r, json_t *components) {
   json_t *body = json_pack("{s:s, s:o}", "status", overall, "components", components);
   http_reply_json(r, strcmp(overall, "DOWN") == 0 ? 503 : 200, body);
 }
+
+void health_liveness(http_req *r, void *ctx) {
+  (void)ctx;
+  http_reply_json(r, 200, json_pack("{s:s}", "status", "UP"));
+}

@@ -21,4 +21,9 @@ void health_component(json_t *components, const char *name, const char *status, 
 /* Replies with the aggregate; steals `components`. */
 void health_reply(http_req *r, json_t *components);
 
+/* GET /actuator/health/liveness: {"status":"UP"} while the process serves requests, whatever
+ * its dependencies say (Spring's liveness group). For orchestrators: a database outage must
+ * take a pod out of rotation (readiness = /actuator/health), not restart it. */
+void health_liveness(http_req *r, void *ctx);
+
 #endif

@@ -100,6 +100,7 @@ static void prometheus(http_req *r, void *vctx) {
 int proc_routes(http_server *srv, proc_http_ctx *ctx) {
   int rc = HTTP_OK;
   rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
+  rc |= http_server_route(srv, "GET", "/actuator/health/liveness", health_liveness, NULL, 0);
   rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
   return rc;
 }

@@ -156,6 +156,7 @@ int resource_routes(http_server *srv, resource_http *ctx) {
   rc |= http_server_route(srv, "DELETE", "/resources", delete_resources, ctx, 0);
   rc |= http_server_route(srv, "GET", "/resources/{id}", get_resource, ctx, 0);
   rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
+  rc |= http_server_route(srv, "GET", "/actuator/health/liveness", health_liveness, NULL, 0);
   rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
   rc |= actuator_routes(srv, &ctx->breakers);
   return rc;

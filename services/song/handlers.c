@@ -119,6 +119,7 @@ int song_routes(http_server *srv, song_ctx *ctx) {
   rc |= http_server_route(srv, "DELETE", "/songs", delete_songs, ctx, 0);
   rc |= http_server_route(srv, "GET", "/songs/{id}", get_song, ctx, 0);
   rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
+  rc |= http_server_route(srv, "GET", "/actuator/health/liveness", health_liveness, NULL, 0);
   rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
   return rc;
 }

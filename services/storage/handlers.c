@@ -150,6 +150,7 @@ int storage_routes(http_server *srv, storage_ctx *ctx) {
   rc |= http_server_route(srv, "GET", "/storages", get_storages, ctx, 0);
   rc |= http_server_route(srv, "DELETE", "/storages", delete_storages, ctx, 0);
   rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
+  rc |= http_server_route(srv, "GET", "/actuator/health/liveness", health_liveness, NULL, 0);
   rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
   return rc;
 }

@@ -19,6 +19,8 @@ def test_database_down_gives_503_and_recovers(song, stack, new_id):
         assert_error(song.post("/songs", json=song_body(new_id())), 503)
         h = song.get("/actuator/health")
         assert h.status_code == 503
+        live = song.get("/actuator/health/liveness")  # the process serves: no restart wanted
+        assert live.status_code == 200 and live.json() == {"status": "UP"}
         assert h.json()["status"] == "DOWN"
         assert h.json()["components"]["db"]["status"] == "DOWN"
     finally:
