@@ -232,6 +232,12 @@ def test_uploads_survive_kills_of_every_part(everything_up, stack, services):
     run = "%06x" % random.randrange(16**6)
     files = make_files(UPLOADS, run)
     dlq_before = {q: collections.Counter(body for _, _, body in peek_dlq(q)) for q in DLQS}
+    # Songs that already exist with ids the next uploads will get (created directly with
+    # POST /songs, e.g. by an API fuzz run against this stack): the processor rightly takes
+    # their 409 as "already done" (contract), so such an upload keeps the older metadata.
+    # Listed and excluded from the metadata check, not counted as a loss.
+    seq = int(psql("RESOURCE_DB_URL", "SELECT last_value FROM resources_id_seq")[0])
+    songs_ahead = {int(x) for x in psql("SONG_DB_URL", f"SELECT id FROM songs WHERE id > {seq}")}
 
     results = [None] * UPLOADS  # (kind, status or error, id, start, end, body)
     next_index = iter(range(UPLOADS))
@@ -323,7 +329,9 @@ def test_uploads_survive_kills_of_every_part(everything_up, stack, services):
         data, meta = files[i]
         out = []
         s = requests.get(f"{GATEWAY}/songs/{rid}", timeout=30)
-        if s.status_code != 200 or s.json() != {"id": rid, **meta}:
+        if rid in songs_ahead:
+            pass
+        elif s.status_code != 200 or s.json() != {"id": rid, **meta}:
             out.append(f"upload {i} id {rid}: metadata {s.status_code} {s.text[:200]} != {meta}")
         g = requests.get(f"{GATEWAY}/resources/{rid}", timeout=30)
         if g.status_code != 200 or g.content != data:
@@ -386,6 +394,7 @@ def test_uploads_survive_kills_of_every_part(everything_up, stack, services):
         f"  time to drain (all accepted PERMANENT): {drain_seconds:.1f}s; not PERMANENT: {len(pending)}",
         f"  refused but stored anyway (answer lost): {len(refused_but_stored)} {refused_but_stored[:10]}",
         f"  duplicates: songs {len(dup_songs)}, resources {len(dup_res)}",
+        f"  songs that existed before their upload (not checked): {sorted(songs_ahead & set(ids))[:20]}",
     ]
     for q in DLQS:
         lines.append(f"  {q}: {len(dlq_report[q])} new entries" + "".join(f"\n    {e}" for e in dlq_report[q][:20]))
