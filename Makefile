@@ -9,7 +9,9 @@ FUZZ_TARGETS := mp3 range ids song_json
 FUZZ_SHORT   ?= 20
 FUZZ_SECONDS ?= 600
 
-.PHONY: all deps build release test unit conformance system fuzz-short run stop lint bench demo fuzz clean
+APIFUZZ_EXAMPLES ?= 1000
+
+.PHONY: all deps build release test unit conformance system fuzz-short run stop lint bench demo fuzz chaos apifuzz valgrind clean
 
 all: build
 
@@ -52,6 +54,17 @@ lint:
 bench: release
 	bench/song.sh
 	bench/breaker/run.sh
+
+# Long runs, outside `make test`: the chaos test with 1000 uploads, schemathesis with many
+# examples, every service under valgrind.
+chaos: build
+	CHAOS_UPLOADS=1000 scripts/test-system.sh tests/system/test_chaos.py -s
+
+apifuzz: build
+	tests/apifuzz/run.sh $(APIFUZZ_EXAMPLES)
+
+valgrind: deps
+	tests/valgrind/run.sh
 
 # Uploads a generated MP3 through a running `make run` and shows each step.
 demo:

@@ -10,6 +10,13 @@
 # $FERMATA_RUN_DIR/logs/<service>.log, pids to $FERMATA_RUN_DIR/pids/. The environment the
 # services need (database URLs, broker, object store) comes from `scripts/stack.sh env`;
 # anything already set in the caller's environment wins.
+#
+# Started by root, the services run as an unprivileged user, FERMATA_SERVICE_USER (default
+# nobody): setpriv switches user and group and execs the binary in the same process (so the
+# pid file and kill -KILL reach the service itself, not a wrapper), with no_new_privs set.
+# The log is opened by this script before the switch, so the service needs no write access
+# anywhere. When that user cannot reach the build tree (a checkout under /root), the binary
+# is copied to /var/tmp/fermata-<hash>/bin first; it needs nothing else from the tree.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export FERMATA_RUN_DIR=${FERMATA_RUN_DIR:-$ROOT/run}
@@ -21,6 +28,32 @@ mkdir -p "$LOGS" "$PIDS"
 ALL=(storage song resource processor)   # start order: what others call comes first
 declare -A PORT_VAR=([resource]=RESOURCE_PORT [song]=SONG_PORT [storage]=STORAGE_PORT [processor]=PROCESSOR_PORT)
 declare -A PORT_DEF=([resource]=8081 [song]=8082 [storage]=8083 [processor]=8084)
+
+SERVICE_USER=${FERMATA_SERVICE_USER:-nobody}
+
+# runnable_binary SVC: a path to the service's binary that SERVICE_USER can execute.
+runnable_binary() {
+  local bin key dir
+  bin=$(binary_of "$1")
+  if [ "$(id -u)" -ne 0 ] || setpriv --reuid="$SERVICE_USER" --regid="$(id -gn "$SERVICE_USER")" --clear-groups -- test -x "$bin"; then
+    echo "$bin"
+    return
+  fi
+  key=$(printf '%s' "$BUILD_DIR" | sha1sum | cut -c1-12)
+  dir="/var/tmp/fermata-$key/bin"
+  mkdir -p "$dir"
+  chmod 755 "/var/tmp/fermata-$key" "$dir"
+  install -m 755 "$bin" "$dir/"
+  echo "$dir/$(basename "$bin")"
+}
+
+# as_service_user CMD...: exec CMD as SERVICE_USER when we are root, else as is.
+as_service_user() {
+  if [ "$(id -u)" -eq 0 ]; then
+    exec setpriv --reuid="$SERVICE_USER" --regid="$(id -gn "$SERVICE_USER")" --clear-groups --no-new-privs -- "$@"
+  fi
+  exec "$@"
+}
 
 port_of() { local v=${PORT_VAR[$1]}; echo "${!v:-${PORT_DEF[$1]}}"; }
 binary_of() { echo "$BUILD_DIR/services/$1/fermata-$1"; }
@@ -56,7 +89,8 @@ start_one() {
   bin=$(binary_of "$svc")
   [ -x "$bin" ] || { echo "services: $svc is not built ($bin)" >&2; return 1; }
   if running "$svc"; then echo "services: $svc already running (pid $(pid_of "$svc"))"; return 0; fi
-  SERVER_PORT=$(port_of "$svc") nohup "$bin" >>"$LOGS/$svc.log" 2>&1 &
+  bin=$(runnable_binary "$svc")
+  (trap '' HUP; export SERVER_PORT; SERVER_PORT=$(port_of "$svc"); as_service_user "$bin") </dev/null >>"$LOGS/$svc.log" 2>&1 &
   echo $! >"$PIDS/$svc.pid"
   wait_healthy "$svc"
   echo "services: $svc listening on http://127.0.0.1:$(port_of "$svc") (pid $(pid_of "$svc"), log $LOGS/$svc.log)"

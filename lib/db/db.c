@@ -107,6 +107,31 @@ static void on_notice(void *arg, const char *message) {
   log_event(p->lg, LOG_DEBUG, "database notice", "detail=%s", log_quote(q, sizeof q, buf));
 }
 
+/* libpq echoes a malformed URI whole in its error message, password included. Before such
+ * a message is logged, the password of our connection string is replaced by "***"
+ * wherever it appears (URI "user:PASSWORD@" or key/value "password=PASSWORD"). */
+static void mask_password(const char *conninfo, const char *msg, char *out, size_t cap) {
+  char secret[256] = "";
+  const char *at = strchr(conninfo, '@'), *scheme = strstr(conninfo, "://");
+  if (scheme && at && at > scheme) {
+    const char *colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
+    if (colon && (size_t)(at - colon - 1) < sizeof secret) snprintf(secret, sizeof secret, "%.*s", (int)(at - colon - 1), colon + 1);
+  }
+  const char *kv = strstr(conninfo, "password=");
+  if (!secret[0] && kv) snprintf(secret, sizeof secret, "%.*s", (int)strcspn(kv + 9, " "), kv + 9);
+  size_t o = 0, slen = strlen(secret);
+  for (const char *m = msg; *m && o + 4 < cap;) {
+    if (slen && strncmp(m, secret, slen) == 0) {
+      memcpy(out + o, "***", 3);
+      o += 3;
+      m += slen;
+    } else {
+      out[o++] = *m++;
+    }
+  }
+  out[o] = '\0';
+}
+
 static PGconn *connect_pg(db_pool *p) {
   char timeout[16];
   snprintf(timeout, sizeof timeout, "%d", p->opts.connect_timeout_s);
@@ -115,7 +140,9 @@ static PGconn *connect_pg(db_pool *p) {
   PGconn *pg = PQconnectdbParams(keys, vals, 1);
   if (!pg) return NULL;
   if (PQstatus(pg) != CONNECTION_OK) {
-    log_pg_error(p, "database connect failed", PQerrorMessage(pg));
+    char masked[512];
+    mask_password(p->conninfo, PQerrorMessage(pg), masked, sizeof masked);
+    log_pg_error(p, "database connect failed", masked);
     PQfinish(pg);
     return NULL;
   }

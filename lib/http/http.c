@@ -66,6 +66,7 @@ struct http_req {
   const char *method, *path; /* borrowed from libmicrohttpd, valid for the request */
   route *rt;                 /* NULL: no route; then `status_hint` says 404 or 405 */
   unsigned status_hint;
+  char allow[96];            /* for a 405: the methods the path has (RFC 9110's Allow) */
   char *pnames[MAX_PARAMS], *pvals[MAX_PARAMS];
   int nparams;
   char *body;
@@ -173,6 +174,11 @@ static bool route_match(const route *r, const char *path, http_req *req) {
   return k == np;
 }
 
+static void allow_add(http_req *req, const char *method) {
+  size_t n = strlen(req->allow);
+  snprintf(req->allow + n, sizeof req->allow - n, "%s%s", n ? ", " : "", method);
+}
+
 static void resolve_route(http_server *s, http_req *req) {
   bool path_known = false;
   const char *m = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
@@ -184,6 +190,8 @@ static void resolve_route(http_server *s, http_req *req) {
       if (!route_match(r, req->path, req)) req->status_hint = 500;
       return;
     }
+    allow_add(req, r->method);
+    if (strcmp(r->method, "GET") == 0) allow_add(req, "HEAD");
   }
   req->status_hint = path_known ? 405 : 404;
 }
@@ -385,8 +393,10 @@ static void dispatch(http_req *r) {
   if (r->too_large) {
     http_reply_errorf(r, 413, "Request body is too large: maximum allowed is %zu bytes", r->body_max);
   } else if (!r->rt) {
-    if (r->status_hint == 405)
+    if (r->status_hint == 405) {
+      http_reply_header(r, "Allow", r->allow);
       http_reply_errorf(r, 405, "Method %s is not allowed for %s", r->method, r->path);
+    }
     else if (r->status_hint == 500)
       http_reply_internal(r, "out of memory matching route");
     else

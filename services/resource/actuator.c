@@ -10,10 +10,20 @@
 
 #define JSON_TYPE "application/json"
 
-/* breakerview hands back malloc'd bodies; NULL means it ran out of memory. */
+/* breakerview hands back malloc'd bodies; NULL means it ran out of memory. Its error
+ * bodies ({"message": ...}) are turned into the contract's error shape here, so every
+ * error this service answers looks the same. */
 static void reply_view(http_req *r, int status, char *body) {
   if (!body) {
     http_reply_internal(r, "circuit breaker view rendering failed");
+    return;
+  }
+  if (status >= 400) {
+    json_t *v = json_loads(body, 0, NULL);
+    const char *msg = json_string_value(json_object_get(v, "message"));
+    http_reply_error(r, (unsigned)status, msg ? msg : "Request failed");
+    json_decref(v);
+    free(body);
     return;
   }
   http_reply_buffer(r, (unsigned)status, JSON_TYPE, body, strlen(body), free);

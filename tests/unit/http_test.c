@@ -17,6 +17,7 @@ typedef struct {
   size_t len;
   char ctype[128];
   char reqid[80];
+  char allow[80];
   long status;
 } resp;
 
@@ -32,6 +33,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
   size_t k = sz * n;
   if (k > 14 && strncasecmp(p, "Content-Type: ", 14) == 0) snprintf(r->ctype, sizeof r->ctype, "%.*s", (int)(k - 16), p + 14);
   if (k > 14 && strncasecmp(p, "X-Request-Id: ", 14) == 0) snprintf(r->reqid, sizeof r->reqid, "%.*s", (int)(k - 16), p + 14);
+  if (k > 7 && strncasecmp(p, "Allow: ", 7) == 0) snprintf(r->allow, sizeof r->allow, "%.*s", (int)(k - 9), p + 7);
   return k;
 }
 
@@ -135,6 +137,7 @@ static void not_found_and_method_not_allowed(void **state) {
   r = call("DELETE", "/items/1", NULL, 0, NULL);
   assert_int_equal(r.status, 405);
   assert_string_equal(r.body, "{\"errorMessage\":\"Method DELETE is not allowed for /items/1\",\"errorCode\":\"405\"}");
+  assert_string_equal(r.allow, "GET, HEAD");
   r = call("GET", "/items/1/extra", NULL, 0, NULL);
   assert_int_equal(r.status, 404);
 }
