@@ -92,9 +92,6 @@ def test_schemathesis_through_gateway(everything_up, tmp_path):
         assert svc.get("/actuator/health").status_code in (200, 503), f"{name} does not answer after the run"
 
 
-@pytest.mark.xfail(reason="lib/breakerview answers actuator errors as {\"message\": ...} instead of the contract's "
-                          "{\"errorMessage\", \"errorCode\"} (e.g. GET /actuator/circuitbreakerevents/storageService/0 "
-                          "-> 400 {\"message\":\"unknown event type\"}); reported, see docs/SECURITY.md", strict=False)
 def test_schemathesis_actuator_on_resource_service(everything_up, tmp_path):
     r = schemathesis(tmp_path, everything_up["resource"].url, "--include-tag", "Actuator",
                      "--exclude-method", "POST")
