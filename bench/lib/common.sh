@@ -97,12 +97,14 @@ bench_nginx_stop() {
 # succeeds (wrk gets SIGINT and still prints its summary) and DURATION is only an upper
 # bound: wrk itself cannot stop after N requests (a Lua thread:stop() ends the thread's
 # loop, but wrk's main thread still sleeps the whole duration).
+# BENCH_WRK_SCRIPT (default wrk-report.lua) swaps the Lua script, e.g. wrk-body.lua for
+# uploads and signed object-store requests (it reads WRK_METHOD, WRK_BODY_FILE, WRK_HEADERS).
 bench_wrk() {
   local url=$1 conns=$2 dur=$3 until=${4:-} threads=${BENCH_THREADS:-2} load out pid tmp rc=0
   ((threads > conns)) && threads=$conns
   load=$(bench_loadavg)
   tmp=$(mktemp)
-  wrk -t"$threads" -c"$conns" -d"$dur" --timeout 10s -s "$BENCH_LIB/wrk-report.lua" "$url" >"$tmp" 2>&1 &
+  WRK_LIB=$BENCH_LIB wrk -t"$threads" -c"$conns" -d"$dur" --timeout 10s -s "${BENCH_WRK_SCRIPT:-$BENCH_LIB/wrk-report.lua}" "$url" >"$tmp" 2>&1 &
   pid=$!
   if [ -n "$until" ]; then
     while kill -0 "$pid" 2>/dev/null; do

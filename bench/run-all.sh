@@ -1,0 +1,376 @@
+#!/usr/bin/env bash
+# bench/run-all.sh: the whole benchmark suite (`make bench`, issue 9). Starts a private
+# stack (PostgreSQL, RabbitMQ, moto, the four services; run dir run/bench, ports below,
+# never the defaults of `make run`), measures every figure next to its ceiling in the same
+# run, writes bench/results/<date>.md with PNG plots and prints the summary table.
+#
+#   bench/run-all.sh                         about 10-12 minutes on 2 cores
+#   BENCH_DURATION=30s bench/run-all.sh      steadier figures, longer
+#   BENCH_ONLY="get upload" bench/run-all.sh  some phases only
+#   BENCH_REV=HEAD~3 bench/run-all.sh        benchmark a committed revision (git archive
+#                                            into build/bench-<sha>/), for before/after
+#
+# Phases (BENCH_ONLY, default all, in this order): startup get upload download e2e
+# failover. Memory is read around every phase.
+#
+# Settings (environment): BENCH_DURATION (10s, each wrk point), BENCH_CONNECTIONS
+# ("1 16 64 256"), BENCH_WARMUP (3s), BENCH_RSS_REQUESTS (100000), BENCH_UPLOAD_CONNECTIONS
+# (4), BENCH_UPLOAD_SIZES ("100K 1M 10M"), BENCH_E2E ("10:200 50:500" = rate/s:count),
+# BENCH_FAILOVER ("10:15:20:25" = rate/s : seconds before the outage : outage seconds :
+# seconds after), BENCH_NGINX_WORKERS (2), BENCH_NGINX_ACCESS_LOG (on),
+# FERMATA_BUILD_DIR (build/release), BENCH_SKIP_BUILD=1, BENCH_RESULTS (bench/results),
+# BENCH_PLOTS (1; 0 = no PNGs), ports PG_PORT AMQP_PORT S3_PORT GATEWAY_PORT RESOURCE_PORT
+# SONG_PORT STORAGE_PORT PROCESSOR_PORT BENCH_NGINX_PORT (54620 57220 49600 18680-18684
+# 18690).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=lib/common.sh
+. "$ROOT/bench/lib/common.sh"
+
+COMMAND="bench/run-all.sh"
+for v in BENCH_DURATION BENCH_CONNECTIONS BENCH_WARMUP BENCH_RSS_REQUESTS BENCH_UPLOAD_CONNECTIONS \
+         BENCH_UPLOAD_SIZES BENCH_E2E BENCH_FAILOVER BENCH_ONLY BENCH_REV BENCH_NGINX_WORKERS \
+         BENCH_NGINX_ACCESS_LOG FERMATA_BUILD_DIR BENCH_SKIP_BUILD; do
+  val=$(printenv "$v") && COMMAND="$v='$val' $COMMAND"
+done
+export BENCH_DURATION=${BENCH_DURATION:-10s}
+BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-"1 16 64 256"}
+BENCH_WARMUP=${BENCH_WARMUP:-3s}
+BENCH_RSS_REQUESTS=${BENCH_RSS_REQUESTS:-100000}
+BENCH_UPLOAD_CONNECTIONS=${BENCH_UPLOAD_CONNECTIONS:-4}
+BENCH_UPLOAD_SIZES=${BENCH_UPLOAD_SIZES:-"100K 1M 10M"}
+BENCH_E2E=${BENCH_E2E:-"10:200 50:500"}
+BENCH_FAILOVER=${BENCH_FAILOVER:-"10:15:20:25"}
+BENCH_ONLY=${BENCH_ONLY:-"startup get upload download e2e failover"}
+BENCH_RESULTS=${BENCH_RESULTS:-$ROOT/bench/results}
+BENCH_NGINX_PORT=${BENCH_NGINX_PORT:-18690}
+export PG_PORT=${PG_PORT:-54620} AMQP_PORT=${AMQP_PORT:-57220} S3_PORT=${S3_PORT:-49600}
+export GATEWAY_PORT=${GATEWAY_PORT:-18680} RESOURCE_PORT=${RESOURCE_PORT:-18681}
+export SONG_PORT=${SONG_PORT:-18682} STORAGE_PORT=${STORAGE_PORT:-18683} PROCESSOR_PORT=${PROCESSOR_PORT:-18684}
+export FERMATA_RUN_DIR=$ROOT/run/bench
+# the services must talk to our private stack, whatever the caller's shell has
+unset SONG_DB_URL STORAGE_DB_URL RESOURCE_DB_URL AMQP_URL S3_ENDPOINT STORAGE_SERVICE_URL \
+      SONG_SERVICE_URL RESOURCE_SERVICE_URL
+SERVICES=(storage song resource processor)
+declare -A PORT=([storage]=$STORAGE_PORT [song]=$SONG_PORT [resource]=$RESOURCE_PORT [processor]=$PROCESSOR_PORT)
+only() { [[ " $BENCH_ONLY " == *" $1 "* ]]; }
+
+for p in "$PG_PORT" "$AMQP_PORT" "$S3_PORT" "$RESOURCE_PORT" "$SONG_PORT" "$STORAGE_PORT" "$PROCESSOR_PORT" "$BENCH_NGINX_PORT"; do
+  bench_port_free "$p" || bench_die "port $p is in use (another bench run?); see the port variables in $0"
+done
+for tool in wrk nginx curl psql sox lame python3; do
+  command -v "$tool" >/dev/null || bench_die "$tool not found (scripts/deps.sh, apt-get install wrk nginx-light sox lame)"
+done
+if [ "${BENCH_PLOTS:-1}" = 1 ] && ! command -v gnuplot >/dev/null; then
+  if [ "$(id -u)" -eq 0 ]; then
+    bench_log "installing gnuplot-nox for the plots"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >/dev/null; } ||
+      bench_log "warning: gnuplot-nox not installed; no plots"
+  else
+    bench_log "warning: no gnuplot (sudo apt-get install gnuplot-nox); no plots"
+  fi
+fi
+
+# ---- build -----------------------------------------------------------------------------------
+if [ -n "${BENCH_REV:-}" ]; then
+  SHA=$(git rev-parse --short "$BENCH_REV") || bench_die "unknown revision $BENCH_REV"
+  SRC=$ROOT/build/bench-$SHA/src
+  BUILD_DIR=$ROOT/build/bench-$SHA/build
+  if [ ! -d "$SRC" ]; then mkdir -p "$SRC"; git archive "$SHA" | tar -x -C "$SRC"; fi
+else
+  SHA=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- lib services || echo '+dirty')
+  SRC=$ROOT
+  BUILD_DIR=${FERMATA_BUILD_DIR:-build/release}
+  case $BUILD_DIR in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
+fi
+export FERMATA_BUILD_DIR=$BUILD_DIR
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+  bench_log "building the services (RelWithDebInfo) from $SRC in $BUILD_DIR"
+  mkdir -p "$ROOT/run"
+  { cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+    cmake --build "$BUILD_DIR" -j2 --target fermata-storage fermata-song fermata-resource fermata-processor; } \
+    >"$ROOT/run/bench-build.log" 2>&1 ||
+    { tail -n 30 "$ROOT/run/bench-build.log" >&2; bench_die "build failed (log: run/bench-build.log)"; }
+fi
+for s in "${SERVICES[@]}"; do
+  [ -x "$BUILD_DIR/services/$s/fermata-$s" ] || bench_die "no binary $BUILD_DIR/services/$s/fermata-$s"
+done
+
+# ---- stack -----------------------------------------------------------------------------------
+# A fresh run directory each time: ids start at 1, moto and the queues are empty.
+rm -rf "$FERMATA_RUN_DIR"
+mkdir -p "$FERMATA_RUN_DIR"
+WORK=$FERMATA_RUN_DIR/results
+mkdir -p "$WORK"
+bench_on_exit "scripts/stack.sh stop postgres rabbitmq s3 >/dev/null 2>&1"
+bench_log "starting PostgreSQL, RabbitMQ, moto on $PG_PORT/$AMQP_PORT/$S3_PORT"
+scripts/stack.sh start postgres rabbitmq s3 >&2
+eval "$(scripts/stack.sh env postgres rabbitmq s3)"
+bench_on_exit "scripts/services.sh stop >/dev/null 2>&1"
+T_START=$(date +%s)
+
+# rss_all POINT: one line per service "POINT svc rss_kB hwm_kB threads" into rss.tsv.
+rss_all() {
+  local s pid
+  for s in "${SERVICES[@]}"; do
+    pid=$(cat "$FERMATA_RUN_DIR/pids/$s.pid" 2>/dev/null) || continue
+    [ -r "/proc/$pid/status" ] || continue
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$s" "$(bench_rss_kb "$pid")" "$(bench_hwm_kb "$pid")" "$(bench_threads "$pid")" >>"$WORK/rss.tsv"
+  done
+}
+now_ms() { date +%s%3N; }
+
+# start_timed SVC: starts one service and records the time from its exec (the process's
+# start time in /proc, 10 ms resolution) to the first 200 on /actuator/health (polled
+# every 5 ms) in startup.tsv.
+start_timed() {
+  local s=$1 pid t1 st btime tck code
+  scripts/services.sh start "$s" >"$WORK/start-$s.log" 2>&1 &
+  local sp=$!
+  for ((i = 0; i < 6000; i++)); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:${PORT[$s]}/actuator/health" || true)
+    [ "$code" = 200 ] && break
+    sleep 0.005
+  done
+  t1=$(now_ms)
+  wait "$sp" || { cat "$WORK/start-$s.log" >&2; bench_die "$s did not start"; }
+  [ "$code" = 200 ] || bench_die "$s never answered 200 on /actuator/health"
+  pid=$(cat "$FERMATA_RUN_DIR/pids/$s.pid")
+  st=$(awk '{print $22}' "/proc/$pid/stat")
+  btime=$(awk '/^btime/ {print $2}' /proc/stat)
+  tck=$(getconf CLK_TCK)
+  printf '%s\t%s\t%s\n' "$s" "$((t1 - (btime * 1000 + st * 1000 / tck)))" "$(bench_loadavg)" >>"$WORK/startup.tsv"
+}
+
+bench_log "starting the services (start-up time to the first 200 on /actuator/health)"
+for s in "${SERVICES[@]}"; do start_timed "$s"; done
+sleep 2
+rss_all idle
+
+# served PORT URI METHOD: requests the service counted (its /actuator/prometheus).
+served() {
+  curl -s "http://127.0.0.1:$1/actuator/prometheus" | python3 -c '
+import sys
+n = 0
+for line in sys.stdin:
+    if line.startswith("http_server_requests_seconds_count{") and ("uri=\"%s\"" % sys.argv[1]) in line and ("method=\"%s\"" % sys.argv[2]) in line:
+        n += int(float(line.rsplit(None, 1)[1]))
+print(n)' "$2" "$3"
+}
+
+# ---- test files: real MP3s of the configured sizes ------------------------------------------
+# CBR 128 kbit/s stereo = 16000 bytes/s: the duration gives the size (within a frame).
+FILES=$FERMATA_RUN_DIR/files
+mkdir -p "$FILES"
+declare -A SIZE_FILE SIZE_BYTES
+for sz in $BENCH_UPLOAD_SIZES 100K; do
+  [ -n "${SIZE_FILE[$sz]:-}" ] && continue
+  n=$(numfmt --from=iec "$sz")
+  secs=$(python3 -c "print('%.3f' % ($n / 16000.0))")
+  sox -n -r 44100 -c 2 "$FILES/$sz.wav" synth "$secs" sine 440 sine 660 2>/dev/null
+  lame --quiet -b 128 --cbr --tt "Bench $sz" --ta Fermata --tl Bench --ty 2026 "$FILES/$sz.wav" "$FILES/$sz.mp3"
+  rm -f "$FILES/$sz.wav"
+  SIZE_FILE[$sz]=$FILES/$sz.mp3
+  SIZE_BYTES[$sz]=$(stat -c %s "$FILES/$sz.mp3")
+done
+
+RES=http://127.0.0.1:$RESOURCE_PORT
+S3=$S3_ENDPOINT
+rdb() { psql "$RESOURCE_DB_URL" -tAq -c "$1"; }
+# wait_drained SECONDS: until no resource is left in STAGING (the processor is done);
+# prints the seconds it took.
+wait_drained() {
+  local t0 left
+  t0=$(now_ms)
+  for ((i = 0; i < $1 * 5; i++)); do
+    left=$(rdb "SELECT count(*) FROM resources WHERE state <> 'PERMANENT'")
+    [ "$left" = 0 ] && break
+    sleep 0.2
+  done
+  [ "$left" = 0 ] || bench_log "warning: $left resources still in STAGING after $1 s"
+  python3 -c "print('%.1f' % (($(now_ms) - $t0) / 1000.0))"
+}
+
+# ---- GET /songs/{id} and GET /storages vs nginx -----------------------------------------------
+if only get; then
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d '{"id":1000000,"name":"We are the champions","artist":"Queen","album":"News of the world","duration":"02:59","year":"1977"}' \
+    "http://127.0.0.1:$SONG_PORT/songs")
+  [ "$code" = 200 ] || bench_die "seeding POST /songs answered $code"
+  DOCROOT=$FERMATA_RUN_DIR/nginx-static/www
+  mkdir -p "$DOCROOT/songs"
+  curl -sf -o "$DOCROOT/songs/1000000" "http://127.0.0.1:$SONG_PORT/songs/1000000" || bench_die "GET /songs/1000000 failed"
+  curl -sf -o "$DOCROOT/storages" "http://127.0.0.1:$STORAGE_PORT/storages" || bench_die "GET /storages failed"
+  chmod -R a+rX "$FERMATA_RUN_DIR/nginx-static"
+  bench_nginx_start "$ROOT/bench/nginx-static.conf.template" "$FERMATA_RUN_DIR/nginx-static" "$BENCH_NGINX_PORT" "$DOCROOT"
+  NGX=http://127.0.0.1:$BENCH_NGINX_PORT
+  for ep in songs/1000000 storages; do
+    curl -s "$NGX/$ep" | cmp -s - "$DOCROOT/$ep" || bench_die "nginx does not answer the bytes of /$ep"
+  done
+  for pair in "song:songs/1000000:/songs/{id}" "storage:storages:/storages"; do
+    IFS=: read -r svc ep uri <<<"$pair"
+    SVC=http://127.0.0.1:${PORT[$svc]}
+    bench_log "GET /$ep: RSS run, $BENCH_RSS_REQUESTS requests at 64 connections"
+    pid=$(cat "$FERMATA_RUN_DIR/pids/$svc.pid")
+    rss0=$(bench_rss_kb "$pid"); n0=$(served "${PORT[$svc]}" "$uri" GET)
+    bench_wrk "$SVC/$ep" 64 900s '(( $(served "${PORT[$svc]}" "$uri" GET) - n0 >= BENCH_RSS_REQUESTS ))' >/dev/null
+    n1=$(served "${PORT[$svc]}" "$uri" GET); sleep 1
+    printf '%s\t%s\t%s\t%s\n' "$svc" "$rss0" "$(bench_rss_kb "$pid")" "$((n1 - n0))" >>"$WORK/rss100k.tsv"
+    bench_wrk "$SVC/$ep" 16 "$BENCH_WARMUP" >/dev/null
+    bench_wrk "$NGX/$ep" 16 "$BENCH_WARMUP" >/dev/null
+    first=service
+    for c in $BENCH_CONNECTIONS; do
+      if [ $first = service ]; then order="service nginx"; first=nginx; else order="nginx service"; first=service; fi
+      for t in $order; do
+        if [ "$t" = service ]; then url=$SVC/$ep; else url=$NGX/$ep; fi
+        bench_log "GET /$ep $t c=$c $BENCH_DURATION (load $(bench_loadavg))"
+        bench_wrk "$url" "$c" "$BENCH_DURATION" |
+          python3 -c 'import json,sys; d=json.load(sys.stdin); d["target"]=sys.argv[1]; d["endpoint"]=sys.argv[2]; print(json.dumps(d))' "$t" "$uri" >>"$WORK/get.jsonl"
+      done
+    done
+  done
+  bench_nginx_stop "$FERMATA_RUN_DIR/nginx-static"
+  rss_all after-get
+fi
+
+# ---- POST /resources vs raw PUT to the object store -------------------------------------------
+# Same client (wrk, bench/lib/wrk-body.lua), same bytes, same connections. The raw PUTs go
+# to a bucket of their own, signed with SigV4 like lib/s3 signs (moto checks only that a
+# signature is there); keys cycle so moto holds a bounded number of them.
+declare -A DL_ID
+if only upload || only download; then
+  H=$(python3 bench/lib/s3sign.py PUT "$S3/fermata-bench")
+  args=(); while IFS= read -r l; do args+=(-H "$l"); done <<<"$H"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X PUT "${args[@]}" "$S3/fermata-bench")
+  [ "$code" = 200 ] || [ "$code" = 409 ] || bench_die "cannot create bucket fermata-bench on moto ($code)"
+fi
+wrk_body() { # METHOD FILE URL CONNS DURATION [HEADERS] [UNIQUE]
+  BENCH_WRK_SCRIPT=$ROOT/bench/lib/wrk-body.lua WRK_METHOD=$1 WRK_BODY_FILE=$2 WRK_HEADERS=${6:-} WRK_UNIQUE=${7:-0} \
+    bench_wrk "$3" "$4" "$5"
+}
+if only upload; then
+  c=$BENCH_UPLOAD_CONNECTIONS
+  first=service
+  for sz in $BENCH_UPLOAD_SIZES; do
+    f=${SIZE_FILE[$sz]}
+    H=$(python3 bench/lib/s3sign.py PUT "$S3/fermata-bench/u-$sz.mp3" "$f")
+    id0=$(rdb "SELECT coalesce(max(id), 0) FROM resources")
+    if [ $first = service ]; then order="service s3"; first=s3; else order="s3 service"; first=service; fi
+    for t in $order; do
+      bench_log "upload $sz ($t) c=$c $BENCH_DURATION (load $(bench_loadavg))"
+      if [ "$t" = service ]; then
+        wrk_body POST "$f" "$RES/resources" "$c" "$BENCH_DURATION"
+      else
+        wrk_body PUT "$f" "$S3/fermata-bench/u-$sz.mp3" "$c" "$BENCH_DURATION" "$H" 16
+      fi | python3 -c 'import json,sys; d=json.load(sys.stdin); d.update(target=sys.argv[1], size=sys.argv[2], body_bytes=int(sys.argv[3])); print(json.dumps(d))' \
+        "$t" "$sz" "${SIZE_BYTES[$sz]}" >>"$WORK/upload.jsonl"
+      if [ "$t" = service ]; then
+        # the pipeline works through the backlog before the next measurement
+        rss_all "upload-$sz"
+        d=$(wait_drained 300)
+        n=$(rdb "SELECT count(*) FROM resources WHERE id > $id0")
+        printf '%s\t%s\t%s\n' "$sz" "$n" "$d" >>"$WORK/drain.tsv"
+        bench_log "upload $sz: $n uploads processed to PERMANENT $d s after the run"
+      fi
+    done
+    DL_ID[$sz]=$(rdb "SELECT max(id) FROM resources WHERE size = ${SIZE_BYTES[$sz]} AND state = 'PERMANENT'")
+  done
+fi
+
+# ---- GET /resources/{id} vs raw GET from the object store -------------------------------------
+if only download; then
+  c=$BENCH_UPLOAD_CONNECTIONS
+  first=s3
+  for sz in $BENCH_UPLOAD_SIZES; do
+    id=${DL_ID[$sz]:-}
+    if [ -z "$id" ]; then
+      id=$(curl -s -X POST -H 'Content-Type: audio/mpeg' --data-binary @"${SIZE_FILE[$sz]}" "$RES/resources" | sed -n 's/.*"id":\([0-9]*\).*/\1/p')
+      wait_drained 60 >/dev/null
+    fi
+    IFS='|' read -r bucket key < <(rdb "SELECT bucket, s3_key FROM resources WHERE id = $id")
+    H=$(python3 bench/lib/s3sign.py GET "$S3/$bucket/$key")
+    if [ $first = service ]; then order="service s3"; first=s3; else order="s3 service"; first=service; fi
+    for t in $order; do
+      bench_log "download $sz ($t) c=$c $BENCH_DURATION (load $(bench_loadavg))"
+      if [ "$t" = service ]; then
+        wrk_body GET "" "$RES/resources/$id" "$c" "$BENCH_DURATION"
+      else
+        wrk_body GET "" "$S3/$bucket/$key" "$c" "$BENCH_DURATION" "$H"
+      fi | python3 -c 'import json,sys; d=json.load(sys.stdin); d.update(target=sys.argv[1], size=sys.argv[2], body_bytes=int(sys.argv[3])); print(json.dumps(d))' \
+        "$t" "$sz" "${SIZE_BYTES[$sz]}" >>"$WORK/download.jsonl"
+    done
+  done
+  rss_all after-download
+fi
+if only upload || only download; then
+  # free moto's memory: delete what the upload runs created (through the API, 200 ids a call)
+  ids=$(rdb "SELECT id FROM resources ORDER BY id")
+  if [ -n "$ids" ]; then
+    xargs -n 200 <<<"$ids" | tr ' ' ',' | while read -r csv; do
+      curl -s -o /dev/null -X DELETE "$RES/resources?id=$csv"
+    done
+  fi
+fi
+
+# ---- end to end: upload -> PERMANENT at a fixed rate -----------------------------------------
+# Open loop (bench/lib/loadgen.py). The end is the row's updated_at when it turned
+# PERMANENT (same machine clock as the client), so no polling error.
+if only e2e; then
+  for spec in $BENCH_E2E; do
+    rate=${spec%%:*}; count=${spec#*:}
+    bench_log "end to end: $count uploads of 100K at $rate/s (load $(bench_loadavg))"
+    echo "$(bench_loadavg)" >"$WORK/e2e-$rate.load"
+    python3 bench/lib/loadgen.py upload "$RES/resources" "${SIZE_FILE[100K]}" "$rate" "$count" "$WORK/e2e-$rate.jsonl"
+    rss_all "e2e-$rate"
+    d=$(wait_drained 300)
+    ids=$(python3 -c 'import json,sys; print(",".join(str(json.loads(l)["id"]) for l in open(sys.argv[1]) if json.loads(l)["id"]))' "$WORK/e2e-$rate.jsonl")
+    [ -n "$ids" ] || bench_die "no upload succeeded at $rate/s"
+    rdb "SELECT r.id, extract(epoch FROM r.created_at), extract(epoch FROM r.updated_at), r.state FROM resources r WHERE r.id IN ($ids)" |
+      tr '|' '\t' >"$WORK/e2e-$rate-db.tsv"
+    echo "$(psql "$SONG_DB_URL" -tAq -c "SELECT count(*) FROM songs WHERE id IN ($ids)")" >"$WORK/e2e-$rate-songs"
+    bench_log "end to end at $rate/s: drained $d s after the last upload"
+  done
+fi
+
+# ---- failover: uploads through a Storage Service outage --------------------------------------
+if only failover; then
+  IFS=: read -r rate before outage after <<<"$BENCH_FAILOVER"
+  count=$(((before + outage + after) * rate))
+  bench_log "failover: $count uploads at $rate/s; Storage Service killed at ${before}s for ${outage}s (load $(bench_loadavg))"
+  echo "$(bench_loadavg)" >"$WORK/failover.load"
+  python3 bench/lib/loadgen.py upload "$RES/resources" "${SIZE_FILE[100K]}" "$rate" "$count" "$WORK/failover.jsonl" \
+    --poll "$RES/actuator/circuitbreakers" --poll-out "$WORK/failover-breaker.jsonl" &
+  lg=$!
+  bench_on_exit "kill $lg 2>/dev/null"
+  sleep "$((before))"
+  echo "kill $(date +%s.%N)" >"$WORK/failover-events.txt"
+  scripts/services.sh kill storage
+  sleep "$outage"
+  echo "start $(date +%s.%N)" >>"$WORK/failover-events.txt"
+  scripts/services.sh start storage >/dev/null
+  echo "up $(date +%s.%N)" >>"$WORK/failover-events.txt"
+  wait "$lg"
+  rss_all after-failover
+  wait_drained 120 >/dev/null || true
+fi
+rss_all end
+
+# ---- report ------------------------------------------------------------------------------------
+mkdir -p "$BENCH_RESULTS"
+STAMP=$(date +%Y-%m-%d-%H%M)
+OUT=$BENCH_RESULTS/$STAMP.md
+{
+  echo "COMMAND=$(printf '%q' "$COMMAND")"
+  echo "REV=$(printf '%q' "$SHA")"
+  echo "ELAPSED=$(( $(date +%s) - T_START ))"
+  echo "DURATION=$BENCH_DURATION"
+  echo "UPLOAD_CONNECTIONS=$BENCH_UPLOAD_CONNECTIONS"
+  echo "FAILOVER=$BENCH_FAILOVER"
+  echo "NGINX_WORKERS=${BENCH_NGINX_WORKERS:-2}"
+  echo "NGINX_ACCESS_LOG=${BENCH_NGINX_ACCESS_LOG:-on}"
+} >"$WORK/meta.env"
+bench_machine_md >"$WORK/machine.md"
+python3 bench/lib/report.py "$WORK" "$OUT" "$STAMP" "${BENCH_PLOTS:-1}"
+bench_log "written $OUT (raw data in $WORK)"
