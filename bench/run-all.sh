@@ -11,7 +11,9 @@
 #                                            into build/bench-<sha>/), for before/after
 #
 # Phases (BENCH_ONLY, default all, in this order): startup get upload download e2e
-# failover. Memory is read around every phase.
+# failover. Memory is read around every phase. BENCH_PERF=1 adds profiled extra runs
+# (perf record -a -e cpu-clock) of the GETs at 64 connections and of the smallest upload;
+# the reports land in run/bench/results/perf-*.txt.
 #
 # Settings (environment): BENCH_DURATION (10s, each wrk point), BENCH_CONNECTIONS
 # ("1 16 64 256"), BENCH_WARMUP (3s), BENCH_RSS_REQUESTS (100000), BENCH_UPLOAD_CONNECTIONS
@@ -160,6 +162,19 @@ for line in sys.stdin:
 print(n)' "$2" "$3"
 }
 
+# perf_run NAME SECONDS: with BENCH_PERF=1, a system-wide cpu-clock profile (perf record -a,
+# no call graph: cheap) over SECONDS into $WORK/perf-NAME.data; the reports are made at the
+# end of the run (perf report is CPU-heavy). Runs in the background: start the load right
+# after. Profiled runs are extra runs, never the measured ones.
+PERF_PIDS=()
+perf_run() {
+  [ "${BENCH_PERF:-0}" = 1 ] || return 0
+  command -v perf >/dev/null || { bench_log "warning: no perf; BENCH_PERF ignored"; return 0; }
+  perf record -q -e cpu-clock -F 499 -a -o "$WORK/perf-$1.data" -- sleep "$2" >/dev/null 2>&1 &
+  PERF_PIDS+=($!)
+}
+perf_wait() { local p; for p in "${PERF_PIDS[@]}"; do wait "$p" || true; done; PERF_PIDS=(); }
+
 # ---- test files: real MP3s of the configured sizes ------------------------------------------
 # CBR 128 kbit/s stereo = 16000 bytes/s: the duration gives the size (within a frame).
 FILES=$FERMATA_RUN_DIR/files
@@ -212,12 +227,16 @@ if only get; then
   for pair in "song:songs/1000000:/songs/{id}" "storage:storages:/storages"; do
     IFS=: read -r svc ep uri <<<"$pair"
     SVC=http://127.0.0.1:${PORT[$svc]}
-    bench_log "GET /$ep: RSS run, $BENCH_RSS_REQUESTS requests at 64 connections"
+    # two rounds of BENCH_RSS_REQUESTS: the first one grows RSS by what 64 connection
+    # threads touch once (stacks, malloc arenas); the second must not grow it further
     pid=$(cat "$FERMATA_RUN_DIR/pids/$svc.pid")
-    rss0=$(bench_rss_kb "$pid"); n0=$(served "${PORT[$svc]}" "$uri" GET)
-    bench_wrk "$SVC/$ep" 64 900s '(( $(served "${PORT[$svc]}" "$uri" GET) - n0 >= BENCH_RSS_REQUESTS ))' >/dev/null
-    n1=$(served "${PORT[$svc]}" "$uri" GET); sleep 1
-    printf '%s\t%s\t%s\t%s\n' "$svc" "$rss0" "$(bench_rss_kb "$pid")" "$((n1 - n0))" >>"$WORK/rss100k.tsv"
+    for round in 1 2; do
+      bench_log "GET /$ep: RSS run $round, $BENCH_RSS_REQUESTS requests at 64 connections"
+      rss0=$(bench_rss_kb "$pid"); n0=$(served "${PORT[$svc]}" "$uri" GET)
+      bench_wrk "$SVC/$ep" 64 900s '(( $(served "${PORT[$svc]}" "$uri" GET) - n0 >= BENCH_RSS_REQUESTS ))' >/dev/null
+      n1=$(served "${PORT[$svc]}" "$uri" GET); sleep 1
+      printf '%s\t%s\t%s\t%s\t%s\n' "$svc" "$rss0" "$(bench_rss_kb "$pid")" "$((n1 - n0))" "$round" >>"$WORK/rss100k.tsv"
+    done
     bench_wrk "$SVC/$ep" 16 "$BENCH_WARMUP" >/dev/null
     bench_wrk "$NGX/$ep" 16 "$BENCH_WARMUP" >/dev/null
     first=service
@@ -230,6 +249,12 @@ if only get; then
           python3 -c 'import json,sys; d=json.load(sys.stdin); d["target"]=sys.argv[1]; d["endpoint"]=sys.argv[2]; print(json.dumps(d))' "$t" "$uri" >>"$WORK/get.jsonl"
       done
     done
+    if [ "${BENCH_PERF:-0}" = 1 ]; then
+      bench_log "GET /$ep: profiled extra run, 64 connections, 10 s"
+      perf_run "get-$svc" 10
+      bench_wrk "$SVC/$ep" 64 10s >"$WORK/perf-get-$svc.wrk.json"
+      perf_wait
+    fi
   done
   bench_nginx_stop "$FERMATA_RUN_DIR/nginx-static"
   rss_all after-get
@@ -276,6 +301,13 @@ if only upload; then
       fi
     done
     DL_ID[$sz]=$(rdb "SELECT max(id) FROM resources WHERE size = ${SIZE_BYTES[$sz]} AND state = 'PERMANENT'")
+    if [ "${BENCH_PERF:-0}" = 1 ] && [ "$sz" = "$(echo $BENCH_UPLOAD_SIZES | cut -d' ' -f1)" ]; then
+      bench_log "upload $sz: profiled extra run, $c connections, 10 s"
+      perf_run "upload-$sz" 10
+      wrk_body POST "$f" "$RES/resources" "$c" 10s >"$WORK/perf-upload-$sz.wrk.json"
+      perf_wait
+      wait_drained 300 >/dev/null
+    fi
   done
 fi
 
@@ -352,10 +384,25 @@ if only failover; then
   scripts/services.sh start storage >/dev/null
   echo "up $(date +%s.%N)" >>"$WORK/failover-events.txt"
   wait "$lg"
+  # the exact transitions (the 0.25 s polling can miss a short HALF_OPEN)
+  curl -s --max-time 5 "$RES/actuator/circuitbreakerevents/storageService/STATE_TRANSITION" >"$WORK/failover-transitions.json" || true
   rss_all after-failover
   wait_drained 120 >/dev/null || true
 fi
 rss_all end
+
+# ---- profiles (BENCH_PERF=1): CPU share per process, then the hottest symbols ---------------
+for d in "$WORK"/perf-*.data; do
+  [ -e "$d" ] || continue
+  n=$(basename "$d" .data)
+  {
+    echo "== $n: CPU samples per command (all CPUs)"
+    perf report -q -i "$d" --no-children --sort comm --stdio 2>/dev/null | head -n 12
+    echo "== $n: hottest symbols (command, shared object, symbol)"
+    perf report -q -i "$d" --no-children --sort comm,dso,sym --stdio 2>/dev/null | head -n 40
+  } >"$WORK/$n.txt"
+  rm -f "$d"
+done
 
 # ---- report ------------------------------------------------------------------------------------
 mkdir -p "$BENCH_RESULTS"

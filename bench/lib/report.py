@@ -8,6 +8,7 @@ startup.tsv, drain.tsv, meta.env, machine.md). Writes OUT.md, PNG plots next to 
 """
 import json
 import os
+import re
 import shlex
 import statistics
 import subprocess
@@ -232,7 +233,25 @@ if fo:
         if b["state"] != last:
             trans.append((b["t"] - t0, b["state"]))
             last = b["state"]
-    md += ["", "Breaker states seen (s from the first upload): " + ", ".join("%.1f %s" % t for t in trans), ""]
+    exact = []  # from /actuator/circuitbreakerevents: every transition, to the millisecond
+    try:
+        import datetime
+        evs = json.load(open(path("failover-transitions.json"))).get("circuitBreakerEvents", [])
+        for e in evs:
+            ts = e["creationTime"].replace("Z", "+00:00")
+            ts = re.sub(r"\[.*\]$", "", ts)
+            t = datetime.datetime.fromisoformat(ts).timestamp()
+            if t0 - 1 <= t <= max(q["end"] for q in fo) + 1:
+                exact.append((t - t0, e["stateTransition"].split("_TO_", 1)[1]))
+    except Exception as e:
+        print("report: no breaker events (%s)" % e, file=sys.stderr)
+    if exact:
+        md += ["", "Breaker transitions (`/actuator/circuitbreakerevents`, s from the first upload): "
+               + ", ".join("%.2f -> %s" % t for t in exact), ""]
+        br = [{"t": t0 - 0.2, "state": "CLOSED"}] + [{"t": t0 + t, "state": st} for t, st in exact] \
+             + [{"t": max(q["end"] for q in fo), "state": exact[-1][1]}]
+    else:
+        md += ["", "Breaker states seen (polled every 0.25 s; s from the first upload): " + ", ".join("%.1f %s" % t for t in trans), ""]
     if PLOTS:
         dat = path("failover.dat")
         buckets = {}
@@ -301,9 +320,11 @@ if rss:
     summary.append(("start-up to first 200 ms (storage / song / resource / processor)",
                     " / ".join(st[s][1] for s in svcs if s in st), "", "", st.get("storage", ["", "", "-"])[2].split()[0]))
 for row in tsv("rss100k.tsv"):
-    svc, a, b, n = row
-    md.append("RSS of %s before / after %s requests at 64 connections: %s / %s kB (growth %+d kB)." % (svc, n, a, b, int(b) - int(a)))
-    summary.append(("%s RSS growth over %sk GETs, kB" % (svc, int(n) // 1000), "%+d (%s -> %s)" % (int(b) - int(a), a, b), "", "", ""))
+    svc, a, b, n = row[:4]
+    rnd = row[4] if len(row) > 4 else "1"
+    md.append("RSS of %s, round %s: before / after %s GETs at 64 connections: %s / %s kB (growth %+d kB)." % (svc, rnd, n, a, b, int(b) - int(a)))
+    summary.append(("%s RSS growth over %sk GETs (round %s: %s), kB" % (svc, int(n) // 1000, rnd,
+                    "first connections" if rnd == "1" else "must be ~0"), "%+d (%s -> %s)" % (int(b) - int(a), a, b), "", "", ""))
 md.append("")
 
 # ---- write -----------------------------------------------------------------------------------
