@@ -577,12 +577,19 @@ void http_reply_error(http_req *r, unsigned status, const char *message) {
 }
 
 void http_reply_errorf(http_req *r, unsigned status, const char *fmt, ...) {
-  char msg[512];
+  /* sized to the message: the contract echoes client values verbatim, however long
+   * (a path is bounded by the connection's memory pool) */
+  char *msg = NULL;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  int n = vasprintf(&msg, fmt, ap);
   va_end(ap);
+  if (n < 0) {
+    finish(r, 500, NULL, NULL);
+    return;
+  }
   http_reply_error(r, status, msg);
+  free(msg);
 }
 
 void http_reply_validation(http_req *r, json_t *details) {

@@ -26,7 +26,7 @@ int ids_parse(const char *s, int32_t *out) {
 }
 
 void ids_invalid_message(const char *s, char *msg, size_t size) {
-  snprintf(msg, size, "Invalid value '%s' for ID. Must be a positive integer", s ? s : "");
+  snprintf(msg, size, IDS_INVALID_FORMAT, s ? s : "");
 }
 
 void ids_list_free(ids_list *l) {

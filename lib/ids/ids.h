@@ -18,7 +18,11 @@
 /* 0 and *out set when `s` is a valid id; -1 otherwise. */
 int ids_parse(const char *s, int32_t *out);
 
-/* Writes "Invalid value '<s>' for ID. Must be a positive integer" into msg. */
+/* The message for an invalid path id: printf format and its one %s argument, so callers
+ * can format it at any length ("Invalid value '<s>' for ID. Must be a positive integer"). */
+#define IDS_INVALID_FORMAT "Invalid value '%s' for ID. Must be a positive integer"
+
+/* Writes that message into msg (truncated to size). */
 void ids_invalid_message(const char *s, char *msg, size_t size);
 
 typedef struct {

@@ -60,9 +60,7 @@ static void get_song(http_req *r, void *vctx) {
   const char *raw = http_req_param(r, "id");
   int32_t id;
   if (ids_parse(raw, &id) != 0) {
-    char msg[512];
-    ids_invalid_message(raw, msg, sizeof msg);
-    http_reply_error(r, 400, msg);
+    http_reply_errorf(r, 400, IDS_INVALID_FORMAT, raw ? raw : "");
     return;
   }
   json_t *out = NULL;

@@ -177,6 +177,11 @@ def test_get_invalid_id(song, raw):
     assert_error(r, 400, f"Invalid value '{shown}' for ID. Must be a positive integer")
 
 
+def test_get_very_long_invalid_id_echoed_whole(song):
+    raw = "9" * 3000
+    assert_error(song.get(f"/songs/{raw}"), 400, f"Invalid value '{raw}' for ID. Must be a positive integer")
+
+
 def test_get_empty_id(song):
     assert_error(song.get("/songs/"), 400, "Invalid value '' for ID. Must be a positive integer")
 
