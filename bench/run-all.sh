@@ -397,10 +397,10 @@ for d in "$WORK"/perf-*.data; do
   n=$(basename "$d" .data)
   {
     echo "== $n: CPU samples per command (all CPUs)"
-    perf report -q -i "$d" --no-children --sort comm --stdio 2>/dev/null | head -n 12
+    perf report -q -i "$d" --no-children --sort comm --stdio 2>/dev/null | head -n 12 || true
     echo "== $n: hottest symbols (command, shared object, symbol)"
-    perf report -q -i "$d" --no-children --sort comm,dso,sym --stdio 2>/dev/null | head -n 40
-  } >"$WORK/$n.txt"
+    perf report -q -i "$d" --no-children --sort comm,dso,sym --stdio 2>/dev/null | head -n 40 || true
+  } >"$WORK/$n.txt" || true
   rm -f "$d"
 done
 

@@ -112,6 +112,7 @@ if get:
         png = "%s-get.png" % STAMP
         plots.append((png, """
 set terminal pngcairo size 900,420 font ",10"
+set termoption noenhanced
 set output '%s'
 set multiplot layout 1,2 title "GET: service vs nginx serving the same bytes (wrk, %s per point)"
 set logscale x 2; set xlabel "connections"; set key top left; set grid
@@ -197,6 +198,7 @@ if e2e_rates:
         png = "%s-e2e.png" % STAMP
         plots.append((png, """
 set terminal pngcairo size 700,380 font ",10"
+set termoption noenhanced
 set output '%s'
 set title "Upload -> PERMANENT latency (CDF)"
 set xlabel "ms (log)"; set ylabel "fraction of uploads"; set logscale x; set grid; set key bottom right
@@ -270,6 +272,7 @@ if fo:
         png = "%s-failover.png" % STAMP
         plots.append((png, """
 set terminal pngcairo size 1000,560 font ",10"
+set termoption noenhanced
 set output '%s'
 set multiplot
 set lmargin 12; set rmargin 10
