@@ -52,7 +52,7 @@ lint:
 
 # Benchmarks (not tests): results go to bench/results/.
 bench: release
-	bench/song.sh
+	bench/run-all.sh
 	bench/breaker/run.sh
 
 # Long runs, outside `make test`: the chaos test with 1000 uploads, schemathesis with many
