@@ -384,3 +384,15 @@ char *db_int_array(const int32_t *ids, size_t n) {
   snprintf(buf + o, cap - o, "}");
   return buf;
 }
+
+size_t db_ids_in_order(const PGresult *res, const int32_t *ids, size_t n, int32_t *out) {
+  size_t k = 0;
+  int rows = PQntuples(res);
+  for (size_t i = 0; i < n; i++)
+    for (int row = 0; row < rows; row++)
+      if (strtol(PQgetvalue(res, row, 0), NULL, 10) == ids[i]) {
+        out[k++] = ids[i];
+        break;
+      }
+  return k;
+}

@@ -80,6 +80,11 @@ int db_ping(db_pool *p);
 
 const char *db_strerror(int code);
 
+/* Of `ids` (n, in request order), the ones found in column 0 of `res` (e.g. the rows a
+ * DELETE ... RETURNING id removed), kept in request order: written to `out` (room for n),
+ * count returned. This is how every "deleted ids" answer keeps the client's order. */
+size_t db_ids_in_order(const PGresult *res, const int32_t *ids, size_t n, int32_t *out);
+
 /* Renders ids as a PostgreSQL array literal "{1,2,3}" to bind as one `$n::int[]`
  * parameter. malloc'd; the caller frees. NULL on allocation failure. */
 char *db_int_array(const int32_t *ids, size_t n);

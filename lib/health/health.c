@@ -13,6 +13,12 @@ void health_component(json_t *components, const char *name, const char *status, 
   json_object_set_new(components, name, c);
 }
 
+void health_db(json_t *components, bool up, const char *error) {
+  health_component(components, "db", up ? "UP" : "DOWN",
+                   up ? json_pack("{s:s}", "database", "PostgreSQL")
+                      : json_pack("{s:s, s:s}", "database", "PostgreSQL", "error", error ? error : "unavailable"));
+}
+
 void health_reply(http_req *r, json_t *components) {
   const char *overall = "UP";
   const char *key;

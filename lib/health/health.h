@@ -12,11 +12,15 @@
 #define FERMATA_HEALTH_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "http.h"
 
 /* Adds a component to `components` (a JSON object): status plus optional details (stolen). */
 void health_component(json_t *components, const char *name, const char *status, json_t *details);
+
+/* The "db" component: UP, or DOWN with `error` (a short text, no internals) in its details. */
+void health_db(json_t *components, bool up, const char *error);
 
 /* Replies with the aggregate; steals `components`. */
 void health_reply(http_req *r, json_t *components);

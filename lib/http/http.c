@@ -559,6 +559,14 @@ void http_reply_buffer(http_req *r, unsigned status, const char *content_type, v
   finish(r, status, resp, content_type);
 }
 
+void http_reply_metrics(http_req *r, char *text) {
+  if (!text) {
+    http_reply_internal(r, "metrics rendering failed");
+    return;
+  }
+  http_reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), free);
+}
+
 void http_reply_json(http_req *r, unsigned status, json_t *body) {
   char *s = body ? http_json_dump(body) : NULL;
   json_decref(body);

@@ -98,6 +98,10 @@ typedef long (*http_reader)(void *ctx, uint64_t pos, char *buf, size_t max);
 void http_reply_stream(http_req *r, unsigned status, const char *content_type, uint64_t size,
                        http_reader reader, void *ctx, void (*done)(void *ctx));
 
+/* 200 with Prometheus text exposition format; steals `text` (malloc'd). NULL (rendering ran
+ * out of memory) answers 500. */
+void http_reply_metrics(http_req *r, char *text);
+
 /* Renders `body` (borrowed) as compact JSON in insertion order; malloc'd, caller frees. */
 char *http_json_dump(const json_t *body);
 

@@ -89,12 +89,11 @@ static void prometheus(http_req *r, void *vctx) {
   fputs(server, f);
   free(server);
   write_metrics(f, ctx->stats);
-  if (fclose(f) != 0 || !text) {
+  if (fclose(f) != 0) {
     free(text);
-    http_reply_internal(r, "metrics rendering failed");
-    return;
+    text = NULL;
   }
-  http_reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, free);
+  http_reply_metrics(r, text);
 }
 
 int proc_routes(http_server *srv, proc_http_ctx *ctx) {

@@ -128,7 +128,7 @@ static void health(http_req *r, void *vctx) {
   resource_http *ctx = vctx;
   json_t *c = json_object();
   int rc = db_ping(ctx->svc->db);
-  health_component(c, "db", rc == DB_OK ? "UP" : "DOWN", json_pack("{s:s}", "database", "PostgreSQL"));
+  health_db(c, rc == DB_OK, db_strerror(rc));
   bool exists = false;
   int src = s3_bucket_exists(ctx->svc->s3, ctx->health_bucket, &exists, NULL);
   health_component(c, "objectStore", src == S3_OK ? "UP" : "DOWN", NULL);
@@ -140,12 +140,7 @@ static void health(http_req *r, void *vctx) {
 
 static void prometheus(http_req *r, void *vctx) {
   resource_http *ctx = vctx;
-  char *text = actuator_prometheus(ctx->srv, &ctx->breakers);
-  if (!text) {
-    http_reply_internal(r, "metrics rendering failed");
-    return;
-  }
-  http_reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), free);
+  http_reply_metrics(r, actuator_prometheus(ctx->srv, &ctx->breakers));
 }
 
 int resource_routes(http_server *srv, resource_http *ctx) {

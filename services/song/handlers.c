@@ -95,20 +95,13 @@ static void health(http_req *r, void *vctx) {
   song_ctx *ctx = vctx;
   json_t *components = json_object();
   int rc = db_ping(ctx->db);
-  health_component(components, "db", rc == DB_OK ? "UP" : "DOWN",
-                   rc == DB_OK ? json_pack("{s:s}", "database", "PostgreSQL")
-                               : json_pack("{s:s, s:s}", "database", "PostgreSQL", "error", db_strerror(rc)));
+  health_db(components, rc == DB_OK, db_strerror(rc));
   health_reply(r, components);
 }
 
 static void prometheus(http_req *r, void *vctx) {
   song_ctx *ctx = vctx;
-  char *text = http_server_metrics(ctx->srv);
-  if (!text) {
-    http_reply_internal(r, "metrics rendering failed");
-    return;
-  }
-  http_reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), free);
+  http_reply_metrics(r, http_server_metrics(ctx->srv));
 }
 
 int song_routes(http_server *srv, song_ctx *ctx) {

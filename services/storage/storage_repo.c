@@ -113,15 +113,16 @@ int storage_delete(db_pool *db, const int32_t *ids, size_t n, json_t **deleted) 
     *deleted = NULL;
     return rc;
   }
-  /* answer in request order */
-  for (size_t i = 0; i < n; i++) {
-    for (int row = 0; row < PQntuples(res); row++) {
-      if (atol(PQgetvalue(res, row, 0)) == ids[i]) {
-        json_array_append_new(*deleted, json_integer(ids[i]));
-        break;
-      }
-    }
+  int32_t *kept = malloc(sizeof(int32_t) * (n ? n : 1));
+  if (!kept) {
+    PQclear(res);
+    json_decref(*deleted);
+    *deleted = NULL;
+    return DB_ERR_NOMEM;
   }
+  size_t k = db_ids_in_order(res, ids, n, kept);
+  for (size_t i = 0; i < k; i++) json_array_append_new(*deleted, json_integer(kept[i]));
+  free(kept);
   PQclear(res);
   return STORAGE_OK;
 }
