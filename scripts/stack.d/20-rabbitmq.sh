@@ -100,19 +100,42 @@ rabbitmq_start() {
     echo "rabbitmq: already running (node $RMQ_NODE, 127.0.0.1:$AMQP_PORT)"
     return 0
   fi
-  local t0=$SECONDS
-  rmq_write_config_
-  rm -f "$RMQ_DIR/rabbitmq.pid"
-  # setsid: the node must outlive the caller's session and ignore its Ctrl-C.
-  local RMQ_CMD; rmq_cmd_
-  setsid "${RMQ_CMD[@]}" "$RMQ_SBIN/rabbitmq-server" </dev/null >>"$RMQ_DIR/log/stdout.log" 2>&1 &
-  # AMQP is the last listener to open: once it accepts, await_startup returns at once.
-  if ! wait_for_port "$AMQP_PORT" 60 || ! rmq_ "$RMQ_SBIN/rabbitmqctl" -q await_startup --timeout 60 >/dev/null 2>&1; then
-    echo "rabbitmq: did not start; see $RMQ_DIR/log" >&2
-    tail -n 20 "$RMQ_DIR/log/stdout.log" >&2
-    return 1
-  fi
-  echo "rabbitmq: listening on 127.0.0.1:$AMQP_PORT (node $RMQ_NODE, started in $((SECONDS - t0))s)"
+  local t0=$SECONDS attempt
+  # Two attempts: a node can fail at once when our private epmd is in a bad state (left by
+  # a stack that was killed, or still shutting down when we start): then clean up and retry.
+  for attempt in 1 2; do
+    rmq_write_config_
+    rm -f "$RMQ_DIR/rabbitmq.pid"
+    # setsid: the node must outlive the caller's session and ignore its Ctrl-C.
+    local RMQ_CMD; rmq_cmd_
+    setsid "${RMQ_CMD[@]}" "$RMQ_SBIN/rabbitmq-server" </dev/null >>"$RMQ_DIR/log/stdout.log" 2>&1 &
+    if rmq_wait_started_ $!; then
+      echo "rabbitmq: listening on 127.0.0.1:$AMQP_PORT (node $RMQ_NODE, started in $((SECONDS - t0))s)"
+      return 0
+    fi
+    echo "rabbitmq: start attempt $attempt failed; cleaning up" >&2
+    rabbitmq_kill
+    rmq_epmd_stop_
+  done
+  echo "rabbitmq: did not start; see $RMQ_DIR/log" >&2
+  tail -n 20 "$RMQ_DIR/log/stdout.log" >&2
+  return 1
+}
+
+# rmq_wait_started_ LAUNCHER_PID: true once the node accepts AMQP and has booted; false
+# as soon as the launcher exits (the node died) or after 60 s.
+rmq_wait_started_() {
+  local launcher=$1 i
+  for ((i = 0; i < 600; i++)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$AMQP_PORT") 2>/dev/null; then
+      # AMQP is the last listener to open: once it accepts, await_startup returns at once.
+      rmq_ "$RMQ_SBIN/rabbitmqctl" -q await_startup --timeout 60 >/dev/null 2>&1
+      return
+    fi
+    kill -0 "$launcher" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
 }
 
 rabbitmq_stop() {
