@@ -286,7 +286,9 @@ void db_release(db_pool *p, db_conn *c) {
  * not (to be) prepared. *res receives the failed PGresult when preparing failed. */
 static const char *prepared(db_conn *c, const char *sql, int nparams, char *name, size_t cap, PGresult **res) {
   *res = NULL;
-  if (nparams == 0) return NULL; /* BEGIN, COMMIT, SELECT 1: nothing to plan */
+  /* transaction control has nothing to plan */
+  if (nparams == 0 && (strcmp(sql, "BEGIN") == 0 || strcmp(sql, "COMMIT") == 0 || strcmp(sql, "ROLLBACK") == 0))
+    return NULL;
   for (int i = 0; i < c->nstmt; i++)
     if (c->stmt_sql[i] == sql) {
       snprintf(name, cap, "fm%d", i);
