@@ -13,7 +13,7 @@
 #   BENCH_RSS_CONNECTIONS connections of the RSS run (64)
 #   BENCH_NGINX_WORKERS (2)   BENCH_NGINX_ACCESS_LOG (on: nginx logs each request, as the
 #                             service does; off: bare static-file ceiling)
-#   PG_PORT (54620)  SONG_PORT (18282)  BENCH_NGINX_PORT (18290)
+#   PG_PORT (25620)  SONG_PORT (18282)  BENCH_NGINX_PORT (18290)
 #   FERMATA_BUILD_DIR (build/release)  BENCH_CMAKE_ARGS (extra cmake -D flags, e.g. for a
 #                     private build dir)  BENCH_SKIP_BUILD=1 (use the binary as it is)
 #   BENCH_RESULTS (bench/results)
@@ -38,7 +38,7 @@ BENCH_RSS_CONNECTIONS=${BENCH_RSS_CONNECTIONS:-64}
 BENCH_NGINX_PORT=${BENCH_NGINX_PORT:-18290}
 BENCH_RESULTS=${BENCH_RESULTS:-$ROOT/bench/results}
 SONG_ID=${BENCH_SONG_ID:-1}
-export PG_PORT=${PG_PORT:-54620}
+export PG_PORT=${PG_PORT:-25620}
 export SONG_PORT=${SONG_PORT:-18282}
 export FERMATA_RUN_DIR=$ROOT/run/bench
 BUILD_DIR=${FERMATA_BUILD_DIR:-build/release}

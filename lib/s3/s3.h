@@ -56,7 +56,7 @@ typedef struct s3_error {
 } s3_error;
 
 typedef struct s3_config {
-  const char *endpoint;   /* "http://127.0.0.1:49000" (http or https, no path) */
+  const char *endpoint;   /* "http://127.0.0.1:29000" (http or https, no path) */
   const char *region;     /* "us-east-1" */
   const char *access_key; /* AWS_ACCESS_KEY_ID */
   const char *secret_key; /* AWS_SECRET_ACCESS_KEY */

@@ -1,6 +1,6 @@
 # PostgreSQL: one private server, one database and one role per service.
 COMPONENTS+=(postgres)
-PG_PORT=${PG_PORT:-54320}
+PG_PORT=${PG_PORT:-25432}
 PG_DIR=$(private_dir postgres postgres)
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 # service role:database pairs; the password of each role is its name (a local dev stack).

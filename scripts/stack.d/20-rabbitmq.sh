@@ -4,22 +4,22 @@
 #
 # Ports (all overridable; the defaults derive from AMQP_PORT so that two stacks started with
 # different AMQP_PORTs do not share anything):
-#   AMQP                 AMQP_PORT                 56720
+#   AMQP                 AMQP_PORT                 26720
 #   Erlang distribution  RABBITMQ_DIST_PORT        AMQP_PORT+1
 #   CLI tools' dist      RABBITMQ_CTL_PORT_MIN..+7 AMQP_PORT+2 .. AMQP_PORT+9
 #   management (opt-in)  RABBITMQ_MGMT_PORT        AMQP_PORT+10 (enable: RABBITMQ_MGMT=1)
-#   epmd                 RABBITMQ_EPMD_PORT        43690 + (AMQP_PORT - 56720)
+#   epmd                 RABBITMQ_EPMD_PORT        AMQP_PORT + 11
 # Everything listens on 127.0.0.1 only. The user fermata/fermata is created on first boot
 # (default_user in the config); guest is removed by that same setting.
 #
 # Start-up is on the critical path of the fault tests (they SIGKILL and restart the node),
 # so no plugin is enabled by default: the management plugin alone adds seconds.
 COMPONENTS+=(rabbitmq)
-AMQP_PORT=${AMQP_PORT:-56720}
+AMQP_PORT=${AMQP_PORT:-26720}
 RABBITMQ_DIST_PORT=${RABBITMQ_DIST_PORT:-$((AMQP_PORT + 1))}
 RABBITMQ_CTL_PORT_MIN=${RABBITMQ_CTL_PORT_MIN:-$((AMQP_PORT + 2))}
 RABBITMQ_MGMT_PORT=${RABBITMQ_MGMT_PORT:-$((AMQP_PORT + 10))}
-RABBITMQ_EPMD_PORT=${RABBITMQ_EPMD_PORT:-$((43690 + AMQP_PORT - 56720))}
+RABBITMQ_EPMD_PORT=${RABBITMQ_EPMD_PORT:-$((AMQP_PORT + 11))}
 RABBITMQ_MGMT=${RABBITMQ_MGMT:-0}
 RMQ_DIR="$FERMATA_RUN_DIR/rabbitmq"
 RMQ_NODE="fermata-$AMQP_PORT@localhost"

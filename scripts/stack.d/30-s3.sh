@@ -14,7 +14,7 @@
 # Runs as the calling user (root is acceptable: it only binds a high loopback port and
 # writes under $FERMATA_RUN_DIR/s3).
 COMPONENTS+=(s3)
-S3_PORT=${S3_PORT:-49000}
+S3_PORT=${S3_PORT:-29000}
 S3_DIR="$FERMATA_RUN_DIR/s3"
 S3_PID="$S3_DIR/moto.pid"
 S3_LOG="$S3_DIR/moto.log"

@@ -8,7 +8,7 @@
  * delay queue), then stop the HTTP server. Deliveries not yet started stay in the broker.
  *
  * Environment (defaults = the local stack):
- *   SERVER_PORT (8084), AMQP_URL (amqp://fermata:fermata@127.0.0.1:56720/),
+ *   SERVER_PORT (8084), AMQP_URL (amqp://fermata:fermata@127.0.0.1:26720/),
  *   RESOURCE_SERVICE_URL (http://127.0.0.1:8081), SONG_SERVICE_URL (http://127.0.0.1:8082),
  *   PROCESSOR_CONCURRENCY (4), PROCESSOR_MAX_ATTEMPTS (5), PROCESSOR_RETRY_INITIAL (1s),
  *   PROCESSOR_RETRY_MAX (60s), PROCESSOR_HTTP_ATTEMPTS (3), PROCESSOR_MAX_RESOURCE_SIZE
@@ -64,7 +64,7 @@ static void read_config(proc_config *c, config_err *err) {
     snprintf(err->msg, sizeof err->msg, "LOG_LEVEL: expected debug, info, warn or error");
   c->port = (unsigned)config_int("SERVER_PORT", 8084, 0, 65535, err);
   snprintf(c->amqp_url, sizeof c->amqp_url, "%s",
-           config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:56720/"));
+           config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:26720/"));
   base_url("RESOURCE_SERVICE_URL", "http://127.0.0.1:8081", c->resource_url,
            sizeof c->resource_url, err);
   base_url("SONG_SERVICE_URL", "http://127.0.0.1:8082", c->song_url, sizeof c->song_url, err);

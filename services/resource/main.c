@@ -42,12 +42,12 @@ static void read_settings(settings *s, config_err *err) {
   s->port = config_int("SERVER_PORT", 8081, 0, 65535, err);
   s->pool = config_int("DB_POOL_SIZE", 16, 1, 500, err);
   s->max_upload = config_int("RESOURCE_MAX_UPLOAD_BYTES", 50LL << 20, 1024, 1LL << 31, err);
-  s->db_url = config_str("RESOURCE_DB_URL", "postgresql://resource:resource@127.0.0.1:54320/resources");
-  s->s3_endpoint = config_str("S3_ENDPOINT", "http://127.0.0.1:49000");
+  s->db_url = config_str("RESOURCE_DB_URL", "postgresql://resource:resource@127.0.0.1:25432/resources");
+  s->s3_endpoint = config_str("S3_ENDPOINT", "http://127.0.0.1:29000");
   s->s3_region = config_str("S3_REGION", "us-east-1");
   s->s3_key = config_str("AWS_ACCESS_KEY_ID", "test");
   s->s3_secret = config_str("AWS_SECRET_ACCESS_KEY", "test");
-  s->amqp_url = config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:56720/");
+  s->amqp_url = config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:26720/");
   s->storage_url = config_str("STORAGE_SERVICE_URL", "http://127.0.0.1:8083");
   s->song_url = config_str("SONG_SERVICE_URL", "http://127.0.0.1:8082");
   s->storage_timeout_ms = config_duration_ms("STORAGE_SERVICE_TIMEOUT", 2000, 1, 600000, err);

@@ -24,7 +24,7 @@ int main(void) {
     snprintf(cerr.msg, sizeof cerr.msg, "LOG_LEVEL: expected debug, info, warn or error");
   long long port = config_int("SERVER_PORT", 8082, 0, 65535, &cerr);
   long long pool = config_int("DB_POOL_SIZE", 16, 1, 500, &cerr);
-  const char *dburl = config_str("SONG_DB_URL", "postgresql://song:song@127.0.0.1:54320/songs");
+  const char *dburl = config_str("SONG_DB_URL", "postgresql://song:song@127.0.0.1:25432/songs");
   log *lg = log_new("song", level, stderr);
   if (!lg) return 1;
   if (cerr.msg[0]) {

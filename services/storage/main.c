@@ -6,7 +6,7 @@
  * in-flight requests finish.
  *
  * Environment: SERVER_PORT (8083), STORAGE_DB_URL, DB_POOL_SIZE (16), LOG_LEVEL (info),
- * S3_ENDPOINT (http://127.0.0.1:49000), S3_REGION (us-east-1), AWS_ACCESS_KEY_ID,
+ * S3_ENDPOINT (http://127.0.0.1:29000), S3_REGION (us-east-1), AWS_ACCESS_KEY_ID,
  * AWS_SECRET_ACCESS_KEY (test/test; never logged), STORAGE_STAGING_BUCKET
  * (fermata-staging), STORAGE_STAGING_PATH (/files), STORAGE_PERMANENT_BUCKET
  * (fermata-permanent), STORAGE_PERMANENT_PATH (/files), STORAGE_BUCKET_CHECK_INTERVAL (5s).
@@ -59,7 +59,7 @@ int main(void) {
   long long interval =
       config_duration_ms("STORAGE_BUCKET_CHECK_INTERVAL", 5000, 100, 3600 * 1000LL, &cerr);
   const char *dburl =
-      config_str("STORAGE_DB_URL", "postgresql://storage:storage@127.0.0.1:54320/storages");
+      config_str("STORAGE_DB_URL", "postgresql://storage:storage@127.0.0.1:25432/storages");
   const storage seeds[2] = {
       {"STAGING", config_str("STORAGE_STAGING_BUCKET", "fermata-staging"),
        config_str("STORAGE_STAGING_PATH", "/files")},
@@ -67,7 +67,7 @@ int main(void) {
        config_str("STORAGE_PERMANENT_PATH", "/files")},
   };
   check_seeds(seeds, &cerr);
-  s3_config s3c = {.endpoint = config_str("S3_ENDPOINT", "http://127.0.0.1:49000"),
+  s3_config s3c = {.endpoint = config_str("S3_ENDPOINT", "http://127.0.0.1:29000"),
                    .region = config_str("S3_REGION", "us-east-1"),
                    .access_key = config_str("AWS_ACCESS_KEY_ID", "test"),
                    .secret_key = config_str("AWS_SECRET_ACCESS_KEY", "test"),

@@ -46,7 +46,7 @@ def stack_env():
     if not os.environ.get("S3_ENDPOINT"):
         pytest.fail("S3_ENDPOINT is not set: start the stack (scripts/stack.sh start s3) and "
                     "export what `scripts/stack.sh env` prints, e.g. "
-                    "S3_ENDPOINT=http://127.0.0.1:49000")
+                    "S3_ENDPOINT=http://127.0.0.1:29000")
     return {
         "S3_ENDPOINT": os.environ["S3_ENDPOINT"],
         "S3_REGION": os.environ.get("S3_REGION", "us-east-1"),

@@ -15,9 +15,9 @@
 static void url_full(void **state) {
   (void)state;
   mq_params p;
-  assert_int_equal(mq_params_from_url("amqp://fermata:secret@127.0.0.1:56720/", &p), 0);
+  assert_int_equal(mq_params_from_url("amqp://fermata:secret@127.0.0.1:26720/", &p), 0);
   assert_string_equal(p.host, "127.0.0.1");
-  assert_int_equal(p.port, 56720);
+  assert_int_equal(p.port, 26720);
   assert_string_equal(p.user, "fermata");
   assert_string_equal(p.password, "secret");
   assert_string_equal(p.vhost, "/"); /* empty vhost means RabbitMQ's default */
