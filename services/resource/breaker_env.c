@@ -46,7 +46,9 @@ void breaker_env_config(breaker_config *cfg, config_err *err) {
   cfg->minimum_calls = 5;
   cfg->wait_in_open_ms = 10000;
   cfg->permitted_calls_in_half_open = 3;
-  cfg->slow_call_duration_threshold_ns = 2000LL * 1000000LL;
+  /* below the 2 s call timeout: "slow" is strictly longer than the threshold, and a call
+   * cut off by the timeout (2000 ms exactly) must count as slow too */
+  cfg->slow_call_duration_threshold_ns = 1500LL * 1000000LL;
   cfg->automatic_transition = true;
 
   /* Wide ranges on purpose: a value of the right type reaches breaker_config_validate,

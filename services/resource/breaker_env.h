@@ -4,7 +4,7 @@
  *   resilience4j.circuitbreaker.instances.storageService.failureRateThreshold
  *   -> RESILIENCE4J_CIRCUITBREAKER_INSTANCES_STORAGESERVICE_FAILURERATETHRESHOLD
  * Defaults are this system's (see the README), not Resilience4j's: a window of 10 calls,
- * decisions from 5, a 10 s open state, 3 half-open probes, slow above the 2 s timeout.
+ * decisions from 5, a 10 s open state, 3 half-open probes, slow above 1.5 s (below the 2 s timeout, so timed-out calls are slow).
  */
 #ifndef FERMATA_RESOURCE_BREAKER_ENV_H
 #define FERMATA_RESOURCE_BREAKER_ENV_H

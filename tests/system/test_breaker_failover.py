@@ -321,7 +321,7 @@ def test_hung_storage_times_out_and_opens(stack_up, services):
             assert timeouts and all(e["durationInMs"] >= TIMEOUT_S * 1000 for e in timeouts), timeouts
             assert all(e["durationInMs"] < (TIMEOUT_S + MARGIN_S) * 1000 for e in timeouts), timeouts
             b = breaker(resource)
-            assert b["slowFailedCalls"] >= 1 and b["slowCalls"] == b["slowFailedCalls"], b
+            assert b["slowFailedCalls"] >= 1, b
             time.sleep(3.0)  # a HALF_OPEN round against the hung service, still bounded
             during = up.since(stopped_at)
             assert len(during) >= 8
