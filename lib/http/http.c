@@ -504,7 +504,20 @@ const char *http_req_body(const http_req *r, size_t *len) {
   return r->body ? r->body : "";
 }
 
+static bool json_content_type(const char *ct) {
+  if (!ct || !*ct) return true;
+  size_t n = strcspn(ct, ";");
+  while (n && ct[n - 1] == ' ') n--;
+  if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) return true;
+  return n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
 json_t *http_req_json(http_req *r) {
+  const char *ct = http_req_header(r, "Content-Type");
+  if (!json_content_type(ct)) {
+    http_reply_errorf(r, 415, "Content type '%s' is not supported. Use application/json", ct);
+    return NULL;
+  }
   json_error_t err;
   json_t *v = json_loadb(r->body ? r->body : "", r->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
                          &err);

@@ -72,8 +72,10 @@ const char *http_req_body(const http_req *r, size_t *len);        /* never NULL 
 const char *http_req_id(const http_req *r);
 log *http_req_log(const http_req *r);
 
-/* Parses the body as a JSON value. On failure replies 400 itself and returns NULL. The
- * caller owns the result (json_decref). */
+/* Parses the body as a JSON value. A Content-Type other than application/json (parameters
+ * allowed), a +json type or none is refused with 415, as Spring does; a body that is not
+ * JSON with 400. On failure it has replied and returns NULL. The caller owns the result
+ * (json_decref). */
 json_t *http_req_json(http_req *r);
 
 /* Adds a response header (copied). Call before the http_reply_* function. */

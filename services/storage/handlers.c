@@ -30,24 +30,8 @@ static void reply_provision_error(http_req *r, int s3rc, const char *bucket) {
     http_reply_internal(r, s3_strerror(s3rc));
 }
 
-/* JSON bodies: accept a missing Content-Type or application/json (with parameters, or a
- * +json suffix); refuse anything else with 415 like Spring does. */
-static bool json_content_type(http_req *r) {
-  const char *ct = http_req_header(r, "Content-Type");
-  if (!ct || !*ct) return true;
-  size_t n = strcspn(ct, ";");
-  while (n && ct[n - 1] == ' ') n--;
-  if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) return true;
-  return n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0;
-}
-
 static void post_storage(http_req *r, void *vctx) {
   storage_ctx *ctx = vctx;
-  if (!json_content_type(r)) {
-    http_reply_errorf(r, 415, "Content type '%s' is not supported. Use application/json",
-                      http_req_header(r, "Content-Type"));
-    return;
-  }
   json_t *body = http_req_json(r);
   if (!body) return;
   storage s;

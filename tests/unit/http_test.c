@@ -162,14 +162,24 @@ static void body_limits(void **state) {
 
 static void json_bodies(void **state) {
   (void)state;
-  resp r = call("POST", "/json", "{\"a\": [1, 2]}", -1, NULL);
+  const char *json = "Content-Type: application/json";
+  resp r = call("POST", "/json", "{\"a\": [1, 2]}", -1, json);
   assert_int_equal(r.status, 200);
   assert_string_equal(r.body, "{\"a\":[1,2]}");
-  r = call("POST", "/json", "{\"a\": ", -1, NULL);
+  r = call("POST", "/json", "{\"a\": ", -1, json);
   assert_int_equal(r.status, 400);
   assert_string_equal(r.body, "{\"errorMessage\":\"Malformed JSON request body\",\"errorCode\":\"400\"}");
-  r = call("POST", "/json", "{\"a\":1,\"a\":2}", -1, NULL);
+  r = call("POST", "/json", "{\"a\":1,\"a\":2}", -1, json);
   assert_int_equal(r.status, 400);
+  /* the media type decides, parameters and +json suffixes allowed */
+  r = call("POST", "/json", "{}", -1, "Content-Type: application/json; charset=utf-8");
+  assert_int_equal(r.status, 200);
+  r = call("POST", "/json", "{}", -1, "Content-Type: application/merge-patch+json");
+  assert_int_equal(r.status, 200);
+  r = call("POST", "/json", "{}", -1, "Content-Type: text/plain");
+  assert_int_equal(r.status, 415);
+  assert_string_equal(r.body, "{\"errorMessage\":\"Content type 'text/plain' is not supported. Use "
+                              "application/json\",\"errorCode\":\"415\"}");
 }
 
 static void silent_handler_is_500(void **state) {
