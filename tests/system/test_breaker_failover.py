@@ -22,6 +22,7 @@ P = "RESILIENCE4J_CIRCUITBREAKER_INSTANCES_STORAGESERVICE_"
 FAST = {P + "WAITDURATIONINOPENSTATE": "2s", P + "EVENTCONSUMERBUFFERSIZE": "5000"}
 MINIMUM_CALLS = 5     # this system's default minimumNumberOfCalls
 TIMEOUT_S = 2.0       # STORAGE_SERVICE_TIMEOUT default
+CURL_SLACK_MS = 5     # curl may end a timed-out transfer up to a few ms before its CURLOPT_TIMEOUT_MS
 MARGIN_S = 2.0        # upload work besides the Storage Service call (debug + ASan build, 2 loaded cores): bounded, not hanging
 DATA = [make_mp3(seconds=0.5, freq=300 + 37 * i) for i in range(8)]
 
@@ -318,7 +319,9 @@ def test_hung_storage_times_out_and_opens(stack_up, services):
             kinds = [e["type"] for e in ev]
             assert "SLOW_CALL_RATE_EXCEEDED" in kinds and "FAILURE_RATE_EXCEEDED" in kinds, kinds
             timeouts = [e for e in ev if e["type"] == "ERROR"]
-            assert timeouts and all(e["durationInMs"] >= TIMEOUT_S * 1000 for e in timeouts), timeouts
+            # cut off at the timeout: curl's timer works in whole milliseconds and may fire a
+            # fraction of one early, so 1999 ms is a 2000 ms timeout (seen in 3 of 10 runs)
+            assert timeouts and all(e["durationInMs"] >= TIMEOUT_S * 1000 - CURL_SLACK_MS for e in timeouts), timeouts
             assert all(e["durationInMs"] < (TIMEOUT_S + MARGIN_S) * 1000 for e in timeouts), timeouts
             b = breaker(resource)
             assert b["slowFailedCalls"] >= 1, b
