@@ -8,6 +8,7 @@
 #   scripts/stack.sh kill COMPONENT          (SIGKILL, for fault tests)
 #   scripts/stack.sh status
 #   scripts/stack.sh env                     (prints the exports services need)
+#   scripts/stack.sh wipe                    (stop all, delete the run directory and its data)
 #
 # Each component is one file scripts/stack.d/NN-NAME.sh defining NAME_start, NAME_stop,
 # NAME_kill, NAME_status and NAME_env, and appending NAME to COMPONENTS.
@@ -73,5 +74,17 @@ case "$cmd" in
   kill)   for c in "${targets[@]}"; do "${c}_kill"; done ;;
   status) for c in "${targets[@]}"; do printf '%-10s %s\n' "$c" "$("${c}_status" 2>&1 || true)"; done ;;
   env)    for c in "${targets[@]}"; do "${c}_env"; done ;;
-  *) echo "usage: $0 start|stop|kill|status|env [component...]" >&2; exit 2 ;;
+  wipe)   [ $# -eq 0 ] || { echo "stack: wipe takes no component" >&2; exit 2; }
+          # stop, then delete everything the stack keeps in this run directory (databases,
+          # broker state, logs), also the /var/tmp copies private_dir made: a fresh start
+    for ((i = ${#targets[@]} - 1; i >= 0; i--)); do "${targets[i]}_stop" >/dev/null 2>&1 || true; done
+    if [ -d "$FERMATA_RUN_DIR" ]; then
+      for l in "$FERMATA_RUN_DIR"/*; do
+        if [ -L "$l" ]; then
+          case $(readlink "$l") in /var/tmp/fermata-*) rm -rf "$(readlink "$l")" ;; esac
+        fi
+      done
+      rm -rf "$FERMATA_RUN_DIR"
+    fi ;;
+  *) echo "usage: $0 start|stop|kill|status|env|wipe [component...]" >&2; exit 2 ;;
 esac

@@ -17,7 +17,10 @@ cleanup() {
   "$ROOT/scripts/stack.sh" stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-rm -rf "$FERMATA_RUN_DIR/logs"
+# every run starts from empty databases and queues: rows or messages left by an earlier run
+# would point at objects the in-memory object store no longer has
+"$ROOT/scripts/services.sh" stop >/dev/null 2>&1 || true
+"$ROOT/scripts/stack.sh" wipe
 "$ROOT/scripts/stack.sh" start
 eval "$("$ROOT/scripts/stack.sh" env)"
 cd "$ROOT"
