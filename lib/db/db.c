@@ -24,14 +24,27 @@ struct db_conn {
   db_conn *next;
 };
 
+/* A thread queued in db_acquire. Whoever frees a connection (or a slot to open one) hands
+ * it to the oldest waiter directly, so a thread arriving later cannot take it first: the
+ * wait is first come, first served and bounded by the queue ahead, not by luck. */
+typedef struct waiter {
+  pthread_cond_t cv;
+  db_conn *conn; /* handed over: an idle connection */
+  bool slot;     /* handed over: the right to open a new connection */
+  struct waiter *next;
+} waiter;
+
 struct db_pool {
   db_opts opts;
   char *conninfo;
   log *lg;
   pthread_mutex_t mu;
-  pthread_cond_t cv;
   db_conn *idle;
-  int open; /* connections in existence (idle + in use) */
+  waiter *head, *tail; /* FIFO of threads waiting in db_acquire */
+  int nwaiting;
+  int nidle;
+  uint64_t timeouts; /* db_acquire calls that gave up with DB_ERR_BUSY */
+  int open; /* connections in existence (idle + in use) and slots being opened */
   bool migrated;
   pthread_mutex_t migrate_mu;
 };
@@ -63,11 +76,6 @@ db_pool *db_pool_new(const db_opts *opts, log *lg) {
   }
   pthread_mutex_init(&p->mu, NULL);
   pthread_mutex_init(&p->migrate_mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&p->cv, &ca);
-  pthread_condattr_destroy(&ca);
   return p;
 }
 
@@ -81,7 +89,6 @@ void db_pool_free(db_pool *p) {
   }
   pthread_mutex_destroy(&p->mu);
   pthread_mutex_destroy(&p->migrate_mu);
-  pthread_cond_destroy(&p->cv);
   free(p->conninfo);
   free(p);
 }
@@ -209,6 +216,72 @@ static int ensure_migrated(db_pool *p, PGconn *pg) {
   return rc;
 }
 
+/* Under p->mu: removes and returns the oldest waiter, NULL if none. */
+static waiter *dequeue(db_pool *p) {
+  waiter *w = p->head;
+  if (!w) return NULL;
+  p->head = w->next;
+  if (!p->head) p->tail = NULL;
+  p->nwaiting--;
+  w->next = NULL;
+  return w;
+}
+
+/* Under p->mu: w gave up (timed out) before anything was handed to it. */
+static void unlink_waiter(db_pool *p, waiter *w) {
+  waiter **pp = &p->head, *prev = NULL;
+  while (*pp && *pp != w) prev = *pp, pp = &(*pp)->next;
+  if (!*pp) return;
+  *pp = w->next;
+  if (p->tail == w) p->tail = prev;
+  p->nwaiting--;
+}
+
+/* Under p->mu: c goes to the oldest waiter, or to the idle list when nobody waits. */
+static void give_conn(db_pool *p, db_conn *c) {
+  waiter *w = dequeue(p);
+  if (w) {
+    w->conn = c;
+    pthread_cond_signal(&w->cv);
+  } else {
+    c->next = p->idle;
+    p->idle = c;
+    p->nidle++;
+  }
+}
+
+/* Under p->mu: a connection went away (p->open already lowered); the oldest waiter may
+ * open one in its place. */
+static void give_slot(db_pool *p) {
+  waiter *w = dequeue(p);
+  if (!w) return;
+  p->open++;
+  w->slot = true;
+  pthread_cond_signal(&w->cv);
+}
+
+/* Waits, queued behind earlier callers, until a connection or a slot is handed over.
+ * Under p->mu. Returns false on timeout. */
+static bool wait_turn(db_pool *p, const struct timespec *deadline, db_conn **conn) {
+  waiter w = {.conn = NULL};
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&w.cv, &ca);
+  pthread_condattr_destroy(&ca);
+  if (p->tail) p->tail->next = &w;
+  else p->head = &w;
+  p->tail = &w;
+  p->nwaiting++;
+  bool timed_out = false;
+  while (!w.conn && !w.slot && !timed_out)
+    timed_out = pthread_cond_timedwait(&w.cv, &p->mu, deadline) == ETIMEDOUT;
+  if (!w.conn && !w.slot) unlink_waiter(p, &w); /* nothing came: leave the queue */
+  pthread_cond_destroy(&w.cv);
+  *conn = w.conn;
+  return w.conn || w.slot;
+}
+
 int db_acquire(db_pool *p, db_conn **out) {
   *out = NULL;
   struct timespec deadline;
@@ -218,26 +291,33 @@ int db_acquire(db_pool *p, db_conn **out) {
   if (deadline.tv_nsec >= 1000000000L) deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
 
   pthread_mutex_lock(&p->mu);
-  while (!p->idle && p->open >= p->opts.max_conns) {
-    if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT) {
+  db_conn *c = NULL;
+  if (p->head) { /* others were first */
+    if (!wait_turn(p, &deadline, &c)) {
+      p->timeouts++;
       pthread_mutex_unlock(&p->mu);
       return DB_ERR_BUSY;
     }
-  }
-  db_conn *c = p->idle;
-  if (c) {
+  } else if (p->idle) {
+    c = p->idle;
     p->idle = c->next;
-    pthread_mutex_unlock(&p->mu);
-  } else {
+    p->nidle--;
+  } else if (p->open < p->opts.max_conns) {
     p->open++; /* reserve the slot, connect outside the lock */
+  } else if (!wait_turn(p, &deadline, &c)) {
+    p->timeouts++;
     pthread_mutex_unlock(&p->mu);
+    return DB_ERR_BUSY;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (!c) { /* a slot: open a connection */
     c = calloc(1, sizeof *c);
     PGconn *pg = c ? connect_pg(p) : NULL;
     if (!pg) {
       free(c);
       pthread_mutex_lock(&p->mu);
       p->open--;
-      pthread_cond_signal(&p->cv);
+      give_slot(p);
       pthread_mutex_unlock(&p->mu);
       return c ? DB_ERR_UNAVAILABLE : DB_ERR_NOMEM;
     }
@@ -267,19 +347,54 @@ void db_release(db_pool *p, db_conn *c) {
     if (PQresultStatus(r) != PGRES_COMMAND_OK) c->broken = true;
     PQclear(r);
   }
-  pthread_mutex_lock(&p->mu);
   if (c->broken || PQstatus(c->pg) != CONNECTION_OK) {
-    p->open--;
-    pthread_mutex_unlock(&p->mu);
     PQfinish(c->pg);
     free(c);
     pthread_mutex_lock(&p->mu);
+    p->open--;
+    give_slot(p);
   } else {
-    c->next = p->idle;
-    p->idle = c;
+    pthread_mutex_lock(&p->mu);
+    give_conn(p, c);
   }
-  pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
+}
+
+void db_pool_stats(db_pool *p, db_stats *st) {
+  pthread_mutex_lock(&p->mu);
+  *st = (db_stats){.open = p->open, .idle = p->nidle, .pending = p->nwaiting, .max = p->opts.max_conns,
+                   .timeouts = p->timeouts};
+  pthread_mutex_unlock(&p->mu);
+}
+
+char *db_pool_prometheus(db_pool *p, const char *pool) {
+  db_stats st;
+  db_pool_stats(p, &st);
+  char *out = NULL;
+  /* HikariCP's metric names as Micrometer exports them, so Spring dashboards read these too */
+  if (asprintf(&out,
+               "# HELP hikaricp_connections_active Active connections\n"
+               "# TYPE hikaricp_connections_active gauge\n"
+               "hikaricp_connections_active{pool=\"%s\"} %d.0\n"
+               "# HELP hikaricp_connections_idle Idle connections\n"
+               "# TYPE hikaricp_connections_idle gauge\n"
+               "hikaricp_connections_idle{pool=\"%s\"} %d.0\n"
+               "# HELP hikaricp_connections_pending Pending threads\n"
+               "# TYPE hikaricp_connections_pending gauge\n"
+               "hikaricp_connections_pending{pool=\"%s\"} %d.0\n"
+               "# HELP hikaricp_connections Total connections\n"
+               "# TYPE hikaricp_connections gauge\n"
+               "hikaricp_connections{pool=\"%s\"} %d.0\n"
+               "# HELP hikaricp_connections_max Max connections\n"
+               "# TYPE hikaricp_connections_max gauge\n"
+               "hikaricp_connections_max{pool=\"%s\"} %d.0\n"
+               "# HELP hikaricp_connections_timeout_total Connection timeout total count\n"
+               "# TYPE hikaricp_connections_timeout_total counter\n"
+               "hikaricp_connections_timeout_total{pool=\"%s\"} %llu.0\n",
+               pool, st.open - st.idle, pool, st.idle, pool, st.pending, pool, st.open, pool, st.max, pool,
+               (unsigned long long)st.timeouts) < 0)
+    return NULL;
+  return out;
 }
 
 /* The prepared name of sql on this connection, preparing it on first use; NULL when it is

@@ -62,6 +62,22 @@ int db_migrate(db_pool *p);
 int db_acquire(db_pool *p, db_conn **out);
 void db_release(db_pool *p, db_conn *c); /* NULL ok; a broken connection is closed */
 
+/* Waiting is first come, first served: a released connection (or the slot of a closed one)
+ * goes straight to the thread that has waited longest, never to one that arrives later. */
+typedef struct {
+  int open;          /* connections open or being opened */
+  int idle;          /* of which idle in the pool */
+  int pending;       /* threads waiting in db_acquire */
+  int max;           /* max_conns */
+  uint64_t timeouts; /* db_acquire calls that ended in DB_ERR_BUSY */
+} db_stats;
+void db_pool_stats(db_pool *p, db_stats *st);
+
+/* The pool's gauges in Prometheus text under HikariCP's names (hikaricp_connections_active,
+ * _idle, _pending, _max, hikaricp_connections, _timeout_total), labelled pool="<pool>".
+ * Caller frees; NULL when out of memory. */
+char *db_pool_prometheus(db_pool *p, const char *pool);
+
 /* Runs one statement with text parameters (NULL entries are SQL NULL). On DB_OK, *out (if
  * not NULL) receives the result; on error nothing is returned and the error is logged.
  * `sql` must have static storage duration (a string literal): statements with parameters

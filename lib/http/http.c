@@ -580,6 +580,21 @@ void http_reply_metrics(http_req *r, char *text) {
   http_reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), free);
 }
 
+char *http_metrics_join(char *a, char *b) {
+  char *all = NULL;
+  if (a && b) {
+    size_t na = strlen(a), nb = strlen(b);
+    all = realloc(a, na + nb + 1);
+    if (all) {
+      memcpy(all + na, b, nb + 1);
+      a = NULL;
+    }
+  }
+  free(a);
+  free(b);
+  return all;
+}
+
 void http_reply_json(http_req *r, unsigned status, json_t *body) {
   char *s = body ? http_json_dump(body) : NULL;
   json_decref(body);

@@ -104,6 +104,10 @@ void http_reply_stream(http_req *r, unsigned status, const char *content_type, u
  * out of memory) answers 500. */
 void http_reply_metrics(http_req *r, char *text);
 
+/* a followed by b, for assembling metrics from several sources; steals both (either may be
+ * NULL, which makes the result NULL). */
+char *http_metrics_join(char *a, char *b);
+
 /* Renders `body` (borrowed) as compact JSON in insertion order; malloc'd, caller frees. */
 char *http_json_dump(const json_t *body);
 

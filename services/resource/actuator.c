@@ -115,20 +115,5 @@ void actuator_health_component(json_t *components, const actuator_breakers *ab) 
 }
 
 char *actuator_prometheus(http_server *srv, const actuator_breakers *ab) {
-  char *http = http_server_metrics(srv);
-  char *cb = http ? breakerview_prometheus(ab->reg) : NULL;
-  if (!cb) {
-    free(http);
-    return NULL;
-  }
-  size_t a = strlen(http), b = strlen(cb);
-  char *all = realloc(http, a + b + 1);
-  if (!all) {
-    free(http);
-    free(cb);
-    return NULL;
-  }
-  memcpy(all + a, cb, b + 1);
-  free(cb);
-  return all;
+  return http_metrics_join(http_server_metrics(srv), breakerview_prometheus(ab->reg));
 }

@@ -140,7 +140,8 @@ static void health(http_req *r, void *vctx) {
 
 static void prometheus(http_req *r, void *vctx) {
   resource_http *ctx = vctx;
-  http_reply_metrics(r, actuator_prometheus(ctx->srv, &ctx->breakers));
+  http_reply_metrics(r, http_metrics_join(actuator_prometheus(ctx->srv, &ctx->breakers),
+                                          db_pool_prometheus(ctx->svc->db, "resource")));
 }
 
 int resource_routes(http_server *srv, resource_http *ctx) {

@@ -85,7 +85,7 @@ static void health(http_req *r, void *vctx) {
 
 static void prometheus(http_req *r, void *vctx) {
   song_ctx *ctx = vctx;
-  http_reply_metrics(r, http_server_metrics(ctx->srv));
+  http_reply_metrics(r, http_metrics_join(http_server_metrics(ctx->srv), db_pool_prometheus(ctx->db, "song")));
 }
 
 int song_routes(http_server *srv, song_ctx *ctx) {
