@@ -18,7 +18,7 @@ import botocore.exceptions
 import pytest
 import requests
 
-from conftest import via
+from conftest import via, wait_until
 from test_song_api import assert_error, assert_validation
 
 STAGING_BUCKET = os.environ.get("STORAGE_STAGING_BUCKET", "fermata-staging")
@@ -358,6 +358,8 @@ def test_unknown_route_and_method(storage):
 
 
 def test_health_shows_db_and_object_store(storage_direct):
+    # an earlier module restarted the object store: the bucket keeper's next round finds it
+    wait_until(lambda: storage_direct.get("/actuator/health").status_code == 200, timeout=30, message="health 200")
     r = storage_direct.get("/actuator/health")
     assert r.status_code == 200
     h = r.json()
