@@ -56,6 +56,7 @@ static int on_bytes(void *ud, const void *data, size_t n) {
 static void *producer(void *arg) {
   resource_stream *st = arg;
   int err = RES_ERR_STORE;
+  resource_row prev = {0}; /* where the previous attempt found no object */
   for (int attempt = 0; attempt < 3; attempt++) {
     resource_row row;
     int rc = resource_find(st->svc, st->id, &row);
@@ -78,7 +79,18 @@ static void *producer(void *arg) {
     bool started = st->started, aborted = st->aborted;
     pthread_mutex_unlock(&st->mu);
     if (aborted) break;
-    if (rc == S3_ERR_NOT_FOUND && !started) continue; /* moved to PERMANENT meanwhile */
+    if (rc == S3_ERR_NOT_FOUND && !started) {
+      if (!prev.bucket[0] || strcmp(prev.bucket, row.bucket) != 0 || strcmp(prev.key, row.key) != 0) {
+        prev = row; /* moved to PERMANENT meanwhile? read the row again */
+        continue;
+      }
+      /* the store is up and says twice that the object the row names is not there: lost,
+       * not in transit. "Retry later" would never come true, so 500, and loudly. */
+      log_event(st->svc->lg, LOG_ERROR, "object missing from the object store", "id=%d bucket=%s key=%s state=%s",
+                st->id, row.bucket, row.key, row.state);
+      err = RES_ERR_INTERNAL;
+      break;
+    }
     char q[400];
     log_event(st->svc->lg, LOG_WARN, "download from object store failed", "id=%d error=%s detail=%s", st->id,
               s3_strerror(rc), log_quote(q, sizeof q, e.message));

@@ -105,6 +105,28 @@ def test_processed_message_moves_to_permanent(resource, s3):
     assert resource.get(f"/resources/{rid}").content == data
 
 
+def test_lost_object_is_a_500_not_retry_later(resource, s3):
+    # the object store is up but no longer has the file (the in-memory emulator restarted,
+    # say): retrying later would never help, so not 503; the log says which object
+    rid, data = upload(resource)
+    bucket, key = db(f"SELECT bucket || ' ' || s3_key FROM resources WHERE id={rid}").split()
+    s3.delete_object(Bucket=bucket, Key=key)
+    log_at = len(resource.log())
+    r = resource.get(f"/resources/{rid}")
+    assert_error(r, 500, "Internal server error")
+    assert bucket not in r.text and key not in r.text
+    wait_until(lambda: "object missing from the object store" in resource.log()[log_at:], timeout=5,
+               message="log line")
+    line = next(x for x in resource.log()[log_at:].splitlines() if "object missing from the object store" in x)
+    assert f"id={rid} " in line and f"bucket={bucket} " in line and f"key={key} " in line
+    assert r.headers["X-Request-Id"] in resource.log()[log_at:]
+    # the other resources are unaffected, and the lost one can still be deleted
+    other, other_data = upload(resource)
+    assert resource.get(f"/resources/{other}").content == other_data
+    assert resource.delete(f"/resources?id={rid}").json() == {"ids": [rid]}
+    assert_error(resource.get(f"/resources/{rid}"), 404)
+
+
 def test_poison_processed_messages(resource):
     before = queue_depth("resource.processed.dlq")
     publish_processed(b"this is not json")
