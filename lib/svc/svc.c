@@ -1,8 +1,10 @@
 /* svc: see svc.h. */
 #include "svc.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 
 static void stop_set(sigset_t *set) {
   sigemptyset(set);
@@ -15,6 +17,15 @@ void svc_block_signals(void) {
   sigset_t set;
   stop_set(&set);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+void svc_tune_memory(void) {
+  static const char *const own[] = {"GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+                                    "MALLOC_ARENA_MAX"};
+  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+    if (getenv(own[i])) return;
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 }
 
 int svc_wait_for_stop(void) {

@@ -83,6 +83,7 @@ static void read_config(proc_config *c, config_err *err) {
 
 int main(void) {
   svc_block_signals();
+  svc_tune_memory();
   config_err cerr = {0};
   proc_config cfg = {0};
   read_config(&cfg, &cerr);

@@ -102,6 +102,7 @@ static mq_verdict on_processed(const mq_message *m, void *arg, char *reason, siz
 
 int main(void) {
   svc_block_signals();
+  svc_tune_memory();
   config_err err = {0};
   log_level level = LOG_INFO;
   if (log_level_parse(config_str("LOG_LEVEL", "info"), &level) != 0)

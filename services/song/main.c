@@ -18,6 +18,7 @@
 
 int main(void) {
   svc_block_signals();
+  svc_tune_memory();
   config_err cerr = {0};
   log_level level = LOG_INFO;
   if (log_level_parse(config_str("LOG_LEVEL", "info"), &level) != 0)

@@ -50,6 +50,7 @@ static void check_seeds(const storage seeds[2], config_err *cerr) {
 
 int main(void) {
   svc_block_signals();
+  svc_tune_memory();
   config_err cerr = {0};
   log_level level = LOG_INFO;
   if (log_level_parse(config_str("LOG_LEVEL", "info"), &level) != 0)
