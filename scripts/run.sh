@@ -19,6 +19,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The S3 emulator keeps objects in memory only, so every start finds it empty: start the
+# databases and queues empty too, or their rows would name files that are gone.
+# FERMATA_KEEP_DATA=1 keeps them (song metadata survives; resources whose file is gone
+# then answer 500 on download).
+if [ "${FERMATA_KEEP_DATA:-0}" != 1 ]; then
+  "$ROOT/scripts/services.sh" stop >/dev/null 2>&1 || true
+  "$ROOT/scripts/stack.sh" wipe
+fi
 "$ROOT/scripts/stack.sh" start
 "$ROOT/scripts/services.sh" start
 echo
