@@ -642,7 +642,15 @@ int s3_put(s3_client *c, const char *bucket, const char *key, const void *data, 
   if (key == NULL || (data == NULL && len > 0)) return S3_ERR_INVALID;
   char hash[65];
   hex_sha256(data ? data : "", len, hash);
-  s3_req q = {.bucket = bucket, .key = key, .payload_hash = hash,
+  return s3_put_hashed(c, bucket, key, data, len, hash, content_type, err);
+}
+
+int s3_put_hashed(s3_client *c, const char *bucket, const char *key, const void *data, size_t len,
+                  const char *sha256_hex, const char *content_type, s3_error *err) {
+  if (key == NULL || (data == NULL && len > 0) || sha256_hex == NULL || strlen(sha256_hex) != 64 ||
+      strspn(sha256_hex, "0123456789abcdef") != 64)
+    return S3_ERR_INVALID;
+  s3_req q = {.bucket = bucket, .key = key, .payload_hash = sha256_hex,
               .mem = data ? data : (const void *)"", .mem_len = len};
   return put_common(c, &q, content_type, err);
 }

@@ -114,6 +114,12 @@ int s3_bucket_exists(s3_client *c, const char *bucket, bool *exists, s3_error *e
  * rejects corrupted uploads. content_type may be NULL (application/octet-stream). */
 int s3_put(s3_client *c, const char *bucket, const char *key, const void *data, size_t len,
            const char *content_type, s3_error *err);
+/* s3_put for a caller that has hashed the body already (say, for its own checksum):
+ * sha256_hex is the body's SHA-256 as 64 lowercase hex digits, sent and signed as is, so
+ * the body is not hashed twice. AWS S3 refuses a body that does not match it
+ * (XAmzContentSHA256Mismatch); moto does not check. */
+int s3_put_hashed(s3_client *c, const char *bucket, const char *key, const void *data, size_t len,
+                  const char *sha256_hex, const char *content_type, s3_error *err);
 /* Puts exactly size bytes pulled from read(); the payload is sent UNSIGNED-PAYLOAD (the
  * stream cannot be hashed before it is sent). The stream is not rewound: no retry here. */
 int s3_put_stream(s3_client *c, const char *bucket, const char *key, s3_read_fn read,

@@ -60,7 +60,7 @@ int resource_upload(resource_svc *svc, const void *data, size_t len, const char 
   char sha[65];
   sha256_hex(data, len, sha);
   s3_error e = {0};
-  int rc = s3_put(svc->s3, r.bucket, r.key, data, len, "audio/mpeg", &e);
+  int rc = s3_put_hashed(svc->s3, r.bucket, r.key, data, len, sha, "audio/mpeg", &e); /* hashed once */
   if (rc != S3_OK) return s3_to_res(svc, rc, &e, "upload to object store failed");
   rc = repo_insert_with_outbox(svc->db, &r, sha, request_id, id);
   if (rc != DB_OK) {

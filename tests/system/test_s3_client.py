@@ -145,6 +145,17 @@ class TestAgainstStack:
         assert res["total_size"] == size and res["bytes"] == size
         assert res["info_before_body"] is True
 
+    def test_put_with_the_callers_hash(self, env, s3, bucket, tmp):
+        # the Resource Service hashes an upload once, for its checksum, and hands the hash on
+        data = os.urandom(200_000)
+        run(env, "put-hashed", bucket, "hashed/ok", write(tmp, "in", data), hashlib.sha256(data).hexdigest(),
+            expect_rc=0)
+        assert s3.get_object(Bucket=bucket, Key="hashed/ok")["Body"].read() == data
+        # a hash that is not 64 lowercase hex digits never reaches the network
+        for bad in ("", "abc", hashlib.sha256(data).hexdigest().upper()):
+            run(env, "put-hashed", bucket, "hashed/bad", write(tmp, "in", data), bad, expect_rc=S3_ERR_INVALID)
+        assert s3.list_objects_v2(Bucket=bucket, Prefix="hashed/bad").get("KeyCount", 0) == 0
+
     def test_get_what_boto_put(self, env, s3, bucket, tmp):
         data = os.urandom(300_000)
         s3.put_object(Bucket=bucket, Key="from/boto", Body=data, ContentType="audio/mpeg")
@@ -293,6 +304,7 @@ class TestPrivateStore:
         run(env, "create-bucket", "signed", expect_rc=0)
         run(env, "create-bucket", "signed", expect_rc=0)
         run(env, "put", "signed", "a/b", write(tmp, "in", data), expect_rc=0)
+        run(env, "put-hashed", "signed", "a/h", write(tmp, "in", data), hashlib.sha256(data).hexdigest(), expect_rc=0)
         run(env, "put-file", "signed", "a/c", write(tmp, "in", data), expect_rc=0)
         out = str(tmp / "out")
         run(env, "get", "signed", "a/b", out, "5-9", expect_rc=0)

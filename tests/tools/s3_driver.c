@@ -6,6 +6,7 @@
  *
  *   s3_driver create-bucket B | exists B
  *   s3_driver put B K FILE [CONTENT_TYPE]        (whole file in memory, signed SHA-256)
+ *   s3_driver put-hashed B K FILE SHA256HEX      (in memory, the given hash signed as is)
  *   s3_driver put-file B K FILE                  (streamed, UNSIGNED-PAYLOAD)
  *   s3_driver get B K OUT [first-last|first-|-N]
  *   s3_driver head B K | delete B K | copy SB SK DB DK
@@ -170,6 +171,13 @@ static int run(s3_client *c, int argc, char **argv) {
     size_t len = 0;
     if (read_whole(argv[4], &buf, &len) != 0) return 2;
     rc = s3_put(c, argv[2], argv[3], buf, len, argc == 6 ? argv[5] : NULL, &e);
+    free(buf);
+    print_result(rc, &e, NULL, NULL);
+  } else if (strcmp(op, "put-hashed") == 0 && argc == 6) {
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    if (read_whole(argv[4], &buf, &len) != 0) return 2;
+    rc = s3_put_hashed(c, argv[2], argv[3], buf, len, argv[5], NULL, &e);
     free(buf);
     print_result(rc, &e, NULL, NULL);
   } else if (strcmp(op, "put-file") == 0 && argc == 5) {

@@ -228,6 +228,17 @@ static void test_refused_is_unavailable(void **state) {
   assert_int_equal(s3_head(c, "bkt", "bad key", NULL, &e), S3_ERR_INVALID);
   assert_int_equal(s3_copy(c, "bkt", "a", "BAD", "b", &e), S3_ERR_INVALID);
   assert_int_equal(s3_create_bucket(c, "x", &e), S3_ERR_INVALID);
+  /* a caller's hash must be 64 lowercase hex digits, else nothing is sent */
+  const char *hx = "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"; /* SHA-256 of "x" */
+  assert_int_equal(s3_put_hashed(c, "bkt", "k", "x", 1, hx, NULL, &e), S3_ERR_UNAVAILABLE);
+  assert_int_equal(s3_put_hashed(c, "bkt", "k", "x", 1, NULL, NULL, &e), S3_ERR_INVALID);
+  assert_int_equal(s3_put_hashed(c, "bkt", "k", "x", 1, "2D711642", NULL, &e), S3_ERR_INVALID);
+  assert_int_equal(s3_put_hashed(c, "bkt", "k", "x", 1,
+                                 "2D711642B726B04401627CA9FBAC32F5C8530FB1903CC4DB02258717921A4881", NULL, &e),
+                   S3_ERR_INVALID);
+  assert_int_equal(s3_put_hashed(c, "bkt", "k", "x", 1,
+                                 "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a488g", NULL, &e),
+                   S3_ERR_INVALID);
   s3_free(c);
 }
 
