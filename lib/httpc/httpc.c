@@ -1,6 +1,6 @@
 /* httpc: outgoing HTTP on libcurl.
  *
- * Design. A client holds defaults and a pool of idle curl easy handles behind a mutex.
+ * Design. A client holds defaults and a pool of idle curl easy handles (lib/curlpool).
  * httpc_do() borrows a handle (or makes one), sets the request's options, performs it
  * with CURLOPT_NOSIGNAL (threads plus timeouts), reads the body into a growable buffer
  * capped at max_response_bytes, and gives the handle back after curl_easy_reset(), which
@@ -13,8 +13,9 @@
  */
 #include "httpc.h"
 
+#include "curlpool.h"
+
 #include <curl/curl.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +26,7 @@ struct httpc {
   long timeout_ms;
   size_t max_bytes;
   char *user_agent;
-  pthread_mutex_t lock; /* guards idle / n_idle */
-  CURL **idle;
-  int n_idle;
-  int max_idle;
+  curlpool *handles;
 };
 
 const char *httpc_strerror(int code) {
@@ -62,12 +60,11 @@ int httpc_new(const httpc_config *cfg, httpc **out) {
   c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 1000;
   c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 5000;
   c->max_bytes = cfg->max_response_bytes ? cfg->max_response_bytes : 1024 * 1024;
-  c->max_idle = cfg->max_idle_handles ? cfg->max_idle_handles : 16;
   c->user_agent = strdup(ua);
-  c->idle = calloc((size_t)c->max_idle, sizeof *c->idle);
-  if (c->user_agent == NULL || c->idle == NULL || pthread_mutex_init(&c->lock, NULL) != 0) {
+  c->handles = curlpool_new(cfg->max_idle_handles ? cfg->max_idle_handles : 16);
+  if (c->user_agent == NULL || c->handles == NULL) {
     free(c->user_agent);
-    free(c->idle);
+    curlpool_free(c->handles);
     free(c);
     return HTTPC_ERR_NOMEM;
   }
@@ -77,9 +74,7 @@ int httpc_new(const httpc_config *cfg, httpc **out) {
 
 void httpc_free(httpc *c) {
   if (c == NULL) return;
-  for (int i = 0; i < c->n_idle; i++) curl_easy_cleanup(c->idle[i]);
-  pthread_mutex_destroy(&c->lock);
-  free(c->idle);
+  curlpool_free(c->handles);
   free(c->user_agent);
   free(c);
 }
@@ -89,25 +84,6 @@ void httpc_response_free(httpc_response *resp) {
   free(resp->body);
   resp->body = NULL;
   resp->body_len = 0;
-}
-
-static CURL *handle_get(httpc *c) {
-  CURL *h = NULL;
-  pthread_mutex_lock(&c->lock);
-  if (c->n_idle > 0) h = c->idle[--c->n_idle];
-  pthread_mutex_unlock(&c->lock);
-  return h ? h : curl_easy_init();
-}
-
-static void handle_put(httpc *c, CURL *h) {
-  curl_easy_reset(h); /* options go, connections stay */
-  pthread_mutex_lock(&c->lock);
-  if (c->n_idle < c->max_idle) {
-    c->idle[c->n_idle++] = h;
-    h = NULL;
-  }
-  pthread_mutex_unlock(&c->lock);
-  if (h) curl_easy_cleanup(h);
 }
 
 /* The body buffer: grows by doubling, never past cap; over the cap the transfer stops. */
@@ -215,7 +191,7 @@ int httpc_do(httpc *c, const httpc_request *req, httpc_response *resp) {
     snprintf(resp->error, sizeof resp->error, "invalid header value");
     return HTTPC_ERR_INVALID;
   }
-  CURL *h = handle_get(c);
+  CURL *h = curlpool_get(c->handles);
   if (h == NULL) {
     curl_slist_free_all(hdrs);
     return HTTPC_ERR_NOMEM;
@@ -263,6 +239,6 @@ int httpc_do(httpc *c, const httpc_request *req, httpc_response *resp) {
     resp->body_len = s.len;
   }
   curl_slist_free_all(hdrs);
-  handle_put(c, h);
+  curlpool_put(c->handles, h);
   return rc;
 }

@@ -13,18 +13,19 @@
  * streams), and percent-encoding: we sign no query strings at all and accept only URL-safe
  * keys, so nothing needs encoding. We never set Expect or X-Amz-Date by hand.
  *
- * The pool: handles are reset (curl_easy_reset keeps live connections and the DNS cache)
- * and kept up to max_idle; beyond that they are cleaned up. A handle is used by one thread
- * at a time, which is all libcurl asks.
+ * The handles come from a lib/curlpool pool (reset, so live connections and the DNS cache
+ * stay; up to max_idle kept). A handle is used by one thread at a time, which is all
+ * libcurl asks.
  */
 #include "s3.h"
+
+#include "curlpool.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,10 +43,7 @@ struct s3_client {
   char sigv4[96];
   long connect_timeout_ms;
   long timeout_ms;
-  pthread_mutex_t lock; /* guards idle / n_idle */
-  CURL **idle;
-  int n_idle;
-  int max_idle;
+  curlpool *handles;
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -271,17 +269,15 @@ int s3_new(const s3_config *cfg, s3_client **out) {
   c->access_key = strdup(cfg->access_key);
   c->secret_key = strdup(cfg->secret_key);
   c->region = strdup(cfg->region);
-  c->max_idle = cfg->max_idle_handles ? cfg->max_idle_handles : 8;
-  c->idle = calloc((size_t)c->max_idle, sizeof *c->idle);
+  c->handles = curlpool_new(cfg->max_idle_handles ? cfg->max_idle_handles : 8);
   c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 2000;
   c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 60000;
-  if (!c->endpoint || !c->access_key || !c->secret_key || !c->region || !c->idle ||
-      pthread_mutex_init(&c->lock, NULL) != 0) {
+  if (!c->endpoint || !c->access_key || !c->secret_key || !c->region || !c->handles) {
     free(c->endpoint);
     free(c->access_key);
     free(c->secret_key);
     free(c->region);
-    free(c->idle);
+    curlpool_free(c->handles);
     free(c);
     return S3_ERR_NOMEM;
   }
@@ -293,34 +289,13 @@ int s3_new(const s3_config *cfg, s3_client **out) {
 
 void s3_free(s3_client *c) {
   if (c == NULL) return;
-  for (int i = 0; i < c->n_idle; i++) curl_easy_cleanup(c->idle[i]);
-  pthread_mutex_destroy(&c->lock);
-  free(c->idle);
+  curlpool_free(c->handles);
   free(c->endpoint);
   free(c->access_key);
   if (c->secret_key) explicit_bzero(c->secret_key, strlen(c->secret_key));
   free(c->secret_key);
   free(c->region);
   free(c);
-}
-
-static CURL *handle_get(s3_client *c) {
-  CURL *h = NULL;
-  pthread_mutex_lock(&c->lock);
-  if (c->n_idle > 0) h = c->idle[--c->n_idle];
-  pthread_mutex_unlock(&c->lock);
-  return h ? h : curl_easy_init();
-}
-
-static void handle_put(s3_client *c, CURL *h) {
-  curl_easy_reset(h); /* drops options, keeps connections and caches */
-  pthread_mutex_lock(&c->lock);
-  if (c->n_idle < c->max_idle) {
-    c->idle[c->n_idle++] = h;
-    h = NULL;
-  }
-  pthread_mutex_unlock(&c->lock);
-  if (h) curl_easy_cleanup(h);
 }
 
 /* ---------------------------------------------------------------- transfer */
@@ -501,7 +476,7 @@ static int s3_perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
   }
   memset(r, 0, sizeof *r);
   r->req = q;
-  r->h = handle_get(c);
+  r->h = curlpool_get(c->handles);
   if (r->h == NULL) {
     err_set(err, S3_ERR_NOMEM, 0, NULL, q, "curl_easy_init failed");
     return S3_ERR_NOMEM;
@@ -574,7 +549,7 @@ static int s3_perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
 
 fail:
   curl_slist_free_all(hdrs);
-  handle_put(c, h);
+  curlpool_put(c->handles, h);
   r->h = NULL;
   return rc;
 }
