@@ -502,6 +502,21 @@ char *db_int_array(const int32_t *ids, size_t n) {
   return buf;
 }
 
+int db_delete_ids(db_pool *p, const char *sql, const int32_t *ids, size_t n, int32_t *out, size_t *nout) {
+  *nout = 0;
+  if (n == 0) return DB_OK;
+  char *arr = db_int_array(ids, n);
+  if (!arr) return DB_ERR_NOMEM;
+  const char *params[] = {arr};
+  PGresult *res;
+  int rc = db_query(p, sql, 1, params, &res);
+  free(arr);
+  if (rc != DB_OK) return rc;
+  *nout = db_ids_in_order(res, ids, n, out);
+  PQclear(res);
+  return DB_OK;
+}
+
 size_t db_ids_in_order(const PGresult *res, const int32_t *ids, size_t n, int32_t *out) {
   size_t k = 0;
   int rows = PQntuples(res);

@@ -105,4 +105,10 @@ size_t db_ids_in_order(const PGresult *res, const int32_t *ids, size_t n, int32_
  * parameter. malloc'd; the caller frees. NULL on allocation failure. */
 char *db_int_array(const int32_t *ids, size_t n);
 
+/* Runs `sql`, a statement binding the ids as its one `$1::int[]` parameter and returning
+ * the ids it removed (e.g. "DELETE FROM t WHERE id = ANY($1::int[]) RETURNING id"), and
+ * writes those ids, in request order, to `out` (room for n); *nout = their count. DB_OK or
+ * DB_ERR_*. The shared body of every service's "delete these ids" call. */
+int db_delete_ids(db_pool *p, const char *sql, const int32_t *ids, size_t n, int32_t *out, size_t *nout);
+
 #endif

@@ -53,30 +53,13 @@ int song_get(db_pool *db, int32_t id, json_t **out) {
 }
 
 int song_delete(db_pool *db, const int32_t *ids, size_t n, json_t **deleted) {
-  *deleted = json_array();
-  if (!*deleted) return DB_ERR_NOMEM;
-  if (n == 0) return SONG_OK;
-  char *arr = db_int_array(ids, n);
-  if (!arr) return DB_ERR_NOMEM;
-  const char *p[] = {arr};
-  PGresult *res;
-  int rc = db_query(db, "DELETE FROM songs WHERE id = ANY($1::int[]) RETURNING id", 1, p, &res);
-  free(arr);
-  if (rc != DB_OK) {
-    json_decref(*deleted);
-    *deleted = NULL;
-    return rc;
-  }
+  *deleted = NULL;
   int32_t *kept = malloc(sizeof(int32_t) * (n ? n : 1));
-  if (!kept) {
-    PQclear(res);
-    json_decref(*deleted);
-    *deleted = NULL;
-    return DB_ERR_NOMEM;
-  }
-  size_t k = db_ids_in_order(res, ids, n, kept);
-  for (size_t i = 0; i < k; i++) json_array_append_new(*deleted, json_integer(kept[i]));
+  size_t k = 0;
+  int rc = kept ? db_delete_ids(db, "DELETE FROM songs WHERE id = ANY($1::int[]) RETURNING id", ids, n, kept, &k)
+                : DB_ERR_NOMEM;
+  if (rc == DB_OK && !(*deleted = json_array())) rc = DB_ERR_NOMEM;
+  for (size_t i = 0; rc == DB_OK && i < k; i++) json_array_append_new(*deleted, json_integer(kept[i]));
   free(kept);
-  PQclear(res);
-  return SONG_OK;
+  return rc == DB_OK ? SONG_OK : rc;
 }
