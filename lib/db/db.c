@@ -41,8 +41,6 @@ struct db_pool {
   pthread_mutex_t mu;
   db_conn *idle;
   waiter *head, *tail; /* FIFO of threads waiting in db_acquire */
-  int nwaiting;
-  int nidle;
   uint64_t timeouts; /* db_acquire calls that gave up with DB_ERR_BUSY */
   int open; /* connections in existence (idle + in use) and slots being opened */
   bool migrated;
@@ -222,7 +220,6 @@ static waiter *dequeue(db_pool *p) {
   if (!w) return NULL;
   p->head = w->next;
   if (!p->head) p->tail = NULL;
-  p->nwaiting--;
   w->next = NULL;
   return w;
 }
@@ -234,7 +231,6 @@ static void unlink_waiter(db_pool *p, waiter *w) {
   if (!*pp) return;
   *pp = w->next;
   if (p->tail == w) p->tail = prev;
-  p->nwaiting--;
 }
 
 /* Under p->mu: c goes to the oldest waiter, or to the idle list when nobody waits. */
@@ -246,7 +242,6 @@ static void give_conn(db_pool *p, db_conn *c) {
   } else {
     c->next = p->idle;
     p->idle = c;
-    p->nidle++;
   }
 }
 
@@ -272,7 +267,6 @@ static bool wait_turn(db_pool *p, const struct timespec *deadline, db_conn **con
   if (p->tail) p->tail->next = &w;
   else p->head = &w;
   p->tail = &w;
-  p->nwaiting++;
   bool timed_out = false;
   while (!w.conn && !w.slot && !timed_out)
     timed_out = pthread_cond_timedwait(&w.cv, &p->mu, deadline) == ETIMEDOUT;
@@ -301,7 +295,6 @@ int db_acquire(db_pool *p, db_conn **out) {
   } else if (p->idle) {
     c = p->idle;
     p->idle = c->next;
-    p->nidle--;
   } else if (p->open < p->opts.max_conns) {
     p->open++; /* reserve the slot, connect outside the lock */
   } else if (!wait_turn(p, &deadline, &c)) {
@@ -362,8 +355,9 @@ void db_release(db_pool *p, db_conn *c) {
 
 void db_pool_stats(db_pool *p, db_stats *st) {
   pthread_mutex_lock(&p->mu);
-  *st = (db_stats){.open = p->open, .idle = p->nidle, .pending = p->nwaiting, .max = p->opts.max_conns,
-                   .timeouts = p->timeouts};
+  *st = (db_stats){.open = p->open, .max = p->opts.max_conns, .timeouts = p->timeouts};
+  for (db_conn *c = p->idle; c; c = c->next) st->idle++;     /* at most max_conns */
+  for (waiter *w = p->head; w; w = w->next) st->pending++;  /* one per blocked thread */
   pthread_mutex_unlock(&p->mu);
 }
 

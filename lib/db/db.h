@@ -97,8 +97,9 @@ int db_ping(db_pool *p);
 const char *db_strerror(int code);
 
 /* Of `ids` (n, in request order), the ones found in column 0 of `res` (e.g. the rows a
- * DELETE ... RETURNING id removed), kept in request order: written to `out` (room for n),
- * count returned. This is how every "deleted ids" answer keeps the client's order. */
+ * DELETE ... RETURNING id removed), kept in request order: written to `out` (room for n;
+ * may be `ids` itself), count returned. This is how every "deleted ids" answer keeps the
+ * client's order. */
 size_t db_ids_in_order(const PGresult *res, const int32_t *ids, size_t n, int32_t *out);
 
 /* Renders ids as a PostgreSQL array literal "{1,2,3}" to bind as one `$n::int[]`
@@ -107,7 +108,7 @@ char *db_int_array(const int32_t *ids, size_t n);
 
 /* Runs `sql`, a statement binding the ids as its one `$1::int[]` parameter and returning
  * the ids it removed (e.g. "DELETE FROM t WHERE id = ANY($1::int[]) RETURNING id"), and
- * writes those ids, in request order, to `out` (room for n); *nout = their count. DB_OK or
+ * writes those ids, in request order, to `out` (room for n; may be `ids`); *nout = their count. DB_OK or
  * DB_ERR_*. The shared body of every service's "delete these ids" call. */
 int db_delete_ids(db_pool *p, const char *sql, const int32_t *ids, size_t n, int32_t *out, size_t *nout);
 

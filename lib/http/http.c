@@ -605,6 +605,12 @@ void http_reply_json(http_req *r, unsigned status, json_t *body) {
   http_reply_buffer(r, status, "application/json", s, strlen(s), free);
 }
 
+void http_reply_ids(http_req *r, const int32_t *ids, size_t n) {
+  json_t *arr = json_array();
+  for (size_t i = 0; arr && i < n; i++) json_array_append_new(arr, json_integer(ids[i]));
+  http_reply_json(r, 200, arr ? json_pack("{s:o}", "ids", arr) : NULL);
+}
+
 void http_reply_error(http_req *r, unsigned status, const char *message) {
   char code[8];
   snprintf(code, sizeof code, "%u", status);

@@ -108,6 +108,9 @@ void http_reply_metrics(http_req *r, char *text);
  * NULL, which makes the result NULL). */
 char *http_metrics_join(char *a, char *b);
 
+/* 200 with the contract's deleted-ids answer, {"ids":[...]}, in the order given. */
+void http_reply_ids(http_req *r, const int32_t *ids, size_t n);
+
 /* Renders `body` (borrowed) as compact JSON in insertion order; malloc'd, caller frees. */
 char *http_json_dump(const json_t *body);
 

@@ -114,14 +114,13 @@ static void delete_resources(http_req *r, void *vctx) {
     http_reply_error(r, 400, msg);
     return;
   }
-  json_t *deleted = NULL;
-  int rc = resource_delete(ctx->svc, ids.ids, ids.n, http_req_id(r), &deleted);
-  ids_list_free(&ids);
-  if (rc != RES_OK) {
+  size_t k = 0;
+  int rc = resource_delete(ctx->svc, ids.ids, ids.n, http_req_id(r), ids.ids, &k); /* in place */
+  if (rc != RES_OK)
     reply_failure(r, rc);
-    return;
-  }
-  http_reply_json(r, 200, json_pack("{s:o}", "ids", deleted));
+  else
+    http_reply_ids(r, ids.ids, k);
+  ids_list_free(&ids);
 }
 
 static void health(http_req *r, void *vctx) {

@@ -112,42 +112,18 @@ int resource_delete_songs(resource_svc *svc, const int32_t *ids, size_t n, const
   return 0;
 }
 
-int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, json_t **deleted) {
-  *deleted = NULL;
-  int32_t *gone = malloc(sizeof(int32_t) * (n ? n : 1));
-  if (!gone) return RES_ERR_INTERNAL;
-  size_t ngone = 0;
-  int rc = n ? repo_delete(svc->db, ids, n, gone, &ngone) : DB_OK;
-  if (rc != DB_OK) {
-    free(gone);
-    return db_to_res(rc);
-  }
-  /* answer in request order */
-  json_t *arr = json_array();
-  int32_t *ordered = malloc(sizeof(int32_t) * (ngone ? ngone : 1));
-  size_t nordered = 0;
-  for (size_t i = 0; arr && ordered && i < n; i++)
-    for (size_t j = 0; j < ngone; j++)
-      if (gone[j] == ids[i]) {
-        json_array_append_new(arr, json_integer(ids[i]));
-        ordered[nordered++] = ids[i];
-        break;
-      }
-  free(gone);
-  if (!arr || !ordered) {
-    json_decref(arr);
-    free(ordered);
-    return RES_ERR_INTERNAL;
-  }
-  if (nordered) {
+int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
+                    size_t *nout) {
+  *nout = 0;
+  int rc = n ? repo_delete(svc->db, ids, n, out, nout) : DB_OK; /* in request order */
+  if (rc != DB_OK) return db_to_res(rc);
+  if (*nout) {
     /* the synchronous call, retried a little; the janitor retries for as long as it takes */
-    if (svc->jn) janitor_delete_songs_now(svc->jn, ordered, nordered, request_id);
+    if (svc->jn) janitor_delete_songs_now(svc->jn, out, *nout, request_id);
     if (svc->jn) janitor_kick(svc->jn);
-    log_event(svc->lg, LOG_INFO, "resources deleted", "count=%zu request_id=%s", nordered,
+    log_event(svc->lg, LOG_INFO, "resources deleted", "count=%zu request_id=%s", *nout,
               request_id ? request_id : "-");
   }
-  free(ordered);
-  *deleted = arr;
   return RES_OK;
 }
 

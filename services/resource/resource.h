@@ -76,8 +76,10 @@ long resource_stream_read(resource_stream *st, char *buf, size_t max);
 /* Stops the fetch if still running and frees; NULL ok. */
 void resource_stream_close(resource_stream *st);
 
-/* Deletes the given ids; *deleted gets a new JSON array of the ids that existed. */
-int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, json_t **deleted);
+/* Deletes the given ids; the ones that existed go to `out` (room for n; may be `ids`) in
+ * the order given, *nout their count. */
+int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
+                    size_t *nout);
 /* Applies a "processed" message: moves the object to PERMANENT storage. Idempotent. */
 int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_id);
 /* Deletes song metadata of the given ids through the Song Service. 0 on success. */
@@ -91,7 +93,7 @@ int repo_insert_with_outbox(db_pool *db, const resource_row *r, const char *sha2
                             int32_t *id);
 int repo_find(db_pool *db, int32_t id, resource_row *out); /* RES_NOT_FOUND */
 /* Deletes rows and records their objects and songs for later deletion, in one transaction.
- * deleted: ids that existed, in no particular order (count in *ndeleted). */
+ * deleted: ids that existed, in request order (room for n; may be ids; count in *ndeleted). */
 int repo_delete(db_pool *db, const int32_t *ids, size_t n, int32_t *deleted, size_t *ndeleted);
 /* Switches a STAGING row to its permanent location if it still points at old_key.
  * *switched = 1 when this call changed it. */

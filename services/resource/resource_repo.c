@@ -126,7 +126,7 @@ int repo_delete(db_pool *db, const int32_t *ids, size_t n, int32_t *deleted, siz
     db_rollback(c);
     goto out;
   }
-  for (int i = 0; i < PQntuples(res) && (size_t)i < n; i++) deleted[(*ndeleted)++] = atoi(PQgetvalue(res, i, 0));
+  *ndeleted = db_ids_in_order(res, ids, n, deleted);
   PQclear(res);
   rc = db_commit(c);
   if (rc != DB_OK) *ndeleted = 0;

@@ -80,7 +80,7 @@ static void *producer(void *arg) {
     pthread_mutex_unlock(&st->mu);
     if (aborted) break;
     if (rc == S3_ERR_NOT_FOUND && !started) {
-      if (!prev.bucket[0] || strcmp(prev.bucket, row.bucket) != 0 || strcmp(prev.key, row.key) != 0) {
+      if (strcmp(prev.bucket, row.bucket) != 0 || strcmp(prev.key, row.key) != 0) {
         prev = row; /* moved to PERMANENT meanwhile? read the row again */
         continue;
       }

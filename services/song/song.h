@@ -38,8 +38,8 @@ int song_create(db_pool *db, const song *s);
  * SONG_NOT_FOUND or a negative DB_ERR_*. */
 int song_get(db_pool *db, int32_t id, json_t **out);
 
-/* Deletes the given ids; *deleted receives a new JSON array of the ids that existed, in
- * the order given. SONG_OK or a negative DB_ERR_*. */
-int song_delete(db_pool *db, const int32_t *ids, size_t n, json_t **deleted);
+/* Deletes the given ids; the ones that existed go to `out` (room for n; may be `ids`) in
+ * the order given, *nout their count. SONG_OK or a negative DB_ERR_*. */
+int song_delete(db_pool *db, const int32_t *ids, size_t n, int32_t *out, size_t *nout);
 
 #endif

@@ -52,14 +52,6 @@ int song_get(db_pool *db, int32_t id, json_t **out) {
   return *out ? SONG_OK : DB_ERR_NOMEM;
 }
 
-int song_delete(db_pool *db, const int32_t *ids, size_t n, json_t **deleted) {
-  *deleted = NULL;
-  int32_t *kept = malloc(sizeof(int32_t) * (n ? n : 1));
-  size_t k = 0;
-  int rc = kept ? db_delete_ids(db, "DELETE FROM songs WHERE id = ANY($1::int[]) RETURNING id", ids, n, kept, &k)
-                : DB_ERR_NOMEM;
-  if (rc == DB_OK && !(*deleted = json_array())) rc = DB_ERR_NOMEM;
-  for (size_t i = 0; rc == DB_OK && i < k; i++) json_array_append_new(*deleted, json_integer(kept[i]));
-  free(kept);
-  return rc == DB_OK ? SONG_OK : rc;
+int song_delete(db_pool *db, const int32_t *ids, size_t n, int32_t *out, size_t *nout) {
+  return db_delete_ids(db, "DELETE FROM songs WHERE id = ANY($1::int[]) RETURNING id", ids, n, out, nout);
 }

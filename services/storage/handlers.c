@@ -74,14 +74,13 @@ static void delete_storages(http_req *r, void *vctx) {
     http_reply_error(r, 400, msg);
     return;
   }
-  json_t *deleted = NULL;
-  int rc = storage_delete(ctx->db, ids.ids, ids.n, &deleted);
-  ids_list_free(&ids);
-  if (rc != STORAGE_OK) {
+  size_t k = 0;
+  int rc = storage_delete(ctx->db, ids.ids, ids.n, ids.ids, &k); /* the deleted ones, in place */
+  if (rc != STORAGE_OK)
     reply_db_error(r, rc);
-    return;
-  }
-  http_reply_json(r, 200, json_pack("{s:o}", "ids", deleted));
+  else
+    http_reply_ids(r, ids.ids, k);
+  ids_list_free(&ids);
 }
 
 /* objectStore: DOWN when unreachable or when buckets are missing (uploads to them would

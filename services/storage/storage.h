@@ -73,9 +73,9 @@ int storage_list(db_pool *db, json_t **out);
  * bucket keeper. STORAGE_OK or a negative DB_ERR_*. */
 int storage_buckets(db_pool *db, json_t **out);
 
-/* Deletes the given ids; *deleted receives a new JSON array of the ids that existed, in
- * the order given. STORAGE_OK or a negative DB_ERR_*. */
-int storage_delete(db_pool *db, const int32_t *ids, size_t n, json_t **deleted);
+/* Deletes the given ids; the ones that existed go to `out` (room for n; may be `ids`) in
+ * the order given, *nout their count. STORAGE_OK or a negative DB_ERR_*. */
+int storage_delete(db_pool *db, const int32_t *ids, size_t n, int32_t *out, size_t *nout);
 
 /* Creates each seed whose type has no storage yet. All seeds are handled in one
  * transaction under an advisory lock, so instances starting together create each one once.
