@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
 # `make run`: the whole system on this machine. Starts the local stack and every built
-# service, prints where each listens, and stops everything cleanly on Ctrl-C.
+# service, prints where each listens and where the data lives, and stops everything
+# cleanly on Ctrl-C. The data (databases, queues, objects) stays for the next start;
+# `make reset` deletes it.
+#
+# A second `make run` while this checkout's stack runs leaves that one alone: it prints
+# what is running and exits 1.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/scripts/lib/common.sh"
+fm_data_dir_init
 export FERMATA_BUILD_DIR=${FERMATA_BUILD_DIR:-$ROOT/build/release}
+
+if "$ROOT/scripts/stack.sh" running || "$ROOT/scripts/services.sh" pids | grep -q .; then
+  echo "run: Fermata from this checkout is already running (data $FERMATA_DATA_DIR):" >&2
+  "$ROOT/scripts/stack.sh" status 2>&1 | grep -v ' down$' | sed 's/^/  /' >&2 || true
+  "$ROOT/scripts/services.sh" status 2>&1 | grep -v ' down$' | sed 's/^/  /' >&2 || true
+  echo "run: leaving it alone. Stop it with 'make stop' (or Ctrl-C in its terminal)." >&2
+  exit 1
+fi
+
 stopping=0
 cleanup() {
   [ "$stopping" -eq 1 ] && return; stopping=1
@@ -14,24 +30,18 @@ cleanup() {
   echo; echo "run: stopping services and stack..."
   "$ROOT/scripts/services.sh" stop || true
   "$ROOT/scripts/stack.sh" stop || true
-  echo "run: stopped."
+  echo "run: stopped. The data stays in $FERMATA_DATA_DIR ('make reset' deletes it)."
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The S3 emulator keeps objects in memory only, so every start finds it empty: start the
-# databases and queues empty too, or their rows would name files that are gone.
-# FERMATA_KEEP_DATA=1 keeps them (song metadata survives; resources whose file is gone
-# then answer 500 on download).
-if [ "${FERMATA_KEEP_DATA:-0}" != 1 ]; then
-  "$ROOT/scripts/services.sh" stop >/dev/null 2>&1 || true
-  "$ROOT/scripts/stack.sh" wipe
-fi
 "$ROOT/scripts/stack.sh" start
 "$ROOT/scripts/services.sh" start
 echo
 echo "Fermata is running:"
 "$ROOT/scripts/stack.sh" status | sed 's/^/  /'
 "$ROOT/scripts/services.sh" status | sed 's/^/  /'
-echo "Logs: ${FERMATA_RUN_DIR:-$ROOT/run}/logs. Press Ctrl-C to stop."
+echo "API: http://127.0.0.1:${GATEWAY_PORT:-8080} (/resources, /songs, /storages)"
+echo "Data: $FERMATA_DATA_DIR (kept across restarts; 'make reset' deletes it). Logs: $FERMATA_DATA_DIR/logs."
+echo "Press Ctrl-C to stop."
 while true; do sleep 3600 & wait $!; done

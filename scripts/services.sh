@@ -4,53 +4,74 @@
 #   scripts/services.sh start [service...]   (default: every service that is built)
 #   scripts/services.sh stop [service...]    (SIGTERM: in-flight requests finish)
 #   scripts/services.sh kill SERVICE [SIG]   (default SIGKILL; SIGSTOP/SIGCONT for hangs)
-#   scripts/services.sh status
+#   scripts/services.sh status               (exit 0 when every service named is up)
+#   scripts/services.sh pids                 (the pids of the running services)
 #
 # Binaries come from $FERMATA_BUILD_DIR (default build/release); logs go to
-# $FERMATA_RUN_DIR/logs/<service>.log, pids to $FERMATA_RUN_DIR/pids/. The environment the
+# $FERMATA_DATA_DIR/logs/<service>.log, pids to $FERMATA_DATA_DIR/pids/. The environment the
 # services need (database URLs, broker, object store) comes from `scripts/stack.sh env`;
-# anything already set in the caller's environment wins.
+# anything already set in the caller's environment wins. Each service gets only its own
+# credentials: the database URL of its own database, the object store's keys only for
+# resource and storage, the broker's URL only for resource and processor.
 #
-# Started by root, the services run as an unprivileged user, FERMATA_SERVICE_USER (default
-# nobody): setpriv switches user and group and execs the binary in the same process (so the
-# pid file and kill -KILL reach the service itself, not a wrapper), with no_new_privs set.
-# The log is opened by this script before the switch, so the service needs no write access
+# Started by root, each service runs as its own unprivileged user, fermata-<service>
+# (created by scripts/deps.sh; none is shared with nginx's workers or another server):
+# setpriv switches user and group and execs the binary in the same process (so the pid
+# file and kill -KILL reach the service itself, not a wrapper), with no_new_privs set. The
+# log is opened by this script before the switch, so the service needs no write access
 # anywhere. When that user cannot reach the build tree (a checkout under /root), the binary
-# is copied to /var/tmp/fermata-<hash>/bin first; it needs nothing else from the tree.
+# is copied to $FERMATA_DATA_DIR/bin first; it needs nothing else from the tree.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export FERMATA_RUN_DIR=${FERMATA_RUN_DIR:-$ROOT/run}
+. "$ROOT/scripts/lib/common.sh"
+fm_data_dir_init
 BUILD_DIR=${FERMATA_BUILD_DIR:-$ROOT/build/release}
-LOGS="$FERMATA_RUN_DIR/logs"
-PIDS="$FERMATA_RUN_DIR/pids"
+LOGS="$FERMATA_DATA_DIR/logs"
+PIDS="$FERMATA_DATA_DIR/pids"
 mkdir -p "$LOGS" "$PIDS"
+fm_is_root && chmod 750 "$LOGS"
 
 ALL=(storage song resource processor)   # start order: what others call comes first
 declare -A PORT_VAR=([resource]=RESOURCE_PORT [song]=SONG_PORT [storage]=STORAGE_PORT [processor]=PROCESSOR_PORT)
 declare -A PORT_DEF=([resource]=8081 [song]=8082 [storage]=8083 [processor]=8084)
 
-SERVICE_USER=${FERMATA_SERVICE_USER:-nobody}
+# The credentials each service may see; every other one is removed from its environment.
+CREDENTIALS=(SONG_DB_URL STORAGE_DB_URL RESOURCE_DB_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AMQP_URL)
+declare -A OWN_CREDENTIALS=(
+  [song]="SONG_DB_URL"
+  [storage]="STORAGE_DB_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY"
+  [resource]="RESOURCE_DB_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AMQP_URL"
+  [processor]="AMQP_URL"
+)
 
-# runnable_binary SVC: a path to the service's binary that SERVICE_USER can execute.
+user_of() { echo "${FERMATA_SERVICE_USER:-fermata-$1}"; }
+
+# runnable_binary SVC: a path to the service's binary that its user can execute.
 runnable_binary() {
-  local bin key dir
+  local bin dir user
   bin=$(binary_of "$1")
-  if [ "$(id -u)" -ne 0 ] || setpriv --reuid="$SERVICE_USER" --regid="$(id -gn "$SERVICE_USER")" --clear-groups -- test -x "$bin"; then
+  user=$(user_of "$1")
+  if ! fm_is_root || setpriv --reuid="$user" --regid="$(id -gn "$user")" --clear-groups -- test -x "$bin"; then
     echo "$bin"
     return
   fi
-  key=$(printf '%s' "$BUILD_DIR" | sha1sum | cut -c1-12)
-  dir="/var/tmp/fermata-$key/bin"
+  dir="$FERMATA_DATA_DIR/bin"
   mkdir -p "$dir"
-  chmod 755 "/var/tmp/fermata-$key" "$dir"
+  chmod 755 "$dir"
   install -m 755 "$bin" "$dir/"
   echo "$dir/$(basename "$bin")"
 }
 
-# as_service_user CMD...: exec CMD as SERVICE_USER when we are root, else as is.
-as_service_user() {
-  if [ "$(id -u)" -eq 0 ]; then
-    exec setpriv --reuid="$SERVICE_USER" --regid="$(id -gn "$SERVICE_USER")" --clear-groups --no-new-privs -- "$@"
+# exec_as SVC CMD...: exec CMD as the service's user when we are root, else as is; with only
+# the service's own credentials in its environment.
+exec_as() {
+  local svc=$1 v; shift
+  for v in "${CREDENTIALS[@]}"; do
+    case " ${OWN_CREDENTIALS[$svc]} " in *" $v "*) ;; *) unset "$v" ;; esac
+  done
+  if fm_is_root; then
+    local user; user=$(user_of "$svc")
+    exec setpriv --reuid="$user" --regid="$(id -gn "$user")" --clear-groups --no-new-privs -- "$@"
   fi
   exec "$@"
 }
@@ -58,7 +79,11 @@ as_service_user() {
 port_of() { local v=${PORT_VAR[$1]}; echo "${!v:-${PORT_DEF[$1]}}"; }
 binary_of() { echo "$BUILD_DIR/services/$1/fermata-$1"; }
 pid_of() { cat "$PIDS/$1.pid" 2>/dev/null || true; }
-running() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+# running SVC: its pid file names a live process that is that service (a pid file left by
+# a machine that rebooted may name another program by now).
+running() { fm_pid_alive "$PIDS/$1.pid" "fermata-$1" >/dev/null; }
+# started SVC: the process started for SVC is alive (it may not have exec'd the binary yet).
+started() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 
 load_env() {
   # values from the stack, unless the caller set them
@@ -76,7 +101,7 @@ wait_healthy() {
   local svc=$1 port i
   port=$(port_of "$svc")
   for ((i = 0; i < 300; i++)); do
-    running "$svc" || { echo "services: $svc exited during start; last log lines:" >&2; tail -n 20 "$LOGS/$svc.log" >&2; return 1; }
+    started "$svc" || { echo "services: $svc exited during start; last log lines:" >&2; tail -n 20 "$LOGS/$svc.log" >&2; return 1; }
     curl -s -o /dev/null "http://127.0.0.1:$port/actuator/health" && return 0
     sleep 0.1
   done
@@ -89,8 +114,10 @@ start_one() {
   bin=$(binary_of "$svc")
   [ -x "$bin" ] || { echo "services: $svc is not built ($bin)" >&2; return 1; }
   if running "$svc"; then echo "services: $svc already running (pid $(pid_of "$svc"))"; return 0; fi
+  fm_need_user "$(user_of "$svc")"
+  fm_port_check "$svc" "$(port_of "$svc")" "${PORT_VAR[$svc]}" || return 1
   bin=$(runnable_binary "$svc")
-  (trap '' HUP; export SERVER_PORT; SERVER_PORT=$(port_of "$svc"); as_service_user "$bin") </dev/null >>"$LOGS/$svc.log" 2>&1 &
+  (trap '' HUP; export SERVER_PORT; SERVER_PORT=$(port_of "$svc"); exec_as "$svc" "$bin") </dev/null >>"$LOGS/$svc.log" 2>&1 &
   echo $! >"$PIDS/$svc.pid"
   wait_healthy "$svc"
   echo "services: $svc listening on http://127.0.0.1:$(port_of "$svc") (pid $(pid_of "$svc"), log $LOGS/$svc.log)"
@@ -121,7 +148,10 @@ case "$cmd" in
   stop) for ((i = ${#targets[@]} - 1; i >= 0; i--)); do stop_one "${targets[i]}"; done ;;
   kill) p=$(pid_of "${targets[0]}"); [ -n "$p" ] && kill "-${targets[1]:-KILL}" "$p" 2>/dev/null || true
         [ "${targets[1]:-KILL}" = KILL ] && rm -f "$PIDS/${targets[0]}.pid"; true ;;
-  status) for s in "${targets[@]}"; do
-            if running "$s"; then echo "$s up pid $(pid_of "$s") port $(port_of "$s")"; else echo "$s down"; fi; done ;;
-  *) echo "usage: $0 start|stop|kill|status [service...]" >&2; exit 2 ;;
+  status) rc=0
+          for s in "${targets[@]}"; do
+            if running "$s"; then echo "$s up pid $(pid_of "$s") port $(port_of "$s")"; else echo "$s down"; rc=1; fi; done
+          exit $rc ;;
+  pids) for s in "${targets[@]}"; do running "$s" && pid_of "$s"; done; true ;;
+  *) echo "usage: $0 start|stop|kill|status|pids [service...]" >&2; exit 2 ;;
 esac

@@ -61,6 +61,7 @@ const char *s3_strerror(int code) {
   case S3_ERR_PROTOCOL: return "unexpected object store response";
   case S3_ERR_ABORTED: return "aborted by caller";
   case S3_ERR_IO: return "local read failed";
+  case S3_ERR_NO_SPACE: return "object store is out of space";
   default: return "unknown error";
   }
 }
@@ -231,6 +232,7 @@ int s3_classify(long status, const char *code) {
       {"InternalError", S3_ERR_UNAVAILABLE},    {"RequestTimeout", S3_ERR_UNAVAILABLE},
       {"BucketAlreadyExists", S3_ERR_CONFLICT}, {"BucketNotEmpty", S3_ERR_CONFLICT},
       {"OperationAborted", S3_ERR_CONFLICT},    {"InvalidRange", S3_ERR_RANGE},
+      {"InsufficientStorage", S3_ERR_NO_SPACE},
   };
   if (code != NULL && code[0] != '\0')
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
@@ -240,6 +242,7 @@ int s3_classify(long status, const char *code) {
   if (status == 401 || status == 403) return S3_ERR_DENIED;
   if (status == 409) return S3_ERR_CONFLICT;
   if (status == 416) return S3_ERR_RANGE;
+  if (status == 507) return S3_ERR_NO_SPACE;
   if (status == 429 || status >= 500) return S3_ERR_UNAVAILABLE;
   return S3_ERR_PROTOCOL;
 }
@@ -368,6 +371,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
     const char *p = v;
     uint64_t x;
     if (parse_u64(&p, &x) == 0) r->hdr.content_length = x;
+  } else if (strcasecmp(line, "Server") == 0) {
+    snprintf(r->hdr.server, sizeof r->hdr.server, "%s", v);
   } else if (strcasecmp(line, "Content-Range") == 0) {
     uint64_t a, b, t;
     if (s3_content_range_parse(v, &a, &b, &t) == 0) r->hdr.total_size = t;
@@ -585,14 +590,35 @@ int s3_create_bucket(s3_client *c, const char *bucket, s3_error *err) {
   return rc;
 }
 
-int s3_bucket_exists(s3_client *c, const char *bucket, bool *exists, s3_error *err) {
-  s3_req q = {.method = "HEAD", .bucket = bucket, .payload_hash = EMPTY_SHA256};
+int s3_bucket_info(s3_client *c, const char *bucket, bool *exists, s3_object_info *info,
+                   s3_error *err) {
+  s3_object_info scratch;
+  s3_req q = {.method = "HEAD", .bucket = bucket, .payload_hash = EMPTY_SHA256,
+              .info = info ? info : &scratch};
   s3_resp *r = malloc(sizeof *r);
   if (r == NULL) return S3_ERR_NOMEM;
   int rc = s3_perform(c, &q, r, err);
   free(r);
   *exists = rc == 0;
   return rc == S3_ERR_NOT_FOUND ? 0 : rc;
+}
+
+int s3_bucket_exists(s3_client *c, const char *bucket, bool *exists, s3_error *err) {
+  return s3_bucket_info(c, bucket, exists, NULL, err);
+}
+
+const char *s3_store_kind(const char *server) {
+  static const struct {
+    const char *prefix, *kind;
+  } kinds[] = {
+      {"VERSITYGW", "versitygw"}, {"AmazonS3", "aws-s3"}, {"MinIO", "minio"},
+      {"localstack", "localstack"}, {"TwistedWeb", "localstack"}, {"hypercorn", "localstack"},
+      {"Werkzeug", "moto"}, {"Ceph", "ceph-rgw"}, {"garage", "garage"},
+  };
+  if (server != NULL)
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+      if (strncasecmp(server, kinds[i].prefix, strlen(kinds[i].prefix)) == 0) return kinds[i].kind;
+  return "s3-compatible";
 }
 
 /* PUT with the given upload settings and an optional Content-Type. */

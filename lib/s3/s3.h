@@ -42,6 +42,7 @@ typedef enum s3_err {
   S3_ERR_PROTOCOL = -8,    /* any other unexpected answer (our bug or the server's) */
   S3_ERR_ABORTED = -9,     /* the caller's write callback asked to stop */
   S3_ERR_IO = -10,         /* the caller's read callback or file failed */
+  S3_ERR_NO_SPACE = -11,   /* 507 InsufficientStorage: the store's disk is full */
 } s3_err;
 
 /* Static description of an s3_err value ("not found", ...); never NULL. */
@@ -80,6 +81,7 @@ typedef struct s3_object_info {
   uint64_t total_size;     /* size of the whole object (from Content-Range on a 206) */
   char etag[80];           /* as sent, quotes included; "" when absent */
   char content_type[128];  /* "" when absent */
+  char server[64];         /* the Server header ("VERSITYGW", "AmazonS3"); "" when absent */
 } s3_object_info;
 
 /* Byte ranges, as HTTP defines them (inclusive). */
@@ -109,6 +111,10 @@ typedef int (*s3_read_fn)(void *ud, void *buf, size_t cap, size_t *got);
 int s3_create_bucket(s3_client *c, const char *bucket, s3_error *err);
 /* *exists = true on 200, false on 404. A bucket owned by someone else gives S3_ERR_DENIED. */
 int s3_bucket_exists(s3_client *c, const char *bucket, bool *exists, s3_error *err);
+/* s3_bucket_exists that also reports what the answer's headers said (info may be NULL):
+ * info->server tells which store answered (see s3_store_kind). */
+int s3_bucket_info(s3_client *c, const char *bucket, bool *exists, s3_object_info *info,
+                   s3_error *err);
 
 /* Puts len bytes from memory; the body's SHA-256 is sent and signed, so the server
  * rejects corrupted uploads. content_type may be NULL (application/octet-stream). */
@@ -151,6 +157,10 @@ bool s3_valid_bucket_name(const char *bucket);
 /* Keys this module accepts: 1-1024 chars of [A-Za-z0-9-._~/], no leading '/', no empty,
  * "." or ".." segments. */
 bool s3_valid_key(const char *key);
+/* The kind of object store a Server header names, for health reports: "versitygw",
+ * "aws-s3", "minio", "localstack", "moto", "ceph-rgw", "garage", or "s3-compatible" for any
+ * other or no header. Static string, never NULL. */
+const char *s3_store_kind(const char *server_header);
 /* "aws:amz:REGION:s3" into buf. Returns 0 or S3_ERR_INVALID (region not [a-z0-9-] or too
  * long for buf). */
 int s3_sigv4_param(const char *region, char *buf, size_t cap);

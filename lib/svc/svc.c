@@ -4,7 +4,10 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static void stop_set(sigset_t *set) {
   sigemptyset(set);
@@ -35,4 +38,15 @@ int svc_wait_for_stop(void) {
   while (sigwait(&set, &sig) != 0) {
   }
   return sig;
+}
+
+void svc_instance_name(const char *service, char *buf, size_t cap) {
+  char host[64] = "";
+  if (gethostname(host, sizeof host) != 0) host[0] = '\0';
+  host[sizeof host - 1] = '\0';
+  size_t j = 0;
+  for (size_t i = 0; host[i] && j < 40; i++)
+    if (isalnum((unsigned char)host[i]) || host[i] == '.' || host[i] == '-') host[j++] = host[i];
+  host[j] = '\0';
+  snprintf(buf, cap, "%s-%s-%ld", service, j ? host : "host", (long)getpid());
 }

@@ -7,6 +7,8 @@
 #ifndef FERMATA_SVC_H
 #define FERMATA_SVC_H
 
+#include <stddef.h>
+
 /* Call first in main, before creating threads. */
 void svc_block_signals(void);
 
@@ -18,6 +20,10 @@ void svc_block_signals(void);
  * itself (GLIBC_TUNABLES, MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or MALLOC_ARENA_MAX).
  * Call early in main. */
 void svc_tune_memory(void);
+
+/* "<service>-<host>-<pid>" into buf (host cut to [A-Za-z0-9.-]), to name this process
+ * where replicas must not collide (probe objects, consumer tags). */
+void svc_instance_name(const char *service, char *buf, size_t cap);
 
 /* Blocks until SIGTERM or SIGINT; returns the signal number. */
 int svc_wait_for_stop(void);

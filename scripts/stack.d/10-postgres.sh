@@ -1,25 +1,29 @@
-# PostgreSQL: one private server, one database and one role per service.
+# PostgreSQL: one private server, one database and one role per service. Durable by
+# default: fsync on, data under $FERMATA_DATA_DIR/postgres (owned by postgres, mode 700).
 COMPONENTS+=(postgres)
 PG_PORT=${PG_PORT:-25432}
-PG_DIR=$(private_dir postgres postgres)
+PG_DIR="$FERMATA_DATA_DIR/postgres"
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 # service role:database pairs; the password of each role is its name (a local dev stack).
 PG_DATABASES=(song:songs storage:storages resource:resources)
 
 pg_ctl_() { as_service_user postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" "$@"; }
+pg_psql_() { as_service_user postgres psql -h "$PG_DIR" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
 
 postgres_start() {
   [ -x "$PG_BIN/initdb" ] || { echo "postgres: server binaries not found; run scripts/deps.sh" >&2; return 1; }
-  mkdir -p "$PG_DIR"
-  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PG_DIR"
+  fm_need_user postgres
+  fm_component_dir postgres postgres 700 >/dev/null
   if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
     as_service_user postgres "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres \
       --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 ||
       { cat "$PG_DIR/initdb.log" >&2; return 1; }
   fi
   if ! pg_ctl_ status >/dev/null 2>&1; then
-    pg_ctl_ start -w -t 60 -l "$PG_DIR/server.log" \
-      -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='$PG_DIR' -c max_connections=200 -c fsync=${PG_FSYNC:-on}" >/dev/null
+    fm_port_check postgres "$PG_PORT" PG_PORT || return 1
+    pg_ctl_ start -w -t 120 -l "$PG_DIR/server.log" \
+      -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='$PG_DIR' -c max_connections=200 -c fsync=on -c synchronous_commit=on" >/dev/null ||
+      { echo "postgres: did not start; log $PG_DIR/server.log:" >&2; tail -n 20 "$PG_DIR/server.log" >&2; return 1; }
   fi
   local pair role db
   for pair in "${PG_DATABASES[@]}"; do
@@ -32,11 +36,9 @@ postgres_start() {
   echo "postgres: listening on 127.0.0.1:$PG_PORT (data $PG_DIR/data)"
 }
 
-pg_psql_() { as_service_user postgres psql -h "$PG_DIR" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
-
 postgres_stop() {
   [ -f "$PG_DIR/data/PG_VERSION" ] || return 0
-  pg_ctl_ status >/dev/null 2>&1 && pg_ctl_ stop -m fast -w >/dev/null
+  pg_ctl_ status >/dev/null 2>&1 && pg_ctl_ stop -m fast -w -t 120 >/dev/null
   return 0
 }
 
@@ -45,13 +47,20 @@ postgres_kill() {
   pid=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) || return 0
   kill -KILL "$pid" 2>/dev/null || true
   # the postmaster's children exit when it dies; wait so the port is free again
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fm_wait_gone 5 "$pid" || true
   pkill -KILL -f -- "-D $PG_DIR/data" 2>/dev/null || true
   sleep 0.5
 }
 
+postgres_pids() {
+  local pid
+  pid=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) || return 0
+  kill -0 "$pid" 2>/dev/null && { echo "$pid"; pgrep -P "$pid" || true; }
+  return 0
+}
+
 postgres_status() {
-  if [ -f "$PG_DIR/data/PG_VERSION" ] && pg_ctl_ status >/dev/null 2>&1; then echo "up 127.0.0.1:$PG_PORT"; else echo down; return 1; fi
+  if [ -f "$PG_DIR/data/PG_VERSION" ] && pg_ctl_ status >/dev/null 2>&1; then echo "up 127.0.0.1:$PG_PORT (pid $(postgres_pids | head -n 1))"; else echo down; return 1; fi
 }
 
 postgres_env() {

@@ -1,6 +1,8 @@
 # RabbitMQ: one private node from Debian's rabbitmq-server, with its own node name, ports,
-# Erlang cookie, data, logs and config under $FERMATA_RUN_DIR/rabbitmq, so it never meets a
-# system-wide node or another engineer's stack.
+# Erlang cookie, data, logs and config under $FERMATA_DATA_DIR/rabbitmq (owned by rabbitmq,
+# mode 700; the config holding the password is mode 600), so it never meets a system-wide
+# node or another engineer's stack. Durable queues and persistent messages survive restarts
+# in its mnesia directory there.
 #
 # Ports (all overridable; the defaults derive from AMQP_PORT so that two stacks started with
 # different AMQP_PORTs do not share anything):
@@ -21,7 +23,7 @@ RABBITMQ_CTL_PORT_MIN=${RABBITMQ_CTL_PORT_MIN:-$((AMQP_PORT + 2))}
 RABBITMQ_MGMT_PORT=${RABBITMQ_MGMT_PORT:-$((AMQP_PORT + 10))}
 RABBITMQ_EPMD_PORT=${RABBITMQ_EPMD_PORT:-$((AMQP_PORT + 11))}
 RABBITMQ_MGMT=${RABBITMQ_MGMT:-0}
-RMQ_DIR="$FERMATA_RUN_DIR/rabbitmq"
+RMQ_DIR="$FERMATA_DATA_DIR/rabbitmq"
 RMQ_NODE="fermata-$AMQP_PORT@localhost"
 RMQ_SBIN=/usr/lib/rabbitmq/bin
 
@@ -58,14 +60,12 @@ rmq_cmd_() {
 
 rmq_() { local RMQ_CMD; rmq_cmd_; "${RMQ_CMD[@]}" "$@"; }
 
-rmq_pid_() {
-  local pid
-  pid=$(cat "$RMQ_DIR/rabbitmq.pid" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
+rmq_pid_() { fm_pid_alive "$RMQ_DIR/rabbitmq.pid" beam; }
 
 rmq_write_config_() {
+  fm_component_dir rabbitmq rabbitmq 700 >/dev/null
   mkdir -p "$RMQ_DIR"/{etc,home,mnesia,log,plugins-expand}
+  local um; um=$(umask); umask 077
   : >"$RMQ_DIR/etc/rabbitmq-env.conf"
   echo '[].' >"$RMQ_DIR/etc/advanced.config"
   if [ "$RABBITMQ_MGMT" = 1 ]; then
@@ -90,16 +90,21 @@ disk_free_limit.absolute = 50MB
 management.tcp.port = $RABBITMQ_MGMT_PORT
 management.tcp.ip = 127.0.0.1
 EOF
-  [ "$(id -u)" -eq 0 ] && chown -R rabbitmq:rabbitmq "$RMQ_DIR"
+  umask "$um"
+  chmod 600 "$RMQ_DIR"/etc/*
+  if fm_is_root; then chown -R rabbitmq:rabbitmq "$RMQ_DIR"; fi
   return 0
 }
 
 rabbitmq_start() {
   [ -x "$RMQ_SBIN/rabbitmq-server" ] || { echo "rabbitmq: rabbitmq-server not found; run scripts/deps.sh" >&2; return 1; }
+  fm_need_user rabbitmq
   if rmq_pid_ >/dev/null; then
     echo "rabbitmq: already running (node $RMQ_NODE, 127.0.0.1:$AMQP_PORT)"
     return 0
   fi
+  fm_port_check rabbitmq "$AMQP_PORT" AMQP_PORT || return 1
+  fm_port_check rabbitmq "$RABBITMQ_DIST_PORT" RABBITMQ_DIST_PORT || return 1
   local t0=$SECONDS attempt
   # Two attempts: a node can fail at once when our private epmd is in a bad state (left by
   # a stack that was killed, or still shutting down when we start): then clean up and retry.
@@ -163,8 +168,15 @@ rabbitmq_kill() {
   local pid
   pid=$(rmq_pid_) || return 0
   kill -KILL "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fm_wait_gone 5 "$pid" || true
   rm -f "$RMQ_DIR/rabbitmq.pid"
+}
+
+# rabbitmq_pids: the node, its helper processes and our private epmd.
+rabbitmq_pids() {
+  local pid
+  if pid=$(rmq_pid_); then echo "$pid"; pgrep -P "$pid" || true; fi
+  pgrep -f -- "epmd.*-port $RABBITMQ_EPMD_PORT" || true
 }
 
 rabbitmq_status() {

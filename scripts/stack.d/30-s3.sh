@@ -1,70 +1,69 @@
-# Object store: moto's S3-compatible server (pinned in tests/requirements.txt, installed
-# into .venv by scripts/deps.sh) on loopback.
+# Object store: the Versity S3 Gateway (versitygw, pinned in scripts/lib/common.sh and
+# built by scripts/deps.sh), an S3 server over a POSIX directory, on loopback.
 #
-# Why moto and not LocalStack: LocalStack needs a Docker engine, which these machines do
-# not have; moto's server is a plain Python process.
+# Every bucket is a directory and every object a plain file under $S3_DATA_DIR (default
+# $FERMATA_DATA_DIR/s3/data, owned by the store's own user fermata-s3, mode 700), so the
+# objects survive restarts and crashes of the store like the databases do. It validates
+# SigV4 signatures with the root credentials given here (AWS_ACCESS_KEY_ID /
+# AWS_SECRET_ACCESS_KEY, the variables the services read too; passed in its environment,
+# not on its command line). How it differs from AWS S3: docs/DEVELOPING.md.
 #
-# Limitation: moto keeps every bucket and object in memory. moto 5.0.x has no
-# persistence option (no state file, no --persist flag; upstream getmoto/moto#1069 was
-# closed as "would need to change almost all of moto"). So `stop`, `kill` or a crash lose
-# all buckets and objects. Services must therefore (re)create their buckets on start and
-# keep retrying while the store is unreachable; fault tests that kill the store must expect
-# an empty store after the restart.
-#
-# Runs as the calling user (root is acceptable: it only binds a high loopback port and
-# writes under $FERMATA_RUN_DIR/s3).
+# A new object is written to an unnamed temporary file (O_TMPFILE) and linked into place
+# only when the whole body arrived, so a crash mid-upload leaves no partial object.
 COMPONENTS+=(s3)
 S3_PORT=${S3_PORT:-29000}
-S3_DIR="$FERMATA_RUN_DIR/s3"
-S3_PID="$S3_DIR/moto.pid"
-S3_LOG="$S3_DIR/moto.log"
-S3_BIN="$ROOT/.venv/bin/moto_server"
+S3_REGION=${S3_REGION:-us-east-1}
+S3_ACCESS_KEY=${AWS_ACCESS_KEY_ID:-test}
+S3_SECRET_KEY=${AWS_SECRET_ACCESS_KEY:-test}
+S3_DIR="$FERMATA_DATA_DIR/s3"
+S3_DATA=${S3_DATA_DIR:-$S3_DIR/data}
+S3_PID="$S3_DIR/versitygw.pid"
+S3_LOG="$S3_DIR/versitygw.log"
+S3_USER=fermata-s3
 
-# s3_pid_: prints the pid of our running server, fails when there is none (or the pid
-# file is stale, e.g. after a reboot reused the pid for another program).
-s3_pid_() {
-  local pid
-  pid=$(cat "$S3_PID" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  grep -q moto_server "/proc/$pid/cmdline" 2>/dev/null || return 1
-  echo "$pid"
-}
+s3_pid_() { fm_pid_alive "$S3_PID" versitygw; }
 
 s3_start() {
-  [ -x "$S3_BIN" ] || { echo "s3: $S3_BIN not found; run scripts/deps.sh" >&2; return 1; }
-  mkdir -p "$S3_DIR"
+  local bin
+  bin=$(fm_versitygw_bin)
+  [ -x "$bin" ] || { echo "s3: versitygw not found at $bin; run scripts/deps.sh" >&2; return 1; }
+  fm_need_user "$S3_USER"
+  fm_component_dir s3 "$S3_USER" 700 >/dev/null
   if s3_pid_ >/dev/null; then
     echo "s3: already running on 127.0.0.1:$S3_PORT"
     return 0
   fi
-  if (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; then
-    echo "s3: port $S3_PORT is taken by another program" >&2
-    return 1
+  fm_port_check s3 "$S3_PORT" S3_PORT || return 1
+  if [ ! -d "$S3_DATA" ]; then
+    mkdir -p "$S3_DATA"
+    chmod 700 "$S3_DATA"
+    if fm_is_root; then chown "$S3_USER:" "$S3_DATA"; fi
   fi
-  # setsid: the server must outlive this script and not get the terminal's signals.
-  # PYTHONUNBUFFERED so the log shows requests as they happen.
-  PYTHONUNBUFFERED=1 setsid "$S3_BIN" -H 127.0.0.1 -p "$S3_PORT" >>"$S3_LOG" 2>&1 </dev/null &
+  local run=()
+  if fm_is_root; then
+    run=(setpriv --reuid="$S3_USER" --regid="$(id -gn "$S3_USER")" --clear-groups --no-new-privs --)
+  fi
+  # setsid: the server must outlive this script and not get the terminal's signals. The
+  # log is opened here (as root, when we are): the store needs no write access outside
+  # its data directory.
+  env -i PATH=/usr/bin:/bin HOME=/nonexistent \
+    ROOT_ACCESS_KEY_ID="$S3_ACCESS_KEY" ROOT_SECRET_ACCESS_KEY="$S3_SECRET_KEY" \
+    setsid "${run[@]}" "$bin" --port "127.0.0.1:$S3_PORT" --region "$S3_REGION" --keep-alive --quiet \
+    posix "$S3_DATA" >>"$S3_LOG" 2>&1 </dev/null &
   echo $! >"$S3_PID"
   if ! wait_for_port "$S3_PORT" 30; then
-    echo "s3: moto_server did not open port $S3_PORT; log $S3_LOG:" >&2
+    echo "s3: versitygw did not open port $S3_PORT; log $S3_LOG:" >&2
     tail -n 20 "$S3_LOG" >&2
     return 1
   fi
-  echo "s3: listening on 127.0.0.1:$S3_PORT (moto, in memory; log $S3_LOG)"
-}
-
-# s3_wait_gone_ PID: waits up to 5 s for the process to exit so the port is free again.
-s3_wait_gone_() {
-  local i
-  for ((i = 0; i < 50; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  return 1
+  echo "s3: listening on 127.0.0.1:$S3_PORT (versitygw $VERSITYGW_VERSION; objects in $S3_DATA; log $S3_LOG)"
 }
 
 s3_stop() {
   local pid
   pid=$(s3_pid_) || { rm -f "$S3_PID"; return 0; }
   kill -TERM "$pid" 2>/dev/null || true
-  s3_wait_gone_ "$pid" || { kill -KILL "$pid" 2>/dev/null || true; s3_wait_gone_ "$pid" || true; }
+  fm_wait_gone 10 "$pid" || { kill -KILL "$pid" 2>/dev/null || true; fm_wait_gone 5 "$pid" || true; }
   rm -f "$S3_PID"
 }
 
@@ -72,13 +71,16 @@ s3_kill() {
   local pid
   pid=$(s3_pid_) || { rm -f "$S3_PID"; return 0; }
   kill -KILL "$pid" 2>/dev/null || true
-  s3_wait_gone_ "$pid" || true
+  fm_wait_gone 5 "$pid" || true
   rm -f "$S3_PID"
 }
 
+s3_pids() { s3_pid_ || true; }
+
 s3_status() {
-  if s3_pid_ >/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; then
-    echo "up 127.0.0.1:$S3_PORT"
+  local pid
+  if pid=$(s3_pid_) && fm_port_in_use "$S3_PORT"; then
+    echo "up 127.0.0.1:$S3_PORT (versitygw, pid $pid)"
   else
     echo down
     return 1
@@ -87,7 +89,7 @@ s3_status() {
 
 s3_env() {
   echo "export S3_ENDPOINT=http://127.0.0.1:$S3_PORT"
-  echo "export S3_REGION=us-east-1"
-  echo "export AWS_ACCESS_KEY_ID=test"
-  echo "export AWS_SECRET_ACCESS_KEY=test"
+  echo "export S3_REGION=$S3_REGION"
+  echo "export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY"
+  echo "export AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY"
 }

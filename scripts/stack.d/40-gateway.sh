@@ -1,9 +1,10 @@
 # Gateway: nginx (Debian nginx-light) in front of the services, on GATEWAY_PORT (8080).
 #
 # The configuration is rendered from deploy/nginx/fermata.conf.template (the same file
-# Docker Compose and Kubernetes use) into $FERMATA_RUN_DIR/nginx/fermata.conf; pid, logs and
+# Docker Compose and Kubernetes use) into $FERMATA_DATA_DIR/nginx/fermata.conf; pid, logs and
 # temp files live in that directory too. Started as root, the master keeps root only to
-# bind and open logs; workers run as nobody. Started as a user, everything runs as that user.
+# bind and open logs; workers run as www-data (Debian's nginx user, shared with no Fermata
+# service). Started as a user, everything runs as that user.
 #
 # Configuration (environment):
 #   GATEWAY_PORT (8080), GATEWAY_HOST (127.0.0.1; 0.0.0.0 to serve other machines)
@@ -13,7 +14,8 @@
 COMPONENTS+=(gateway)
 GATEWAY_PORT=${GATEWAY_PORT:-8080}
 GATEWAY_HOST=${GATEWAY_HOST:-127.0.0.1}
-GW_DIR="$FERMATA_RUN_DIR/nginx"
+GW_DIR="$FERMATA_DATA_DIR/nginx"
+GW_USER=${GATEWAY_USER:-www-data}
 GW_CONF="$GW_DIR/fermata.conf"
 GW_PID="$GW_DIR/nginx.pid"
 GW_BIN=${NGINX_BIN:-/usr/sbin/nginx}
@@ -26,7 +28,7 @@ gateway_render_() {
   local dir expose user_directive=""
   dir=$(cd "$GW_DIR" && pwd)
   case "${GATEWAY_EXPOSE_ACTUATOR:-0}" in 1 | true | TRUE | yes | on) expose=1 ;; *) expose=0 ;; esac
-  [ "$(id -u)" -eq 0 ] && user_directive="user nobody nogroup;"
+  fm_is_root && user_directive="user $GW_USER $(id -gn "$GW_USER");"
   GATEWAY_LISTEN="$GATEWAY_HOST:$GATEWAY_PORT" \
   GATEWAY_USER_DIRECTIVE="$user_directive" \
   GATEWAY_WORKERS="${GATEWAY_WORKERS:-2}" \
@@ -44,31 +46,13 @@ gateway_render_() {
 
 # gateway_pid_: prints the pid of our running master, fails when there is none (or the
 # pid file is stale).
-gateway_pid_() {
-  local pid
-  pid=$(cat "$GW_PID" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  grep -q nginx "/proc/$pid/cmdline" 2>/dev/null || return 1
-  echo "$pid"
-}
-
-# gateway_wait_gone_ PID...: waits up to 5 s for the processes to exit.
-gateway_wait_gone_() {
-  local i p alive
-  for ((i = 0; i < 50; i++)); do
-    alive=0
-    for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ "$alive" -eq 0 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
+gateway_pid_() { fm_pid_alive "$GW_PID" nginx; }
 
 gateway_start() {
   [ -x "$GW_BIN" ] || { echo "gateway: $GW_BIN not found; run scripts/deps.sh" >&2; return 1; }
   command -v envsubst >/dev/null || { echo "gateway: envsubst not found (Debian gettext-base)" >&2; return 1; }
-  mkdir -p "$GW_DIR"
-  chmod 755 "$GW_DIR"
+  fm_need_user "$GW_USER"
+  fm_component_dir nginx "$(id -un)" 755 >/dev/null
   gateway_render_ "$GW_CONF.new"
   if gateway_pid_ >/dev/null; then
     # Running: load the (possibly changed) configuration without dropping connections.
@@ -81,10 +65,7 @@ gateway_start() {
     return 0
   fi
   mv "$GW_CONF.new" "$GW_CONF"
-  if (exec 3<>"/dev/tcp/127.0.0.1/$GATEWAY_PORT") 2>/dev/null; then
-    echo "gateway: port $GATEWAY_PORT is taken by another program" >&2
-    return 1
-  fi
+  fm_port_check gateway "$GATEWAY_PORT" GATEWAY_PORT || return 1
   if ! "$GW_BIN" -t -q -e "$GW_DIR/error.log" -c "$GW_CONF" 2>"$GW_DIR/check.log"; then
     echo "gateway: invalid configuration $GW_CONF:" >&2; cat "$GW_DIR/check.log" >&2; return 1
   fi
@@ -106,7 +87,7 @@ gateway_stop() {
   workers=$(pgrep -P "$pid" 2>/dev/null || true)
   kill -QUIT "$pid" 2>/dev/null || true   # graceful: finish requests in flight
   # shellcheck disable=SC2086
-  gateway_wait_gone_ "$pid" $workers || { kill -TERM "$pid" $workers 2>/dev/null || true; gateway_wait_gone_ "$pid" $workers; }
+  fm_wait_gone 5 "$pid" $workers || { kill -TERM "$pid" $workers 2>/dev/null || true; fm_wait_gone 5 "$pid" $workers; }
   rm -f "$GW_PID"
   return 0
 }
@@ -119,12 +100,15 @@ gateway_kill() {
   # shellcheck disable=SC2086
   kill -KILL "$pid" $workers 2>/dev/null || true
   # shellcheck disable=SC2086
-  gateway_wait_gone_ "$pid" $workers || true
+  fm_wait_gone 5 "$pid" $workers || true
   rm -f "$GW_PID"
 }
 
+gateway_pids() { local pid; pid=$(gateway_pid_) || return 0; echo "$pid"; pgrep -P "$pid" || true; }
+
 gateway_status() {
-  if gateway_pid_ >/dev/null; then echo "up $GATEWAY_HOST:$GATEWAY_PORT"; else echo down; return 1; fi
+  local pid
+  if pid=$(gateway_pid_); then echo "up $GATEWAY_HOST:$GATEWAY_PORT (nginx, pid $pid)"; else echo down; return 1; fi
 }
 
 gateway_env() {

@@ -16,6 +16,7 @@ static void reply_failure(http_req *r, int rc) {
   switch (rc) {
     case RES_ERR_DB: http_reply_error(r, 503, "Service temporarily unavailable, please retry later"); break;
     case RES_ERR_STORE: http_reply_error(r, 503, "File storage is temporarily unavailable, please retry later"); break;
+    case RES_ERR_STORE_FULL: http_reply_error(r, 507, "File storage is full, please retry later"); break;
     case RES_ERR_NO_STORAGE: http_reply_error(r, 503, "No storage is available for the file, please retry later"); break;
     default: http_reply_internal(r, "resource operation failed"); break;
   }
@@ -123,14 +124,26 @@ static void delete_resources(http_req *r, void *vctx) {
   ids_list_free(&ids);
 }
 
+/* objectStore: UP when the store answers, the STAGING bucket is there and takes a write
+ * (lib/s3probe); DOWN with the reason otherwise. Details name the kind of store. */
+static void health_object_store(json_t *components, s3probe *probe) {
+  s3probe_result pr;
+  s3probe_check(probe, &pr);
+  json_t *d = json_pack("{s:s}", "kind", pr.kind);
+  if (!pr.up && d) {
+    json_object_set_new(d, "error", json_string(pr.reason));
+    if (pr.http_status) json_object_set_new(d, "status", json_integer(pr.http_status));
+    if (pr.s3_code[0]) json_object_set_new(d, "code", json_string(pr.s3_code));
+  }
+  health_component(components, "objectStore", pr.up ? "UP" : "DOWN", d);
+}
+
 static void health(http_req *r, void *vctx) {
   resource_http *ctx = vctx;
   json_t *c = json_object();
   int rc = db_ping(ctx->svc->db);
   health_db(c, rc == DB_OK, db_strerror(rc));
-  bool exists = false;
-  int src = s3_bucket_exists(ctx->svc->s3, ctx->health_bucket, &exists, NULL);
-  health_component(c, "objectStore", src == S3_OK ? "UP" : "DOWN", NULL);
+  health_object_store(c, ctx->store_probe);
   bool broker = outbox_broker_ok(ctx->svc->ob) && (!ctx->consumer || mq_consumer_connected(ctx->consumer));
   health_component(c, "broker", broker ? "UP" : "DOWN", json_pack("{s:I}", "published", (json_int_t)outbox_published(ctx->svc->ob)));
   actuator_health_component(c, &ctx->breakers);

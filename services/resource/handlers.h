@@ -13,6 +13,7 @@
 #include "mq.h"
 #include "outbox.h"
 #include "resource.h"
+#include "s3probe.h"
 
 typedef struct {
   resource_svc *svc;
@@ -20,7 +21,7 @@ typedef struct {
   size_t max_upload;
   actuator_breakers breakers; /* circuit breaker endpoints, health and metrics */
   mq_consumer *consumer; /* for health */
-  const char *health_bucket; /* probed for the objectStore health component */
+  s3probe *store_probe; /* the objectStore health component: reachable, bucket, writable */
 } resource_http;
 
 int resource_routes(http_server *srv, resource_http *ctx);

@@ -136,8 +136,12 @@ int main(void) {
   breaker *br = NULL;
   breaker_registry *reg = breaker_registry_new();
   http_server *srv = NULL;
+  char instance[96];
+  svc_instance_name("resource", instance, sizeof instance);
+  s3probe_opts po = {.s3 = s3c, .bucket = s.st.stub_staging.bucket, .instance = instance};
+  s3probe *probe = s3probe_new(&po);
   svc.db = db_pool_new(&dbo, lg);
-  if (!reg || !svc.db || s3_new(&s3c, &svc.s3) != S3_OK || httpc_new(&hc, &svc.http) != HTTPC_OK) goto out;
+  if (!reg || !probe || !svc.db || s3_new(&s3c, &svc.s3) != S3_OK || httpc_new(&hc, &svc.http) != HTTPC_OK) goto out;
   if (breaker_new("storageService", &s.bc, &br, bmsg, sizeof bmsg) != 0) {
     log_event(lg, LOG_ERROR, "cannot create the circuit breaker", "detail=\"%s\"", bmsg);
     goto out;
@@ -165,7 +169,7 @@ int main(void) {
   http_server_opts ho = {.port = (unsigned)s.port, .max_body = 1 << 20};
   srv = http_server_new(&ho, lg);
   resource_http hctx = {.svc = &svc, .srv = srv, .max_upload = (size_t)s.max_upload, .breakers = {.reg = reg, .register_health = s.bh.register_health, .open_is_down = s.bh.open_is_down},
-                        .consumer = cons, .health_bucket = s.st.stub_staging.bucket};
+                        .consumer = cons, .store_probe = probe};
   if (!srv || resource_routes(srv, &hctx) != HTTP_OK) goto out;
   if (db_migrate(svc.db) != DB_OK) log_event(lg, LOG_WARN, "database not ready at start; serving 503 until it is", NULL);
   if (outbox_start(svc.ob) != 0 || janitor_start(svc.jn) != 0 || mq_consumer_start(cons) != MQ_OK) goto out;
@@ -189,6 +193,7 @@ out:
   breaker_registry_free(reg); /* frees the breakers it holds */
   httpc_free(svc.http);
   s3_free(svc.s3);
+  s3probe_free(probe);
   db_pool_free(svc.db);
   curl_global_cleanup();
   log_event(lg, LOG_INFO, "stopped", NULL);

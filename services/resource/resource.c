@@ -40,10 +40,19 @@ static int make_key(const char *path, const char *name, char *key, size_t cap) {
 
 static int db_to_res(int rc) { return rc == DB_ERR_UNAVAILABLE || rc == DB_ERR_BUSY ? RES_ERR_DB : RES_ERR_INTERNAL; }
 
+/* A store that is down, denies us, or refuses an operation on keys we generated (a
+ * read-only or full disk answers 409 or 5xx) is a dependency failure: 503, retry later. */
+int resource_s3_err(int rc) {
+  if (rc == S3_ERR_NO_SPACE) return RES_ERR_STORE_FULL;
+  return rc == S3_ERR_UNAVAILABLE || rc == S3_ERR_NOT_FOUND || rc == S3_ERR_DENIED || rc == S3_ERR_CONFLICT
+             ? RES_ERR_STORE
+             : RES_ERR_INTERNAL;
+}
+
 static int s3_to_res(resource_svc *svc, int rc, const s3_error *e, const char *what) {
   char q[400];
   log_event(svc->lg, LOG_WARN, what, "error=%s detail=%s", s3_strerror(rc), log_quote(q, sizeof q, e->message));
-  return rc == S3_ERR_UNAVAILABLE || rc == S3_ERR_NOT_FOUND || rc == S3_ERR_DENIED ? RES_ERR_STORE : RES_ERR_INTERNAL;
+  return resource_s3_err(rc);
 }
 
 int resource_upload(resource_svc *svc, const void *data, size_t len, const char *request_id, int32_t *id) {

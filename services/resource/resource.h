@@ -46,7 +46,8 @@ enum {
   RES_ERR_DB = -1,         /* database unavailable */
   RES_ERR_STORE = -2,      /* object store unavailable */
   RES_ERR_NO_STORAGE = -3, /* no storage of the needed type, live or fallback */
-  RES_ERR_INTERNAL = -4
+  RES_ERR_INTERNAL = -4,
+  RES_ERR_STORE_FULL = -5  /* the object store is out of space */
 };
 
 typedef struct {
@@ -59,6 +60,8 @@ typedef struct {
 } resource_row;
 
 /* ---- domain operations (resource.c) ---- */
+/* The RES_ERR_* for a failed object store call (an s3_err). */
+int resource_s3_err(int rc);
 int resource_upload(resource_svc *svc, const void *data, size_t len, const char *request_id, int32_t *id);
 int resource_find(resource_svc *svc, int32_t id, resource_row *out);
 /* Streams bytes [first, last] of the resource: a thread fetches from the object store into

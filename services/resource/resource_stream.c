@@ -94,7 +94,7 @@ static void *producer(void *arg) {
     char q[400];
     log_event(st->svc->lg, LOG_WARN, "download from object store failed", "id=%d error=%s detail=%s", st->id,
               s3_strerror(rc), log_quote(q, sizeof q, e.message));
-    err = (rc == S3_ERR_UNAVAILABLE || rc == S3_ERR_NOT_FOUND || rc == S3_ERR_DENIED) ? RES_ERR_STORE : RES_ERR_INTERNAL;
+    err = resource_s3_err(rc);
     break;
   }
   pthread_mutex_lock(&st->mu);

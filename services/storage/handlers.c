@@ -88,21 +88,24 @@ static void delete_storages(http_req *r, void *vctx) {
 static void object_store_health(storage_ctx *ctx, json_t *components) {
   keeper_status st;
   keeper_status_get(ctx->keeper, &st);
+  const char *kind = st.kind ? st.kind : "unknown";
   switch (st.store) {
   case KEEPER_STORE_UP:
-    health_component(components, "objectStore", "UP", json_pack("{s:I}", "buckets", (json_int_t)st.buckets));
+    health_component(components, "objectStore", "UP",
+                     json_pack("{s:s, s:I}", "kind", kind, "buckets", (json_int_t)st.buckets));
     break;
   case KEEPER_STORE_DOWN:
     health_component(components, "objectStore", "DOWN",
-                     json_pack("{s:s, s:I}", "error", "object store unreachable", "bucketsPending",
+                     json_pack("{s:s, s:s, s:I}", "kind", kind, "error", "object store unreachable", "bucketsPending",
                                (json_int_t)st.missing));
     break;
   case KEEPER_STORE_PENDING:
     health_component(components, "objectStore", "DOWN",
-                     json_pack("{s:s, s:I}", "error", "buckets pending", "bucketsPending", (json_int_t)st.missing));
+                     json_pack("{s:s, s:s, s:I}", "kind", kind, "error", "buckets pending", "bucketsPending",
+                               (json_int_t)st.missing));
     break;
   default:
-    health_component(components, "objectStore", "UNKNOWN", NULL);
+    health_component(components, "objectStore", "UNKNOWN", json_pack("{s:s}", "kind", kind));
   }
 }
 

@@ -125,7 +125,10 @@ static void ensure_buckets(keeper *k, json_t *buckets, keeper_status *st) {
     const char *b = json_string_value(v);
     bool exists = false;
     s3_error e;
-    int rc = s3_bucket_exists(k->o.s3, b, &exists, &e);
+    s3_object_info info;
+    memset(&info, 0, sizeof info);
+    int rc = s3_bucket_info(k->o.s3, b, &exists, &info, &e);
+    if (info.server[0]) st->kind = s3_store_kind(info.server);
     if (rc == S3_OK && !exists) rc = keeper_provision(k, b);
     if (rc == S3_OK) {
       st->missing--;
@@ -153,6 +156,7 @@ static void publish(keeper *k, const keeper_status *st) {
   k->status.store = st->store;
   k->status.buckets = st->buckets;
   k->status.missing = st->missing;
+  if (st->kind) k->status.kind = st->kind;
   bool changed = !k->logged_any || k->logged.store != st->store || k->logged.missing != st->missing ||
                  k->logged.buckets != st->buckets;
   k->logged = k->status;

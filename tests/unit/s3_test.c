@@ -165,6 +165,9 @@ static void test_classify(void **state) {
   assert_int_equal(s3_classify(404, ""), S3_ERR_NOT_FOUND);
   assert_int_equal(s3_classify(404, "NoSuchBucket"), S3_ERR_NOT_FOUND);
   assert_int_equal(s3_classify(403, "SignatureDoesNotMatch"), S3_ERR_DENIED);
+  assert_int_equal(s3_classify(507, "InsufficientStorage"), S3_ERR_NO_SPACE);
+  assert_int_equal(s3_classify(507, ""), S3_ERR_NO_SPACE);
+  assert_int_equal(s3_classify(500, "InsufficientStorage"), S3_ERR_NO_SPACE);
   assert_int_equal(s3_classify(400, "AuthorizationHeaderMalformed"), S3_ERR_DENIED);
   assert_int_equal(s3_classify(401, NULL), S3_ERR_DENIED);
   assert_int_equal(s3_classify(503, "SlowDown"), S3_ERR_UNAVAILABLE);
