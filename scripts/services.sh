@@ -25,6 +25,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/lib/common.sh"
 fm_data_dir_init
+# The servers must not depend on the caller's directory (a checkout its users cannot enter).
+cd /
 BUILD_DIR=${FERMATA_BUILD_DIR:-$ROOT/build/release}
 LOGS="$FERMATA_DATA_DIR/logs"
 PIDS="$FERMATA_DATA_DIR/pids"

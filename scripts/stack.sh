@@ -22,6 +22,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/lib/common.sh"
 fm_data_dir_init
+# The servers must not depend on the caller's directory (a checkout its users cannot enter).
+cd /
 
 # Runs a command as an unprivileged user when we are root (initdb, rabbitmq refuse root
 # or should not run as root); as the caller otherwise.

@@ -172,11 +172,13 @@ rabbitmq_kill() {
   rm -f "$RMQ_DIR/rabbitmq.pid"
 }
 
-# rabbitmq_pids: the node, its helper processes and our private epmd.
+# rabbitmq_pids: the node, its helper processes, its launcher and our private epmd.
 rabbitmq_pids() {
   local pid
   if pid=$(rmq_pid_); then echo "$pid"; pgrep -P "$pid" || true; fi
-  pgrep -f -- "epmd.*-port $RABBITMQ_EPMD_PORT" || true
+  pgrep -f -- "RABBITMQ_NODENAME=$RMQ_NODE" || true
+  command -v ss >/dev/null || return 0
+  ss -Hltnp "sport = :$RABBITMQ_EPMD_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
 }
 
 rabbitmq_status() {

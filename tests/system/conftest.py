@@ -21,7 +21,7 @@ import pytest
 import requests
 
 ROOT = pathlib.Path(os.environ.get("FERMATA_ROOT") or pathlib.Path(__file__).resolve().parents[2])
-RUN_DIR = pathlib.Path(os.environ.get("FERMATA_RUN_DIR") or ROOT / "run" / "test")
+RUN_DIR = pathlib.Path(os.environ.get("FERMATA_DATA_DIR") or os.environ.get("FERMATA_RUN_DIR") or ROOT / "run" / "test")
 PORTS = {"resource": 8081, "song": 8082, "storage": 8083, "processor": 8084}
 for _name in PORTS:
     PORTS[_name] = int(os.environ.get(f"{_name.upper()}_PORT", PORTS[_name]))

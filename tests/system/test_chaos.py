@@ -2,14 +2,12 @@
 kills and restarts, one at a time, every part the pipeline depends on.
 
 Schedule (repeated in this order until the uploads are done, and run once in full in any
-case): SIGKILL PostgreSQL, an object-store outage, SIGKILL the Storage Service, the Song
-Service, the Resource Processor, the Resource Service and RabbitMQ, each restarted after
-CHAOS_DOWN_SECONDS. The object store is
-*paused* (SIGSTOP, then SIGCONT after CHAOS_DOWN_SECONDS) rather than killed: the local
-stack's S3 emulator (moto) keeps every bucket and object in memory only, so killing it
-would lose the stored files by design of the emulator, not of Fermata (a real S3 keeps
-them). A paused server is the harsher fault for the clients anyway: connections are
-accepted by the kernel but nothing answers, so every caller must rely on its timeouts.
+case): SIGKILL PostgreSQL, SIGKILL the object store (versitygw), SIGKILL the Storage
+Service, the Song Service, the Resource Processor, the Resource Service and RabbitMQ, and
+a hung object store, each restarted (or resumed) after CHAOS_DOWN_SECONDS. The object
+store keeps its files on disk, so a SIGKILL loses nothing that was acknowledged. The hung
+store is *paused* (SIGSTOP, then SIGCONT): connections are accepted by the kernel but
+nothing answers, so every caller must rely on its timeouts.
 
 At the end:
 - every upload answered 200 becomes PERMANENT (time to drain is printed), its metadata
@@ -61,7 +59,7 @@ DOWN = float(os.environ.get("CHAOS_DOWN_SECONDS", "3"))
 GAP = float(os.environ.get("CHAOS_GAP_SECONDS", "3"))
 DRAIN_TIMEOUT = float(os.environ.get("CHAOS_DRAIN_TIMEOUT", "240"))
 # RabbitMQ last: its restart is the slowest (10-20 s after a SIGKILL on a busy machine).
-FAULTS = ["postgres", "s3-pause", "storage", "song", "processor", "resource", "rabbitmq"]
+FAULTS = ["postgres", "s3", "storage", "song", "processor", "resource", "s3-pause", "rabbitmq"]
 DLQS = ["resource.uploaded.dlq", "resource.processed.dlq"]
 MP3 = {"Content-Type": "audio/mpeg"}
 
@@ -138,8 +136,8 @@ def peek_dlq(queue):
         conn.close()
 
 
-def moto_pid():
-    return int((RUN_DIR / "s3" / "moto.pid").read_text().split()[0])
+def store_pid():
+    return int((RUN_DIR / "s3" / "versitygw.pid").read_text().split()[0])
 
 
 class Chaos:
@@ -155,16 +153,16 @@ class Chaos:
 
     def _down(self, fault):
         if fault == "s3-pause":
-            os.kill(moto_pid(), signal.SIGSTOP)
-        elif fault in ("postgres", "rabbitmq"):
+            os.kill(store_pid(), signal.SIGSTOP)
+        elif fault in ("postgres", "rabbitmq", "s3"):
             self.stack.kill(fault)
         else:
             self.services[fault].kill()
 
     def _up(self, fault):
         if fault == "s3-pause":
-            os.kill(moto_pid(), signal.SIGCONT)
-        elif fault in ("postgres", "rabbitmq"):
+            os.kill(store_pid(), signal.SIGCONT)
+        elif fault in ("postgres", "rabbitmq", "s3"):
             self.stack.start(fault)
         else:
             self.services[fault].start()
@@ -197,7 +195,7 @@ class Chaos:
 
     def heal(self):
         try:
-            os.kill(moto_pid(), signal.SIGCONT)
+            os.kill(store_pid(), signal.SIGCONT)
         except (OSError, ValueError):
             pass
         for c in ("postgres", "rabbitmq", "s3", "gateway"):

@@ -1,6 +1,7 @@
-"""Storage Service under faults: the object store down at start or restarted (moto forgets
-every bucket), the database going away and coming back or down at start, and two instances
-seeding the same empty database at once.
+"""Storage Service under faults: the object store down at start, killed and restarted (its
+buckets are directories on disk: they survive), a bucket directory removed behind its back,
+the database going away and coming back or down at start, and two instances seeding the
+same empty database at once.
 
 Decisions these tests pin down:
 * With the object store down the service still starts and serves its database; health is
@@ -8,7 +9,8 @@ Decisions these tests pin down:
   any DOWN component makes the whole DOWN); POST /storages answers 503 and stores nothing,
   because a storage whose bucket does not exist would only fail later.
 * A background keeper re-checks every storage's bucket (every 5 s, with backoff while
-  failing) and creates the missing ones, so the store coming back (empty) needs no restart.
+  failing) and creates the missing ones, so a store that comes back without them (a new
+  empty store, a bucket directory deleted) needs no restart.
 """
 import os
 import pathlib
@@ -65,7 +67,7 @@ def test_object_store_down_at_start(services, stack, s3):
         assert svc.delete("/storages?id=2147483647").json() == {"ids": []}
     finally:
         stack.start("s3")
-    # no restart of the service: the keeper creates the buckets of the (empty) new store
+    # no restart of the service: the keeper creates any bucket the store lacks
     wait_until(lambda: health(svc)[0] == 200, timeout=30, message="objectStore UP again")
     assert health(svc)[1]["components"]["objectStore"]["status"] == "UP"
     assert all_buckets_present(svc, s3)
@@ -76,7 +78,7 @@ def test_object_store_down_at_start(services, stack, s3):
     assert log.count("store=\"unreachable\"") <= 2
 
 
-def test_object_store_restart_loses_buckets_and_they_come_back(services, stack, s3):
+def test_object_store_killed_keeps_buckets(services, stack, s3):
     svc = services["storage"].ensure()
     b = body()
     assert svc.post("/storages", json=b).status_code == 200
@@ -88,9 +90,22 @@ def test_object_store_restart_loses_buckets_and_they_come_back(services, stack, 
         assert svc.get("/storages").status_code == 200
     finally:
         stack.start("s3")
-    assert not bucket_exists(s3, b["bucket"])  # moto starts empty
-    wait_until(lambda: all_buckets_present(svc, s3), timeout=30, message="buckets re-created")
-    assert bucket_exists(s3, STAGING_BUCKET) and bucket_exists(s3, PERMANENT_BUCKET)
+    assert bucket_exists(s3, b["bucket"])  # versitygw keeps its buckets on disk
+    wait_until(lambda: health(svc)[0] == 200, timeout=30, message="health UP")
+    assert health(svc)[1]["components"]["objectStore"]["details"]["kind"] == "versitygw"
+
+
+def test_removed_bucket_directory_comes_back(services, stack, s3):
+    """The store's directory of a bucket deleted while running (an operator's mistake, a
+    disk problem): the keeper notices and re-creates it, no restart needed."""
+    svc = services["storage"].ensure()
+    b = body()
+    assert svc.post("/storages", json=b).status_code == 200
+    bucket_dir = RUN_DIR / "s3" / "data" / b["bucket"]
+    assert bucket_dir.is_dir()
+    subprocess.run(["rm", "-rf", str(bucket_dir)], check=True)
+    assert not bucket_exists(s3, b["bucket"])
+    wait_until(lambda: bucket_exists(s3, b["bucket"]), timeout=30, message="bucket re-created by the keeper")
     wait_until(lambda: health(svc)[0] == 200, timeout=30, message="health UP")
 
 
