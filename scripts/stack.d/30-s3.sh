@@ -10,6 +10,10 @@
 #
 # A new object is written to an unnamed temporary file (O_TMPFILE) and linked into place
 # only when the whole body arrived, so a crash mid-upload leaves no partial object.
+#
+# versitygw works relative to its data directory, entered once at start: if that directory
+# is removed while it runs, it goes on in the deleted one and fails every request. `status`
+# says so, and `start s3` then restarts it (after the directory is back, or creating it).
 COMPONENTS+=(s3)
 S3_PORT=${S3_PORT:-29000}
 S3_REGION=${S3_REGION:-us-east-1}
@@ -23,15 +27,23 @@ S3_USER=fermata-s3
 
 s3_pid_() { fm_pid_alive "$S3_PID" versitygw; }
 
+# s3_orphaned_ PID: true when the store's data directory was removed under it.
+s3_orphaned_() { case "$(readlink "/proc/$1/cwd" 2>/dev/null)" in *" (deleted)") return 0 ;; esac; return 1; }
+
 s3_start() {
   local bin
   bin=$(fm_versitygw_bin)
   [ -x "$bin" ] || { echo "s3: versitygw not found at $bin; run scripts/deps.sh" >&2; return 1; }
   fm_need_user "$S3_USER"
   fm_component_dir s3 "$S3_USER" 700 >/dev/null
-  if s3_pid_ >/dev/null; then
-    echo "s3: already running on 127.0.0.1:$S3_PORT"
-    return 0
+  local pid
+  if pid=$(s3_pid_); then
+    if ! s3_orphaned_ "$pid"; then
+      echo "s3: already running on 127.0.0.1:$S3_PORT"
+      return 0
+    fi
+    echo "s3: its data directory $S3_DATA was removed while it ran; restarting it" >&2
+    s3_stop
   fi
   fm_port_check s3 "$S3_PORT" S3_PORT || return 1
   if [ ! -d "$S3_DATA" ]; then
@@ -79,7 +91,10 @@ s3_pids() { s3_pid_ || true; }
 
 s3_status() {
   local pid
-  if pid=$(s3_pid_) && fm_port_in_use "$S3_PORT"; then
+  if pid=$(s3_pid_) && s3_orphaned_ "$pid"; then
+    echo "broken: its data directory $S3_DATA was removed while it ran (pid $pid); 'scripts/stack.sh start s3' restarts it"
+    return 1
+  elif pid=$(s3_pid_) && fm_port_in_use "$S3_PORT"; then
     echo "up 127.0.0.1:$S3_PORT (versitygw, pid $pid)"
   else
     echo down

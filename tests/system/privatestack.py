@@ -105,9 +105,14 @@ class PrivateRun:
         self.proc.wait(timeout=timeout)
         return self.output()
 
-    def every_pid(self):
+    def server_pids(self):
+        """The processes of the stack's servers and of the services."""
         pids = {int(p) for p in self.stack("pids").stdout.split()}
-        pids |= {int(p) for p in self.services("pids").stdout.split()}
+        return pids | {int(p) for p in self.services("pids").stdout.split()}
+
+    def every_pid(self):
+        """server_pids and run.sh's process group (run.sh itself, its sleep)."""
+        pids = self.server_pids()
         if self.proc is not None and self.proc.poll() is None:
             pgid = self.proc.pid
             for d in os.listdir("/proc"):
