@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 600
 
 APIFUZZ_EXAMPLES ?= 1000
 
-.PHONY: all deps build release test unit conformance system fuzz-short run stop lint bench demo fuzz chaos apifuzz valgrind clean
+.PHONY: all deps build release test unit conformance system fuzz-short run stop reset lint bench demo fuzz chaos apifuzz valgrind clean
 
 all: build
 
@@ -75,6 +75,10 @@ run: release
 
 stop:
 	scripts/services.sh stop; scripts/stack.sh stop
+
+# Deletes the local stack's data (databases, queues, files): its data directory only.
+reset:
+	scripts/services.sh stop; scripts/stack.sh reset
 
 clean:
 	rm -rf build

@@ -50,7 +50,8 @@ BENCH_NGINX_PORT=${BENCH_NGINX_PORT:-18690}
 export PG_PORT=${PG_PORT:-25620} AMQP_PORT=${AMQP_PORT:-27220} S3_PORT=${S3_PORT:-29600}
 export GATEWAY_PORT=${GATEWAY_PORT:-18680} RESOURCE_PORT=${RESOURCE_PORT:-18681}
 export SONG_PORT=${SONG_PORT:-18682} STORAGE_PORT=${STORAGE_PORT:-18683} PROCESSOR_PORT=${PROCESSOR_PORT:-18684}
-export FERMATA_RUN_DIR=$ROOT/run/bench
+. "$ROOT/scripts/lib/common.sh"
+export FERMATA_DATA_DIR=$(fm_data_dir_default bench)
 # the services must talk to our private stack, whatever the caller's shell has
 unset SONG_DB_URL STORAGE_DB_URL RESOURCE_DB_URL AMQP_URL S3_ENDPOINT STORAGE_SERVICE_URL \
       SONG_SERVICE_URL RESOURCE_SERVICE_URL
@@ -102,9 +103,9 @@ done
 
 # ---- stack -----------------------------------------------------------------------------------
 # A fresh run directory each time: ids start at 1, moto and the queues are empty.
-rm -rf "$FERMATA_RUN_DIR"
-mkdir -p "$FERMATA_RUN_DIR"
-WORK=$FERMATA_RUN_DIR/results
+scripts/stack.sh reset >/dev/null
+scripts/stack.sh dir >/dev/null  # creates it (safely, under /var/lib/fermata when it must)
+WORK=$FERMATA_DATA_DIR/results
 mkdir -p "$WORK"
 bench_on_exit "scripts/stack.sh stop postgres rabbitmq s3 >/dev/null 2>&1"
 bench_log "starting PostgreSQL, RabbitMQ, moto on $PG_PORT/$AMQP_PORT/$S3_PORT"
@@ -117,7 +118,7 @@ T_START=$(date +%s)
 rss_all() {
   local s pid
   for s in "${SERVICES[@]}"; do
-    pid=$(cat "$FERMATA_RUN_DIR/pids/$s.pid" 2>/dev/null) || continue
+    pid=$(cat "$FERMATA_DATA_DIR/pids/$s.pid" 2>/dev/null) || continue
     [ -r "/proc/$pid/status" ] || continue
     printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$s" "$(bench_rss_kb "$pid")" "$(bench_hwm_kb "$pid")" "$(bench_threads "$pid")" >>"$WORK/rss.tsv"
   done
@@ -141,7 +142,7 @@ start_timed() {
   t1=$(cut -d' ' -f1 /proc/uptime)
   wait "$sp" || { cat "$WORK/start-$s.log" >&2; bench_die "$s did not start"; }
   [ "$code" = 200 ] || bench_die "$s never answered 200 on /actuator/health"
-  pid=$(cat "$FERMATA_RUN_DIR/pids/$s.pid")
+  pid=$(cat "$FERMATA_DATA_DIR/pids/$s.pid")
   st=$(awk '{print $22}' "/proc/$pid/stat")
   tck=$(getconf CLK_TCK)
   printf '%s\t%s\t%s\n' "$s" "$(python3 -c "print(round(($t1 - $st / $tck) * 1000))")" "$(bench_loadavg)" >>"$WORK/startup.tsv"
@@ -178,7 +179,7 @@ perf_wait() { local p; for p in "${PERF_PIDS[@]}"; do wait "$p" || true; done; P
 
 # ---- test files: real MP3s of the configured sizes ------------------------------------------
 # CBR 128 kbit/s stereo = 16000 bytes/s: the duration gives the size (within a frame).
-FILES=$FERMATA_RUN_DIR/files
+FILES=$FERMATA_DATA_DIR/files
 mkdir -p "$FILES"
 declare -A SIZE_FILE SIZE_BYTES
 for sz in $BENCH_UPLOAD_SIZES 100K; do
@@ -215,12 +216,12 @@ if only get; then
     -d '{"id":1000000,"name":"We are the champions","artist":"Queen","album":"News of the world","duration":"02:59","year":"1977"}' \
     "http://127.0.0.1:$SONG_PORT/songs")
   [ "$code" = 200 ] || bench_die "seeding POST /songs answered $code"
-  DOCROOT=$FERMATA_RUN_DIR/nginx-static/www
+  DOCROOT=$FERMATA_DATA_DIR/nginx-static/www
   mkdir -p "$DOCROOT/songs"
   curl -sf -o "$DOCROOT/songs/1000000" "http://127.0.0.1:$SONG_PORT/songs/1000000" || bench_die "GET /songs/1000000 failed"
   curl -sf -o "$DOCROOT/storages" "http://127.0.0.1:$STORAGE_PORT/storages" || bench_die "GET /storages failed"
-  chmod -R a+rX "$FERMATA_RUN_DIR/nginx-static"
-  bench_nginx_start "$ROOT/bench/nginx-static.conf.template" "$FERMATA_RUN_DIR/nginx-static" "$BENCH_NGINX_PORT" "$DOCROOT"
+  chmod -R a+rX "$FERMATA_DATA_DIR/nginx-static"
+  bench_nginx_start "$ROOT/bench/nginx-static.conf.template" "$FERMATA_DATA_DIR/nginx-static" "$BENCH_NGINX_PORT" "$DOCROOT"
   NGX=http://127.0.0.1:$BENCH_NGINX_PORT
   for ep in songs/1000000 storages; do
     curl -s "$NGX/$ep" | cmp -s - "$DOCROOT/$ep" || bench_die "nginx does not answer the bytes of /$ep"
@@ -230,7 +231,7 @@ if only get; then
     SVC=http://127.0.0.1:${PORT[$svc]}
     # two rounds of BENCH_RSS_REQUESTS: the first one grows RSS by what 64 connection
     # threads touch once (stacks, malloc arenas); the second must not grow it further
-    pid=$(cat "$FERMATA_RUN_DIR/pids/$svc.pid")
+    pid=$(cat "$FERMATA_DATA_DIR/pids/$svc.pid")
     for round in 1 2; do
       bench_log "GET /$ep: RSS run $round, $BENCH_RSS_REQUESTS requests at 64 connections"
       rss0=$(bench_rss_kb "$pid"); n0=$(served "${PORT[$svc]}" "$uri" GET)
@@ -257,7 +258,7 @@ if only get; then
       perf_wait
     fi
   done
-  bench_nginx_stop "$FERMATA_RUN_DIR/nginx-static"
+  bench_nginx_stop "$FERMATA_DATA_DIR/nginx-static"
   rss_all after-get
 fi
 

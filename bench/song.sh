@@ -40,7 +40,8 @@ BENCH_RESULTS=${BENCH_RESULTS:-$ROOT/bench/results}
 SONG_ID=${BENCH_SONG_ID:-1}
 export PG_PORT=${PG_PORT:-25620}
 export SONG_PORT=${SONG_PORT:-18282}
-export FERMATA_RUN_DIR=$ROOT/run/bench
+. "$ROOT/scripts/lib/common.sh"
+export FERMATA_DATA_DIR=$(fm_data_dir_default bench)
 BUILD_DIR=${FERMATA_BUILD_DIR:-build/release}
 case $BUILD_DIR in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
 export FERMATA_BUILD_DIR=$BUILD_DIR
@@ -62,13 +63,13 @@ fi
 [ -x "$BUILD_DIR/services/song/fermata-song" ] || bench_die "no binary $BUILD_DIR/services/song/fermata-song"
 
 # ---- stack: private PostgreSQL, the Song Service, nginx -------------------------------------
-mkdir -p "$FERMATA_RUN_DIR"
-rm -f "$FERMATA_RUN_DIR/logs/song.log"
+"$ROOT/scripts/stack.sh" dir >/dev/null  # creates it safely
+rm -f "$FERMATA_DATA_DIR/logs/song.log"
 bench_on_exit "scripts/stack.sh stop postgres >/dev/null"
 scripts/stack.sh start postgres >&2
 bench_on_exit "scripts/services.sh stop song"
 scripts/services.sh start song >&2
-SONG_PID=$(cat "$FERMATA_RUN_DIR/pids/song.pid")
+SONG_PID=$(cat "$FERMATA_DATA_DIR/pids/song.pid")
 SVC=http://127.0.0.1:$SONG_PORT
 NGX=http://127.0.0.1:$BENCH_NGINX_PORT
 
@@ -77,13 +78,13 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json
   -d "{\"id\":$SONG_ID,\"name\":\"We are the champions\",\"artist\":\"Queen\",\"album\":\"News of the world\",\"duration\":\"02:59\",\"year\":\"1977\"}" \
   "$SVC/songs")
 [ "$code" = 200 ] || [ "$code" = 409 ] || bench_die "seeding POST /songs answered $code"
-DOCROOT=$FERMATA_RUN_DIR/nginx/www
+DOCROOT=$FERMATA_DATA_DIR/nginx/www
 mkdir -p "$DOCROOT/songs"
 code=$(curl -s -o "$DOCROOT/songs/$SONG_ID" -w '%{http_code}' "$SVC/songs/$SONG_ID")
 [ "$code" = 200 ] || bench_die "GET /songs/$SONG_ID answered $code"
-chmod -R a+rX "$FERMATA_RUN_DIR/nginx"
-rm -f "$FERMATA_RUN_DIR/nginx/access.log"
-bench_nginx_start "$ROOT/bench/nginx-static.conf.template" "$FERMATA_RUN_DIR/nginx" "$BENCH_NGINX_PORT" "$DOCROOT"
+chmod -R a+rX "$FERMATA_DATA_DIR/nginx"
+rm -f "$FERMATA_DATA_DIR/nginx/access.log"
+bench_nginx_start "$ROOT/bench/nginx-static.conf.template" "$FERMATA_DATA_DIR/nginx" "$BENCH_NGINX_PORT" "$DOCROOT"
 curl -s "$NGX/songs/$SONG_ID" | cmp -s - "$DOCROOT/songs/$SONG_ID" || bench_die "nginx does not answer the same bytes"
 BODY_BYTES=$(stat -c %s "$DOCROOT/songs/$SONG_ID")
 bench_log "service on $SVC (pid $SONG_PID), nginx on $NGX; body $BODY_BYTES bytes: $(cat "$DOCROOT/songs/$SONG_ID")"
@@ -99,7 +100,7 @@ for line in sys.stdin:
 print(n)'
 }
 
-WORK=$FERMATA_RUN_DIR/results
+WORK=$FERMATA_DATA_DIR/results
 rm -rf "$WORK"; mkdir -p "$WORK"
 
 # ---- memory: idle, then 100k requests --------------------------------------------------------

@@ -5,7 +5,7 @@
 # The state is read from the Resource Service's database (it is not part of the API).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export FERMATA_RUN_DIR=${FERMATA_RUN_DIR:-$ROOT/run}
+export FERMATA_DATA_DIR=${FERMATA_DATA_DIR:-$ROOT/run}
 eval "$("$ROOT/scripts/stack.sh" env)"
 GW=${GATEWAY_URL:-http://127.0.0.1:8080}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

@@ -1,7 +1,7 @@
 # bench/lib/common.sh: helpers shared by the benchmarks under bench/ (sourced, not run).
 #
 # Conventions every benchmark follows:
-#  - everything it starts is private: run directory $FERMATA_RUN_DIR (bench uses
+#  - everything it starts is private: run directory $FERMATA_DATA_DIR (bench uses
 #    run/bench), ports away from the defaults of `make run`, and it stops what it started
 #    (bench_on_exit registers cleanups run in reverse order from one EXIT trap);
 #  - every figure is measured next to its ceiling in the same run, alternating, so the

@@ -228,6 +228,7 @@ int s3_classify(long status, const char *code) {
       {"SignatureDoesNotMatch", S3_ERR_DENIED}, {"InvalidAccessKeyId", S3_ERR_DENIED},
       {"AuthorizationHeaderMalformed", S3_ERR_DENIED}, {"RequestTimeTooSkewed", S3_ERR_DENIED},
       {"ExpiredToken", S3_ERR_DENIED},          {"InvalidToken", S3_ERR_DENIED},
+      {"XAdminUserNotFound", S3_ERR_DENIED}, /* versitygw: an unknown access key, as a 404 */
       {"SlowDown", S3_ERR_UNAVAILABLE},         {"ServiceUnavailable", S3_ERR_UNAVAILABLE},
       {"InternalError", S3_ERR_UNAVAILABLE},    {"RequestTimeout", S3_ERR_UNAVAILABLE},
       {"BucketAlreadyExists", S3_ERR_CONFLICT}, {"BucketNotEmpty", S3_ERR_CONFLICT},

@@ -9,7 +9,9 @@
 # not on its command line). How it differs from AWS S3: docs/DEVELOPING.md.
 #
 # A new object is written to an unnamed temporary file (O_TMPFILE) and linked into place
-# only when the whole body arrived, so a crash mid-upload leaves no partial object.
+# only when the whole body arrived, so a crash mid-upload leaves no partial object. It does
+# not fsync: S3_SYNC_DIR (in `env`) lets the Resource Service make an object durable before
+# it acknowledges the upload (lib/syncbar).
 #
 # versitygw works relative to its data directory, entered once at start: if that directory
 # is removed while it runs, it goes on in the deleted one and fails every request. `status`
@@ -104,6 +106,11 @@ s3_status() {
 
 s3_env() {
   echo "export S3_ENDPOINT=http://127.0.0.1:$S3_PORT"
+  # a directory on the store's filesystem that the Resource Service may open: it syncs that
+  # filesystem before it commits a row naming a new object (versitygw does not fsync)
+  local sync_dir=$FERMATA_DATA_DIR
+  [ -n "${S3_DATA_DIR:-}" ] && sync_dir=$(dirname "$S3_DATA_DIR")
+  echo "export S3_SYNC_DIR=$sync_dir"
   echo "export S3_REGION=$S3_REGION"
   echo "export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY"
   echo "export AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY"

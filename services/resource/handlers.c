@@ -150,10 +150,23 @@ static void health(http_req *r, void *vctx) {
   health_reply(r, c);
 }
 
+/* The durability barrier's syncs (lib/syncbar): how often uploads waited for the disk. */
+static char *sync_metrics(resource_svc *svc) {
+  char *t = NULL;
+  if (asprintf(&t,
+               "# HELP fermata_store_syncs_total Syncs of the object store's filesystem before rows named new objects\n"
+               "# TYPE fermata_store_syncs_total counter\n"
+               "fermata_store_syncs_total %llu\n",
+               svc->sync ? (unsigned long long)syncbar_count(svc->sync) : 0ULL) < 0)
+    return NULL;
+  return t;
+}
+
 static void prometheus(http_req *r, void *vctx) {
   resource_http *ctx = vctx;
-  http_reply_metrics(r, http_metrics_join(actuator_prometheus(ctx->srv, &ctx->breakers),
-                                          db_pool_prometheus(ctx->svc->db, "resource")));
+  char *text = http_metrics_join(actuator_prometheus(ctx->srv, &ctx->breakers),
+                                 db_pool_prometheus(ctx->svc->db, "resource"));
+  http_reply_metrics(r, http_metrics_join(text, sync_metrics(ctx->svc)));
 }
 
 int resource_routes(http_server *srv, resource_http *ctx) {

@@ -20,7 +20,7 @@
 
 typedef struct {
   long long port, pool, max_upload, storage_timeout_ms, storage_connect_ms;
-  const char *db_url, *s3_endpoint, *s3_region, *s3_key, *s3_secret, *amqp_url, *storage_url, *song_url;
+  const char *db_url, *s3_endpoint, *s3_region, *s3_key, *s3_secret, *s3_sync_dir, *amqp_url, *storage_url, *song_url;
   storages_config st;
   breaker_config bc;
   breaker_env_health bh;
@@ -47,6 +47,7 @@ static void read_settings(settings *s, config_err *err) {
   s->s3_region = config_str("S3_REGION", "us-east-1");
   s->s3_key = config_str("AWS_ACCESS_KEY_ID", "test");
   s->s3_secret = config_str("AWS_SECRET_ACCESS_KEY", "test");
+  s->s3_sync_dir = config_str("S3_SYNC_DIR", "");
   s->amqp_url = config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:26720/");
   s->storage_url = config_str("STORAGE_SERVICE_URL", "http://127.0.0.1:8083");
   s->song_url = config_str("SONG_SERVICE_URL", "http://127.0.0.1:8082");
@@ -121,10 +122,22 @@ int main(void) {
   }
   s.bc.listener = on_breaker_event;
   s.bc.listener_ctx = lg;
-  curl_global_init(CURL_GLOBAL_DEFAULT);
+  syncbar *sync = NULL;
+  int src = syncbar_new(s.s3_sync_dir, NULL, NULL, &sync);
+  if (src != 0) {
+    log_event(lg, LOG_ERROR, "bad configuration", "detail=\"S3_SYNC_DIR: cannot open the directory\" errno=%d", -src);
+    log_free(lg);
+    return 2;
+  }
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    log_event(lg, LOG_ERROR, "cannot initialise libcurl", NULL);
+    syncbar_free(sync);
+    log_free(lg);
+    return 1;
+  }
 
   int status = 1;
-  resource_svc svc = {.lg = lg, .song_url = s.song_url};
+  resource_svc svc = {.lg = lg, .song_url = s.song_url, .sync = sync};
   db_opts dbo = {.conninfo = s.db_url, .max_conns = (int)s.pool, .migrations = resource_migrations,
                  .nmigrations = resource_nmigrations};
   s3_config s3c = {.endpoint = s.s3_endpoint, .region = s.s3_region, .access_key = s.s3_key,
@@ -194,6 +207,7 @@ out:
   httpc_free(svc.http);
   s3_free(svc.s3);
   s3probe_free(probe);
+  syncbar_free(svc.sync);
   db_pool_free(svc.db);
   curl_global_cleanup();
   log_event(lg, LOG_INFO, "stopped", NULL);

@@ -49,6 +49,15 @@ int resource_s3_err(int rc) {
              : RES_ERR_INTERNAL;
 }
 
+/* Waits until what the store wrote is on its disk (lib/syncbar; a no-op for a remote store). */
+static int store_durable(resource_svc *svc) {
+  if (svc->sync == NULL) return RES_OK;
+  int rc = syncbar_wait(svc->sync);
+  if (rc == 0) return RES_OK;
+  log_event(svc->lg, LOG_ERROR, "object store's disk did not confirm the write", "errno=%d", -rc);
+  return RES_ERR_STORE;
+}
+
 static int s3_to_res(resource_svc *svc, int rc, const s3_error *e, const char *what) {
   char q[400];
   log_event(svc->lg, LOG_WARN, what, "error=%s detail=%s", s3_strerror(rc), log_quote(q, sizeof q, e->message));
@@ -71,6 +80,10 @@ int resource_upload(resource_svc *svc, const void *data, size_t len, const char 
   s3_error e = {0};
   int rc = s3_put_hashed(svc->s3, r.bucket, r.key, data, len, sha, "audio/mpeg", &e); /* hashed once */
   if (rc != S3_OK) return s3_to_res(svc, rc, &e, "upload to object store failed");
+  if ((rc = store_durable(svc)) != RES_OK) {
+    s3_delete(svc->s3, r.bucket, r.key, &e);
+    return rc;
+  }
   rc = repo_insert_with_outbox(svc->db, &r, sha, request_id, id);
   if (rc != DB_OK) {
     /* no row will point at it: remove the object, or leave it for the janitor's sweep */
@@ -161,6 +174,7 @@ int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_i
       if (frc == RES_NOT_FOUND || (frc == RES_OK && strcmp(again.state, "PERMANENT") == 0)) return frc;
     }
     if (rc != S3_OK) return s3_to_res(svc, rc, &e, "copy to permanent storage failed");
+    if ((rc = store_durable(svc)) != RES_OK) return rc; /* the copy on disk before the row moves */
   }
   int switched = 0;
   rc = repo_make_permanent(svc->db, id, row.key, &to, new_key, &switched);

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "s3.h"
 #include "storages.h"
+#include "syncbar.h"
 
 typedef struct outbox outbox;
 typedef struct janitor janitor;
@@ -38,6 +39,7 @@ typedef struct {
   const char *song_url;
   outbox *ob;  /* may be NULL (tests): then nobody is woken up */
   janitor *jn; /* may be NULL likewise */
+  syncbar *sync; /* objects durable before rows name them (disabled for a remote store) */
 } resource_svc;
 
 enum {

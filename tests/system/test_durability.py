@@ -26,6 +26,7 @@ import concurrent.futures
 import hashlib
 import os
 import random
+import subprocess
 import threading
 import time
 
@@ -272,3 +273,36 @@ def test_acknowledged_uploads_survive_ctrl_c_and_then_sigkill_of_everything(priv
     check_everything(private, files, acked, run)
     print(f"\ndurability: {round1} acknowledged before Ctrl-C, {len(acked)} in all; "
           f"{len(killed)} processes SIGKILLed at once")
+
+
+def syncs(resource):
+    text = resource.get("/actuator/prometheus").text
+    return int(next(l.split()[1] for l in text.splitlines() if l.startswith("fermata_store_syncs_total ")))
+
+
+def test_upload_and_move_wait_for_the_store_disk(services):
+    """versitygw does not fsync: the Resource Service syncs the store's filesystem
+    (S3_SYNC_DIR, lib/syncbar) before a row names a new object, on upload and on the move
+    to PERMANENT."""
+    resource = services["resource"].ensure()
+    for name in ("storage", "song", "processor"):
+        services[name].ensure()
+    before = syncs(resource)
+    data = make_mp3(seconds=1.0, title="Synced", artist="Disk", album="Barrier", year="2002")
+    r = resource.post("/resources", data=data, headers=MP3)
+    assert r.status_code == 200
+    rid = r.json()["id"]
+    assert syncs(resource) >= before + 1
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and syncs(resource) < before + 2:
+        time.sleep(0.2)
+    assert syncs(resource) >= before + 2, "the move to PERMANENT did not sync"
+    assert resource.get(f"/resources/{rid}").content == data
+
+
+def test_sync_dir_that_cannot_be_opened_refuses_to_start():
+    env = dict(os.environ, S3_SYNC_DIR="/nonexistent/fermata", SERVER_PORT="0")
+    p = subprocess.run(["timeout", "-s", "TERM", "10", f"{BUILD}/services/resource/fermata-resource"], env=env,
+                       capture_output=True, text=True)
+    assert p.returncode == 2, (p.returncode, p.stderr[-2000:])
+    assert "S3_SYNC_DIR" in p.stderr

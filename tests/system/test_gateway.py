@@ -175,7 +175,7 @@ def private_gateway():
     os.chmod(run_dir, 0o755)
     port = _free_port()
     env = dict(os.environ,
-               FERMATA_RUN_DIR=run_dir, GATEWAY_PORT=str(port), GATEWAY_HOST="127.0.0.1",
+               FERMATA_DATA_DIR=run_dir, GATEWAY_PORT=str(port), GATEWAY_HOST="127.0.0.1",
                RESOURCE_PORT=str(resource.server_address[1]),
                SONG_PORT=str(song.server_address[1]),
                STORAGE_PORT=str(_free_port()),          # nothing listens there

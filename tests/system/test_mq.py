@@ -3,7 +3,7 @@
 The C side is driven through tests/tools/mq_driver (one JSON event per line on stdout):
 publishing with confirms, consuming with each verdict, reconnecting after the broker is
 stopped or SIGKILLed. The broker is restarted through scripts/stack.sh, with this process's
-FERMATA_RUN_DIR, so the test and the stack agree on which node that is.
+FERMATA_DATA_DIR, so the test and the stack agree on which node that is.
 
 Needs: AMQP_URL (exported by `scripts/stack.sh env`, as the system test runner does) and
 the driver binary: $FERMATA_MQ_DRIVER, else $FERMATA_BUILD_DIR/lib/mq/mq_driver, else

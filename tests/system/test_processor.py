@@ -9,7 +9,7 @@ X-Request-Id and how many requests were in flight at once.
 The processor binary is started directly with its own environment (RESOURCE_SERVICE_URL
 pointing at the fake, short retry delays, a free port) rather than through
 scripts/services.sh, so these tests never change what other tests get from `services`.
-Its log goes to $FERMATA_RUN_DIR/logs/processor-test.log and is searched for sanitizer
+Its log goes to $FERMATA_DATA_DIR/logs/processor-test.log and is searched for sanitizer
 reports after every test, as conftest does for the managed services.
 
 Messages are published with pika to exchange "fermata" / key "resource.uploaded" (the

@@ -335,7 +335,11 @@ class TestPrivateStore:
         res = run(env, "put", "signed", "x", write(tmp, "in", b"x"), expect_rc=S3_ERR_DENIED)
         assert res["s3_code"] == "SignatureDoesNotMatch"
         env = dict(private["env"], AWS_ACCESS_KEY_ID="AKIANOSUCHKEY0000000")
-        run(env, "head", "signed", "a/c", expect_rc=S3_ERR_DENIED)
+        # versitygw answers an unknown access key with 404 XAdminUserNotFound (AWS: 403
+        # InvalidAccessKeyId); lib/s3 takes that code for what it is. A HEAD carries no
+        # code, so it looks like a missing object there (docs/DEVELOPING.md).
+        res = run(env, "get", "signed", "a/c", str(tmp / "o"), expect_rc=S3_ERR_DENIED)
+        assert res["s3_code"] == "XAdminUserNotFound"
 
     def test_killed_store_is_unavailable_and_comes_back_with_its_objects(self, private, tmp):
         env, senv = private["env"], private["senv"]

@@ -166,6 +166,7 @@ static void test_classify(void **state) {
   assert_int_equal(s3_classify(404, "NoSuchBucket"), S3_ERR_NOT_FOUND);
   assert_int_equal(s3_classify(403, "SignatureDoesNotMatch"), S3_ERR_DENIED);
   assert_int_equal(s3_classify(507, "InsufficientStorage"), S3_ERR_NO_SPACE);
+  assert_int_equal(s3_classify(404, "XAdminUserNotFound"), S3_ERR_DENIED);
   assert_int_equal(s3_classify(507, ""), S3_ERR_NO_SPACE);
   assert_int_equal(s3_classify(500, "InsufficientStorage"), S3_ERR_NO_SPACE);
   assert_int_equal(s3_classify(400, "AuthorizationHeaderMalformed"), S3_ERR_DENIED);

@@ -14,7 +14,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${VALGRIND_BUILD_DIR:-$ROOT/build/valgrind}
 export FERMATA_ROOT=$ROOT
-export FERMATA_RUN_DIR=${VALGRIND_RUN_DIR:-$ROOT/run/valgrind}
+. "$ROOT/scripts/lib/common.sh"
+export FERMATA_DATA_DIR=${VALGRIND_RUN_DIR:-$(fm_data_dir_default valgrind)}
 export PG_PORT=${PG_PORT:-26020} AMQP_PORT=${AMQP_PORT:-27420} S3_PORT=${S3_PORT:-29800}
 export GATEWAY_PORT=${GATEWAY_PORT:-18780} RESOURCE_PORT=${RESOURCE_PORT:-18781} SONG_PORT=${SONG_PORT:-18782}
 export STORAGE_PORT=${STORAGE_PORT:-18783} PROCESSOR_PORT=${PROCESSOR_PORT:-18784}
@@ -23,7 +24,7 @@ export HTTP_TIMEOUT=${HTTP_TIMEOUT:-30s} HTTP_CONNECT_TIMEOUT=${HTTP_CONNECT_TIM
 export STORAGE_SERVICE_TIMEOUT=${STORAGE_SERVICE_TIMEOUT:-30s} STORAGE_SERVICE_CONNECT_TIMEOUT=${STORAGE_SERVICE_CONNECT_TIMEOUT:-5s}
 export DB_POOL_SIZE=${DB_POOL_SIZE:-4} PROCESSOR_CONCURRENCY=${PROCESSOR_CONCURRENCY:-2}
 SERVICES=(storage song resource processor)
-VG_DIR="$FERMATA_RUN_DIR/valgrind"
+VG_DIR="$FERMATA_DATA_DIR/valgrind"
 
 echo "valgrind: building $BUILD (Debug, no sanitizers)"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DFERMATA_SANITIZE=OFF >/dev/null
@@ -31,9 +32,9 @@ cmake --build "$BUILD" -j"${JOBS:-2}" --target fermata-storage fermata-song ferm
 
 # scripts/services.sh starts $FERMATA_BUILD_DIR/services/<s>/fermata-<s>: point it at
 # wrappers that run the real binary under valgrind, pass SIGTERM on and keep the exit code.
-rm -rf "$VG_DIR" "$FERMATA_RUN_DIR/logs"
+rm -rf "$VG_DIR" "$FERMATA_DATA_DIR/logs"
 mkdir -p "$VG_DIR"
-export FERMATA_BUILD_DIR="$FERMATA_RUN_DIR/vgbin"
+export FERMATA_BUILD_DIR="$FERMATA_DATA_DIR/vgbin"
 for s in "${SERVICES[@]}"; do
   mkdir -p "$FERMATA_BUILD_DIR/services/$s"
   cat >"$FERMATA_BUILD_DIR/services/$s/fermata-$s" <<WRAP
@@ -55,11 +56,11 @@ stop_services() {
   local s p i
   for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
     s=${SERVICES[i]}
-    p=$(cat "$FERMATA_RUN_DIR/pids/$s.pid" 2>/dev/null) || continue
+    p=$(cat "$FERMATA_DATA_DIR/pids/$s.pid" 2>/dev/null) || continue
     kill -TERM "$p" 2>/dev/null || true
     for _ in $(seq 1200); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done   # leak check takes a while
     kill -0 "$p" 2>/dev/null && { echo "valgrind: $s did not exit within 120 s of SIGTERM" >&2; kill -KILL "$p"; }
-    rm -f "$FERMATA_RUN_DIR/pids/$s.pid"
+    rm -f "$FERMATA_DATA_DIR/pids/$s.pid"
   done
 }
 cleanup() {
