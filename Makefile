@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 600
 
 APIFUZZ_EXAMPLES ?= 1000
 
-.PHONY: all deps build release test unit conformance system fuzz-short run stop reset lint bench demo fuzz chaos apifuzz valgrind clean
+.PHONY: all deps build release test unit conformance system fuzz-short run stop reset lint bench demo fuzz chaos apifuzz valgrind fresh-debian clean
 
 all: build
 
@@ -65,6 +65,11 @@ apifuzz: build
 
 valgrind: deps
 	tests/valgrind/run.sh
+
+# scripts/deps.sh, a build and the stack on a fresh minimal Debian 12 (debootstrap + chroot),
+# from a clone in /root: what a new machine does. Root only; downloads ~1 GB.
+fresh-debian:
+	tests/fresh-debian/run.sh
 
 # Uploads a generated MP3 through a running `make run` and shows each step.
 demo:
