@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/run-all.sh: the whole benchmark suite (`make bench`, issue 9). Starts a private
-# stack (PostgreSQL, RabbitMQ, moto, the four services; run dir run/bench, ports below,
+# stack (PostgreSQL, RabbitMQ, versitygw, the four services; data dir <default>/bench, ports below,
 # never the defaults of `make run`), measures every figure next to its ceiling in the same
 # run, writes bench/results/<date>.md with PNG plots and prints the summary table.
 #
@@ -94,21 +94,21 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   mkdir -p "$ROOT/run"
   { cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
     cmake --build "$BUILD_DIR" -j2 --target fermata-storage fermata-song fermata-resource fermata-processor; } \
-    >"$ROOT/run/bench-build.log" 2>&1 ||
-    { tail -n 30 "$ROOT/run/bench-build.log" >&2; bench_die "build failed (log: run/bench-build.log)"; }
+    >"$BUILD_DIR.log" 2>&1 ||
+    { tail -n 30 "$BUILD_DIR.log" >&2; bench_die "build failed (log: $BUILD_DIR.log)"; }
 fi
 for s in "${SERVICES[@]}"; do
   [ -x "$BUILD_DIR/services/$s/fermata-$s" ] || bench_die "no binary $BUILD_DIR/services/$s/fermata-$s"
 done
 
 # ---- stack -----------------------------------------------------------------------------------
-# A fresh run directory each time: ids start at 1, moto and the queues are empty.
+# A fresh data directory each time: ids start at 1, the store and the queues are empty.
 scripts/stack.sh reset >/dev/null
 scripts/stack.sh dir >/dev/null  # creates it (safely, under /var/lib/fermata when it must)
 WORK=$FERMATA_DATA_DIR/results
 mkdir -p "$WORK"
 bench_on_exit "scripts/stack.sh stop postgres rabbitmq s3 >/dev/null 2>&1"
-bench_log "starting PostgreSQL, RabbitMQ, moto on $PG_PORT/$AMQP_PORT/$S3_PORT"
+bench_log "starting PostgreSQL, RabbitMQ, versitygw on $PG_PORT/$AMQP_PORT/$S3_PORT"
 scripts/stack.sh start postgres rabbitmq s3 >&2
 eval "$(scripts/stack.sh env postgres rabbitmq s3)"
 bench_on_exit "scripts/services.sh stop >/dev/null 2>&1"
@@ -264,14 +264,17 @@ fi
 
 # ---- POST /resources vs raw PUT to the object store -------------------------------------------
 # Same client (wrk, bench/lib/wrk-body.lua), same bytes, same connections. The raw PUTs go
-# to a bucket of their own, signed with SigV4 like lib/s3 signs (moto checks only that a
-# signature is there); keys cycle so moto holds a bounded number of them.
+# to a bucket of their own, signed with SigV4 like lib/s3 signs (versitygw checks the
+# signature and the payload hash), every request to the same key (versitygw replaces an
+# object atomically, so concurrent PUTs of one key are fine). The service's uploads also
+# wait for the store's disk (S3_SYNC_DIR: one syncfs shared by the uploads in flight); the
+# raw PUTs do not, so the ratio includes what durability costs.
 declare -A DL_ID
 if only upload || only download; then
   H=$(python3 bench/lib/s3sign.py PUT "$S3/fermata-bench")
   args=(); while IFS= read -r l; do args+=(-H "$l"); done <<<"$H"
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X PUT "${args[@]}" "$S3/fermata-bench")
-  [ "$code" = 200 ] || [ "$code" = 409 ] || bench_die "cannot create bucket fermata-bench on moto ($code)"
+  [ "$code" = 200 ] || [ "$code" = 409 ] || bench_die "cannot create bucket fermata-bench on the object store ($code)"
 fi
 wrk_body() { # METHOD FILE URL CONNS DURATION [HEADERS] [UNIQUE]
   BENCH_WRK_SCRIPT=$ROOT/bench/lib/wrk-body.lua WRK_METHOD=$1 WRK_BODY_FILE=$2 WRK_HEADERS=${6:-} WRK_UNIQUE=${7:-0} \
@@ -290,7 +293,7 @@ if only upload; then
       if [ "$t" = service ]; then
         wrk_body POST "$f" "$RES/resources" "$c" "$BENCH_DURATION"
       else
-        wrk_body PUT "$f" "$S3/fermata-bench/u-$sz.mp3" "$c" "$BENCH_DURATION" "$H" 16
+        wrk_body PUT "$f" "$S3/fermata-bench/u-$sz.mp3" "$c" "$BENCH_DURATION" "$H" 0
       fi | python3 -c 'import json,sys; d=json.load(sys.stdin); d.update(target=sys.argv[1], size=sys.argv[2], body_bytes=int(sys.argv[3])); print(json.dumps(d))' \
         "$t" "$sz" "${SIZE_BYTES[$sz]}" >>"$WORK/upload.jsonl"
       if [ "$t" = service ]; then
@@ -339,7 +342,7 @@ if only download; then
   rss_all after-download
 fi
 if only upload || only download; then
-  # free moto's memory: delete what the upload runs created (through the API, 200 ids a call)
+  # delete what the upload runs created (through the API, 200 ids a call): bounded disk use
   ids=$(rdb "SELECT id FROM resources ORDER BY id")
   if [ -n "$ids" ]; then
     xargs -n 200 <<<"$ids" | tr ' ' ',' | while read -r csv; do

@@ -57,8 +57,8 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   bench_log "building fermata-song (RelWithDebInfo) in $BUILD_DIR"
   # shellcheck disable=SC2086  # BENCH_CMAKE_ARGS is a list of flags
   cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${BENCH_CMAKE_ARGS:-} >/dev/null
-  cmake --build "$BUILD_DIR" -j2 --target fermata-song >"$ROOT/run/bench-build.log" 2>&1 ||
-    { tail -n 30 "$ROOT/run/bench-build.log" >&2; bench_die "build failed (log: run/bench-build.log)"; }
+  cmake --build "$BUILD_DIR" -j2 --target fermata-song >"$BUILD_DIR.log" 2>&1 ||
+    { tail -n 30 "$BUILD_DIR.log" >&2; bench_die "build failed (log: $BUILD_DIR.log)"; }
 fi
 [ -x "$BUILD_DIR/services/song/fermata-song" ] || bench_die "no binary $BUILD_DIR/services/song/fermata-song"
 

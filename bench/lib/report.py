@@ -138,8 +138,9 @@ for kind, name, what in (("upload", "upload.jsonl", "`POST /resources` vs raw `P
         continue
     md += ["## %s" % what, "",
            "wrk (bench/lib/wrk-body.lua, the same script for both sides), %s connections, %s per point, the two "
-           "alternating. The object store is moto (a single Python process): it, not our service, is the "
-           "ceiling, and every service upload also runs through it (PUT into STAGING, then the processor's GET and "
+           "alternating. The object store is versitygw: it, not our service, is the "
+           "ceiling, and every service upload also runs through it and waits for its disk (one syncfs shared by the "
+           "uploads in flight; the raw PUTs do not) (PUT into STAGING, then the processor's GET and "
            "the move to PERMANENT, which run in the background during the measurement)." % (meta["UPLOAD_CONNECTIONS"], meta["DURATION"]), "",
            "| size | service %s/s | MB/s | raw S3 %s/s | MB/s | ratio | service p50 / p99 ms | raw p50 / p99 ms | errors svc/raw | load svc / raw |"
            % ((kind + "s",) * 2),

@@ -3,10 +3,9 @@
 
     s3sign.py METHOD URL [BODY_FILE]   -> prints "Name: value" lines, one header each
 
-moto (the object store of the local stack) refuses unsigned requests (a PUT without auth
-hangs, a GET answers 403), so the raw object-store ceilings in bench/run-all.sh send the
-same signed headers on every request: a signature stays valid for 15 minutes and moto does
-not check replays. The payload hash is the real SHA-256 of BODY_FILE, as lib/s3 sends it
+versitygw (the object store of the local stack) refuses unsigned requests, so the raw
+object-store ceilings in bench/run-all.sh send the same signed headers on every request
+to one URL: a signature stays valid for 15 minutes and the store does not check replays. The payload hash is the real SHA-256 of BODY_FILE, as lib/s3 sends it
 for in-memory bodies. Credentials and region: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 S3_REGION (test/test/us-east-1, the local stack's).
 """

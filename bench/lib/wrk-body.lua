@@ -5,11 +5,10 @@
 --   WRK_BODY_FILE  the body (optional: none for a GET); sent as Content-Type audio/mpeg
 --   WRK_HEADERS    extra header lines "Name: value" separated by newlines (a SigV4
 --                  signature from s3sign.py)
---   WRK_UNIQUE     K > 0: request n of thread t goes to path "<URL path>-<t>-<n mod K>":
---                  moto answers 500 when concurrent PUTs overwrite one key (a race in its
---                  etag code), so the raw-PUT ceiling must not write one key twice at once;
---                  with K above the connections per thread no two requests in flight
---                  share a key, and moto holds at most threads*K objects
+--   WRK_UNIQUE     K > 0: request n of thread t goes to path "<URL path>-<t>-<n mod K>",
+--                  so no two requests in flight share a key (for stores that cannot
+--                  overwrite one key concurrently; versitygw can: the suite uses 0). The
+--                  path is then not the one a SigV4 signature was made for.
 --   WRK_LIB        the directory of wrk-report.lua, whose done() prints the JSON summary
 -- Both sides of a comparison run this same script (the same request() per request).
 local body_file = os.getenv("WRK_BODY_FILE") or ""

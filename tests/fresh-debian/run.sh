@@ -61,6 +61,12 @@ inside() { chroot "$DIR" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/lo
 inside 'command -v go gcc java python3 || true' | sed 's/^/fresh-debian: already there: /'
 # git and make: what a user installs to clone and type `make` (deps.sh does the rest)
 inside 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git make ca-certificates >/dev/null'
+# this machine's network trust (a TLS-inspecting egress proxy's CA, if it has one), as a VM
+# on this network would be given it
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$DIR/usr/local/share/ca-certificates/"
+  inside 'update-ca-certificates >/dev/null'
+fi
 t1=$SECONDS
 inside 'cd /root/fermata && scripts/deps.sh' 2>&1 | sed 's/^/  /'
 deps=$((SECONDS - t1))
