@@ -21,7 +21,7 @@
 # BENCH_FAILOVER ("10:15:20:25" = rate/s : seconds before the outage : outage seconds :
 # seconds after), BENCH_NGINX_WORKERS (2), BENCH_NGINX_ACCESS_LOG (on),
 # FERMATA_BUILD_DIR (build/release), BENCH_SKIP_BUILD=1, BENCH_RESULTS (bench/results),
-# BENCH_PLOTS (1; 0 = no PNGs), ports PG_PORT AMQP_PORT S3_PORT GATEWAY_PORT RESOURCE_PORT
+# BENCH_PLOTS (1; 0 = no PNGs), BENCH_STORE_SYNC (1; 0 = no durability barrier), ports PG_PORT AMQP_PORT S3_PORT GATEWAY_PORT RESOURCE_PORT
 # SONG_PORT STORAGE_PORT PROCESSOR_PORT BENCH_NGINX_PORT (25620 27220 29600 18680-18684
 # 18690).
 set -euo pipefail
@@ -33,7 +33,7 @@ cd "$ROOT"
 COMMAND="bench/run-all.sh"
 for v in BENCH_DURATION BENCH_CONNECTIONS BENCH_WARMUP BENCH_RSS_REQUESTS BENCH_UPLOAD_CONNECTIONS \
          BENCH_UPLOAD_SIZES BENCH_E2E BENCH_FAILOVER BENCH_ONLY BENCH_REV BENCH_NGINX_WORKERS \
-         BENCH_NGINX_ACCESS_LOG FERMATA_BUILD_DIR BENCH_SKIP_BUILD; do
+         BENCH_NGINX_ACCESS_LOG FERMATA_BUILD_DIR BENCH_SKIP_BUILD BENCH_STORE_SYNC; do
   val=$(printenv "$v") && COMMAND="$v='$val' $COMMAND"
 done
 export BENCH_DURATION=${BENCH_DURATION:-10s}
@@ -111,6 +111,8 @@ bench_on_exit "scripts/stack.sh stop postgres rabbitmq s3 >/dev/null 2>&1"
 bench_log "starting PostgreSQL, RabbitMQ, versitygw on $PG_PORT/$AMQP_PORT/$S3_PORT"
 scripts/stack.sh start postgres rabbitmq s3 >&2
 eval "$(scripts/stack.sh env postgres rabbitmq s3)"
+# BENCH_STORE_SYNC=0: uploads do not wait for the store's disk (what the barrier costs)
+[ "${BENCH_STORE_SYNC:-1}" = 0 ] && export S3_SYNC_DIR=
 bench_on_exit "scripts/services.sh stop >/dev/null 2>&1"
 T_START=$(date +%s)
 

@@ -92,7 +92,7 @@ load_env() {
   local line name
   while IFS= read -r line; do
     name=${line#export }; name=${name%%=*}
-    [ -z "${!name:-}" ] && eval "$line"
+    [ -z "${!name+set}" ] && eval "$line"   # set, even to "", wins
   done < <("$ROOT/scripts/stack.sh" env 2>/dev/null)
   export STORAGE_SERVICE_URL=${STORAGE_SERVICE_URL:-http://127.0.0.1:$(port_of storage)}
   export SONG_SERVICE_URL=${SONG_SERVICE_URL:-http://127.0.0.1:$(port_of song)}
