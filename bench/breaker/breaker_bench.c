@@ -54,8 +54,10 @@ int main(int argc, char **argv)
 {
     long iters = argc > 1 ? atol(argv[1]) : 5000000;
     run(1, iters / 5, 1); /* warm-up */
-    /* events=0 matches the JMH run (Resilience4j builds no event without a consumer);
-     * events=1 is our default: a ring of 100 events, as the actuator needs. */
+    /* events=0 matches the JMH run (Resilience4j builds no event without a consumer) and
+     * is lib/breaker's lock-free path once the window holds minimumNumberOfCalls calls;
+     * events=1 is our default: a ring of 100 events, as the actuator needs, so every
+     * record takes the mutex to append its SUCCESS event (and reads the wall clock). */
     for (int events = 0; events <= 1; events++)
         for (int threads = 1; threads <= 2; threads++) {
             double best = 1e18;

@@ -8,7 +8,8 @@ OUT="$(mkdir -p "${1:-$ROOT/build/bench-breaker}" && cd "${1:-$ROOT/build/bench-
 JAVA_DIR="$ROOT/tests/conformance/breaker/java"
 
 cc -std=c11 -O2 -D_GNU_SOURCE -I"$ROOT/lib/breaker" "$ROOT/bench/breaker/breaker_bench.c" \
-   "$ROOT/lib/breaker/breaker.c" -lpthread -lm -o "$OUT/breaker_bench"
+   "$ROOT/lib/breaker/breaker.c" "$ROOT/lib/breaker/breaker_stripe.c" -lpthread -lm \
+   -o "$OUT/breaker_bench"
 mvn -B -q -f "$JAVA_DIR/pom.xml" -Dharness.dir="$OUT/java" package
 
 echo "== C (lib/breaker) =="

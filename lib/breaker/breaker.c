@@ -11,9 +11,32 @@
  * Java passes the metrics object on. Entering a state resets the window it takes.
  *
  * Timers are lazy (see breaker.h): `timer_due` is the one pending automatic transition,
- * fired by fire_timers() at the top of every public entry point.
+ * fired by fire_timers() at the top of every locked entry point.
+ *
+ * The fast path. Everything is guarded by `mu` except two common calls, which read
+ * `word`, a copy of the state that every locked entry point republishes before it unlocks:
+ * - acquire in CLOSED, METRICS_ONLY and DISABLED: these states permit with no side effect
+ *   and hold no timer, so reading the state is the whole call.
+ * - record of a SUCCESS that is not slow, or of an IGNORED outcome, in CLOSED or
+ *   METRICS_ONLY once the COUNT_BASED window holds at least minimumNumberOfCalls, when no
+ *   event is consumed (no ring, no listener): the call goes to the thread's stripe
+ *   (breaker_stripe.h), no lock and no shared write. Why no threshold can be crossed
+ *   there: in CLOSED the last evaluation found both rates below their thresholds (else
+ *   we would be OPEN), a COUNT_BASED window never shrinks, and such a success cannot raise
+ *   either rate (it adds a call, or replaces an outcome by a better one; float division is
+ *   monotone), so Resilience4j's check after it would decide nothing and publish nothing.
+ *   In METRICS_ONLY the same argument shows it would publish no new EXCEEDED event.
+ * - record in DISABLED and FORCED_OPEN records and publishes nothing: it returns at once.
+ * Successes recorded on stripes are anonymous, identical entries of the window, so only
+ * their number matters: the next locked entry point (drain_fast) moves the ones it has
+ * not yet seen into the ring, as many clean successes, before it reads or writes the
+ * window. `gen` names the window incarnation: it changes whenever `cur` is reset or
+ * replaced, a stripe counts its successes per generation, and successes of an older
+ * generation are never applied: like Resilience4j, which records into the state object it
+ * read, a record racing with a state change may land in the state it started in.
  */
 #include "breaker.h"
+#include "breaker_stripe.h"
 
 #include <assert.h>
 #include <math.h>
@@ -43,11 +66,25 @@ typedef struct win {
     int64_t not_permitted;
 } win;
 
+/* word: bits 0-2 the state, bit 3 W_FAST, bits 8-63 the window generation. */
+#define W_STATE UINT64_C(0x7)
+#define W_FAST UINT64_C(0x8)
+#define W_GEN_SHIFT 8
+
 struct breaker {
-    char *name;
+    /* Read by the lock-free paths and written rarely: at creation, `word` when the state
+     * it copies changes, `stripes` when a thread claims or gives back a stripe. Kept on
+     * cache lines of their own, so that locked work does not take them from readers. */
+    _Alignas(128) _Atomic uint64_t word;
+    bool fast_records;     /* the config allows fast records (COUNT_BASED, no consumer) */
+    breaker__stripes stripes;
     breaker_config cfg;
-    pthread_mutex_t mu;
+    char *name;
+    /* Everything below: under mu. */
+    _Alignas(128) pthread_mutex_t mu;
     breaker_state state;
+    uint64_t gen;          /* incarnation of cur (see the top comment) */
+    int64_t applied;       /* stripe successes of gen already moved into main */
     int attempts;
     win main, half, none;
     win *cur;
@@ -228,6 +265,25 @@ static void win_record(win *w, int out, int64_t now)
     w->slow_failed += failed && slow;
 }
 
+/* n successes that are not slow, recorded into a COUNT_BASED window: after `size` of
+ * them the window is all alike, so at most size steps. */
+static void win_record_clean(win *w, int64_t n)
+{
+    assert(w->type == BREAKER_COUNT_BASED && n >= 0);
+    if (w->size == 0 || n == 0)
+        return;
+    if (n < w->size) {
+        while (n-- > 0)
+            win_record(w, OUT_SUCCESS, 0);
+        return;
+    }
+    for (int32_t i = 0; i < w->size; i++)
+        w->b[i] = (bucket){.calls = 1};
+    w->calls = w->size;
+    w->failed = w->slow = w->slow_failed = 0;
+    w->head = (int32_t)((w->head + n) % w->size);
+}
+
 static void win_read(win *w, int64_t now)
 {
     if (w->type == BREAKER_TIME_BASED && w->size > 0)
@@ -355,6 +411,12 @@ static bool transition_legal(breaker_state from, breaker_state to)
 static void enter_state(breaker *b, breaker_state to, int64_t at)
 {
     b->timer_armed = false; /* preTransitionHook: cancel the pending automatic transition */
+    if (to != BREAKER_OPEN) {
+        /* every state but OPEN resets or replaces cur: stripe successes of the old
+         * generation no longer belong to it */
+        b->gen++;
+        b->applied = 0;
+    }
     switch (to) {
     case BREAKER_CLOSED:
         b->attempts = 0;
@@ -424,6 +486,54 @@ static void fire_timers(breaker *b, lazy_now *ln)
     }
 }
 
+/* Moves the successes threads recorded on their stripes since the last drain into main,
+ * if main is the current window and is the generation they were recorded in. */
+static void drain_fast(breaker *b)
+{
+    if (!b->fast_records || b->cur != &b->main)
+        return;
+    int64_t total = breaker__stripes_in_gen(&b->stripes, b->gen);
+    assert(total >= b->applied); /* per generation, stripes only count up */
+    win_record_clean(&b->main, total - b->applied);
+    b->applied = total;
+}
+
+/* The state as the lock-free paths must see it once mu is released. */
+static void publish_word(breaker *b)
+{
+    breaker_state s = b->state;
+    /* The fast paths skip fire_timers: only OPEN and HALF_OPEN ever hold a timer. */
+    assert(!b->timer_armed || s == BREAKER_OPEN || s == BREAKER_HALF_OPEN);
+    assert((s != BREAKER_CLOSED && s != BREAKER_METRICS_ONLY) || b->cur == &b->main);
+    assert(b->main.calls >= 0 &&
+           (b->main.type == BREAKER_TIME_BASED || b->main.calls <= b->main.size));
+    assert(b->gen <= UINT64_MAX >> W_GEN_SHIFT);
+    uint64_t w = (uint64_t)s | b->gen << W_GEN_SHIFT;
+    if (b->fast_records && (s == BREAKER_CLOSED || s == BREAKER_METRICS_ONLY) &&
+        b->main.calls >= b->main.min_calls)
+        w |= W_FAST;
+    /* Unchanged (the common case: a read, a failure that trips nothing) costs no store,
+     * so locked calls do not take the line away from the threads on the fast path. */
+    if (atomic_load_explicit(&b->word, memory_order_relaxed) != w)
+        atomic_store_explicit(&b->word, w, memory_order_release);
+}
+
+/* Every locked entry point starts here: due timers first, then the stripes' successes,
+ * so the call sees the window as if every earlier record had been locked. */
+static void lock_enter(breaker *b, lazy_now *ln)
+{
+    pthread_mutex_lock(&b->mu);
+    *ln = (lazy_now){b, 0, false};
+    fire_timers(b, ln);
+    drain_fast(b);
+}
+
+static void lock_leave(breaker *b)
+{
+    publish_word(b);
+    pthread_mutex_unlock(&b->mu);
+}
+
 static bool half_open_acquire(breaker *b)
 {
     if (b->half_permits > 0) {
@@ -457,16 +567,24 @@ static bool acquire_locked(breaker *b, lazy_now *ln)
     return false;
 }
 
-bool breaker_try_acquire(breaker *b)
+__attribute__((noinline)) static bool try_acquire_locked(breaker *b)
 {
-    pthread_mutex_lock(&b->mu);
-    lazy_now ln = {b, 0, false};
-    fire_timers(b, &ln);
+    lazy_now ln;
+    lock_enter(b, &ln);
     bool ok = acquire_locked(b, &ln);
     if (!ok)
         publish_simple(b, BREAKER_EV_NOT_PERMITTED);
-    pthread_mutex_unlock(&b->mu);
+    lock_leave(b);
     return ok;
+}
+
+bool breaker_try_acquire(breaker *b)
+{
+    uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
+    breaker_state s = (breaker_state)(w & W_STATE);
+    if (s == BREAKER_CLOSED || s == BREAKER_METRICS_ONLY || s == BREAKER_DISABLED)
+        return true; /* fast path: see the top comment */
+    return try_acquire_locked(b);
 }
 
 static void on_result_closed(breaker *b, int res, lazy_now *ln)
@@ -523,17 +641,45 @@ static void record_in_state(breaker *b, int out, lazy_now *ln)
     }
 }
 
-void breaker_record_msg(breaker *b, breaker_outcome outcome, int64_t duration_ns,
-                        const char *message)
+/* The lock-free record (see the top comment). False: the caller takes the mutex, and
+ * claims a stripe first if *claim says the thread lacks one. */
+static bool record_fast(breaker *b, breaker_outcome outcome, int64_t duration_ns, bool *claim)
 {
-    if (duration_ns < 0)
-        duration_ns = 0;
+    uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
+    if (!(w & W_FAST)) {
+        breaker_state s = (breaker_state)(w & W_STATE);
+        /* these record and publish nothing, and hold no timer */
+        return s == BREAKER_DISABLED || s == BREAKER_FORCED_OPEN;
+    }
+    int kind;
+    if (outcome == BREAKER_SUCCESS && duration_ns <= b->cfg.slow_call_duration_threshold_ns)
+        kind = BREAKER__K_SUCCESS;
+    else if (outcome == BREAKER_IGNORED)
+        kind = BREAKER__K_IGNORED;
+    else
+        return false; /* a failure or a slow call may cross a threshold */
+    breaker__stripe *st = breaker__stripe_mine(&b->stripes); /* W_FAST: stripes exist */
+    if (!st) {
+        *claim = true;
+        return false;
+    }
+    breaker__stripe_add(st, kind, w >> W_GEN_SHIFT, duration_ns);
+    return true;
+}
+
+/* Not inlined, so that the fast path's caller needs no frame for the event and the
+ * saved registers of this one. */
+__attribute__((noinline)) static void record_locked(breaker *b, breaker_outcome outcome,
+                                                    int64_t duration_ns, const char *message,
+                                                    bool claim)
+{
     breaker_event ev;
     memset(&ev, 0, offsetof(breaker_event, message));
     ev.duration_ns = duration_ns;
-    pthread_mutex_lock(&b->mu);
-    lazy_now ln = {b, 0, false};
-    fire_timers(b, &ln);
+    lazy_now ln;
+    lock_enter(b, &ln);
+    if (claim)
+        (void)breaker__stripe_claim(&b->stripes); /* none free: this thread stays locked */
     bool slow = duration_ns > b->cfg.slow_call_duration_threshold_ns;
     switch (outcome) {
     case BREAKER_IGNORED:
@@ -554,7 +700,17 @@ void breaker_record_msg(breaker *b, breaker_outcome outcome, int64_t duration_ns
         record_in_state(b, slow ? OUT_SLOW_ERROR : OUT_ERROR, &ln);
         break;
     }
-    pthread_mutex_unlock(&b->mu);
+    lock_leave(b);
+}
+
+void breaker_record_msg(breaker *b, breaker_outcome outcome, int64_t duration_ns,
+                        const char *message)
+{
+    if (duration_ns < 0)
+        duration_ns = 0;
+    bool claim = false;
+    if (!record_fast(b, outcome, duration_ns, &claim))
+        record_locked(b, outcome, duration_ns, message, claim);
 }
 
 void breaker_record(breaker *b, breaker_outcome outcome, int64_t duration_ns)
@@ -566,38 +722,35 @@ int breaker_transition(breaker *b, breaker_state to)
 {
     if ((unsigned)to >= BREAKER_STATE_COUNT)
         return BREAKER_EINVAL;
-    pthread_mutex_lock(&b->mu);
-    lazy_now ln = {b, 0, false};
-    fire_timers(b, &ln);
+    lazy_now ln;
+    lock_enter(b, &ln);
     int64_t now = lz(&ln);
     int rc = BREAKER_OK;
     if (!transition_legal(b->state, to))
         rc = BREAKER_EILLEGAL;
     else
         move_to(b, to, now);
-    pthread_mutex_unlock(&b->mu);
+    lock_leave(b);
     return rc;
 }
 
 void breaker_reset(breaker *b)
 {
-    pthread_mutex_lock(&b->mu);
-    lazy_now ln = {b, 0, false};
-    fire_timers(b, &ln);
+    lazy_now ln;
+    lock_enter(b, &ln);
     int64_t now = lz(&ln);
     breaker_state from = b->state;
     enter_state(b, BREAKER_CLOSED, now);
     publish_transition(b, from, BREAKER_CLOSED);
     publish_simple(b, BREAKER_EV_RESET);
-    pthread_mutex_unlock(&b->mu);
+    lock_leave(b);
 }
 
 void breaker_tick(breaker *b)
 {
-    pthread_mutex_lock(&b->mu);
-    lazy_now ln = {b, 0, false};
-    fire_timers(b, &ln);
-    pthread_mutex_unlock(&b->mu);
+    lazy_now ln;
+    lock_enter(b, &ln);
+    lock_leave(b);
 }
 
 /* ---- reads ---------------------------------------------------------------------- */
@@ -619,14 +772,13 @@ static void metrics_locked(breaker *b, int64_t now, breaker_metrics *m)
 
 void breaker_get_snapshot(breaker *b, breaker_state *state, breaker_metrics *m)
 {
-    pthread_mutex_lock(&b->mu);
-    lazy_now ln = {b, 0, false};
-    fire_timers(b, &ln);
+    lazy_now ln;
+    lock_enter(b, &ln);
     if (state)
         *state = b->state;
     if (m)
         metrics_locked(b, b->cur->type == BREAKER_TIME_BASED ? lz(&ln) : 0, m);
-    pthread_mutex_unlock(&b->mu);
+    lock_leave(b);
 }
 
 breaker_state breaker_get_state(breaker *b)
@@ -643,18 +795,17 @@ void breaker_get_metrics(breaker *b, breaker_metrics *out)
 
 void breaker_get_counters(breaker *b, breaker_counters *out)
 {
-    pthread_mutex_lock(&b->mu);
-    lazy_now ln = {b, 0, false};
-    fire_timers(b, &ln);
+    lazy_now ln;
+    lock_enter(b, &ln);
     *out = b->counters;
-    pthread_mutex_unlock(&b->mu);
+    breaker__stripes_add_counters(&b->stripes, out);
+    lock_leave(b);
 }
 
 size_t breaker_get_events(breaker *b, breaker_event *out, size_t max)
 {
-    pthread_mutex_lock(&b->mu);
-    lazy_now ln = {b, 0, false};
-    fire_timers(b, &ln);
+    lazy_now ln;
+    lock_enter(b, &ln);
     size_t n = (size_t)b->ring_len;
     if (out) {
         if (n > max)
@@ -664,7 +815,7 @@ size_t breaker_get_events(breaker *b, breaker_event *out, size_t max)
         for (size_t i = 0; i < n; i++) /* n > 0 implies a ring */
             out[i] = b->ring[(b->ring_head + skip + i) % (size_t)b->cfg.event_buffer_size];
     }
-    pthread_mutex_unlock(&b->mu);
+    lock_leave(b);
     return n;
 }
 
@@ -882,6 +1033,7 @@ void breaker_free(breaker *b)
 {
     if (!b)
         return;
+    breaker__stripes_destroy(&b->stripes);
     pthread_mutex_destroy(&b->mu);
     free(b->main.b);
     free(b->half.b);
@@ -899,9 +1051,11 @@ int breaker_new(const char *name, const breaker_config *cfg, breaker **out, char
     int rc = breaker_config_validate(cfg, msg, msglen);
     if (rc)
         return rc;
-    breaker *b = calloc(1, sizeof *b);
+    /* aligned: the fast path's fields and the locked ones sit on separate cache lines */
+    breaker *b = aligned_alloc(_Alignof(breaker), sizeof *b);
     if (!b)
         return BREAKER_ENOMEM;
+    memset(b, 0, sizeof *b);
     b->cfg = *cfg;
     /* Adaptive: spins briefly before sleeping; critical sections are tens of ns, so two
      * threads on two cores rarely need the futex. */
@@ -914,6 +1068,15 @@ int breaker_new(const char *name, const breaker_config *cfg, breaker **out, char
         free(b);
         return BREAKER_ENOMEM;
     }
+    /* Stripes (and their pthread key) only where a record can take the fast path. */
+    b->fast_records = cfg->window_type == BREAKER_COUNT_BASED &&
+                      cfg->event_buffer_size == 0 && !cfg->listener;
+    if (b->fast_records && breaker__stripes_init(&b->stripes) != BREAKER_OK) {
+        breaker_free(b);
+        return BREAKER_ENOMEM;
+    }
+    if (!b->stripes.s)
+        b->fast_records = false; /* out of pthread keys: every record takes the mutex */
     b->name = strdup(name);
     b->ring = calloc(cfg->event_buffer_size ? (size_t)cfg->event_buffer_size : 1, sizeof *b->ring);
     if (!b->name || !b->ring ||
@@ -947,6 +1110,7 @@ int breaker_new(const char *name, const breaker_config *cfg, breaker **out, char
         enter_state(b, cfg->initial_state, now);
         break;
     }
+    publish_word(b);
     *out = b;
     return BREAKER_OK;
 }

@@ -32,10 +32,31 @@
  * conformance harness models Java's scheduler the same way: a manual executor whose tasks
  * run, clock set to their due time, when the test advances the clock past them.
  *
- * Ownership and threads. A breaker is thread-safe: one mutex guards it, held for O(1)
- * work on acquire/record (O(window) only on state changes). The event listener is called
- * with that mutex held: it must not call back into the same breaker and should be short
- * (log a line). Strings returned as `const char *` are borrowed from the breaker or static.
+ * Ownership and threads. A breaker is thread-safe. One mutex guards it, except on the
+ * fast path, which takes no lock and writes no shared memory (breaker.c explains why it
+ * decides exactly what the locked path would): breaker_try_acquire in CLOSED,
+ * METRICS_ONLY and DISABLED; breaker_record in DISABLED and FORCED_OPEN (it does nothing
+ * there); and breaker_record of a SUCCESS that is not slow or of an IGNORED outcome in
+ * CLOSED or METRICS_ONLY once a COUNT_BASED window holds minimumNumberOfCalls calls, if
+ * nothing consumes events (event_buffer_size 0 and no listener). Other calls hold the
+ * mutex for O(1) work, O(window) on state changes and when they first apply successes
+ * recorded lock-free. Calls from one thread give exactly Resilience4j's results;
+ * concurrent calls act as if made one at a time in some order, with the latitude
+ * Resilience4j has too: a record racing with a state change may count in the state it
+ * started in. A read sees every call that happened before it (same thread, or ordered
+ * by synchronisation); calls still in flight may or may not be in it.
+ *
+ * A lock-free record writes a per-thread slot of the breaker (64 of them, so up to 64
+ * threads at once, fewer when their slots collide; the others take the mutex), given back
+ * when its thread exits by the destructor of a pthread key that each breaker able to
+ * record lock-free creates (out of keys, it always locks).
+ * So breaker_free(b) needs, besides no call on b in progress, that no thread which
+ * recorded on b is exiting at that moment (freeing after joining the workers, or at the
+ * end of main, is fine).
+ *
+ * The event listener is called with the mutex held: it must not call back into the same
+ * breaker and should be short (log a line). Strings returned as `const char *` are
+ * borrowed from the breaker or static.
  */
 #ifndef FERMATA_BREAKER_H
 #define FERMATA_BREAKER_H
@@ -161,6 +182,7 @@ int breaker_config_validate(const breaker_config *cfg, char *msg, size_t msglen)
 /* Creates a breaker; copies name and cfg. On BREAKER_EINVAL, msg says why. */
 int breaker_new(const char *name, const breaker_config *cfg, breaker **out, char *msg,
                 size_t msglen);
+/* No call on b may be in progress; see the top comment for threads that used b. */
 void breaker_free(breaker *b);
 
 /* tryAcquirePermission(): true if the call may proceed. A refusal counts as not
