@@ -71,6 +71,19 @@ void jwtmint_key_free(jwtmint_key *k) {
 
 const char *jwtmint_key_alg(const jwtmint_key *k) { return k->ec ? "ES256" : "RS256"; }
 
+char *jwtmint_public_pem(const jwtmint_key *k) {
+  BIO *mem = BIO_new(BIO_s_mem());
+  char *out = NULL, *data = NULL;
+  long len;
+  if (mem != NULL && PEM_write_bio_PUBKEY(mem, k->pkey) == 1 && (len = BIO_get_mem_data(mem, &data)) > 0 &&
+      (out = malloc((size_t)len + 1)) != NULL) {
+    memcpy(out, data, (size_t)len);
+    out[len] = '\0';
+  }
+  BIO_free(mem);
+  return out;
+}
+
 char *jwtmint_b64(const void *data, size_t len) {
   size_t cap = b64url_encoded_len(len) + 1;
   char *out = malloc(cap);

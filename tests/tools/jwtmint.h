@@ -25,6 +25,9 @@ int jwtmint_key_save(const jwtmint_key *k, const char *path);
 void jwtmint_key_free(jwtmint_key *k);
 const char *jwtmint_key_alg(const jwtmint_key *k);
 
+/* The public key as SubjectPublicKeyInfo PEM (NUL-terminated), or NULL. */
+char *jwtmint_public_pem(const jwtmint_key *k);
+
 /* The public JWK (kty, kid when not NULL, use "sig", alg when with_alg, n/e or crv/x/y). */
 json_t *jwtmint_jwk(const jwtmint_key *k, const char *kid, bool with_alg);
 

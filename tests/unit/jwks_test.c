@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "b64url.h"
 #include "jwks.h"
 #include "jwtmint.h"
 
@@ -145,6 +146,17 @@ static void test_parse_skips_unusable(void **state) {
   json_t *bad = jwtmint_jwk(k->ec, "k", false);
   json_object_set(bad, "y", json_object_get(bad, "x"));
   expect_skipped(bad);
+  /* an even modulus: refused by OpenSSL's public-key check */
+  json_t *even = jwtmint_jwk(k->rsa, "k", false);
+  const char *n64 = json_string_value(json_object_get(even, "n"));
+  unsigned char n[512];
+  size_t nlen;
+  assert_int_equal(b64url_decode(n64, strlen(n64), n, sizeof n, &nlen), 0);
+  n[nlen - 1] &= 0xfe;
+  char *n2 = jwtmint_b64(n, nlen);
+  json_object_set_new(even, "n", json_string(n2));
+  free(n2);
+  expect_skipped(even);
   /* a weak RSA key */
   jwtmint_key *weak = jwtmint_keygen("RS256", 1024);
   assert_non_null(weak);
@@ -347,9 +359,19 @@ static void test_cache_config(void **state) {
     assert_int_equal(jwks_cache_new(&bad[i], &c), JWKS_ERR_INVALID);
     assert_null(c);
   }
-  jwks_cache_config ok = {.fetch = fake_fetch};
+  /* defaults, with the real monotonic clock */
+  fake f;
+  fake_init(&f, strdup("{\"keys\":[]}"));
+  jwks_cache_config ok = {.fetch = fake_fetch, .fetch_ctx = &f};
   assert_int_equal(jwks_cache_new(&ok, &c), 0);
+  jwks_set *s = NULL;
+  assert_int_equal(jwks_cache_get(c, &s), 0);
+  jwks_set_free(s);
+  jwks_cache_info info;
+  jwks_cache_get_info(c, &info);
+  assert_true(info.expires_in_s >= 299 && info.expires_in_s <= 300);
   jwks_cache_free(c);
+  fake_destroy(&f);
   jwks_cache_free(NULL);
 }
 
