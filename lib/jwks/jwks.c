@@ -186,8 +186,9 @@ static bool key_from_jwk(json_t *jwk, jwks_key *k) {
   }
   if (kid != NULL) {
     const char *s = json_string_value(kid);
-    if (s == NULL || strlen(s) > JWKS_MAX_KID) return false;
-    strcpy(k->kid, s);
+    size_t len = s ? strlen(s) : 0;
+    if (s == NULL || len > JWKS_MAX_KID) return false;
+    memcpy(k->kid, s, len + 1);
     k->has_kid = true;
   }
   k->pkey = k->kty == KTY_RSA ? rsa_from_jwk(jwk) : ec_from_jwk(jwk);

@@ -5,9 +5,10 @@
  *
  * Key set (jwks_set). jwks_set_parse() turns a JWK Set document into OpenSSL public keys,
  * built from the JWK parameters with EVP_PKEY_fromdata() and checked with
- * EVP_PKEY_public_check(): RSA keys (kty "RSA", n and e; 2048 to 8192 bits) for RS256 and
- * EC keys (kty "EC", crv "P-256", x and y of exactly 32 bytes) for ES256. Entries this
- * module cannot use are skipped and counted, never fatal: other key types or curves,
+ * EVP_PKEY_public_check(): RSA keys (kty "RSA", n and e; 2048 to 8192 bits, e odd and at
+ * least 65537) for RS256 and EC keys (kty "EC", crv "P-256", x and y of exactly 32 bytes,
+ * a point on the curve) for ES256. Entries this module cannot use are skipped and
+ * counted, never fatal: other key types or curves,
  * "use" other than "sig", "key_ops" without "verify", an "alg" other than RS256/ES256 or
  * not matching the key type, malformed or weak key material. A JWK's own "alg", when
  * present, binds it to that algorithm. A set is immutable and reference-counted, so it can
