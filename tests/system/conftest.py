@@ -26,6 +26,11 @@ PORTS = {"resource": 8081, "song": 8082, "storage": 8083, "processor": 8084}
 for _name in PORTS:
     PORTS[_name] = int(os.environ.get(f"{_name.upper()}_PORT", PORTS[_name]))
 
+# Private stacks that tests start themselves (tests/system/privatestack.py) take their
+# ports from this base (each from its own block of 200 above it), so two test runs on one
+# machine can be given apart bases, as the shared stack's ports are moved with *_PORT.
+PRIVATE_PORT_BASE = int(os.environ.get("FERMATA_TEST_PORT_BASE", "21000"))
+
 SANITIZER_PATTERNS = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer")
 
 

@@ -33,7 +33,7 @@ import time
 import pytest
 import requests
 
-from conftest import ROOT, RUN_DIR, SANITIZER_PATTERNS
+from conftest import PRIVATE_PORT_BASE, ROOT, RUN_DIR, SANITIZER_PATTERNS
 from mp3gen import make_mp3
 from privatestack import PrivateRun
 from test_chaos import _strip_id3v2, tagged
@@ -222,7 +222,7 @@ def stage_in_flight(stack, files, batch):
 
 @pytest.fixture(scope="module")
 def private():
-    stack = PrivateRun(ROOT, 21000, BUILD, data_dir=RUN_DIR / "durability",
+    stack = PrivateRun(ROOT, PRIVATE_PORT_BASE, BUILD, data_dir=RUN_DIR / "durability",
                        log_path=RUN_DIR / "durability-run.log")
     stack.stack("reset", check=False)
     yield stack

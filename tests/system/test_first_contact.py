@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, RUN_DIR, SANITIZER_PATTERNS
+from conftest import PRIVATE_PORT_BASE, ROOT, RUN_DIR, SANITIZER_PATTERNS
 from mp3gen import make_mp3
 from privatestack import PrivateRun
 
@@ -97,7 +97,7 @@ def make_parent(where):
 def test_make_run_from_an_unreachable_checkout_keeps_data_in_var_lib(where):
     parent = make_parent(where)
     checkout = copy_checkout(parent / "fermata")
-    base = 22000 if where == "mktemp" else 22200
+    base = PRIVATE_PORT_BASE + (200 if where == "mktemp" else 400)
     run = PrivateRun(checkout, base, checkout / "build" / "debug", log_path=RUN_DIR / f"first-contact-{where}.log")
     try:
         out = run.start()

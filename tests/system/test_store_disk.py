@@ -23,7 +23,7 @@ import time
 import pytest
 import requests
 
-from conftest import ROOT, RUN_DIR, SANITIZER_PATTERNS
+from conftest import PRIVATE_PORT_BASE, ROOT, RUN_DIR, SANITIZER_PATTERNS
 from mp3gen import make_mp3
 from privatestack import PrivateRun
 from test_chaos import _strip_id3v2, tagged
@@ -58,7 +58,7 @@ def private():
     DATA.mkdir()
     os.chown(DATA, owner.pw_uid, owner.pw_gid)
     os.chmod(DATA, 0o700)
-    stack = PrivateRun(ROOT, 23000, BUILD, data_dir=RUN_DIR / "store-disk-stack",
+    stack = PrivateRun(ROOT, PRIVATE_PORT_BASE + 600, BUILD, data_dir=RUN_DIR / "store-disk-stack",
                        log_path=RUN_DIR / "store-disk-run.log", S3_DATA_DIR=DATA,
                        STORAGE_BUCKET_CHECK_INTERVAL="1s")
     try:
