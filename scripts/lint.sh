@@ -139,6 +139,7 @@ render_gateway() {   # render_gateway OUT DIR LISTEN USER_DIRECTIVE
   GATEWAY_ACCESS_LOG=$2/access.log GATEWAY_ERROR_LOG=$2/error.log \
   RESOURCE_UPSTREAM=127.0.0.1:8081 SONG_UPSTREAM=127.0.0.1:8082 STORAGE_UPSTREAM=127.0.0.1:8083 \
   GATEWAY_MAX_BODY_SIZE=64m GATEWAY_UPSTREAM_TIMEOUT=120s GATEWAY_EXPOSE_ACTUATOR=0 \
+  GATEWAY_WRITE_RATE=100r/s GATEWAY_WRITE_BURST=200 GATEWAY_WRITE_CONNS=64 \
     envsubst "$(grep -o '\${[A-Z0-9_]*}' deploy/nginx/fermata.conf.template | sort -u | tr '\n' ' ')" \
     <deploy/nginx/fermata.conf.template >"$1"
 }

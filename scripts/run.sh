@@ -39,9 +39,14 @@ trap 'exit 130' INT TERM
 "$ROOT/scripts/services.sh" start
 echo
 echo "Fermata is running:"
-"$ROOT/scripts/stack.sh" status | sed 's/^/  /'
-"$ROOT/scripts/services.sh" status | sed 's/^/  /'
+"$ROOT/scripts/stack.sh" status | sed 's/^/  /' || true
+"$ROOT/scripts/services.sh" status | sed 's/^/  /' || true
 echo "API: http://127.0.0.1:${GATEWAY_PORT:-8080} (/resources, /songs, /storages)"
 echo "Data: $FERMATA_DATA_DIR (kept across restarts; 'make reset' deletes it). Logs: $FERMATA_DATA_DIR/logs."
+if [ "${FERMATA_AUTH:-}" = jwt ]; then
+  echo "Authentication: ON. Every API call needs a Bearer token: curl -H \"Authorization: Bearer \$(scripts/token.sh fermata.read)\" ..."
+else
+  echo "WARNING: AUTHENTICATION IS OFF. Anyone who reaches the gateway can read, change and delete every file and storage. 'FERMATA_AUTH=jwt make run' turns it on."
+fi
 echo "Press Ctrl-C to stop."
 while true; do sleep 3600 & wait $!; done

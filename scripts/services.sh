@@ -36,6 +36,13 @@ fm_is_root && chmod 750 "$LOGS"
 ALL=(storage song resource processor)   # start order: what others call comes first
 declare -A PORT_VAR=([resource]=RESOURCE_PORT [song]=SONG_PORT [storage]=STORAGE_PORT [processor]=PROCESSOR_PORT)
 declare -A PORT_DEF=([resource]=8081 [song]=8082 [storage]=8083 [processor]=8084)
+# With FERMATA_AUTH=jwt the public ports require Bearer tokens (lib/auth), and the services
+# call each other on internal ports (127.0.0.1 only, never behind the gateway) that carry
+# only the routes they call: GET /storages, POST and DELETE /songs, GET /resources/{id}.
+declare -A IPORT_VAR=([resource]=RESOURCE_INTERNAL_PORT [song]=SONG_INTERNAL_PORT [storage]=STORAGE_INTERNAL_PORT)
+declare -A IPORT_DEF=([resource]=9081 [song]=9082 [storage]=9083)
+auth_on() { [ "${FERMATA_AUTH:-}" = jwt ]; }
+iport_of() { local v=${IPORT_VAR[$1]:-}; [ -n "$v" ] && echo "${!v:-${IPORT_DEF[$1]}}"; }
 
 # The credentials each service may see; every other one is removed from its environment.
 CREDENTIALS=(SONG_DB_URL STORAGE_DB_URL RESOURCE_DB_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AMQP_URL)
@@ -94,9 +101,11 @@ load_env() {
     name=${line#export }; name=${name%%=*}
     [ -z "${!name+set}" ] && eval "$line"   # set, even to "", wins
   done < <("$ROOT/scripts/stack.sh" env 2>/dev/null)
-  export STORAGE_SERVICE_URL=${STORAGE_SERVICE_URL:-http://127.0.0.1:$(port_of storage)}
-  export SONG_SERVICE_URL=${SONG_SERVICE_URL:-http://127.0.0.1:$(port_of song)}
-  export RESOURCE_SERVICE_URL=${RESOURCE_SERVICE_URL:-http://127.0.0.1:$(port_of resource)}
+  local to=port_of
+  auth_on && to=iport_of
+  export STORAGE_SERVICE_URL=${STORAGE_SERVICE_URL:-http://127.0.0.1:$($to storage)}
+  export SONG_SERVICE_URL=${SONG_SERVICE_URL:-http://127.0.0.1:$($to song)}
+  export RESOURCE_SERVICE_URL=${RESOURCE_SERVICE_URL:-http://127.0.0.1:$($to resource)}
 }
 
 wait_healthy() {
@@ -119,7 +128,12 @@ start_one() {
   fm_need_user "$(user_of "$svc")"
   fm_port_check "$svc" "$(port_of "$svc")" "${PORT_VAR[$svc]}" || return 1
   bin=$(runnable_binary "$svc")
-  (trap '' HUP; export SERVER_PORT; SERVER_PORT=$(port_of "$svc"); exec_as "$svc" "$bin") </dev/null >>"$LOGS/$svc.log" 2>&1 &
+  local iport=0
+  if auth_on && [ -n "$(iport_of "$svc")" ]; then
+    iport=$(iport_of "$svc")
+    fm_port_check "$svc" "$iport" "${IPORT_VAR[$svc]}" || return 1
+  fi
+  (trap '' HUP; export SERVER_PORT FERMATA_INTERNAL_PORT=$iport; SERVER_PORT=$(port_of "$svc"); exec_as "$svc" "$bin") </dev/null >>"$LOGS/$svc.log" 2>&1 &
   echo $! >"$PIDS/$svc.pid"
   wait_healthy "$svc"
   echo "services: $svc listening on http://127.0.0.1:$(port_of "$svc") (pid $(pid_of "$svc"), log $LOGS/$svc.log)"

@@ -44,7 +44,7 @@ has_component() { local c; for c in "${COMPONENTS[@]}"; do [ "$c" = "$1" ] && re
 any_running() {
   local c up=1 st
   for c in "${COMPONENTS[@]}"; do
-    if st=$("${c}_status" 2>/dev/null); then echo "  $c: $st"; up=0; fi
+    if st=$("${c}_status" 2>/dev/null) && [ "${st#off}" = "$st" ]; then echo "  $c: $st"; up=0; fi
   done
   return $up
 }

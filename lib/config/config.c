@@ -1,6 +1,8 @@
 /* config: see config.h. */
 #include "config.h"
 
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -72,6 +74,15 @@ bool config_bool(const char *name, bool def, config_err *err) {
     if (strcasecmp(v, no[i]) == 0) return false;
   }
   set_err(err, name, v, "not a boolean (true/false)");
+  return def;
+}
+
+const char *config_ipv4(const char *name, const char *def, config_err *err) {
+  const char *v = config_str(name, NULL);
+  if (!v) return def;
+  struct in_addr a;
+  if (inet_pton(AF_INET, v, &a) == 1) return v;
+  set_err(err, name, v, "not an IPv4 address (e.g. 127.0.0.1 or 0.0.0.0)");
   return def;
 }
 

@@ -29,6 +29,10 @@ double config_double(const char *name, double def, double min, double max, confi
 /* true/false, 1/0, yes/no, on/off (any case). */
 bool config_bool(const char *name, bool def, config_err *err);
 
+/* An IPv4 address in dotted form ("127.0.0.1", "0.0.0.0"); `def` when unset. Borrowed like
+ * config_str. For SERVER_ADDRESS, Spring's name for the address a server binds. */
+const char *config_ipv4(const char *name, const char *def, config_err *err);
+
 /* Parses a duration such as "250ms", "5s", "2m", "1h" or a bare number of milliseconds
  * into milliseconds (Spring's duration style). */
 long long config_duration_ms(const char *name, long long def_ms, long long min_ms, long long max_ms,

@@ -10,6 +10,8 @@
  */
 #include "http.h"
 
+#include "text.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
@@ -468,10 +470,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   double secs = (double)(end.tv_sec - r->start.tv_sec) + (double)(end.tv_nsec - r->start.tv_nsec) / 1e9;
   if (!r->status) r->status = 499; /* client went away before an answer */
   record_stats(s, r, secs);
-  char qpath[300];
+  char qpath[300], qmethod[48];
   log_event(s->lg, r->status >= 500 ? LOG_WARN : LOG_INFO, "request",
-            "method=%s path=%s status=%u duration_ms=%.2f bytes_in=%zu request_id=%s%s", r->method,
-            log_quote(qpath, sizeof qpath, r->path), r->status, secs * 1000.0, r->body_len, r->id,
+            "method=%s path=%s status=%u duration_ms=%.2f bytes_in=%zu request_id=%s%s",
+            log_quote(qmethod, sizeof qmethod, r->method), log_quote(qpath, sizeof qpath, r->path), r->status, secs * 1000.0, r->body_len, r->id,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
   req_free(r);
   *con_cls = NULL;
@@ -614,7 +616,19 @@ void http_reply_ids(http_req *r, const int32_t *ids, size_t n) {
 void http_reply_error(http_req *r, unsigned status, const char *message) {
   char code[8];
   snprintf(code, sizeof code, "%u", status);
+  /* messages echo client input (ids, paths, content types) that need not be UTF-8: JSON
+   * must be, so bad bytes become U+FFFD and the answer stays the one intended */
+  char *clean = NULL;
+  if (!text_utf8_valid(message, strlen(message))) {
+    clean = text_utf8_sanitize(message, strlen(message));
+    if (clean == NULL) {
+      finish(r, 500, NULL, NULL);
+      return;
+    }
+    message = clean;
+  }
   json_t *o = json_pack("{s:s, s:s}", "errorMessage", message, "errorCode", code);
+  free(clean);
   http_reply_json(r, status, o);
 }
 

@@ -575,15 +575,21 @@ int s3_create_bucket(s3_client *c, const char *bucket, s3_error *err) {
                      "2006-03-01/\"><LocationConstraint>%s</LocationConstraint>"
                      "</CreateBucketConfiguration>",
                      c->region);
-    if (n < 0 || (size_t)n >= sizeof body) return S3_ERR_INVALID;
+    if (n < 0 || (size_t)n >= sizeof body) {
+      err_set(err, S3_ERR_INVALID, 0, NULL, &q, "region too long");
+      return S3_ERR_INVALID;
+    }
     hex_sha256(body, (size_t)n, hash);
     q.mem = (const unsigned char *)body;
     q.mem_len = (size_t)n;
     q.payload_hash = hash;
   }
+  s3_error e = {0};
   s3_resp *r = malloc(sizeof *r);
-  if (r == NULL) return S3_ERR_NOMEM;
-  s3_error e;
+  if (r == NULL) {
+    err_set(err, S3_ERR_NOMEM, 0, NULL, &q, "out of memory");
+    return S3_ERR_NOMEM;
+  }
   int rc = s3_perform(c, &q, r, &e);
   free(r);
   if (rc == S3_ERR_CONFLICT && strcmp(e.s3_code, "BucketAlreadyOwnedByYou") == 0) rc = 0;

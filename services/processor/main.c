@@ -33,6 +33,7 @@
 
 typedef struct proc_config {
   unsigned port;
+  const char *address;
   char amqp_url[1024];
   char resource_url[512];
   char song_url[512];
@@ -63,6 +64,7 @@ static void read_config(proc_config *c, config_err *err) {
   if (log_level_parse(config_str("LOG_LEVEL", "info"), &c->level) != 0)
     snprintf(err->msg, sizeof err->msg, "LOG_LEVEL: expected debug, info, warn or error");
   c->port = (unsigned)config_int("SERVER_PORT", 8084, 0, 65535, err);
+  c->address = config_ipv4("SERVER_ADDRESS", "127.0.0.1", err);
   snprintf(c->amqp_url, sizeof c->amqp_url, "%s",
            config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:26720/"));
   base_url("RESOURCE_SERVICE_URL", "http://127.0.0.1:8081", c->resource_url,
@@ -132,7 +134,7 @@ int main(void) {
                      .retry = {(uint32_t)cfg.retry_initial_ms, (uint32_t)cfg.retry_max_ms},
                      .pipeline = &pl, .stats = &stats, .lg = lg};
   pool = workers_new(&wo);
-  http_server_opts ho = {.port = cfg.port, .shutdown_grace_ms = 5000};
+  http_server_opts ho = {.port = cfg.port, .bind_addr = cfg.address, .shutdown_grace_ms = 5000};
   srv = http_server_new(&ho, lg);
   proc_http_ctx hctx = {.srv = srv, .pool = pool, .stats = &stats};
   if (!pool || !srv || proc_routes(srv, &hctx) != HTTP_OK) {

@@ -67,10 +67,11 @@ static void get_events_of_type(http_req *r, void *vctx) {
   events(r, vctx, http_req_param(r, "name"), http_req_param(r, "eventType"));
 }
 
-int actuator_routes(http_server *srv, actuator_breakers *ab) {
+int actuator_routes(http_server *srv, actuator_breakers *ab, auth *a) {
   int rc = HTTP_OK;
   rc |= http_server_route(srv, "GET", "/actuator/circuitbreakers", get_breakers, ab, 0);
-  rc |= http_server_route(srv, "POST", "/actuator/circuitbreakers/{name}", post_breaker, ab, 4096);
+  /* a state change (FORCE_OPEN, DISABLE, ...) is an operator's act: fermata.admin */
+  rc |= auth_route(srv, a, "POST", "/actuator/circuitbreakers/{name}", JWT_SCOPE_ADMIN, post_breaker, ab, 4096);
   rc |= http_server_route(srv, "GET", "/actuator/circuitbreakerevents", get_events, ab, 0);
   rc |= http_server_route(srv, "GET", "/actuator/circuitbreakerevents/{name}", get_events_of, ab, 0);
   rc |= http_server_route(srv, "GET", "/actuator/circuitbreakerevents/{name}/{eventType}", get_events_of_type, ab, 0);

@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "auth.h"
 #include "breaker.h"
 #include "http.h"
 
@@ -33,8 +34,9 @@ typedef struct {
   bool open_is_down;    /* allowHealthIndicatorToFail: OPEN reports DOWN (service DOWN, 503) */
 } actuator_breakers;
 
-/* Registers the circuitbreakers and circuitbreakerevents routes. HTTP_OK or HTTP_ERR_*. */
-int actuator_routes(http_server *srv, actuator_breakers *ab);
+/* Registers the circuitbreakers and circuitbreakerevents routes; the state-changing POST is
+ * guarded by `a` (fermata.admin; NULL: open). HTTP_OK or HTTP_ERR_*. */
+int actuator_routes(http_server *srv, actuator_breakers *ab, auth *a);
 
 /* Adds the "circuitBreakers" component to a health components object (nothing when
  * register_health is false or the registry is empty). */

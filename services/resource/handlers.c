@@ -169,14 +169,21 @@ static void prometheus(http_req *r, void *vctx) {
   http_reply_metrics(r, http_metrics_join(text, sync_metrics(ctx->svc)));
 }
 
-int resource_routes(http_server *srv, resource_http *ctx) {
+int resource_routes(http_server *srv, resource_http *ctx, auth *a) {
   int rc = HTTP_OK;
-  rc |= http_server_route(srv, "POST", "/resources", post_resource, ctx, ctx->max_upload);
-  rc |= http_server_route(srv, "DELETE", "/resources", delete_resources, ctx, 0);
-  rc |= http_server_route(srv, "GET", "/resources/{id}", get_resource, ctx, 0);
+  rc |= auth_route(srv, a, "POST", "/resources", JWT_SCOPE_WRITE, post_resource, ctx, ctx->max_upload);
+  rc |= auth_route(srv, a, "DELETE", "/resources", JWT_SCOPE_WRITE, delete_resources, ctx, 0);
+  rc |= auth_route(srv, a, "GET", "/resources/{id}", JWT_SCOPE_READ, get_resource, ctx, 0);
   rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
   rc |= http_server_route(srv, "GET", "/actuator/health/liveness", health_liveness, NULL, 0);
   rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
-  rc |= actuator_routes(srv, &ctx->breakers);
+  rc |= actuator_routes(srv, &ctx->breakers, a);
+  return rc;
+}
+
+int resource_internal_routes(http_server *srv, resource_http *ctx) {
+  int rc = HTTP_OK;
+  rc |= http_server_route(srv, "GET", "/resources/{id}", get_resource, ctx, 0); /* the processor */
+  rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
   return rc;
 }

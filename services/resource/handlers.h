@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "actuator.h"
+#include "auth.h"
 #include "breaker.h"
 #include "http.h"
 #include "mq.h"
@@ -24,6 +25,11 @@ typedef struct {
   s3probe *store_probe; /* the objectStore health component: reachable, bucket, writable */
 } resource_http;
 
-int resource_routes(http_server *srv, resource_http *ctx);
+/* Every route of the service, the API guarded by `a` (NULL: open): GET needs fermata.read,
+ * POST and DELETE fermata.write, the actuator's writes fermata.admin. */
+int resource_routes(http_server *srv, resource_http *ctx, auth *a);
+/* The routes other services call, unguarded, for the internal listener
+ * (FERMATA_INTERNAL_PORT): GET /resources/{id}, health. */
+int resource_internal_routes(http_server *srv, resource_http *ctx);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "breaker_env.h"
 #include "config.h"
 #include "handlers.h"
@@ -19,11 +20,12 @@
 #include "svc.h"
 
 typedef struct {
-  long long port, pool, max_upload, storage_timeout_ms, storage_connect_ms;
-  const char *db_url, *s3_endpoint, *s3_region, *s3_key, *s3_secret, *s3_sync_dir, *amqp_url, *storage_url, *song_url;
+  long long port, internal_port, pool, max_upload, storage_timeout_ms, storage_connect_ms;
+  const char *address, *db_url, *s3_endpoint, *s3_region, *s3_key, *s3_secret, *s3_sync_dir, *amqp_url, *storage_url, *song_url;
   storages_config st;
   breaker_config bc;
   breaker_env_health bh;
+  auth_config auth;
 } settings;
 
 static void stub(storage_loc *l, const char *type, const char *prefix, long long def_id, const char *def_bucket,
@@ -40,6 +42,7 @@ static void stub(storage_loc *l, const char *type, const char *prefix, long long
 
 static void read_settings(settings *s, config_err *err) {
   s->port = config_int("SERVER_PORT", 8081, 0, 65535, err);
+  s->address = config_ipv4("SERVER_ADDRESS", "127.0.0.1", err);
   s->pool = config_int("DB_POOL_SIZE", 16, 1, 500, err);
   s->max_upload = config_int("RESOURCE_MAX_UPLOAD_BYTES", 50LL << 20, 1024, 1LL << 31, err);
   s->db_url = config_str("RESOURCE_DB_URL", "postgresql://resource:resource@127.0.0.1:25432/resources");
@@ -48,6 +51,8 @@ static void read_settings(settings *s, config_err *err) {
   s->s3_key = config_str("AWS_ACCESS_KEY_ID", "test");
   s->s3_secret = config_str("AWS_SECRET_ACCESS_KEY", "test");
   s->s3_sync_dir = config_str("S3_SYNC_DIR", "");
+  s->internal_port = config_int("FERMATA_INTERNAL_PORT", 0, 0, 65535, err);
+  auth_config_read(&s->auth, err);
   s->amqp_url = config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:26720/");
   s->storage_url = config_str("STORAGE_SERVICE_URL", "http://127.0.0.1:8083");
   s->song_url = config_str("SONG_SERVICE_URL", "http://127.0.0.1:8082");
@@ -135,6 +140,14 @@ int main(void) {
     log_free(lg);
     return 1;
   }
+  auth *au = NULL;
+  if (auth_new(&s.auth, lg, &au) != 0) {
+    curl_global_cleanup();
+    syncbar_free(sync);
+    log_free(lg);
+    return 2;
+  }
+  auth_log_mode(au, lg, "resource");
 
   int status = 1;
   resource_svc svc = {.lg = lg, .song_url = s.song_url, .sync = sync};
@@ -148,7 +161,7 @@ int main(void) {
   mq_consumer *cons = NULL;
   breaker *br = NULL;
   breaker_registry *reg = breaker_registry_new();
-  http_server *srv = NULL;
+  http_server *srv = NULL, *isrv = NULL;
   char instance[96];
   svc_instance_name("resource", instance, sizeof instance);
   s3probe_opts po = {.s3 = s3c, .bucket = s.st.stub_staging.bucket, .instance = instance};
@@ -179,24 +192,30 @@ int main(void) {
   cons = mq_consumer_new(&mp, msgs_topology(MSGS_SIDE_RESOURCE), &co, on_processed, &svc);
   if (!svc.ob || !svc.jn || !cons) goto out;
 
-  http_server_opts ho = {.port = (unsigned)s.port, .max_body = 1 << 20};
+  http_server_opts ho = {.port = (unsigned)s.port, .bind_addr = s.address, .max_body = 1 << 20};
   srv = http_server_new(&ho, lg);
+  http_server_opts io = {.port = (unsigned)s.internal_port, .bind_addr = s.address};
+  if (s.internal_port) isrv = http_server_new(&io, lg);
   resource_http hctx = {.svc = &svc, .srv = srv, .max_upload = (size_t)s.max_upload, .breakers = {.reg = reg, .register_health = s.bh.register_health, .open_is_down = s.bh.open_is_down},
                         .consumer = cons, .store_probe = probe};
-  if (!srv || resource_routes(srv, &hctx) != HTTP_OK) goto out;
+  if (!srv || resource_routes(srv, &hctx, au) != HTTP_OK) goto out;
+  if (s.internal_port && (!isrv || resource_internal_routes(isrv, &hctx) != HTTP_OK)) goto out;
   if (db_migrate(svc.db) != DB_OK) log_event(lg, LOG_WARN, "database not ready at start; serving 503 until it is", NULL);
   if (outbox_start(svc.ob) != 0 || janitor_start(svc.jn) != 0 || mq_consumer_start(cons) != MQ_OK) goto out;
-  if (http_server_start(srv) != HTTP_OK) {
-    log_event(lg, LOG_ERROR, "cannot listen", "port=%lld", s.port);
+  if (http_server_start(srv) != HTTP_OK || (isrv && http_server_start(isrv) != HTTP_OK)) {
+    log_event(lg, LOG_ERROR, "cannot listen", "port=%lld internal_port=%lld", s.port, s.internal_port);
     goto out;
   }
-  log_event(lg, LOG_INFO, "started", "port=%u", http_server_port(srv));
+  log_event(lg, LOG_INFO, "started", "port=%u internal_port=%u", http_server_port(srv),
+            isrv ? http_server_port(isrv) : 0);
   int sig = svc_wait_for_stop();
   log_event(lg, LOG_INFO, "stopping", "signal=%d", sig);
   http_server_stop(srv);
+  if (isrv) http_server_stop(isrv);
   status = 0;
 out:
   if (status) log_event(lg, LOG_ERROR, "start-up failed", NULL);
+  http_server_free(isrv);
   http_server_free(srv);
   mq_consumer_free(cons);
   outbox_free(svc.ob);
@@ -209,6 +228,7 @@ out:
   s3probe_free(probe);
   syncbar_free(svc.sync);
   db_pool_free(svc.db);
+  auth_free(au);
   curl_global_cleanup();
   log_event(lg, LOG_INFO, "stopped", NULL);
   log_free(lg);

@@ -99,7 +99,10 @@ static int fetch_live(storages *s, const char *request_id, storage_loc *locs) {
     else if (resp.status >= 500) snprintf(msg, sizeof msg, "HTTP %ld", resp.status);
     else snprintf(msg, sizeof msg, "malformed storage list");
     breaker_record_msg(s->b, BREAKER_FAILURE, dur, msg);
-    log_event(s->lg, LOG_WARN, "storage service call failed; using fallback", "error=\"%s\" request_id=%s", msg,
+    /* a list too large to read is not an outage: say so loudly, it will not heal itself */
+    log_event(s->lg, rc == HTTPC_ERR_TOO_LARGE ? LOG_ERROR : LOG_WARN, "storage service call failed; using fallback",
+              "error=\"%s\"%s request_id=%s", msg,
+              rc == HTTPC_ERR_TOO_LARGE ? " hint=\"the storage list is over the response cap: lower STORAGE_MAX_COUNT\"" : "",
               request_id ? request_id : "-");
     n = -1;
   } else {

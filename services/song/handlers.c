@@ -87,13 +87,21 @@ static void prometheus(http_req *r, void *vctx) {
   http_reply_metrics(r, http_metrics_join(http_server_metrics(ctx->srv), db_pool_prometheus(ctx->db, "song")));
 }
 
-int song_routes(http_server *srv, song_ctx *ctx) {
+int song_routes(http_server *srv, song_ctx *ctx, auth *a) {
   int rc = HTTP_OK;
-  rc |= http_server_route(srv, "POST", "/songs", post_song, ctx, SONG_MAX_BODY);
-  rc |= http_server_route(srv, "DELETE", "/songs", delete_songs, ctx, 0);
-  rc |= http_server_route(srv, "GET", "/songs/{id}", get_song, ctx, 0);
+  rc |= auth_route(srv, a, "POST", "/songs", JWT_SCOPE_WRITE, post_song, ctx, SONG_MAX_BODY);
+  rc |= auth_route(srv, a, "DELETE", "/songs", JWT_SCOPE_WRITE, delete_songs, ctx, 0);
+  rc |= auth_route(srv, a, "GET", "/songs/{id}", JWT_SCOPE_READ, get_song, ctx, 0);
   rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
   rc |= http_server_route(srv, "GET", "/actuator/health/liveness", health_liveness, NULL, 0);
   rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
+  return rc;
+}
+
+int song_internal_routes(http_server *srv, song_ctx *ctx) {
+  int rc = HTTP_OK;
+  rc |= http_server_route(srv, "POST", "/songs", post_song, ctx, SONG_MAX_BODY);     /* the processor */
+  rc |= http_server_route(srv, "DELETE", "/songs", delete_songs, ctx, 0);           /* the Resource Service */
+  rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
   return rc;
 }

@@ -5,6 +5,7 @@
 #ifndef FERMATA_SONG_HANDLERS_H
 #define FERMATA_SONG_HANDLERS_H
 
+#include "auth.h"
 #include "db.h"
 #include "http.h"
 
@@ -13,8 +14,12 @@ typedef struct {
   http_server *srv; /* for /actuator/prometheus */
 } song_ctx;
 
-/* Registers every route of the service on `srv`. Returns HTTP_OK or an error. */
-int song_routes(http_server *srv, song_ctx *ctx);
+/* Registers every route of the service on `srv`, the API guarded by `a` (NULL: open):
+ * GET needs fermata.read, POST and DELETE fermata.write. Returns HTTP_OK or an error. */
+int song_routes(http_server *srv, song_ctx *ctx, auth *a);
+/* The routes other services call, unguarded, for the internal listener
+ * (FERMATA_INTERNAL_PORT): POST and DELETE /songs, health. */
+int song_internal_routes(http_server *srv, song_ctx *ctx);
 
 /* Replies 503 or 500 for a negative DB_ERR_* code. Shared by handlers. */
 void song_reply_db_error(http_req *r, int rc);

@@ -3,11 +3,15 @@
  * the database pool and the HTTP server, serves until SIGTERM/SIGINT, then lets in-flight
  * requests finish.
  *
- * Environment: SERVER_PORT (8082), SONG_DB_URL, DB_POOL_SIZE (16), LOG_LEVEL (info).
+ * Environment: SERVER_PORT (8082), SERVER_ADDRESS (127.0.0.1), SONG_DB_URL, DB_POOL_SIZE (16),
+ * LOG_LEVEL (info), FERMATA_INTERNAL_PORT (0: none; the unguarded listener for the other
+ * services' calls), and lib/auth's SPRING_SECURITY_OAUTH2_RESOURCESERVER_JWT_*.
  */
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "auth.h"
 #include "config.h"
 #include "db.h"
 #include "handlers.h"
@@ -24,8 +28,12 @@ int main(void) {
   if (log_level_parse(config_str("LOG_LEVEL", "info"), &level) != 0)
     snprintf(cerr.msg, sizeof cerr.msg, "LOG_LEVEL: expected debug, info, warn or error");
   long long port = config_int("SERVER_PORT", 8082, 0, 65535, &cerr);
+  const char *address = config_ipv4("SERVER_ADDRESS", "127.0.0.1", &cerr);
   long long pool = config_int("DB_POOL_SIZE", 16, 1, 500, &cerr);
   const char *dburl = config_str("SONG_DB_URL", "postgresql://song:song@127.0.0.1:25432/songs");
+  long long iport = config_int("FERMATA_INTERNAL_PORT", 0, 0, 65535, &cerr);
+  auth_config ac;
+  auth_config_read(&ac, &cerr);
   log *lg = log_new("song", level, stderr);
   if (!lg) return 1;
   if (cerr.msg[0]) {
@@ -34,29 +42,48 @@ int main(void) {
     return 2;
   }
 
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) { /* JWK Set fetches (lib/jwkshttp) */
+    log_free(lg);
+    return 1;
+  }
+  auth *au = NULL;
+  if (auth_new(&ac, lg, &au) != 0) {
+    curl_global_cleanup();
+    log_free(lg);
+    return 2;
+  }
+  auth_log_mode(au, lg, "song");
   int status = 1;
   db_opts dbo = {.conninfo = dburl, .max_conns = (int)pool, .migrations = song_migrations,
                  .nmigrations = song_nmigrations};
   db_pool *db = db_pool_new(&dbo, lg);
-  http_server_opts ho = {.port = (unsigned)port};
+  http_server_opts ho = {.port = (unsigned)port, .bind_addr = address};
   http_server *srv = http_server_new(&ho, lg);
+  http_server_opts io = {.port = (unsigned)iport, .bind_addr = address};
+  http_server *isrv = iport ? http_server_new(&io, lg) : NULL;
   song_ctx ctx = {.db = db, .srv = srv};
-  if (!db || !srv || song_routes(srv, &ctx) != HTTP_OK) goto out;
+  if (!db || !srv || song_routes(srv, &ctx, au) != HTTP_OK) goto out;
+  if (iport && (!isrv || song_internal_routes(isrv, &ctx) != HTTP_OK)) goto out;
   int mrc = db_migrate(db);
   if (mrc != DB_OK)
     log_event(lg, LOG_WARN, "database not ready at start; serving 503 until it is", "error=\"%s\"",
               db_strerror(mrc));
-  if (http_server_start(srv) != HTTP_OK) {
-    log_event(lg, LOG_ERROR, "cannot listen", "port=%lld", port);
+  if (http_server_start(srv) != HTTP_OK || (isrv && http_server_start(isrv) != HTTP_OK)) {
+    log_event(lg, LOG_ERROR, "cannot listen", "port=%lld internal_port=%lld", port, iport);
     goto out;
   }
-  log_event(lg, LOG_INFO, "started", "port=%u", http_server_port(srv));
+  log_event(lg, LOG_INFO, "started", "port=%u internal_port=%u", http_server_port(srv),
+            isrv ? http_server_port(isrv) : 0);
   int sig = svc_wait_for_stop();
   log_event(lg, LOG_INFO, "stopping", "signal=%d", sig);
   http_server_stop(srv);
+  if (isrv) http_server_stop(isrv);
   status = 0;
 out:
+  http_server_free(isrv);
   http_server_free(srv);
+  auth_free(au);
+  curl_global_cleanup();
   db_pool_free(db);
   log_event(lg, LOG_INFO, "stopped", NULL);
   log_free(lg);

@@ -43,11 +43,13 @@ static void post_storage(http_req *r, void *vctx) {
   } else {
     int32_t id = 0;
     int s3rc = 0;
-    int rc = storage_create(ctx->db, &s, keeper_provision, ctx->keeper, &id, &s3rc);
+    int rc = storage_create(ctx->db, &s, ctx->max_count, keeper_provision, ctx->keeper, &id, &s3rc);
     if (rc == STORAGE_OK)
       http_reply_json(r, 200, json_pack("{s:i}", "id", (json_int_t)id));
     else if (rc == STORAGE_EXISTS)
       http_reply_errorf(r, 409, "Storage with bucket '%s' and path '%s' already exists", s.bucket, s.path);
+    else if (rc == STORAGE_FULL)
+      http_reply_errorf(r, 409, "Storage limit reached: at most %ld storages are allowed", ctx->max_count);
     else if (rc == STORAGE_PROVISION)
       reply_provision_error(r, s3rc, s.bucket);
     else
@@ -123,13 +125,20 @@ static void prometheus(http_req *r, void *vctx) {
   http_reply_metrics(r, http_metrics_join(http_server_metrics(ctx->srv), db_pool_prometheus(ctx->db, "storage")));
 }
 
-int storage_routes(http_server *srv, storage_ctx *ctx) {
+int storage_routes(http_server *srv, storage_ctx *ctx, auth *a) {
   int rc = HTTP_OK;
-  rc |= http_server_route(srv, "POST", "/storages", post_storage, ctx, STORAGE_MAX_BODY);
-  rc |= http_server_route(srv, "GET", "/storages", get_storages, ctx, 0);
-  rc |= http_server_route(srv, "DELETE", "/storages", delete_storages, ctx, 0);
+  rc |= auth_route(srv, a, "POST", "/storages", JWT_SCOPE_ADMIN, post_storage, ctx, STORAGE_MAX_BODY);
+  rc |= auth_route(srv, a, "GET", "/storages", JWT_SCOPE_READ, get_storages, ctx, 0);
+  rc |= auth_route(srv, a, "DELETE", "/storages", JWT_SCOPE_ADMIN, delete_storages, ctx, 0);
   rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
   rc |= http_server_route(srv, "GET", "/actuator/health/liveness", health_liveness, NULL, 0);
   rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
+  return rc;
+}
+
+int storage_internal_routes(http_server *srv, storage_ctx *ctx) {
+  int rc = HTTP_OK;
+  rc |= http_server_route(srv, "GET", "/storages", get_storages, ctx, 0); /* the Resource Service */
+  rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
   return rc;
 }

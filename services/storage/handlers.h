@@ -5,6 +5,7 @@
 #ifndef FERMATA_STORAGE_HANDLERS_H
 #define FERMATA_STORAGE_HANDLERS_H
 
+#include "auth.h"
 #include "db.h"
 #include "http.h"
 #include "keeper.h"
@@ -13,9 +14,14 @@ typedef struct {
   db_pool *db;
   keeper *keeper;   /* bucket provisioning and the object store's health */
   http_server *srv; /* for /actuator/prometheus */
+  long max_count;   /* STORAGE_MAX_COUNT: POST /storages refuses more */
 } storage_ctx;
 
-/* Registers every route of the service on `srv`. Returns HTTP_OK or an error. */
-int storage_routes(http_server *srv, storage_ctx *ctx);
+/* Registers every route of the service on `srv`, the API guarded by `a` (NULL: open):
+ * GET /storages needs fermata.read, POST and DELETE fermata.admin. HTTP_OK or an error. */
+int storage_routes(http_server *srv, storage_ctx *ctx, auth *a);
+/* The routes other services call, unguarded, for the internal listener
+ * (FERMATA_INTERNAL_PORT): GET /storages, health. */
+int storage_internal_routes(http_server *srv, storage_ctx *ctx);
 
 #endif

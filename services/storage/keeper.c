@@ -70,14 +70,15 @@ void keeper_free(keeper *k) {
 
 int keeper_provision(void *vk, const char *bucket) {
   keeper *k = vk;
-  s3_error e;
+  s3_error e = {0}; /* not every failure fills it (allocation failures return early) */
   int rc = s3_create_bucket(k->o.s3, bucket, &e);
-  char qb[96];
+  char qb[96], qc[80];
   if (rc == S3_OK)
     log_event(k->o.lg, LOG_INFO, "bucket ready", "bucket=%s", log_quote(qb, sizeof qb, bucket));
   else
     log_event(k->o.lg, LOG_WARN, "cannot create bucket", "bucket=%s error=\"%s\" s3_status=%ld s3_code=%s",
-              log_quote(qb, sizeof qb, bucket), s3_strerror(rc), e.http_status, e.s3_code[0] ? e.s3_code : "-");
+              log_quote(qb, sizeof qb, bucket), s3_strerror(rc), e.http_status,
+              log_quote(qc, sizeof qc, e.s3_code[0] ? e.s3_code : "-")); /* the store's words: quoted */
   return rc;
 }
 
@@ -124,7 +125,7 @@ static void ensure_buckets(keeper *k, json_t *buckets, keeper_status *st) {
   json_array_foreach(buckets, i, v) {
     const char *b = json_string_value(v);
     bool exists = false;
-    s3_error e;
+    s3_error e = {0};
     s3_object_info info;
     memset(&info, 0, sizeof info);
     int rc = s3_bucket_info(k->o.s3, b, &exists, &info, &e);

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "auth.h"
 #include "handlers.h"
 #include "http.h"
 #include "keeper.h"
@@ -56,7 +57,14 @@ int main(void) {
   if (log_level_parse(config_str("LOG_LEVEL", "info"), &level) != 0)
     snprintf(cerr.msg, sizeof cerr.msg, "LOG_LEVEL: expected debug, info, warn or error");
   long long port = config_int("SERVER_PORT", 8083, 0, 65535, &cerr);
+  const char *address = config_ipv4("SERVER_ADDRESS", "127.0.0.1", &cerr);
   long long pool = config_int("DB_POOL_SIZE", 16, 1, 500, &cerr);
+  /* 1000 storages render to about 350 KB: well within the Resource Service's 1 MiB cap on
+   * the list it reads, so the list can never grow out of its reach */
+  long long max_count = config_int("STORAGE_MAX_COUNT", 100, 2, 1000, &cerr);
+  long long iport = config_int("FERMATA_INTERNAL_PORT", 0, 0, 65535, &cerr);
+  auth_config ac;
+  auth_config_read(&ac, &cerr);
   long long interval =
       config_duration_ms("STORAGE_BUCKET_CHECK_INTERVAL", 5000, 100, 3600 * 1000LL, &cerr);
   const char *dburl =
@@ -87,6 +95,13 @@ int main(void) {
     return 1;
   }
 
+  auth *au = NULL;
+  if (auth_new(&ac, lg, &au) != 0) {
+    curl_global_cleanup();
+    log_free(lg);
+    return 2;
+  }
+  auth_log_mode(au, lg, "storage");
   int status = 1;
   s3_client *s3 = NULL;
   int src = s3_new(&s3c, &s3);
@@ -99,35 +114,41 @@ int main(void) {
   db_opts dbo = {.conninfo = dburl, .max_conns = (int)pool, .migrations = storage_migrations,
                  .nmigrations = storage_nmigrations};
   db_pool *db = db_pool_new(&dbo, lg);
-  http_server_opts ho = {.port = (unsigned)port};
+  http_server_opts ho = {.port = (unsigned)port, .bind_addr = address};
   http_server *srv = http_server_new(&ho, lg);
+  http_server_opts io = {.port = (unsigned)iport, .bind_addr = address};
+  http_server *isrv = iport ? http_server_new(&io, lg) : NULL;
   keeper_opts ko = {.db = db, .s3 = s3, .lg = lg, .seeds = seeds, .nseeds = 2,
                     .interval_ms = (uint32_t)interval};
   keeper *kp = s3 && db ? keeper_new(&ko) : NULL;
-  storage_ctx ctx = {.db = db, .keeper = kp, .srv = srv};
-  if (!s3 || !db || !srv || !kp || storage_routes(srv, &ctx) != HTTP_OK) goto out;
+  storage_ctx ctx = {.db = db, .keeper = kp, .srv = srv, .max_count = (long)max_count};
+  if (!s3 || !db || !srv || !kp || storage_routes(srv, &ctx, au) != HTTP_OK) goto out;
+  if (iport && (!isrv || storage_internal_routes(isrv, &ctx) != HTTP_OK)) goto out;
   int mrc = db_migrate(db);
   if (mrc != DB_OK)
     log_event(lg, LOG_WARN, "database not ready at start; serving 503 until it is", "error=\"%s\"",
               db_strerror(mrc));
   else
     keeper_run_once(kp); /* seeds before the first request; the thread retries what fails */
-  if (http_server_start(srv) != HTTP_OK) {
-    log_event(lg, LOG_ERROR, "cannot listen", "port=%lld", port);
+  if (http_server_start(srv) != HTTP_OK || (isrv && http_server_start(isrv) != HTTP_OK)) {
+    log_event(lg, LOG_ERROR, "cannot listen", "port=%lld internal_port=%lld", port, iport);
     goto out;
   }
   if (keeper_start(kp) != 0) {
     log_event(lg, LOG_ERROR, "cannot start the bucket keeper thread", NULL);
-    http_server_stop(srv);
     goto out;
   }
-  log_event(lg, LOG_INFO, "started", "port=%u", http_server_port(srv));
+  log_event(lg, LOG_INFO, "started", "port=%u internal_port=%u", http_server_port(srv),
+            isrv ? http_server_port(isrv) : 0);
   int sig = svc_wait_for_stop();
   log_event(lg, LOG_INFO, "stopping", "signal=%d", sig);
   http_server_stop(srv);
+  if (isrv) http_server_stop(isrv);
   status = 0;
 out:
+  http_server_free(isrv); /* stops it first if running */
   http_server_free(srv);
+  auth_free(au);
   keeper_free(kp);
   db_pool_free(db);
   s3_free(s3);

@@ -49,6 +49,7 @@ enum {
   STORAGE_TAKEN = 2,     /* seed only: the type is absent but its bucket+path belong to
                             another storage, so nothing was created */
   STORAGE_PROVISION = 3, /* create only: the provision callback failed; nothing stored */
+  STORAGE_FULL = 4,      /* create only: max_count storages exist already */
 };
 
 /* Called by storage_create inside its transaction, after the row is known to be new and
@@ -60,10 +61,12 @@ typedef int (*storage_provision_fn)(void *ud, const char *bucket);
  * bucket+path gives STORAGE_EXISTS without calling `provision`), then `provision` runs,
  * and the row is committed only when it succeeded (else STORAGE_PROVISION, with its code
  * in *provision_rc, and nothing stored). Concurrent creates of the same bucket+path wait
- * for each other on the unique index, so exactly one wins. On STORAGE_OK *id is set.
+ * for each other on the unique index, so exactly one wins. With max_count storages there
+ * already it gives STORAGE_FULL (creations take a transaction-scoped advisory lock for the
+ * count, so racing requests cannot pass the cap together). On STORAGE_OK *id is set.
  * Otherwise a negative DB_ERR_*. */
-int storage_create(db_pool *db, const storage *s, storage_provision_fn provision, void *ud,
-                   int32_t *id, int *provision_rc);
+int storage_create(db_pool *db, const storage *s, long max_count, storage_provision_fn provision,
+                   void *ud, int32_t *id, int *provision_rc);
 
 /* Every storage as the contract's JSON array, ordered by id (new reference in *out).
  * STORAGE_OK or a negative DB_ERR_*. */

@@ -25,8 +25,8 @@ const size_t storage_nmigrations = sizeof storage_migrations / sizeof storage_mi
   "INSERT INTO storages (storage_type, bucket, path) VALUES ($1, $2, $3)"                         \
   " ON CONFLICT (bucket, path) DO NOTHING RETURNING id"
 
-int storage_create(db_pool *db, const storage *s, storage_provision_fn provision, void *ud,
-                   int32_t *id, int *provision_rc) {
+int storage_create(db_pool *db, const storage *s, long max_count, storage_provision_fn provision,
+                   void *ud, int32_t *id, int *provision_rc) {
   db_conn *c;
   int rc = db_acquire(db, &c);
   if (rc != DB_OK) return rc;
@@ -34,6 +34,17 @@ int storage_create(db_pool *db, const storage *s, storage_provision_fn provision
   if (rc != DB_OK) goto out;
   const char *p[] = {s->type, s->bucket, s->path};
   PGresult *res;
+  /* the cap: counted under a lock held to commit, so two creations cannot both see room */
+  rc = db_exec(c, "SELECT pg_advisory_xact_lock(hashtext('fermata.storage.create'))", 0, NULL, NULL);
+  if (rc != DB_OK) goto rollback;
+  rc = db_exec(c, "SELECT count(*) FROM storages", 0, NULL, &res);
+  if (rc != DB_OK) goto rollback;
+  long count = atol(PQgetvalue(res, 0, 0));
+  PQclear(res);
+  if (count >= max_count) {
+    rc = STORAGE_FULL;
+    goto rollback;
+  }
   /* a concurrent insert of the same key makes this wait until that one commits or aborts */
   rc = db_exec(c, INSERT_SQL, 3, p, &res);
   if (rc != DB_OK) goto rollback;

@@ -182,11 +182,31 @@ OPENAPI_SPEC = ROOT / "docs" / "openapi.yaml"
 openapi_recorder = ResponseRecorder(OpenApiValidator(OPENAPI_SPEC))
 
 
+def _add_bearer(token, origins):
+    """With FERMATA_TEST_BEARER set (the contract tests run against a stack with
+    authentication on, tests/system/test_auth.py), every request to our services or the
+    gateway that has no Authorization header gets that token."""
+    original = requests.sessions.Session.request
+
+    def request(self, method, url, *args, **kw):
+        if isinstance(url, str) and url.startswith(origins):
+            headers = dict(kw.get("headers") or {})
+            if not any(k.lower() == "authorization" for k in headers):
+                headers["Authorization"] = f"Bearer {token}"
+            kw["headers"] = headers
+        return original(self, method, url, *args, **kw)
+
+    requests.sessions.Session.request = request
+
+
 def pytest_configure(config):
     for _name, _port in PORTS.items():
         openapi_recorder.watch(f"http://127.0.0.1:{_port}", "service")
     openapi_recorder.watch(GATEWAY_URL, "gateway")
     openapi_recorder.install()
+    if os.environ.get("FERMATA_TEST_BEARER"):
+        _add_bearer(os.environ["FERMATA_TEST_BEARER"],
+                    tuple(f"http://127.0.0.1:{p}" for p in PORTS.values()) + (GATEWAY_URL,))
 
 
 def pytest_unconfigure(config):

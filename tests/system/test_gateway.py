@@ -309,6 +309,34 @@ class TestPrivateGateway:
                                timeout=10).status_code != 404 and time.time() < deadline:
                 time.sleep(0.2)
 
+    def test_writes_over_the_limits_get_429_and_reads_never(self, private_gateway):
+        env = dict(private_gateway["env"], GATEWAY_WRITE_RATE="1r/s", GATEWAY_WRITE_BURST="2")
+        subprocess.run([STACK, "start", "gateway"], env=env, check=True, timeout=60)  # reload
+        try:
+            time.sleep(1.5)  # a fresh second of budget
+            codes = [requests.post(private_gateway["url"] + "/songs", json={}, timeout=10) for _ in range(8)]
+            assert [r.status_code for r in codes].count(200) <= 4, [r.status_code for r in codes]
+            limited = [r for r in codes if r.status_code == 429]
+            assert limited, [r.status_code for r in codes]
+            for r in limited:
+                assert_error(r, 429)
+                assert r.json()["errorMessage"] == "Too many requests, please retry later"
+            # reads are not limited, even right after
+            assert all(requests.get(private_gateway["url"] + "/songs/1", timeout=10).status_code == 200
+                       for _ in range(10))
+        finally:
+            subprocess.run([STACK, "start", "gateway"], env=private_gateway["env"], check=True, timeout=60)
+
+    def test_request_id_rule_is_the_services_rule(self, private_gateway):
+        """The gateway passes on only the ids the services accept (lib/http: 1-64 of
+        [A-Za-z0-9._-]), so both logs name a request the same way."""
+        for rid, kept in (("valid-id_1.2", True), ("x" * 64, True), ("x" * 65, False), ("a:b", False),
+                          ("a/b", False), ("a+b=", False)):
+            resp = requests.get(private_gateway["url"] + "/songs/1", headers={"X-Request-Id": rid}, timeout=10)
+            upstream = resp.json()["requestId"]
+            assert upstream == resp.headers["X-Request-Id"]
+            assert (upstream == rid) == kept, (rid, upstream)
+
     def test_kill_and_restart(self, private_gateway):
         env = private_gateway["env"]
         subprocess.run([STACK, "kill", "gateway"], env=env, check=True, timeout=60)
