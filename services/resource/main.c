@@ -26,16 +26,22 @@ typedef struct {
   breaker_env_health bh;
 } settings;
 
-static void stub(storage_loc *l, const char *type, const char *prefix, long long def_id, const char *def_bucket,
-                 config_err *err) {
-  char n[96];
+/* The stub storage used while no live list was ever received. Its bucket and path default
+ * to the Storage Service's own variables (STORAGE_STAGING_BUCKET, ...), which Compose and
+ * Kubernetes hand to both services: the stub and the health probe then aim at the buckets
+ * the Storage Service creates, not at a global AWS bucket of the built-in name.
+ * FALLBACK_<TYPE>_* still wins when set. */
+static void stub(storage_loc *l, const char *type, long long def_id, const char *def_bucket, config_err *err) {
+  char n[96], storage_bucket[96], storage_path[96];
   snprintf(l->type, sizeof l->type, "%s", type);
-  snprintf(n, sizeof n, "%s_ID", prefix);
+  snprintf(n, sizeof n, "FALLBACK_%s_ID", type);
   l->id = config_int(n, def_id, 0, INT64_MAX, err);
-  snprintf(n, sizeof n, "%s_BUCKET", prefix);
-  snprintf(l->bucket, sizeof l->bucket, "%s", config_str(n, def_bucket));
-  snprintf(n, sizeof n, "%s_PATH", prefix);
-  snprintf(l->path, sizeof l->path, "%s", config_str(n, "/files"));
+  snprintf(storage_bucket, sizeof storage_bucket, "STORAGE_%s_BUCKET", type);
+  snprintf(storage_path, sizeof storage_path, "STORAGE_%s_PATH", type);
+  snprintf(n, sizeof n, "FALLBACK_%s_BUCKET", type);
+  snprintf(l->bucket, sizeof l->bucket, "%s", config_str(n, config_str(storage_bucket, def_bucket)));
+  snprintf(n, sizeof n, "FALLBACK_%s_PATH", type);
+  snprintf(l->path, sizeof l->path, "%s", config_str(n, config_str(storage_path, "/files")));
 }
 
 static void read_settings(settings *s, config_err *err) {
@@ -57,8 +63,8 @@ static void read_settings(settings *s, config_err *err) {
   s->st.url = s->storage_url;
   s->st.timeout_ms = s->storage_timeout_ms;
   s->st.connect_timeout_ms = s->storage_connect_ms;
-  stub(&s->st.stub_staging, "STAGING", "FALLBACK_STAGING", 1, "fermata-staging", err);
-  stub(&s->st.stub_permanent, "PERMANENT", "FALLBACK_PERMANENT", 2, "fermata-permanent", err);
+  stub(&s->st.stub_staging, "STAGING", 1, "fermata-staging", err);
+  stub(&s->st.stub_permanent, "PERMANENT", 2, "fermata-permanent", err);
   breaker_env_config(&s->bc, err);
   breaker_env_health_config(&s->bh, err);
 }
