@@ -29,7 +29,7 @@ PACKAGES=(
   python3 python3-venv python3-pip
   lame id3v2 sox ffmpeg gettext-base
   clang libclang-rt-14-dev
-  wrk curl ca-certificates iproute2 util-linux
+  wrk curl ca-certificates openssl iproute2 util-linux
 )
 command -v mvn >/dev/null 2>&1 || PACKAGES+=(maven)
 command -v javac >/dev/null 2>&1 || PACKAGES+=(default-jdk-headless)

@@ -121,6 +121,13 @@ int main(void) {
   char bmsg[200] = "";
   if (!err.msg[0] && breaker_config_validate(&s.bc, bmsg, sizeof bmsg) != 0)
     snprintf(err.msg, sizeof err.msg, "storageService circuit breaker: %s", bmsg);
+  mq_params mp;
+  if (!err.msg[0] && mq_params_from_url(s.amqp_url, &mp) != MQ_OK)
+    snprintf(err.msg, sizeof err.msg, "AMQP_URL: expected amqp[s]://user:pass@host:port/vhost");
+  if (!err.msg[0] && mq_params_set_ca_file(&mp, config_str("AMQP_TLS_CA_FILE", "")) != MQ_OK)
+    snprintf(err.msg, sizeof err.msg, "AMQP_TLS_CA_FILE: not a readable file");
+  if (!err.msg[0] && mq_params_set_password(&mp, config_str("AMQP_PASSWORD", "")) != MQ_OK)
+    snprintf(err.msg, sizeof err.msg, "AMQP_PASSWORD: longer than 127 bytes");
   if (err.msg[0]) {
     log_event(lg, LOG_ERROR, "bad configuration", "detail=\"%s\"", err.msg);
     log_free(lg);
@@ -149,7 +156,6 @@ int main(void) {
   s3_config s3c = {.endpoint = s.s3_endpoint, .region = s.s3_region, .access_key = s.s3_key,
                    .secret_key = s.s3_secret};
   httpc_config hc = {.connect_timeout_ms = s.storage_connect_ms, .timeout_ms = s.storage_timeout_ms};
-  mq_params mp;
   mq_publisher *pub = NULL;
   mq_consumer *cons = NULL;
   breaker *br = NULL;
@@ -171,10 +177,6 @@ int main(void) {
   }
   svc.st = storages_new(&s.st, svc.http, br, lg);
   if (!svc.st) goto out;
-  if (mq_params_from_url(s.amqp_url, &mp) != MQ_OK) {
-    log_event(lg, LOG_ERROR, "bad configuration", "detail=\"AMQP_URL is not an amqp:// URL\"");
-    goto out;
-  }
   mp.log = lg;
   mq_backoff reconnect = {200, 5000};
   pub = mq_publisher_new(&mp, msgs_topology(MSGS_SIDE_RESOURCE), &reconnect);
