@@ -14,6 +14,8 @@
 #    (golang.org/toolchain, go1.27.3, checked against a pinned SHA-256) is fetched from the
 #    module proxy and used for that build only. Installed in /usr/local/lib/fermata as
 #    root (so the unprivileged store user can run it from anywhere), .tools otherwise.
+#  - kustomize (sigs.k8s.io/kustomize/kustomize/v5, pinned), built the same way: the config
+#    smoke test renders deploy/k8s with it.
 #  - The Python test environment (.venv, pinned by tests/requirements.txt), rebuilt only
 #    when the requirements change.
 set -euo pipefail
@@ -124,26 +126,30 @@ PY
   echo "$dir/bin/go"
 }
 
-install_versitygw() {
-  local bin dir go
-  bin=$(fm_versitygw_bin)
+# go_install_pinned BIN MODULE VERSION: `go install MODULE@VERSION` into the directory of
+# BIN (its name is the module's last element), unless already complete there.
+go_install_pinned() {
+  local bin=$1 module=$2 version=$3 dir go
   dir=$(dirname "$bin")
   [ -x "$bin" ] && [ -f "$dir/.complete" ] && return 0
   go=$(go_for_build)
-  echo "deps: building versitygw $VERSITYGW_VERSION with $(GOTOOLCHAIN=local "$go" env GOVERSION) (go install github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION; about 90 s on 2 cores)"
+  echo "deps: building $(basename "$bin") $version with $(GOTOOLCHAIN=local "$go" env GOVERSION) (go install $module@$version; about a minute on 2 cores)"
   rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
   GOTOOLCHAIN=local GOFLAGS=-buildvcs=false GOBIN="$dir.tmp" \
     GOPATH="$(fm_tools_dir)/gopath" GOCACHE="$(fm_tools_dir)/gocache" \
-    "$go" install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
-  chmod 755 "$dir.tmp/versitygw"
+    "$go" install "$module@$version"
+  chmod 755 "$dir.tmp/$(basename "$bin")"
   touch "$dir.tmp/.complete"
   rm -rf "$dir"; mv "$dir.tmp" "$dir"
   chmod 755 "$(fm_tools_dir)" "$dir"
-  # the build caches are not needed to run it
-  chmod -R u+w "$(fm_tools_dir)/gopath" 2>/dev/null || true
-  rm -rf "$(fm_tools_dir)/gopath" "$(fm_tools_dir)/gocache" "$(fm_tools_dir)/$GO_TOOLCHAIN".linux-*
 }
-install_versitygw
+
+go_install_pinned "$(fm_versitygw_bin)" github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
+# ---- kustomize (rendering deploy/k8s for the config smoke test), pinned ------------------
+go_install_pinned "$(fm_kustomize_bin)" sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
+# the build caches and a fetched toolchain are not needed to run them
+chmod -R u+w "$(fm_tools_dir)/gopath" 2>/dev/null || true
+rm -rf "$(fm_tools_dir)/gopath" "$(fm_tools_dir)/gocache" "$(fm_tools_dir)/$GO_TOOLCHAIN".linux-*
 
 # ---- Python test tools, pinned -----------------------------------------------------------
 req=tests/requirements.txt
