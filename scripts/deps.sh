@@ -4,7 +4,8 @@
 # is not touched. As root it runs apt-get and useradd; otherwise it prints the exact
 # command and, where no root is needed, installs into the checkout (.venv, .tools).
 #
-#  - Debian packages: the C libraries, PostgreSQL, RabbitMQ, nginx, the tools of the tests.
+#  - Debian packages: the C libraries, PostgreSQL, RabbitMQ, nginx, the tools of the tests;
+#    as root also podman, buildah, runc and debootstrap (make containers, which CI runs).
 #  - System users (root only), one per server, none shared with nginx's workers
 #    (www-data): fermata-s3 (the object store), fermata-song, fermata-storage,
 #    fermata-resource, fermata-processor.
@@ -33,6 +34,9 @@ PACKAGES=(
   clang libclang-rt-14-dev
   wrk curl ca-certificates openssl iproute2 util-linux
 )
+# make containers (root only; CI runs it): podman, buildah and what the base image needs.
+# Without root there is no use for them, so a user is not asked to install them.
+if fm_is_root; then PACKAGES+=(podman buildah runc debootstrap containernetworking-plugins); fi
 command -v mvn >/dev/null 2>&1 || PACKAGES+=(maven)
 command -v javac >/dev/null 2>&1 || PACKAGES+=(default-jdk-headless)
 

@@ -14,7 +14,8 @@ files once shipped the defect it names (issue 18).
   ConfigMap and the example Secret) and, separately, its Compose environment block (plus
   the image's ENV), must start and turn healthy. What is changed, and only that: addresses
   of the infrastructure and of the other services become the test stack's and this test's
-  (scheme, user, database, vhost and options such as sslmode=require and amqps are kept:
+  (each run gets databases of its own, created empty as a new deployment's are: <name>_k8s,
+  <name>_compose; scheme, user, vhost and options such as sslmode=require and amqps are kept:
   the test stack speaks TLS too; the store's region goes with its address), SERVER_PORT /
   GATEWAY_LISTEN become free ports, the gateway's run directory one in the test data, and secrets (CHANGE_ME, .env passwords) the test stack's; with
   amqps the test stack's private CA is trusted through AMQP_TLS_CA_FILE.
@@ -210,7 +211,20 @@ class StackInfo:
 SERVICES = ("storage", "song", "resource", "processor")
 
 
-def mapped(env, svc, ports, stack, run_dir):
+def fresh_databases(label):
+    """songs_<label>, storages_<label>, resources_<label>, empty, each owned by its
+    service's role (as deploy/postgres/init.sh makes them), on the test stack's server
+    (superuser over its socket: the local stack trusts local connections)."""
+    pg = parse(os.environ["SONG_DB_URL"])
+    sock = pathlib.Path(os.environ.get("FERMATA_DATA_DIR") or RUN_DIR) / "postgres"
+    for role, db in (("song", "songs"), ("storage", "storages"), ("resource", "resources")):
+        for sql in (f'DROP DATABASE IF EXISTS "{db}_{label}" WITH (FORCE)', f'CREATE DATABASE "{db}_{label}" OWNER "{role}"'):
+            subprocess.run(["psql", "-h", str(sock), "-p", str(pg.port), "-U", "postgres", "-d", "postgres",
+                            "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True, timeout=60)
+    return label
+
+
+def mapped(env, svc, ports, stack, run_dir, db_label):
     """The environment with addresses, ports and secrets moved to the test (module docstring).
     Fails on a secret it does not know how to replace."""
     out = dict(env)
@@ -218,7 +232,8 @@ def mapped(env, svc, ports, stack, run_dir):
         if k == "SERVER_PORT":
             out[k] = str(ports[svc])
         elif k.endswith("_DB_URL"):
-            out[k] = with_netloc(v, stack.pg)
+            u = parse(with_netloc(v, stack.pg))
+            out[k] = urllib.parse.urlunsplit(u._replace(path=f"{u.path}_{db_label}"))
         elif k == "PGPASSWORD":
             db = [x for x in env if x.endswith("_DB_URL")]
             assert len(db) == 1, db
@@ -284,10 +299,11 @@ def start_all(envs, ports, label, tmp_path):
 def test_k8s_deployments_start_healthy_with_their_environment(k8s, tmp_path):
     stack, secret = StackInfo(), secret_example()
     ports = dict(zip(("resource", "song", "storage", "processor", "gateway"), range(PRIVATE_PORT_BASE + 861, PRIVATE_PORT_BASE + 866)))
+    label = fresh_databases("k8s")
     envs = {}
     for name in (*SERVICES, "gateway"):
         dep = k8s["Deployment"][name]
-        envs[name] = mapped(env_of(dep, k8s, secret), name, ports, stack, RUN_DIR / "gateway-k8s")
+        envs[name] = mapped(env_of(dep, k8s, secret), name, ports, stack, RUN_DIR / "gateway-k8s", label)
     assert envs["resource"]["AMQP_URL"].startswith("amqps://") and "sslmode=require" in envs["song"]["SONG_DB_URL"]
     _, storages = start_all(envs, ports, "k8s", tmp_path)
     cm = k8s["ConfigMap"]["fermata-config"]["data"]
@@ -358,7 +374,7 @@ def compose_envs(stack):
     return envs
 
 
-def compose_mapped(env, svc, ports, stack, run_dir):
+def compose_mapped(env, svc, ports, stack, run_dir, db_label):
     """Compose's service names and ports are its network's: the same moves as for k8s, with
     the infrastructure's names (postgres, rabbitmq, localstack) taken for the test stack's."""
     env = dict(env)
@@ -370,13 +386,15 @@ def compose_mapped(env, svc, ports, stack, run_dir):
     if "AMQP_URL" in env:
         assert parse(env["AMQP_URL"]).hostname == "rabbitmq" and parse(env["AMQP_URL"]).password is None, \
             f"{svc}: AMQP_URL: the password belongs in AMQP_PASSWORD, unencoded"
-    return mapped(env, svc, ports, stack, run_dir)
+    return mapped(env, svc, ports, stack, run_dir, db_label)
 
 
 def test_compose_services_start_healthy_with_their_environment(tmp_path):
     stack = StackInfo()
     ports = dict(zip(("resource", "song", "storage", "processor", "gateway"), range(PRIVATE_PORT_BASE + 871, PRIVATE_PORT_BASE + 876)))
-    envs = {n: compose_mapped(e, n, ports, stack, RUN_DIR / "gateway-compose") for n, e in compose_envs(stack).items()}
+    label = fresh_databases("compose")
+    envs = {n: compose_mapped(e, n, ports, stack, RUN_DIR / "gateway-compose", label)
+            for n, e in compose_envs(stack).items()}
     _, storages = start_all(envs, ports, "compose", tmp_path)
     values = env_file(ROOT / "deploy" / ".env.example")
     assert {s["storageType"]: s["bucket"] for s in storages} == {

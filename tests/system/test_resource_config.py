@@ -125,3 +125,20 @@ def test_health_answers_within_a_probe_timeout_when_the_store_is_slow():
     finally:
         store.close()
         assert svc.stop() == 0, svc.log()[-3000:]
+
+
+def test_bad_broker_settings_stop_resource_and_processor_at_start():
+    """lib/mq refuses bad URLs clearly: exit 2, the variable named (README: configuration)."""
+    cases = [({"AMQP_URL": "amqpx://fermata@127.0.0.1:1/"}, "AMQP_URL"),
+             ({"AMQP_URL": "amqps://fermata@localhost:1/", "AMQP_TLS_CA_FILE": "/nonexistent/ca.pem"}, "AMQP_TLS_CA_FILE"),
+             ({"AMQP_PASSWORD": "x" * 200}, "AMQP_PASSWORD")]
+    for svc in ("resource", "processor"):
+        for over, var in cases:
+            env = resource_env(**over) if svc == "resource" else {
+                "SERVER_PORT": str(PORT), "AMQP_URL": os.environ["AMQP_URL"], **over}
+            s = NativeService(svc, env, PORT, label="badamqp").start()
+            try:
+                rc = s.proc.wait(timeout=30)
+            finally:
+                s.stop()
+            assert rc == 2 and "bad configuration" in s.log() and var in s.log(), (svc, over, rc, s.log()[-2000:])
