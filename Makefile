@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 600
 
 APIFUZZ_EXAMPLES ?= 1000
 
-.PHONY: all deps build release test unit conformance system fuzz-short run stop reset lint bench demo fuzz chaos apifuzz valgrind fresh-debian clean
+.PHONY: all deps build release test unit conformance system fuzz-short run stop reset lint containers bench demo fuzz chaos apifuzz valgrind fresh-debian clean
 
 all: build
 
@@ -49,6 +49,12 @@ test: unit conformance fuzz-short system
 # Offline validation of the deployment files and the OpenAPI description.
 lint:
 	@scripts/lint.sh
+
+# Every image of deploy/compose.yaml built and the Compose stack run and checked here with
+# podman (no Docker engine; root; installs podman, buildah, debootstrap and podman-compose
+# itself): scripts/containers.sh, tests/containers/.
+containers:
+	scripts/containers.sh
 
 # Benchmarks (not tests): results go to bench/results/.
 bench: release

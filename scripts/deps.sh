@@ -4,7 +4,8 @@
 # is not touched. As root it runs apt-get and useradd; otherwise it prints the exact
 # command and, where no root is needed, installs into the checkout (.venv, .tools).
 #
-#  - Debian packages: the C libraries, PostgreSQL, RabbitMQ, nginx, the tools of the tests.
+#  - Debian packages: the C libraries, PostgreSQL, RabbitMQ, nginx, the tools of the tests;
+#    as root also podman, buildah, runc and debootstrap (make containers, which CI runs).
 #  - System users (root only), one per server, none shared with nginx's workers
 #    (www-data): fermata-s3 (the object store), fermata-song, fermata-storage,
 #    fermata-resource, fermata-processor.
@@ -14,6 +15,8 @@
 #    (golang.org/toolchain, go1.27.3, checked against a pinned SHA-256) is fetched from the
 #    module proxy and used for that build only. Installed in /usr/local/lib/fermata as
 #    root (so the unprivileged store user can run it from anywhere), .tools otherwise.
+#  - kustomize (sigs.k8s.io/kustomize/kustomize/v5, pinned), built the same way: the config
+#    smoke test renders deploy/k8s with it.
 #  - The Python test environment (.venv, pinned by tests/requirements.txt), rebuilt only
 #    when the requirements change.
 set -euo pipefail
@@ -29,8 +32,11 @@ PACKAGES=(
   python3 python3-venv python3-pip
   lame id3v2 sox ffmpeg gettext-base
   clang libclang-rt-14-dev
-  wrk curl ca-certificates iproute2 util-linux
+  wrk curl ca-certificates openssl iproute2 util-linux
 )
+# make containers (root only; CI runs it): podman, buildah and what the base image needs.
+# Without root there is no use for them, so a user is not asked to install them.
+if fm_is_root; then PACKAGES+=(podman buildah runc debootstrap containernetworking-plugins); fi
 command -v mvn >/dev/null 2>&1 || PACKAGES+=(maven)
 command -v javac >/dev/null 2>&1 || PACKAGES+=(default-jdk-headless)
 
@@ -124,26 +130,30 @@ PY
   echo "$dir/bin/go"
 }
 
-install_versitygw() {
-  local bin dir go
-  bin=$(fm_versitygw_bin)
+# go_install_pinned BIN MODULE VERSION: `go install MODULE@VERSION` into the directory of
+# BIN (its name is the module's last element), unless already complete there.
+go_install_pinned() {
+  local bin=$1 module=$2 version=$3 dir go
   dir=$(dirname "$bin")
   [ -x "$bin" ] && [ -f "$dir/.complete" ] && return 0
   go=$(go_for_build)
-  echo "deps: building versitygw $VERSITYGW_VERSION with $(GOTOOLCHAIN=local "$go" env GOVERSION) (go install github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION; about 90 s on 2 cores)"
+  echo "deps: building $(basename "$bin") $version with $(GOTOOLCHAIN=local "$go" env GOVERSION) (go install $module@$version; about a minute on 2 cores)"
   rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
   GOTOOLCHAIN=local GOFLAGS=-buildvcs=false GOBIN="$dir.tmp" \
     GOPATH="$(fm_tools_dir)/gopath" GOCACHE="$(fm_tools_dir)/gocache" \
-    "$go" install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
-  chmod 755 "$dir.tmp/versitygw"
+    "$go" install "$module@$version"
+  chmod 755 "$dir.tmp/$(basename "$bin")"
   touch "$dir.tmp/.complete"
   rm -rf "$dir"; mv "$dir.tmp" "$dir"
   chmod 755 "$(fm_tools_dir)" "$dir"
-  # the build caches are not needed to run it
-  chmod -R u+w "$(fm_tools_dir)/gopath" 2>/dev/null || true
-  rm -rf "$(fm_tools_dir)/gopath" "$(fm_tools_dir)/gocache" "$(fm_tools_dir)/$GO_TOOLCHAIN".linux-*
 }
-install_versitygw
+
+go_install_pinned "$(fm_versitygw_bin)" github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
+# ---- kustomize (rendering deploy/k8s for the config smoke test), pinned ------------------
+go_install_pinned "$(fm_kustomize_bin)" sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
+# the build caches and a fetched toolchain are not needed to run them
+chmod -R u+w "$(fm_tools_dir)/gopath" 2>/dev/null || true
+rm -rf "$(fm_tools_dir)/gopath" "$(fm_tools_dir)/gocache" "$(fm_tools_dir)/$GO_TOOLCHAIN".linux-*
 
 # ---- Python test tools, pinned -----------------------------------------------------------
 req=tests/requirements.txt

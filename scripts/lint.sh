@@ -6,14 +6,15 @@
 #   OpenAPI     openapi-spec-validator (document), deploy/lint/check_openapi_examples.py
 #               (every example against its schema)
 #   Compose     deploy/lint/compose-check: compose-go, the loader of `docker compose`
-#               (Compose Specification schema, interpolation with deploy/.env and
-#               .env.example, consistency: depends_on targets, volumes, networks)
-#   Dockerfile  hadolint (deploy/lint/hadolint.yaml)
+#               (Compose Specification schema, interpolation with .env.example and its
+#               passwords filled in, consistency: depends_on targets, volumes, networks);
+#               and that it refuses .env.example as it is (empty passwords), naming
+#               deploy/.env
+#   Dockerfile  hadolint (deploy/lint/hadolint.yaml) on every Dockerfile under deploy/
 #   Kubernetes  kubernetes-validate --strict against the bundled OpenAPI schemas of the
-#               Kubernetes versions in K8S_VERSIONS; the kustomization lists every file;
-#               the gateway ConfigMap matches deploy/nginx/fermata.conf.template
-#   nginx       `nginx -t` on the template rendered as the local stack does, and as
-#               Compose/Kubernetes do; every placeholder is filled by all three
+#               Kubernetes versions in K8S_VERSIONS; the kustomization lists every file
+#   nginx       `nginx -t` on the template rendered as the local stack does, and as the
+#               gateway image does; every placeholder is filled by both renderers
 #   shell       bash -n on the deploy scripts
 #
 # Tools: Python ones pinned in deploy/lint-requirements.txt, installed into .venv-lint
@@ -78,10 +79,30 @@ check_compose() {   # check_compose ENV_FILE
   "$VENV/bin/compose-check" -env-file "$1" deploy/compose.yaml 2>&1 | tee /dev/stderr | { ! grep -q 'level=warning'; }
 }
 
+# .env.example with every empty password filled in (what a user's deploy/.env looks like).
+check_compose_filled() {
+  local env rc
+  env=$(mktemp)
+  sed 's/^\([A-Z_]*PASSWORD\)=$/\1=lint-Pa55:w@rd\/%#/' deploy/.env.example >"$env"
+  check_compose "$env"; rc=$?
+  rm -f "$env"
+  return $rc
+}
+
+# Without passwords (no deploy/.env, or .env.example copied as it is) Compose must stop
+# and name the file to fix.
+check_compose_refuses_empty() {
+  local out
+  if out=$("$VENV/bin/compose-check" -env-file deploy/.env.example deploy/compose.yaml 2>&1); then
+    echo "compose accepted empty passwords:"; echo "$out"; return 1
+  fi
+  echo "$out" | grep -q 'in deploy/.env' || { echo "compose failed without naming deploy/.env:"; echo "$out"; return 1; }
+}
+
 check_dockerfiles() {
   local files
-  mapfile -t files < <(find deploy/docker -name Dockerfile -o -name '*.Dockerfile' | sort)
-  [ ${#files[@]} -gt 0 ] || { echo "no Dockerfile under deploy/docker"; return 1; }
+  mapfile -t files < <(find deploy -name Dockerfile -o -name '*.Dockerfile' | sort)
+  [ ${#files[@]} -gt 0 ] || { echo "no Dockerfile under deploy/"; return 1; }
   "$VENV/bin/hadolint" --no-color --config deploy/lint/hadolint.yaml "${files[@]}"
 }
 
@@ -108,28 +129,15 @@ sys.exit(1 if missing or unknown else 0)
 EOF
 }
 
-check_gateway_configmap() {
-  local tmp rc
-  tmp=$(mktemp)
-  deploy/k8s/gen-gateway-template.sh "$tmp" && cmp -s "$tmp" deploy/k8s/gateway-template.yaml
-  rc=$?
-  rm -f "$tmp"
-  [ $rc -eq 0 ] || echo "deploy/k8s/gateway-template.yaml is out of date: run deploy/k8s/gen-gateway-template.sh"
-  return $rc
-}
-
-# The placeholders of the template, and the envsubst lists of the three renderers.
+# The placeholders of the template, and the envsubst lists of the two renderers (the local
+# stack's script, the gateway image's entry point, which Compose and Kubernetes run).
 check_gateway_placeholders() {
-  local want got f rc=0
-  want=$(grep -o '\${[A-Z0-9_]*}' deploy/nginx/fermata.conf.template | sort -u | tr '\n' ' ')
-  for f in scripts/stack.d/40-gateway.sh deploy/compose.yaml deploy/k8s/gateway.yaml; do
-    got=$(grep -E "envsubst|GW_VARS=" "$f" | grep -o '\$\{1,2\}{[A-Z0-9_]*}' | sed 's/^\$\$/$/' | sort -u | tr '\n' ' ')
-    if [ "$got" != "$want" ]; then
-      echo "$f: envsubst variables differ from the template's placeholders"
-      echo "  template: $want"
-      echo "  $f: $got"
-      rc=1
-    fi
+  # both renderers (the local stack's and the gateway image's entry point) take the list of
+  # placeholders from the template itself, so they cannot drift from it
+  local f rc=0
+  for f in scripts/stack.d/40-gateway.sh deploy/nginx/gateway-entrypoint.sh; do
+    grep -Eq "^ *(GW_VARS|vars)=\\$\\(grep -o '" "$f" ||
+      { echo "$f: the envsubst list is not read from the template"; rc=1; }
   done
   return $rc
 }
@@ -163,9 +171,10 @@ check_nginx() {   # check_nginx VARIANT
 
 check_shell() {
   local f rc=0
-  for f in scripts/lint.sh scripts/stack.d/40-gateway.sh deploy/postgres/init.sh deploy/k8s/gen-gateway-template.sh; do
+  for f in scripts/lint.sh scripts/stack.d/40-gateway.sh scripts/containers.sh deploy/postgres/init.sh; do
     bash -n "$f" || rc=1
   done
+  sh -n deploy/nginx/gateway-entrypoint.sh || rc=1
   return $rc
 }
 
@@ -175,12 +184,11 @@ setup_compose_check || { echo "lint: could not build compose-check" >&2; exit 1;
 
 run "openapi: spec" check_openapi
 run "openapi: examples" check_openapi_examples
-run "compose: .env" check_compose deploy/.env
-run "compose: .env.example" check_compose deploy/.env.example
+run "compose: .env.example, passwords set" check_compose_filled
+run "compose: refuses empty passwords" check_compose_refuses_empty
 run "dockerfile: hadolint" check_dockerfiles
 for v in $K8S_VERSIONS; do run "k8s: schemas $v" check_k8s "$v"; done
 run "k8s: kustomization" check_kustomization
-run "k8s: gateway configmap" check_gateway_configmap
 run "gateway: placeholders" check_gateway_placeholders
 run "gateway: nginx -t (stack)" check_nginx stack
 run "gateway: nginx -t (container)" check_nginx container

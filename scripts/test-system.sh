@@ -10,6 +10,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export FERMATA_DATA_DIR=${FERMATA_DATA_DIR:-$(fm_data_dir_default test)}
 export FERMATA_BUILD_DIR=${FERMATA_BUILD_DIR:-$ROOT/build/debug}
 export FERMATA_ROOT=$ROOT
+# TLS too: RabbitMQ's amqps listener (tests/system/test_mq.py) and PostgreSQL's (the
+# Kubernetes example asks for sslmode=require: tests/system/test_deploy_config.py), with
+# certificates made at start
+export RABBITMQ_TLS=${RABBITMQ_TLS:-1} PG_TLS=${PG_TLS:-1}
 # ASan: no leak check noise from the Python side; services report their own.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -22,7 +22,6 @@
 #include "mq.h"
 
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -34,9 +33,9 @@
 #include <time.h>
 
 #include "log.h"
+#include "mqconn.h"
 
-#define MQ_CHANNEL 1
-#define MQ_URL_MAX 1024
+#define MQ_CHANNEL MQCONN_CHANNEL
 #define MQ_MAX_HEADERS 32 /* original headers carried over on republish */
 #define MQ_POLL_MS 250    /* how long a consumer waits for a delivery before checking stop */
 
@@ -77,13 +76,6 @@ static unsigned make_seed(const void *obj) {
   return (unsigned)ts.tv_nsec ^ (unsigned)(uintptr_t)obj;
 }
 
-static int copy_str(char *dst, size_t cap, const char *src) {
-  size_t n = strlen(src);
-  if (n >= cap) return MQ_EINVAL;
-  memcpy(dst, src, n + 1);
-  return 0;
-}
-
 /* Copies an AMQP byte string into a NUL-terminated, capped buffer (truncating). */
 static void copy_bytes(char *dst, size_t cap, amqp_bytes_t b) {
   size_t n = b.len < cap - 1 ? b.len : cap - 1;
@@ -93,25 +85,10 @@ static void copy_bytes(char *dst, size_t cap, amqp_bytes_t b) {
 
 /* ---------------------------------------------------------------- params, topology */
 
-int mq_params_from_url(const char *url, mq_params *out) {
-  char buf[MQ_URL_MAX];
-  struct amqp_connection_info ci;
-  if (!url || !out || copy_str(buf, sizeof buf, url) != 0) return MQ_EINVAL;
-  memset(out, 0, sizeof *out);
-  amqp_default_connection_info(&ci);
-  if (amqp_parse_url(buf, &ci) != AMQP_STATUS_OK || ci.ssl) return MQ_EINVAL;
-  if (!ci.host || !*ci.host || ci.port <= 0 || ci.port > 65535) return MQ_EINVAL;
-  const char *vhost = (ci.vhost && *ci.vhost) ? ci.vhost : "/";
-  if (copy_str(out->host, sizeof out->host, ci.host) || copy_str(out->user, sizeof out->user, ci.user) ||
-      copy_str(out->password, sizeof out->password, ci.password) ||
-      copy_str(out->vhost, sizeof out->vhost, vhost))
-    return MQ_EINVAL;
-  out->port = ci.port;
-  out->heartbeat_s = 30;
-  out->connect_timeout_ms = 5000;
-  out->rpc_timeout_ms = 10000;
-  return 0;
-}
+/* Parameters are lib/mqconn's; so are these. */
+int mq_params_from_url(const char *url, mq_params *out) { return mqconn_params_from_url(url, out); }
+int mq_params_set_ca_file(mq_params *p, const char *path) { return mqconn_set_ca_file(p, path); }
+int mq_params_set_password(mq_params *p, const char *pw) { return mqconn_set_password(p, pw); }
 
 static int name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -182,42 +159,11 @@ mq_verdict mq_retry_decide(const mq_consumer_opts *in, unsigned attempt, uint32_
 
 /* ---------------------------------------------------------------- connections */
 
-static int rpc_ok(amqp_connection_state_t conn) {
-  return amqp_get_rpc_reply(conn).reply_type == AMQP_RESPONSE_NORMAL;
-}
-
-/* Closes politely if the connection is believed healthy, then frees it. */
-static void conn_drop(amqp_connection_state_t *conn, int healthy) {
-  if (!*conn) return;
-  if (healthy) {
-    amqp_channel_close(*conn, MQ_CHANNEL, AMQP_REPLY_SUCCESS);
-    amqp_connection_close(*conn, AMQP_REPLY_SUCCESS);
-  }
-  amqp_destroy_connection(*conn);
-  *conn = NULL;
-}
-
-/* Opens TCP, logs in, opens channel 1. On failure nothing is left allocated. */
-static int conn_open(const mq_params *p, amqp_connection_state_t *out) {
-  amqp_connection_state_t conn = amqp_new_connection();
-  if (!conn) return MQ_ENOMEM;
-  amqp_socket_t *sock = amqp_tcp_socket_new(conn);
-  if (!sock) goto fail;
-  struct timeval ct = tv_ms((uint64_t)p->connect_timeout_ms), rt = tv_ms((uint64_t)p->rpc_timeout_ms);
-  if (amqp_socket_open_noblock(sock, p->host, p->port, &ct) != AMQP_STATUS_OK) goto fail;
-  amqp_set_handshake_timeout(conn, &ct);
-  amqp_set_rpc_timeout(conn, &rt);
-  amqp_rpc_reply_t r = amqp_login(conn, p->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, p->heartbeat_s,
-                                  AMQP_SASL_METHOD_PLAIN, p->user, p->password);
-  if (r.reply_type != AMQP_RESPONSE_NORMAL) goto fail;
-  amqp_channel_open(conn, MQ_CHANNEL);
-  if (!rpc_ok(conn)) goto fail;
-  *out = conn;
-  return 0;
-fail:
-  amqp_destroy_connection(conn);
-  return MQ_EDOWN;
-}
+/* lib/mqconn opens the connections; its codes are ours. */
+_Static_assert((int)MQCONN_EINVAL == (int)MQ_EINVAL && (int)MQCONN_ENOMEM == (int)MQ_ENOMEM &&
+                   (int)MQCONN_EDOWN == (int)MQ_EDOWN,
+               "codes");
+#define conn_open mqconn_open
 
 /* Builds "<a><b>" into a capped buffer; names are validated to fit. */
 static void suffixed(char *dst, size_t cap, const char *a, const char *b) {
@@ -238,11 +184,11 @@ static int declare_queue(amqp_connection_state_t conn, const char *name, amqp_ta
                          int nargs, const char *exchange, const char *key) {
   amqp_table_t t = {.num_entries = nargs, .entries = args};
   amqp_queue_declare(conn, MQ_CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, t);
-  if (!rpc_ok(conn)) return MQ_EPROTO;
+  if (!mqconn_rpc_ok(conn)) return MQ_EPROTO;
   if (!exchange) return 0;
   amqp_queue_bind(conn, MQ_CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(exchange),
                   amqp_cstring_bytes(key), amqp_empty_table);
-  return rpc_ok(conn) ? 0 : MQ_EPROTO;
+  return mqconn_rpc_ok(conn) ? 0 : MQ_EPROTO;
 }
 
 /* Declares the whole topology (see mq.h for the shape). Idempotent on the broker. */
@@ -252,10 +198,10 @@ static int declare_topology(amqp_connection_state_t conn, const mq_topology *t) 
   suffixed(dlx, sizeof dlx, t->exchange, ".dlx");
   amqp_exchange_declare(conn, MQ_CHANNEL, amqp_cstring_bytes(t->exchange),
                         amqp_cstring_bytes(t->exchange_type), 0, 1, 0, 0, amqp_empty_table);
-  if (!rpc_ok(conn)) return MQ_EPROTO;
+  if (!mqconn_rpc_ok(conn)) return MQ_EPROTO;
   amqp_exchange_declare(conn, MQ_CHANNEL, amqp_cstring_bytes(dlx), amqp_cstring_bytes("direct"), 0,
                         1, 0, 0, amqp_empty_table);
-  if (!rpc_ok(conn)) return MQ_EPROTO;
+  if (!mqconn_rpc_ok(conn)) return MQ_EPROTO;
   for (size_t i = 0; i < t->n_queues; i++) {
     const mq_queue_spec *q = &t->queues[i];
     const char *key = q->binding_key ? q->binding_key : q->name;
@@ -304,49 +250,40 @@ mq_publisher *mq_publisher_new(const mq_params *params, const mq_topology *topo,
 
 void mq_publisher_free(mq_publisher *p) {
   if (!p) return;
-  conn_drop(&p->conn, 1);
+  mqconn_drop(&p->conn, 1);
   free(p);
 }
 
 int mq_publisher_connected(const mq_publisher *p) { return p && p->conn != NULL; }
 
 static void pub_fail(mq_publisher *p, int healthy) {
-  conn_drop(&p->conn, healthy);
+  mqconn_drop(&p->conn, healthy);
   p->failures++;
   p->next_try_ms = now_ms() + mq_backoff_delay_ms(&p->reconnect, p->failures, next_rand(&p->seed));
 }
 
 /* An idle publisher services no heartbeats, so the broker may have closed its connection
- * (missed heartbeats, restart). Drain what arrived without blocking: that answers the
- * broker's heartbeats and finds a dead connection before we publish on it. A stale
- * connection is not a failure: it is replaced at once, without backoff. */
+ * (missed heartbeats, restart): find that before publishing on it (mqconn_drain_idle). A
+ * stale connection is not a failure: it is replaced at once, without backoff. */
 static void pub_drain_idle(mq_publisher *p) {
-  struct timeval zero = {0, 0};
-  for (int i = 0; i < 64 && p->conn; i++) {
-    amqp_frame_t f;
-    int rc = amqp_simple_wait_frame_noblock(p->conn, &f, &zero);
-    if (rc == AMQP_STATUS_TIMEOUT) return;
-    if (rc != AMQP_STATUS_OK ||
-        (f.frame_type == AMQP_FRAME_METHOD && (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
-                                               f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD))) {
-      log_event(p->params.log, LOG_INFO, "mq publisher connection went stale; reconnecting", NULL);
-      conn_drop(&p->conn, 0);
-    }
-  }
+  if (mqconn_drain_idle(p->conn) == 0) return;
+  log_event(p->params.log, LOG_INFO, "mq publisher connection went stale; reconnecting", NULL);
+  mqconn_drop(&p->conn, 0);
 }
 
 static int pub_connect(mq_publisher *p) {
   if (p->conn) pub_drain_idle(p);
   if (p->conn) return 0;
   if (now_ms() < p->next_try_ms) return MQ_EDOWN;
-  int rc = conn_open(&p->params, &p->conn);
+  const char *why = "declare failed";
+  int rc = conn_open(&p->params, &p->conn, &why);
   if (rc == 0) {
     amqp_confirm_select(p->conn, MQ_CHANNEL);
-    rc = rpc_ok(p->conn) ? declare_topology(p->conn, p->topo) : MQ_EPROTO;
+    rc = mqconn_rpc_ok(p->conn) ? declare_topology(p->conn, p->topo) : MQ_EPROTO;
   }
   if (rc != 0) {
-    log_event(p->params.log, LOG_WARN, "mq publisher connect failed", "host=%s port=%d err=%d",
-              p->params.host, p->params.port, rc);
+    log_event(p->params.log, LOG_WARN, "mq publisher connect failed", "host=%s port=%d tls=%d err=%d reason=\"%s\"",
+              p->params.host, p->params.port, p->params.tls, rc, why);
     pub_fail(p, 0);
     return rc == MQ_ENOMEM ? rc : MQ_EDOWN;
   }
@@ -506,21 +443,22 @@ int mq_consumer_connected(mq_consumer *c) { return c && atomic_load(&c->connecte
 
 static void consumer_drop(mq_consumer *c, int healthy) {
   atomic_store(&c->connected, 0);
-  conn_drop(&c->conn, healthy);
+  mqconn_drop(&c->conn, healthy);
 }
 
-static int consumer_connect(mq_consumer *c) {
-  int rc = conn_open(&c->params, &c->conn);
+static int consumer_connect(mq_consumer *c, const char **why) {
+  *why = "declare, qos or consume failed";
+  int rc = conn_open(&c->params, &c->conn, why);
   if (rc != 0) return rc;
   rc = declare_topology(c->conn, c->topo);
   if (rc == 0) {
     amqp_basic_qos(c->conn, MQ_CHANNEL, 0, c->opts.prefetch, 0);
-    if (!rpc_ok(c->conn)) rc = MQ_EPROTO;
+    if (!mqconn_rpc_ok(c->conn)) rc = MQ_EPROTO;
   }
   if (rc == 0) {
     amqp_basic_consume(c->conn, MQ_CHANNEL, amqp_cstring_bytes(c->queue->name), amqp_empty_bytes,
                        0, 0, 0, amqp_empty_table);
-    if (!rpc_ok(c->conn)) rc = MQ_EPROTO;
+    if (!mqconn_rpc_ok(c->conn)) rc = MQ_EPROTO;
   }
   if (rc != 0) {
     consumer_drop(c, 0);
@@ -697,11 +635,13 @@ static void *consumer_main(void *arg) {
   unsigned failures = 0;
   while (!atomic_load(&c->stop)) {
     if (!c->conn) {
-      if (consumer_connect(c) != 0) {
+      const char *why;
+      if (consumer_connect(c, &why) != 0) {
         failures++;
         uint32_t d = mq_backoff_delay_ms(&c->opts.reconnect, failures, next_rand(&c->seed));
         log_event(c->params.log, failures == 1 ? LOG_WARN : LOG_DEBUG, "mq consumer connect failed",
-                  "queue=%s attempt=%u retry_in_ms=%" PRIu32, c->queue->name, failures, d);
+                  "queue=%s attempt=%u retry_in_ms=%" PRIu32 " tls=%d reason=\"%s\"", c->queue->name, failures, d,
+                  c->params.tls, why);
         consumer_sleep(c, d);
         continue;
       }

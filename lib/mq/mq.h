@@ -3,7 +3,8 @@
  *
  * What it gives a service:
  *   - mq_params: where the broker is, parsed from an AMQP URL the caller read from its
- *     configuration (amqp://user:pass@host:port/vhost).
+ *     configuration (amqp://user:pass@host:port/vhost, or amqps:// for TLS with the
+ *     broker's certificate verified; the connection itself is lib/mqconn's).
  *   - mq_topology: a declarative description of the exchanges and queues the service
  *     relies on. Every connection (re)declares it, so a service never depends on another
  *     having started first and a broker that lost its state is set up again.
@@ -75,6 +76,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mqconn.h"
+
 struct log;
 
 enum {
@@ -95,23 +98,23 @@ const char *mq_strerror(int err);
  * ".retry"/".dlq"/".dlx" suffixes. */
 #define MQ_NAME_MAX 200
 
-/* Connection parameters. Plain struct: fill it with mq_params_from_url, then adjust. */
-typedef struct mq_params {
-  char host[256];
-  int port;
-  char user[128];
-  char password[128];
-  char vhost[128];
-  int heartbeat_s;        /* AMQP heartbeat; 0 disables. Default 30. */
-  int connect_timeout_ms; /* TCP connect + login. Default 5000. */
-  int rpc_timeout_ms;     /* declares, qos, consume, and the publish confirm. Default 10000. */
-  struct log *log;        /* lib/log, borrowed; connection events go there. NULL = silent. */
-} mq_params;
+/* Connection parameters: lib/mqconn's (host, port, user, password, vhost, tls,
+ * tls_ca_file, heartbeat_s, connect_timeout_ms, rpc_timeout_ms, log; see mqconn.h). Plain
+ * struct: fill it with mq_params_from_url, then adjust. */
+typedef mqconn_params mq_params;
 
-/* Parses an amqp:// URL (amqps is refused: the module has no TLS) into *out with the
- * defaults above. An empty vhost ("amqp://h:1/") means "/", RabbitMQ's default vhost;
+/* Parses an amqp:// or amqps:// URL into *out with mqconn's defaults (heartbeat 30 s,
+ * connect 5 s, RPC 10 s; port 5672, or 5671 for amqps). User, password and vhost are
+ * percent-decoded; an empty vhost ("amqp://h:1/") means "/", RabbitMQ's default vhost, and
  * "%2f" also spells "/". Returns 0 or MQ_EINVAL (bad URL, field longer than its buffer). */
 int mq_params_from_url(const char *url, mq_params *out);
+
+/* The password, replacing the URL's ("" keeps it): see mqconn_set_password. */
+int mq_params_set_password(mq_params *p, const char *password);
+
+/* The CA bundle amqps connections trust instead of the system's store ("" = the store).
+ * MQ_EINVAL for a path too long or a file this process cannot read. */
+int mq_params_set_ca_file(mq_params *p, const char *path);
 
 /* One queue of a topology. */
 typedef struct mq_queue_spec {

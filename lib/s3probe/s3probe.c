@@ -34,7 +34,7 @@ s3probe *s3probe_new(const s3probe_opts *o) {
   s3probe *p = calloc(1, sizeof *p);
   if (p == NULL) return NULL;
   s3_config c = o->s3;
-  long t = o->timeout_ms > 0 ? o->timeout_ms : 1500;
+  long t = o->timeout_ms > 0 ? o->timeout_ms : S3PROBE_DEFAULT_TIMEOUT_MS;
   c.connect_timeout_ms = t;
   c.timeout_ms = t;
   c.max_idle_handles = 1;

@@ -14,9 +14,13 @@
  * Results are cached for `interval_ms` (health is polled by orchestrators and scripts;
  * one probe every interval is enough), so at most one probe runs per interval whatever the
  * number of health requests: concurrent callers wait for the running probe and share its
- * result. The probe uses its own s3_client with short timeouts (`timeout_ms`), so a hung
- * store makes health DOWN within that time instead of holding the health request for the
- * data path's long upload timeout.
+ * result. The probe uses its own s3_client with short timeouts (`timeout_ms` per request),
+ * so a hung or slow store makes health DOWN within that time instead of holding the health
+ * request for the data path's long upload timeout. The default (500 ms) keeps a whole
+ * probe, three requests, within 1.5 s: under the 2 s an orchestrator's probe waits
+ * (Kubernetes' timeoutSeconds, Compose's healthcheck timeout), so a slow store reads as
+ * DOWN, never as a probe that timed out. Stores in the same region answer these requests
+ * in tens of milliseconds.
  *
  * Thread-safe. The caller owns the s3probe; s3probe_free it after the last check. Needs
  * curl_global_init, like lib/s3.
@@ -31,12 +35,14 @@
 
 typedef struct s3probe s3probe;
 
+#define S3PROBE_DEFAULT_TIMEOUT_MS 500
+
 typedef struct s3probe_opts {
   s3_config s3;         /* endpoint and credentials; its timeouts are replaced by timeout_ms */
   const char *bucket;   /* the bucket to probe (copied) */
   const char *instance; /* names the probe object: fermata-health/<instance> (copied; URL-safe) */
   long interval_ms;     /* cache lifetime of a result; 0 means 2000 */
-  long timeout_ms;      /* per request of a probe; 0 means 1500 */
+  long timeout_ms;      /* per request of a probe; 0 means S3PROBE_DEFAULT_TIMEOUT_MS */
   /* Clock in milliseconds (monotonic); NULL means CLOCK_MONOTONIC. For tests. */
   int64_t (*now_ms)(void *ud);
   void *now_ud;

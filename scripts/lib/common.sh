@@ -174,3 +174,6 @@ fm_tools_dir() {
 # The pinned versitygw release and where deps.sh puts it.
 VERSITYGW_VERSION=v1.8.0
 fm_versitygw_bin() { echo "$(fm_tools_dir)/versitygw-$VERSITYGW_VERSION/versitygw"; }
+# The pinned kustomize (renders deploy/k8s for tests/system/test_deploy_config.py).
+KUSTOMIZE_VERSION=v5.5.0
+fm_kustomize_bin() { echo "$(fm_tools_dir)/kustomize-$KUSTOMIZE_VERSION/kustomize"; }

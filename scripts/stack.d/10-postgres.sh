@@ -1,7 +1,11 @@
 # PostgreSQL: one private server, one database and one role per service. Durable by
 # default: fsync on, data under $FERMATA_DATA_DIR/postgres (owned by postgres, mode 700).
+# PG_TLS=1 also offers TLS (a self-signed certificate made with openssl at the first start),
+# for clients that ask for it (sslmode=require, as the Kubernetes example does); the others
+# negotiate it too (libpq's default is sslmode=prefer).
 COMPONENTS+=(postgres)
 PG_PORT=${PG_PORT:-25432}
+PG_TLS=${PG_TLS:-0}
 PG_DIR="$FERMATA_DATA_DIR/postgres"
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 # service role:database pairs; the password of each role is its name (a local dev stack).
@@ -9,6 +13,19 @@ PG_DATABASES=(song:songs storage:storages resource:resources)
 
 pg_ctl_() { as_service_user postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" "$@"; }
 pg_psql_() { as_service_user postgres psql -h "$PG_DIR" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
+
+# pg_tls_files_: a self-signed certificate for localhost and its key, owned by postgres.
+pg_tls_files_() {
+  local dir="$PG_DIR/tls"
+  [ -s "$dir/server.pem" ] && [ -s "$dir/server.key" ] && return 0
+  command -v openssl >/dev/null || { echo "postgres: openssl not found (PG_TLS=1); run scripts/deps.sh" >&2; return 1; }
+  mkdir -p "$dir"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=localhost" -addext subjectAltName=DNS:localhost \
+    -keyout "$dir/server.key" -out "$dir/server.pem" >/dev/null 2>&1 ||
+    { echo "postgres: could not make the TLS certificate" >&2; return 1; }
+  chmod 600 "$dir/server.key"
+  if fm_is_root; then chown -R postgres: "$dir"; fi
+}
 
 postgres_start() {
   [ -x "$PG_BIN/initdb" ] || { echo "postgres: server binaries not found; run scripts/deps.sh" >&2; return 1; }
@@ -19,10 +36,15 @@ postgres_start() {
       --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 ||
       { cat "$PG_DIR/initdb.log" >&2; return 1; }
   fi
+  local tls_opts=""
+  if [ "$PG_TLS" = 1 ]; then
+    pg_tls_files_ || return 1
+    tls_opts=" -c ssl=on -c ssl_cert_file='$PG_DIR/tls/server.pem' -c ssl_key_file='$PG_DIR/tls/server.key'"
+  fi
   if ! pg_ctl_ status >/dev/null 2>&1; then
     fm_port_check postgres "$PG_PORT" PG_PORT || return 1
     pg_ctl_ start -w -t 120 -l "$PG_DIR/server.log" \
-      -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='$PG_DIR' -c max_connections=200 -c fsync=on -c synchronous_commit=on" >/dev/null ||
+      -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='$PG_DIR' -c max_connections=200 -c fsync=on -c synchronous_commit=on$tls_opts" >/dev/null ||
       { echo "postgres: did not start; log $PG_DIR/server.log:" >&2; tail -n 20 "$PG_DIR/server.log" >&2; return 1; }
   fi
   local pair role db

@@ -11,7 +11,13 @@
 #   CLI tools' dist      RABBITMQ_CTL_PORT_MIN..+7 AMQP_PORT+2 .. AMQP_PORT+9
 #   management (opt-in)  RABBITMQ_MGMT_PORT        AMQP_PORT+10 (enable: RABBITMQ_MGMT=1)
 #   epmd                 RABBITMQ_EPMD_PORT        AMQP_PORT + 11
-# Everything listens on 127.0.0.1 only. The user fermata/fermata is created on first boot
+#   AMQP over TLS        RABBITMQ_TLS_PORT         AMQP_PORT + 12 (opt-in: RABBITMQ_TLS=1)
+# Everything listens on 127.0.0.1 only.
+#
+# The TLS listener (amqps, what managed brokers offer) gets a certificate for "localhost"
+# from a private CA, both made with openssl at the first start in this data directory
+# (the CA's key is thrown away once it has signed). `stack.sh env` then exports AMQPS_URL
+# and AMQPS_CA_FILE (the CA's certificate, readable by everyone) for the tests. The user fermata/fermata is created on first boot
 # (default_user in the config); guest is removed by that same setting.
 #
 # Start-up is on the critical path of the fault tests (they SIGKILL and restart the node),
@@ -23,6 +29,9 @@ RABBITMQ_CTL_PORT_MIN=${RABBITMQ_CTL_PORT_MIN:-$((AMQP_PORT + 2))}
 RABBITMQ_MGMT_PORT=${RABBITMQ_MGMT_PORT:-$((AMQP_PORT + 10))}
 RABBITMQ_EPMD_PORT=${RABBITMQ_EPMD_PORT:-$((AMQP_PORT + 11))}
 RABBITMQ_MGMT=${RABBITMQ_MGMT:-0}
+RABBITMQ_TLS=${RABBITMQ_TLS:-0}
+RABBITMQ_TLS_PORT=${RABBITMQ_TLS_PORT:-$((AMQP_PORT + 12))}
+RMQ_CA="$FERMATA_DATA_DIR/tls/rabbitmq-ca.pem"
 RMQ_DIR="$FERMATA_DATA_DIR/rabbitmq"
 RMQ_NODE="fermata-$AMQP_PORT@localhost"
 RMQ_SBIN=/usr/lib/rabbitmq/bin
@@ -62,9 +71,34 @@ rmq_() { local RMQ_CMD; rmq_cmd_; "${RMQ_CMD[@]}" "$@"; }
 
 rmq_pid_() { fm_pid_alive "$RMQ_DIR/rabbitmq.pid" beam; }
 
+# rmq_tls_files_: the private CA's certificate ($RMQ_CA) and the broker's key and
+# certificate for localhost ($RMQ_DIR/tls), made once.
+rmq_tls_files_() {
+  local dir="$RMQ_DIR/tls" tmp
+  [ -s "$dir/server.pem" ] && [ -s "$dir/server.key" ] && [ -s "$RMQ_CA" ] && return 0
+  command -v openssl >/dev/null || { echo "rabbitmq: openssl not found (RABBITMQ_TLS=1); run scripts/deps.sh" >&2; return 1; }
+  mkdir -p "$dir" "$(dirname "$RMQ_CA")"
+  chmod 755 "$(dirname "$RMQ_CA")"
+  tmp=$(mktemp -d)
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Fermata test CA" \
+    -keyout "$tmp/ca.key" -out "$tmp/ca.pem" -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1 &&
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$dir/server.key" \
+    -out "$tmp/server.csr" >/dev/null 2>&1 &&
+  printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$tmp/ext" &&
+  openssl x509 -req -in "$tmp/server.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$tmp/ext" -out "$dir/server.pem" >/dev/null 2>&1 ||
+    { rm -rf "$tmp"; echo "rabbitmq: could not make the TLS certificates" >&2; return 1; }
+  install -m 644 "$tmp/ca.pem" "$RMQ_CA"
+  cp "$tmp/ca.pem" "$dir/ca.pem"
+  rm -rf "$tmp"
+  chmod 600 "$dir/server.key"
+}
+
 rmq_write_config_() {
   fm_component_dir rabbitmq rabbitmq 700 >/dev/null
   mkdir -p "$RMQ_DIR"/{etc,home,mnesia,log,plugins-expand}
+  if [ "$RABBITMQ_TLS" = 1 ]; then rmq_tls_files_ || return 1; fi
   local um; um=$(umask); umask 077
   : >"$RMQ_DIR/etc/rabbitmq-env.conf"
   echo '[].' >"$RMQ_DIR/etc/advanced.config"
@@ -90,6 +124,16 @@ disk_free_limit.absolute = 50MB
 management.tcp.port = $RABBITMQ_MGMT_PORT
 management.tcp.ip = 127.0.0.1
 EOF
+  if [ "$RABBITMQ_TLS" = 1 ]; then
+    cat >>"$RMQ_DIR/etc/rabbitmq.conf" <<EOF
+listeners.ssl.default = 127.0.0.1:$RABBITMQ_TLS_PORT
+ssl_options.cacertfile = $RMQ_DIR/tls/ca.pem
+ssl_options.certfile = $RMQ_DIR/tls/server.pem
+ssl_options.keyfile = $RMQ_DIR/tls/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+EOF
+  fi
   umask "$um"
   chmod 600 "$RMQ_DIR"/etc/*
   if fm_is_root; then chown -R rabbitmq:rabbitmq "$RMQ_DIR"; fi
@@ -105,11 +149,12 @@ rabbitmq_start() {
   fi
   fm_port_check rabbitmq "$AMQP_PORT" AMQP_PORT || return 1
   fm_port_check rabbitmq "$RABBITMQ_DIST_PORT" RABBITMQ_DIST_PORT || return 1
+  if [ "$RABBITMQ_TLS" = 1 ]; then fm_port_check rabbitmq "$RABBITMQ_TLS_PORT" RABBITMQ_TLS_PORT || return 1; fi
   local t0=$SECONDS attempt
   # Two attempts: a node can fail at once when our private epmd is in a bad state (left by
   # a stack that was killed, or still shutting down when we start): then clean up and retry.
   for attempt in 1 2; do
-    rmq_write_config_
+    rmq_write_config_ || return 1
     rm -f "$RMQ_DIR/rabbitmq.pid"
     # setsid: the node must outlive the caller's session and ignore its Ctrl-C.
     local RMQ_CMD; rmq_cmd_
@@ -192,4 +237,8 @@ rabbitmq_status() {
 
 rabbitmq_env() {
   echo "export AMQP_URL='amqp://fermata:fermata@127.0.0.1:$AMQP_PORT/'"
+  if [ "$RABBITMQ_TLS" = 1 ]; then
+    echo "export AMQPS_URL='amqps://fermata:fermata@localhost:$RABBITMQ_TLS_PORT/'"
+    echo "export AMQPS_CA_FILE='$RMQ_CA'"
+  fi
 }

@@ -23,7 +23,7 @@ GW_PID="$GW_DIR/nginx.pid"
 GW_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 GW_TEMPLATE="$ROOT/deploy/nginx/fermata.conf.template"
 # The variables envsubst may replace: nginx's own $variables must stay as they are.
-GW_VARS='${GATEWAY_LISTEN} ${GATEWAY_USER_DIRECTIVE} ${GATEWAY_WORKERS} ${GATEWAY_RUN_DIR} ${GATEWAY_ACCESS_LOG} ${GATEWAY_ERROR_LOG} ${RESOURCE_UPSTREAM} ${SONG_UPSTREAM} ${STORAGE_UPSTREAM} ${GATEWAY_MAX_BODY_SIZE} ${GATEWAY_UPSTREAM_TIMEOUT} ${GATEWAY_EXPOSE_ACTUATOR} ${GATEWAY_WRITE_RATE} ${GATEWAY_WRITE_BURST} ${GATEWAY_WRITE_CONNS}'
+GW_VARS=$(grep -o '\${[A-Z0-9_]*}' "$GW_TEMPLATE" | sort -u | tr '\n' ' ')
 
 # gateway_render_ OUT: writes the configuration for this machine to OUT.
 gateway_render_() {

@@ -8,7 +8,8 @@
  * delay queue), then stop the HTTP server. Deliveries not yet started stay in the broker.
  *
  * Environment (defaults = the local stack):
- *   SERVER_PORT (8084), AMQP_URL (amqp://fermata:fermata@127.0.0.1:26720/),
+ *   SERVER_PORT (8084), AMQP_URL (amqp://fermata:fermata@127.0.0.1:26720/; amqps:// for TLS,
+ *   AMQP_TLS_CA_FILE to trust a private CA),
  *   RESOURCE_SERVICE_URL (http://127.0.0.1:8081), SONG_SERVICE_URL (http://127.0.0.1:8082),
  *   PROCESSOR_CONCURRENCY (4), PROCESSOR_MAX_ATTEMPTS (5), PROCESSOR_RETRY_INITIAL (1s),
  *   PROCESSOR_RETRY_MAX (60s), PROCESSOR_HTTP_ATTEMPTS (3), PROCESSOR_MAX_RESOURCE_SIZE
@@ -91,7 +92,11 @@ int main(void) {
   read_config(&cfg, &cerr);
   mq_params mqp;
   if (!cerr.msg[0] && mq_params_from_url(cfg.amqp_url, &mqp) != MQ_OK)
-    snprintf(cerr.msg, sizeof cerr.msg, "AMQP_URL: expected amqp://user:pass@host:port/vhost");
+    snprintf(cerr.msg, sizeof cerr.msg, "AMQP_URL: expected amqp[s]://user:pass@host:port/vhost");
+  if (!cerr.msg[0] && mq_params_set_ca_file(&mqp, config_str("AMQP_TLS_CA_FILE", "")) != MQ_OK)
+    snprintf(cerr.msg, sizeof cerr.msg, "AMQP_TLS_CA_FILE: not a readable file");
+  if (!cerr.msg[0] && mq_params_set_password(&mqp, config_str("AMQP_PASSWORD", "")) != MQ_OK)
+    snprintf(cerr.msg, sizeof cerr.msg, "AMQP_PASSWORD: longer than 127 bytes");
   log *lg = log_new("processor", cfg.level, stderr);
   if (!lg) return 1;
   if (cerr.msg[0]) {

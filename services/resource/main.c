@@ -28,16 +28,22 @@ typedef struct {
   auth_config auth;
 } settings;
 
-static void stub(storage_loc *l, const char *type, const char *prefix, long long def_id, const char *def_bucket,
-                 config_err *err) {
-  char n[96];
+/* The stub storage used while no live list was ever received. Its bucket and path default
+ * to the Storage Service's own variables (STORAGE_STAGING_BUCKET, ...), which Compose and
+ * Kubernetes hand to both services: the stub and the health probe then aim at the buckets
+ * the Storage Service creates, not at a global AWS bucket of the built-in name.
+ * FALLBACK_<TYPE>_* still wins when set. */
+static void stub(storage_loc *l, const char *type, long long def_id, const char *def_bucket, config_err *err) {
+  char n[96], storage_bucket[96], storage_path[96];
   snprintf(l->type, sizeof l->type, "%s", type);
-  snprintf(n, sizeof n, "%s_ID", prefix);
+  snprintf(n, sizeof n, "FALLBACK_%s_ID", type);
   l->id = config_int(n, def_id, 0, INT64_MAX, err);
-  snprintf(n, sizeof n, "%s_BUCKET", prefix);
-  snprintf(l->bucket, sizeof l->bucket, "%s", config_str(n, def_bucket));
-  snprintf(n, sizeof n, "%s_PATH", prefix);
-  snprintf(l->path, sizeof l->path, "%s", config_str(n, "/files"));
+  snprintf(storage_bucket, sizeof storage_bucket, "STORAGE_%s_BUCKET", type);
+  snprintf(storage_path, sizeof storage_path, "STORAGE_%s_PATH", type);
+  snprintf(n, sizeof n, "FALLBACK_%s_BUCKET", type);
+  snprintf(l->bucket, sizeof l->bucket, "%s", config_str(n, config_str(storage_bucket, def_bucket)));
+  snprintf(n, sizeof n, "FALLBACK_%s_PATH", type);
+  snprintf(l->path, sizeof l->path, "%s", config_str(n, config_str(storage_path, "/files")));
 }
 
 static void read_settings(settings *s, config_err *err) {
@@ -62,8 +68,8 @@ static void read_settings(settings *s, config_err *err) {
   s->st.url = s->storage_url;
   s->st.timeout_ms = s->storage_timeout_ms;
   s->st.connect_timeout_ms = s->storage_connect_ms;
-  stub(&s->st.stub_staging, "STAGING", "FALLBACK_STAGING", 1, "fermata-staging", err);
-  stub(&s->st.stub_permanent, "PERMANENT", "FALLBACK_PERMANENT", 2, "fermata-permanent", err);
+  stub(&s->st.stub_staging, "STAGING", 1, "fermata-staging", err);
+  stub(&s->st.stub_permanent, "PERMANENT", 2, "fermata-permanent", err);
   breaker_env_config(&s->bc, err);
   breaker_env_health_config(&s->bh, err);
 }
@@ -120,6 +126,13 @@ int main(void) {
   char bmsg[200] = "";
   if (!err.msg[0] && breaker_config_validate(&s.bc, bmsg, sizeof bmsg) != 0)
     snprintf(err.msg, sizeof err.msg, "storageService circuit breaker: %s", bmsg);
+  mq_params mp;
+  if (!err.msg[0] && mq_params_from_url(s.amqp_url, &mp) != MQ_OK)
+    snprintf(err.msg, sizeof err.msg, "AMQP_URL: expected amqp[s]://user:pass@host:port/vhost");
+  if (!err.msg[0] && mq_params_set_ca_file(&mp, config_str("AMQP_TLS_CA_FILE", "")) != MQ_OK)
+    snprintf(err.msg, sizeof err.msg, "AMQP_TLS_CA_FILE: not a readable file");
+  if (!err.msg[0] && mq_params_set_password(&mp, config_str("AMQP_PASSWORD", "")) != MQ_OK)
+    snprintf(err.msg, sizeof err.msg, "AMQP_PASSWORD: longer than 127 bytes");
   if (err.msg[0]) {
     log_event(lg, LOG_ERROR, "bad configuration", "detail=\"%s\"", err.msg);
     log_free(lg);
@@ -156,7 +169,6 @@ int main(void) {
   s3_config s3c = {.endpoint = s.s3_endpoint, .region = s.s3_region, .access_key = s.s3_key,
                    .secret_key = s.s3_secret};
   httpc_config hc = {.connect_timeout_ms = s.storage_connect_ms, .timeout_ms = s.storage_timeout_ms};
-  mq_params mp;
   mq_publisher *pub = NULL;
   mq_consumer *cons = NULL;
   breaker *br = NULL;
@@ -178,10 +190,6 @@ int main(void) {
   }
   svc.st = storages_new(&s.st, svc.http, br, lg);
   if (!svc.st) goto out;
-  if (mq_params_from_url(s.amqp_url, &mp) != MQ_OK) {
-    log_event(lg, LOG_ERROR, "bad configuration", "detail=\"AMQP_URL is not an amqp:// URL\"");
-    goto out;
-  }
   mp.log = lg;
   mq_backoff reconnect = {200, 5000};
   pub = mq_publisher_new(&mp, msgs_topology(MSGS_SIDE_RESOURCE), &reconnect);

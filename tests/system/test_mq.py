@@ -307,3 +307,73 @@ def test_consumer_stops_cleanly_on_sigterm(driver, qname):
     assert c.finish(timeout=10) == 0
     assert time.monotonic() - t0 < 3
     assert c.next("stopped", timeout=5)["handled"] == 0
+
+
+# ---------------------------------------------------------------- amqps (TLS)
+#
+# The test stack's broker has a TLS listener (scripts/test-system.sh sets RABBITMQ_TLS=1)
+# with a certificate for "localhost" from a private CA made by openssl at its start;
+# AMQPS_URL and AMQPS_CA_FILE come from `scripts/stack.sh env`. pika (plain AMQP, same
+# broker) checks what arrived.
+
+def amqps():
+    url, ca = os.environ.get("AMQPS_URL"), os.environ.get("AMQPS_CA_FILE")
+    if not url or not ca:
+        pytest.fail("AMQPS_URL / AMQPS_CA_FILE not set: the stack's RabbitMQ needs RABBITMQ_TLS=1 "
+                    "(scripts/test-system.sh sets it) and `scripts/stack.sh env` exported")
+    return url, ca
+
+
+def run_driver_at(driver, url, *args, ca_file=None, timeout=60):
+    env = {k: v for k, v in os.environ.items() if k != "AMQP_TLS_CA_FILE"}
+    if ca_file:
+        env["AMQP_TLS_CA_FILE"] = ca_file
+    r = subprocess.run([driver, *args, "--url", url], capture_output=True, text=True, timeout=timeout, env=env)
+    events = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert "runtime error" not in r.stderr and "Sanitizer" not in r.stderr, r.stderr
+    return r.returncode, events, r.stderr
+
+
+def test_amqps_publish_and_consume_verified_by_the_ca_file(driver, qname):
+    url, ca = amqps()
+    rc, events, err = run_driver_at(driver, url, "publish", "--queue", qname, "--body", "over tls", ca_file=ca)
+    assert rc == 0 and [e["rc"] for e in events] == [0], (events, err)
+    assert [body for _, body in get_all(qname)] == [b"over tls"]
+    publish_with_pika(qname, "back")
+    rc, events, err = run_driver_at(driver, url, "consume", "--queue", qname, "--count", "1", "--seconds", "20",
+                                    ca_file=ca)
+    assert rc == 0, err
+    assert [e["body"] for e in events if e["event"] == "msg"] == ["back"]
+
+
+def test_amqps_refuses_a_broker_the_system_store_does_not_trust(driver, qname):
+    url, _ = amqps()
+    rc, _, err = run_driver(driver, "publish", "--queue", qname, "--count", "0")  # the queue, over plain AMQP
+    assert rc == 0, err
+    # no CA file: the system's store, which does not know the test CA
+    rc, events, err = run_driver_at(driver, url, "publish", "--queue", qname, "--body", "x")
+    assert rc != 0 and [e["rc"] for e in events] != [0], (events, err)
+    assert "certificate" in err.lower() or "verif" in err.lower(), err
+    assert message_count(qname) == 0
+
+
+def test_amqps_refuses_a_certificate_for_another_host(driver, qname):
+    url, ca = amqps()
+    rc, _, err = run_driver(driver, "publish", "--queue", qname, "--count", "0")
+    assert rc == 0, err
+    # same broker, same trusted CA, but the certificate names "localhost", not 127.0.0.1
+    other = url.replace("@localhost:", "@127.0.0.1:")
+    assert other != url
+    rc, events, err = run_driver_at(driver, other, "publish", "--queue", qname, "--body", "x", ca_file=ca)
+    assert rc != 0, (events, err)
+    assert "hostname" in err.lower() or "verif" in err.lower(), err
+    assert message_count(qname) == 0
+
+
+def test_bad_ca_file_and_bad_urls_are_refused_clearly(driver, qname):
+    url, _ = amqps()
+    rc, _, err = run_driver_at(driver, url, "publish", "--queue", qname, "--body", "x", ca_file="/nonexistent/ca.pem")
+    assert rc == 2 and "AMQP_TLS_CA_FILE" in err, err
+    for bad in ("amqpx://h:1/", "amqps://h:0/", "http://h:1/"):
+        rc, _, err = run_driver_at(driver, bad, "publish", "--queue", qname, "--body", "x")
+        assert rc == 2 and "bad url" in err, (bad, err)

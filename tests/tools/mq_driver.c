@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "mq.h"
 
 typedef struct {
@@ -185,6 +186,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mq_driver: bad url\n");
     return 2;
   }
+  /* as the services do: a private CA for amqps (tests/system/test_mq.py's TLS listener) */
+  if (mq_params_set_ca_file(&p, getenv("AMQP_TLS_CA_FILE")) != 0) {
+    fprintf(stderr, "mq_driver: AMQP_TLS_CA_FILE: not a readable file\n");
+    return 2;
+  }
   p.heartbeat_s = 5; /* the tests kill the broker: notice a dead peer quickly */
   p.rpc_timeout_ms = 5000;
   mq_queue_spec q = {.name = a.queue, .binding_key = a.key, .dead_letter = 1, .retry = 1};
@@ -192,8 +198,12 @@ int main(int argc, char **argv) {
   signal(SIGTERM, on_signal);
   signal(SIGINT, on_signal);
   signal(SIGPIPE, SIG_IGN);
-  if (strcmp(cmd, "publish") == 0) return do_publish(&a, &p, &t);
-  if (strcmp(cmd, "consume") == 0) return do_consume(&a, &p, &t);
+  if (strcmp(cmd, "publish") != 0 && strcmp(cmd, "consume") != 0) goto usage;
+  /* connection failures (and their reasons: TLS verification, login) on stderr */
+  p.log = log_new("mq_driver", LOG_INFO, stderr);
+  int rc = strcmp(cmd, "publish") == 0 ? do_publish(&a, &p, &t) : do_consume(&a, &p, &t);
+  log_free(p.log);
+  return rc;
 usage:
   fprintf(stderr, "usage: mq_driver publish|consume --url URL --queue Q [options]\n");
   return 2;

@@ -1,4 +1,4 @@
-/* Unit tests of lib/mq that need no broker: URL parsing, topology validation, backoff and
+/* Unit tests of lib/mq that need no broker: topology validation, backoff and
  * the retry decision, argument checks of the constructors. The broker-facing paths are
  * covered by tests/system/test_mq.py through tests/tools/mq_driver. */
 #include <setjmp.h>
@@ -12,56 +12,16 @@
 
 #include "mq.h"
 
-static void url_full(void **state) {
+/* URL parsing is lib/mqconn's (tests/unit/mqconn_test.c); mq_params are its params. */
+static void params_from_url_delegates(void **state) {
   (void)state;
   mq_params p;
-  assert_int_equal(mq_params_from_url("amqp://fermata:secret@127.0.0.1:26720/", &p), 0);
-  assert_string_equal(p.host, "127.0.0.1");
-  assert_int_equal(p.port, 26720);
-  assert_string_equal(p.user, "fermata");
-  assert_string_equal(p.password, "secret");
-  assert_string_equal(p.vhost, "/"); /* empty vhost means RabbitMQ's default */
-  assert_int_equal(p.heartbeat_s, 30);
-  assert_int_equal(p.connect_timeout_ms, 5000);
-  assert_int_equal(p.rpc_timeout_ms, 10000);
-  assert_null(p.log);
-}
-
-static void url_defaults_and_vhost(void **state) {
-  (void)state;
-  mq_params p;
-  assert_int_equal(mq_params_from_url("amqp://broker", &p), 0);
-  assert_string_equal(p.host, "broker");
-  assert_int_equal(p.port, 5672);
-  assert_string_equal(p.user, "guest");
-  assert_string_equal(p.password, "guest");
-  assert_string_equal(p.vhost, "/");
-  assert_int_equal(mq_params_from_url("amqp://u:p@h:1/%2f", &p), 0);
-  assert_string_equal(p.vhost, "/");
-  assert_int_equal(mq_params_from_url("amqp://u:p%40x@h:1/songs", &p), 0);
-  assert_string_equal(p.password, "p@x"); /* percent-decoded */
-  assert_string_equal(p.vhost, "songs");
-}
-
-static void url_bad(void **state) {
-  (void)state;
-  mq_params p;
-  assert_int_equal(mq_params_from_url(NULL, &p), MQ_EINVAL);
-  assert_int_equal(mq_params_from_url("amqp://h", NULL), MQ_EINVAL);
+  assert_int_equal(mq_params_from_url("amqps://u:p@broker.example:5671/%2f", &p), 0);
+  assert_int_equal(p.tls, 1);
+  assert_string_equal(p.host, "broker.example");
   assert_int_equal(mq_params_from_url("http://h:1/", &p), MQ_EINVAL);
-  assert_int_equal(mq_params_from_url("amqps://h:1/", &p), MQ_EINVAL); /* no TLS here */
-  assert_int_equal(mq_params_from_url("amqp://h:notaport/", &p), MQ_EINVAL);
-  assert_int_equal(mq_params_from_url("", &p), MQ_EINVAL);
-  char longurl[2048];
-  memset(longurl, 'a', sizeof longurl - 1);
-  memcpy(longurl, "amqp://", 7);
-  longurl[sizeof longurl - 1] = '\0';
-  assert_int_equal(mq_params_from_url(longurl, &p), MQ_EINVAL); /* capped, not truncated */
-  char longhost[400];
-  memset(longhost, 'h', sizeof longhost);
-  memcpy(longhost, "amqp://", 7);
-  memcpy(longhost + sizeof longhost - 4, ":1/", 4);
-  assert_int_equal(mq_params_from_url(longhost, &p), MQ_EINVAL); /* host > 255 */
+  assert_int_equal(mq_params_set_ca_file(&p, "/nonexistent/ca.pem"), MQ_EINVAL);
+  assert_int_equal(mq_params_set_ca_file(&p, ""), 0);
 }
 
 static const mq_queue_spec good_queues[] = {
@@ -240,9 +200,7 @@ static void strerror_covers_codes(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(url_full),
-      cmocka_unit_test(url_defaults_and_vhost),
-      cmocka_unit_test(url_bad),
+      cmocka_unit_test(params_from_url_delegates),
       cmocka_unit_test(topology_valid),
       cmocka_unit_test(topology_invalid),
       cmocka_unit_test(backoff_grows_and_caps),
