@@ -16,10 +16,12 @@
 # (GATEWAY_INTERNAL_PORT, 8089, 127.0.0.1 only): it balances and retries like the public
 # one, so a call from one service never depends on one instance of another.
 #
-# A rolling restart takes one instance out of the gateway (marked down, configuration
-# reloaded: new connections go to the others, nginx's old workers finish what they had),
-# stops it with SIGTERM (it reports not-ready, stops accepting, finishes what is in
-# flight), starts it again, waits until it is ready, puts it back, and goes on to the next.
+# A rolling restart stops one instance with SIGTERM (it reports not-ready, stops accepting,
+# finishes what is in flight: the gateway sends what it cannot connect there to the other
+# instance), starts it again, waits until it is ready, and goes on to the next. The
+# gateway's configuration is not reloaded for it: a reload closes the idle keep-alive
+# connections of every client, and a client that sends a POST on one at that moment
+# sees its connection fail (measured: bench/run-all.sh's ha phase).
 #
 # Binaries come from $FERMATA_BUILD_DIR (default build/release); logs go to
 # $FERMATA_DATA_DIR/logs/<service>.log, pids to $FERMATA_DATA_DIR/pids/. The environment the
@@ -156,9 +158,6 @@ start_one() {
    exec_as "$name" "$bin") </dev/null >>"$LOGS/$name.log" 2>&1 &
   echo $! >"$PIDS/$name.pid"
   wait_healthy "$name"
-  # the gateway forgets that it saw this instance fail (a reload starts its workers afresh)
-  # and sends it requests at once, rather than after its fail_timeout
-  [ "$(fm_replicas)" -gt 1 ] && [ "$(svc_of "$name")" != processor ] && [ -z "${FERMATA_NO_GATEWAY_RELOAD:-}" ] && gateway_mark
   echo "services: $name listening on http://127.0.0.1:$(port_of "$name") (pid $(pid_of "$name"), log $LOGS/$name.log)"
 }
 
@@ -175,26 +174,17 @@ stop_one() {
   rm -f "$PIDS/$name.pid"
 }
 
-# gateway_mark DOWN...: renders the gateway with these instances marked down and reloads it
-# (no instance named: all up again). A gateway that is not running is left alone.
-gateway_mark() {
-  "$ROOT/scripts/stack.sh" status gateway >/dev/null 2>&1 || return 0
-  FERMATA_GATEWAY_DOWN="$*" "$ROOT/scripts/stack.sh" start gateway >/dev/null
-}
-
 rolling_restart() {
   local svc=$1 name i
   for name in $(fm_instances "$svc"); do
-    if [ "$(fm_replicas)" -gt 1 ] && [ "$svc" != processor ]; then
-      gateway_mark "$name"
-      sleep "${FERMATA_ROLLING_SETTLE:-1}"   # nginx's old workers finish what they sent there
-    fi
     echo "services: rolling restart of $name"
     stop_one "$name"
-    FERMATA_NO_GATEWAY_RELOAD=1 start_one "$name" >/dev/null
+    start_one "$name" >/dev/null
     for ((i = 0; i < 300; i++)); do ready "$name" && break; sleep 0.1; done
-    ready "$name" || { echo "services: $name not ready 30 s after its restart" >&2; gateway_mark; return 1; }
-    [ "$(fm_replicas)" -gt 1 ] && [ "$svc" != processor ] && gateway_mark
+    ready "$name" || { echo "services: $name not ready 30 s after its restart" >&2; return 1; }
+    # the gateway may have marked it failed while it was down (fail_timeout 1 s): only once
+    # that has passed will it send requests there when the next instance stops
+    [ "$(fm_replicas)" -gt 1 ] && sleep "${FERMATA_ROLLING_SETTLE:-1.5}"
   done
   return 0
 }

@@ -26,10 +26,9 @@ GW_TEMPLATE="$ROOT/deploy/nginx/fermata.conf.template"
 GW_VARS=$(grep -o '\${[A-Z0-9_]*}' "$GW_TEMPLATE" | sort -u | tr '\n' ' ')
 GATEWAY_INTERNAL_PORT=${GATEWAY_INTERNAL_PORT:-8089}
 
-# gateway_params_ NAME: the upstream server parameters of a service instance: "down" when
-# FERMATA_GATEWAY_DOWN names it (a rolling restart), else passive health (see the template).
+# gateway_params_ NAME: the upstream server parameters of a service instance: passive
+# health with replicas (see the template).
 gateway_params_() {
-  case " ${FERMATA_GATEWAY_DOWN:-} " in *" $1 "*) echo down; return ;; esac
   if [ "$(fm_replicas)" -gt 1 ]; then echo "max_fails=1 fail_timeout=1s"; else echo "max_fails=0"; fi
 }
 
