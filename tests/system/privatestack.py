@@ -133,7 +133,9 @@ class PrivateRun:
         server and its helpers); returns once they are all gone."""
         pids = self.every_pid()
         assert len(pids) >= 8, f"too few processes found: {pids}"
-        for p in pids:
+        # parents before their children: a supervisor that outlives a child by a moment
+        # starts a new one (nginx's master does), which nothing would kill
+        for p in sorted(pids, key=lambda p: _depth(p, pids)):
             try:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
@@ -169,6 +171,23 @@ class PrivateRun:
 
     def delete(self, path, **kw):
         return requests.delete(self.gateway + path, timeout=kw.pop("timeout", 30), **kw)
+
+
+def _depth(pid, among):
+    """How many of pid's ancestors are in `among` (0 for the top ones)."""
+    d, seen = 0, set()
+    while pid not in seen:
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return d
+        if pid in among:
+            d += 1
+        elif pid <= 1:
+            return d
+    return d
 
 
 def _state(pid):
