@@ -22,6 +22,8 @@ if "$ROOT/scripts/stack.sh" running || "$ROOT/scripts/services.sh" pids | grep -
   exit 1
 fi
 
+echo "$FERMATA_REPLICAS" >"$FERMATA_DATA_DIR/replicas"
+
 stopping=0
 cleanup() {
   [ "$stopping" -eq 1 ] && return; stopping=1

@@ -85,8 +85,13 @@ runnable_binary() {
   dir="$FERMATA_DATA_DIR/bin"
   mkdir -p "$dir"
   chmod 755 "$dir"
-  install -m 755 "$bin" "$dir/"
-  echo "$dir/$(basename "$bin")"
+  local out; out="$dir/$(basename "$bin")"
+  # replaced (atomically) only when the build changed: a running instance keeps its file
+  if ! cmp -s "$bin" "$out"; then
+    install -m 755 "$bin" "$out.new"
+    mv -f "$out.new" "$out"
+  fi
+  echo "$out"
 }
 
 # exec_as NAME CMD...: exec CMD as the service's user when we are root, else as is; with

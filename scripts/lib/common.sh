@@ -184,7 +184,14 @@ declare -A FM_PORT_DEF=([resource]=8081 [song]=8082 [storage]=8083 [processor]=8
 declare -A FM_IPORT_VAR=([resource]=RESOURCE_INTERNAL_PORT [song]=SONG_INTERNAL_PORT [storage]=STORAGE_INTERNAL_PORT)
 declare -A FM_IPORT_DEF=([resource]=9081 [song]=9082 [storage]=9083)
 
-fm_replicas() { echo "${FERMATA_REPLICAS:-1}"; }
+# The number of instances: FERMATA_REPLICAS, else what the running stack was started with
+# (scripts/run.sh writes it into the data directory, so `scripts/services.sh kill song`
+# reaches every instance without the caller exporting it again), else 1.
+fm_replicas() {
+  if [ -n "${FERMATA_REPLICAS:-}" ]; then echo "$FERMATA_REPLICAS"
+  elif [ -s "${FERMATA_DATA_DIR:-/nonexistent}/replicas" ]; then cat "$FERMATA_DATA_DIR/replicas"
+  else echo 1; fi
+}
 fm_replica_step() { echo "${FERMATA_REPLICA_PORT_STEP:-100}"; }
 
 # fm_instance NAME: "SVC I" for "svc" (instance 1) or "svc@I".

@@ -56,6 +56,7 @@ gateway_internal_() {
       first=$(fm_service_port "$s")
       [ "${FERMATA_AUTH:-}" = jwt ] && first=$(fm_internal_port "$s")
       echo "upstream fm_${s}_internal { server 127.0.0.1:$first $(gateway_params_ "$s"); $(gateway_more_ "$s" internal) keepalive 16; }"
+      echo "upstream fm_${s}_internal_fresh { server 127.0.0.1:$first $(gateway_params_ "$s"); $(gateway_more_ "$s" internal) }"
     done
     cat <<CONF
 server {
@@ -70,9 +71,9 @@ server {
     proxy_read_timeout ${GATEWAY_UPSTREAM_TIMEOUT:-120s};
     proxy_next_upstream error timeout http_502 http_503 http_504;
     proxy_next_upstream_tries 3;
-    location /resources { proxy_pass http://fm_resource_internal; }
-    location /songs     { proxy_pass http://fm_song_internal; }
-    location /storages  { proxy_pass http://fm_storage_internal; }
+    location /resources { proxy_pass http://fm_resource_internal\$fm_conn; }
+    location /songs     { proxy_pass http://fm_song_internal\$fm_conn; }
+    location /storages  { proxy_pass http://fm_storage_internal\$fm_conn; }
     location /          { return 404 '{"errorMessage":"Not found","errorCode":"404"}'; }
 }
 CONF

@@ -150,7 +150,9 @@ def test_short_chaos_kills_each_instance_then_rolling_restarts(ha):
                 kills.append((name, t))
                 time.sleep(DOWN)
                 ha.services("start", name)
-                time.sleep(1.0)
+                # the gateway marks a dead instance failed for 1 s (fail_timeout) after each
+                # failure; the next kill comes once it sends this one requests again
+                time.sleep(2.0)
         t0 = time.monotonic()
         for svc in SERVICES:
             ha.services("rolling-restart", svc, timeout=300)
