@@ -64,7 +64,8 @@ bench: release
 # Long runs, outside `make test`: the chaos test with 1000 uploads, schemathesis with many
 # examples, every service under valgrind.
 chaos: build
-	CHAOS_UPLOADS=1000 scripts/test-system.sh tests/system/test_chaos.py -s
+	CHAOS_UPLOADS=1000 CHAOS_HA_UPLOADS=1000 CHAOS_HA_RATE=30 \
+	  scripts/test-system.sh -k "test_chaos or test_ha" -s
 
 apifuzz: build
 	tests/apifuzz/run.sh $(APIFUZZ_EXAMPLES)

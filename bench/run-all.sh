@@ -11,7 +11,7 @@
 #                                            into build/bench-<sha>/), for before/after
 #
 # Phases (BENCH_ONLY, default all, in this order): startup get upload download e2e
-# failover. Memory is read around every phase. BENCH_PERF=1 adds profiled extra runs
+# failover ha. Memory is read around every phase. BENCH_PERF=1 adds profiled extra runs
 # (perf record -a -e cpu-clock) of the GETs at 64 connections and of the smallest upload;
 # the reports land in run/bench/results/perf-*.txt.
 #
@@ -44,12 +44,14 @@ BENCH_UPLOAD_CONNECTIONS=${BENCH_UPLOAD_CONNECTIONS:-4}
 BENCH_UPLOAD_SIZES=${BENCH_UPLOAD_SIZES:-"100K 1M 10M"}
 BENCH_E2E=${BENCH_E2E:-"10:200 50:500"}
 BENCH_FAILOVER=${BENCH_FAILOVER:-"10:15:20:25"}
-BENCH_ONLY=${BENCH_ONLY:-"startup get upload download e2e failover"}
+BENCH_HA=${BENCH_HA:-"10:2"}   # uploads/s : seconds each instance stays down
+BENCH_ONLY=${BENCH_ONLY:-"startup get upload download e2e failover ha"}
 BENCH_RESULTS=${BENCH_RESULTS:-$ROOT/bench/results}
 BENCH_NGINX_PORT=${BENCH_NGINX_PORT:-18690}
 export PG_PORT=${PG_PORT:-25620} AMQP_PORT=${AMQP_PORT:-27220} S3_PORT=${S3_PORT:-29600}
 export GATEWAY_PORT=${GATEWAY_PORT:-18680} RESOURCE_PORT=${RESOURCE_PORT:-18681}
 export SONG_PORT=${SONG_PORT:-18682} STORAGE_PORT=${STORAGE_PORT:-18683} PROCESSOR_PORT=${PROCESSOR_PORT:-18684}
+export GATEWAY_INTERNAL_PORT=${GATEWAY_INTERNAL_PORT:-18689}
 . "$ROOT/scripts/lib/common.sh"
 export FERMATA_DATA_DIR=$(fm_data_dir_default bench)
 # the services must talk to our private stack, whatever the caller's shell has
@@ -396,6 +398,48 @@ if only failover; then
   rss_all after-failover
   wait_drained 120 >/dev/null || true
 fi
+
+# ---- high availability: uploads through the gateway while each instance dies ------------------
+# Two instances of each service behind the gateway (FERMATA_REPLICAS=2); open-loop uploads
+# through it at BENCH_HA rate while every instance of every service is SIGKILLed and
+# started again in turn, then every service restarted one instance at a time
+# (services.sh rolling-restart). The report plots errors and latency per second with the
+# kills marked.
+if only ha; then
+  IFS=: read -r rate down <<<"$BENCH_HA"
+  bench_log "high availability: two instances each, uploads at $rate/s through the gateway, every instance killed in turn"
+  scripts/services.sh stop >/dev/null 2>&1
+  export FERMATA_REPLICAS=2
+  scripts/stack.sh start gateway >&2
+  bench_on_exit "scripts/stack.sh stop gateway >/dev/null 2>&1"
+  scripts/services.sh start >/dev/null
+  GW=http://127.0.0.1:$GATEWAY_PORT
+  echo "$(bench_loadavg)" >"$WORK/ha.load"
+  count=$(( (8 * (down + 2) + 60) * rate ))
+  python3 bench/lib/loadgen.py upload "$GW/resources" "${SIZE_FILE[100K]}" "$rate" "$count" "$WORK/ha.jsonl" &
+  lg=$!
+  bench_on_exit "kill $lg 2>/dev/null"
+  : >"$WORK/ha-events.txt"
+  sleep 10
+  for s in storage song resource processor; do
+    for n in "$s@1" "$s@2"; do
+      echo "kill $n $(date +%s.%N)" >>"$WORK/ha-events.txt"
+      scripts/services.sh kill "$n"
+      sleep "$down"
+      scripts/services.sh start "$n" >/dev/null
+      echo "up $n $(date +%s.%N)" >>"$WORK/ha-events.txt"
+      sleep 2
+    done
+  done
+  echo "rolling-start all $(date +%s.%N)" >>"$WORK/ha-events.txt"
+  for s in storage song resource processor; do scripts/services.sh rolling-restart "$s" >/dev/null; done
+  echo "rolling-end all $(date +%s.%N)" >>"$WORK/ha-events.txt"
+  kill "$lg" 2>/dev/null || true; wait "$lg" 2>/dev/null || true
+  rss_all after-ha
+  wait_drained 120 >/dev/null || true
+  scripts/services.sh stop >/dev/null 2>&1
+  export FERMATA_REPLICAS=1
+fi
 rss_all end
 
 # ---- profiles (BENCH_PERF=1): CPU share per process, then the hottest symbols ---------------
@@ -422,6 +466,7 @@ OUT=$BENCH_RESULTS/$STAMP.md
   echo "DURATION=$BENCH_DURATION"
   echo "UPLOAD_CONNECTIONS=$BENCH_UPLOAD_CONNECTIONS"
   echo "FAILOVER=$BENCH_FAILOVER"
+  echo "HA=$BENCH_HA"
   echo "NGINX_WORKERS=${BENCH_NGINX_WORKERS:-2}"
   echo "NGINX_ACCESS_LOG=${BENCH_NGINX_ACCESS_LOG:-on}"
 } >"$WORK/meta.env"

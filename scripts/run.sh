@@ -11,6 +11,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/lib/common.sh"
 fm_data_dir_init
 export FERMATA_BUILD_DIR=${FERMATA_BUILD_DIR:-$ROOT/build/release}
+# two instances of each service behind the gateway: one dying is not an outage
+export FERMATA_REPLICAS=${FERMATA_REPLICAS:-2}
 
 if "$ROOT/scripts/stack.sh" running || "$ROOT/scripts/services.sh" pids | grep -q .; then
   echo "run: Fermata from this checkout is already running (data $FERMATA_DATA_DIR):" >&2
@@ -19,6 +21,8 @@ if "$ROOT/scripts/stack.sh" running || "$ROOT/scripts/services.sh" pids | grep -
   echo "run: leaving it alone. Stop it with 'make stop' (or Ctrl-C in its terminal)." >&2
   exit 1
 fi
+
+echo "$FERMATA_REPLICAS" >"$FERMATA_DATA_DIR/replicas"
 
 stopping=0
 cleanup() {

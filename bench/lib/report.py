@@ -298,6 +298,69 @@ unset multiplot
        meta["FAILOVER"].split(":")[0], dat, bdat)))
         md += ["![failover](%s)" % png, ""]
 
+# ---- high availability -----------------------------------------------------------------------
+ha = jsonl("ha.jsonl")
+if ha:
+    events = [l.split() for l in open(path("ha-events.txt")) if l.strip()]
+    t0 = min(q["sched"] for q in ha)
+    kills = [(n, float(t)) for k, n, t in events if k == "kill"]
+    ups = {n: float(t) for k, n, t in events if k == "up"}
+    roll = [float(t) for k, _, t in events if k.startswith("rolling")]
+    first_kill = min(t for _, t in kills)
+    def in_flight(q):
+        return any(q["start"] - 0.05 <= t <= q["end"] + 0.05 for _, t in kills)
+    errs = [q for q in ha if q["status"] != 200]
+    md += ["## High availability: uploads while every instance dies", "",
+           "Two instances of each service behind the gateway (`FERMATA_REPLICAS=2`). Open-loop uploads of the 100K "
+           "MP3 through the gateway at %s/s; each instance of each service is SIGKILLed (`scripts/services.sh kill "
+           "NAME@I`), started again %s s later, and after all of them every service gets a rolling restart. "
+           "An upload can only fail when it was inside the instance that was killed (nginx does not resend a "
+           "request whose body went out)." % tuple(meta["HA"].split(":")), "",
+           "| phase | uploads | errors | of them in flight at a kill | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|---:|"]
+    for name, sel in (("before the first kill", lambda q: q["sched"] < first_kill),
+                      ("kills", lambda q: first_kill <= q["sched"] < roll[0]),
+                      ("rolling restarts", lambda q: roll[0] <= q["sched"] < roll[1]),
+                      ("after", lambda q: q["sched"] >= roll[1])):
+        qs = [q for q in ha if sel(q)]
+        lat = [(q["end"] - q["sched"]) * 1000 for q in qs]
+        e = [q for q in qs if q["status"] != 200]
+        md.append("| %s | %d | %d | %d | %.1f | %.1f |" % (name, len(qs), len(e), sum(1 for q in e if in_flight(q)),
+                                                            pct(lat, 50), pct(lat, 99)))
+    summary.append(("high availability: upload errors while each instance is killed (in flight at the kill)",
+                    "%d (%d) of %d" % (len(errs), sum(1 for q in errs if in_flight(q)), len(ha)), "", "",
+                    open(path("ha.load")).read().split()[0]))
+    md.append("")
+    if PLOTS:
+        dat = path("ha.dat")
+        buckets = {}
+        for q in ha:
+            buckets.setdefault(int(q["sched"] - t0), []).append(q)
+        with open(dat, "w") as f:
+            for sec in sorted(buckets):
+                qs = buckets[sec]
+                lat = [(q["end"] - q["sched"]) * 1000 for q in qs]
+                f.write("%d %.2f %.2f %d\n" % (sec, pct(lat, 50), pct(lat, 99), sum(1 for q in qs if q["status"] != 200)))
+        marks = "\n".join("set arrow from %.2f, graph 0 to %.2f, graph 1 nohead lc rgb '#999999' dt 2\n"
+                            "set label '%s' at %.2f, graph 0.97 rotate by 90 right font ',8'" % (t - t0, t - t0, n, t - t0 + 0.3)
+                            for n, t in kills)
+        png = "%s-ha.png" % STAMP
+        plots.append((png, """
+set terminal pngcairo size 1000,420 font ",10"
+set termoption noenhanced
+set output '%s'
+set object 1 rect from %.2f, graph 0 to %.2f, graph 1 fc rgb "#eeeeee" fs solid 0.6 noborder behind
+%s
+set title "Uploads through the gateway, two instances each: every instance SIGKILLed in turn (dashed), then rolling restarts (shaded)"
+set xlabel "seconds from the first upload"; set grid; set key top left opaque
+set ylabel "upload latency per 1 s, ms"; set logscale y
+set y2label "errors per 1 s"; set y2range [0:*]; set y2tics nomirror; set ytics nomirror
+set style fill solid 0.5 noborder
+plot '%s' u 1:4 axes x1y2 w boxes lc rgb "red" t "errors", \\
+     '' u 1:($2 > 0 ? $2 : 1/0) w lp lw 2 pt 7 ps 0.5 lc rgb "#1f77b4" t "p50", \\
+     '' u 1:($3 > 0 ? $3 : 1/0) w lp lw 2 pt 7 ps 0.5 lc rgb "#ff7f0e" t "p99"
+""" % (os.path.join(RESDIR, png), roll[0] - t0, roll[1] - t0, marks, dat)))
+        md += ["![high availability](%s)" % png, ""]
+
 # ---- memory and start-up ---------------------------------------------------------------------
 rss = tsv("rss.tsv")
 if rss:

@@ -31,6 +31,15 @@ void health_reply(http_req *r, json_t *components) {
   http_reply_json(r, strcmp(overall, "DOWN") == 0 ? 503 : 200, body);
 }
 
+void health_lifecycle_drain(health_lifecycle *l) { atomic_store(&l->draining, true); }
+
+bool health_lifecycle_draining(const health_lifecycle *l) { return atomic_load(&l->draining); }
+
+void health_readiness(http_req *r, void *ctx) {
+  bool out = health_lifecycle_draining(ctx);
+  http_reply_json(r, out ? 503 : 200, json_pack("{s:s}", "status", out ? "OUT_OF_SERVICE" : "UP"));
+}
+
 void health_liveness(http_req *r, void *ctx) {
   (void)ctx;
   http_reply_json(r, 200, json_pack("{s:s}", "status", "UP"));

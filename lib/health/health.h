@@ -12,6 +12,7 @@
 #define FERMATA_HEALTH_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "http.h"
@@ -29,5 +30,21 @@ void health_reply(http_req *r, json_t *components);
  * its dependencies say (Spring's liveness group). For orchestrators: a database outage must
  * take a pod out of rotation (readiness = /actuator/health), not restart it. */
 void health_liveness(http_req *r, void *ctx);
+
+/* Readiness, Spring's ReadinessState: ACCEPTING_TRAFFIC until the service starts to drain
+ * (SIGTERM), then REFUSING_TRAFFIC for good. Shared between main (which drains) and the
+ * readiness route; thread-safe. Dependencies are not part of it (as in Spring's default
+ * readiness group): a database outage is /actuator/health's business, and taking every
+ * replica out of rotation for it would only turn 503s into 502s. */
+typedef struct health_lifecycle {
+  atomic_bool draining;
+} health_lifecycle;
+
+void health_lifecycle_drain(health_lifecycle *l);
+bool health_lifecycle_draining(const health_lifecycle *l);
+
+/* GET /actuator/health/readiness: 200 {"status":"UP"} while accepting traffic, 503
+ * {"status":"OUT_OF_SERVICE"} once draining. ctx is the health_lifecycle. */
+void health_readiness(http_req *r, void *ctx);
 
 #endif

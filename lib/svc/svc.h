@@ -25,6 +25,9 @@ void svc_tune_memory(void);
  * where replicas must not collide (probe objects, consumer tags). */
 void svc_instance_name(const char *service, char *buf, size_t cap);
 
+/* Sleeps ms milliseconds (the drain delay between "not ready" and "stop accepting"). */
+void svc_sleep_ms(long long ms);
+
 /* Blocks until SIGTERM or SIGINT; returns the signal number. */
 int svc_wait_for_stop(void);
 

@@ -177,3 +177,44 @@ fm_versitygw_bin() { echo "$(fm_tools_dir)/versitygw-$VERSITYGW_VERSION/versityg
 # The pinned kustomize (renders deploy/k8s for tests/system/test_deploy_config.py).
 KUSTOMIZE_VERSION=v5.5.0
 fm_kustomize_bin() { echo "$(fm_tools_dir)/kustomize-$KUSTOMIZE_VERSION/kustomize"; }
+
+# ---- the services' ports, shared by scripts/services.sh and the gateway ------------------
+# FERMATA_REPLICAS (1 here; `make run` makes it 2) instances of each service; instance i
+# (1-based; "song" is instance 1, "song@2" instance 2) listens on the service's port plus
+# (i-1) * FERMATA_REPLICA_PORT_STEP (100): song 8082, 8182, 8282...
+declare -A FM_PORT_VAR=([resource]=RESOURCE_PORT [song]=SONG_PORT [storage]=STORAGE_PORT [processor]=PROCESSOR_PORT)
+declare -A FM_PORT_DEF=([resource]=8081 [song]=8082 [storage]=8083 [processor]=8084)
+declare -A FM_IPORT_VAR=([resource]=RESOURCE_INTERNAL_PORT [song]=SONG_INTERNAL_PORT [storage]=STORAGE_INTERNAL_PORT)
+declare -A FM_IPORT_DEF=([resource]=9081 [song]=9082 [storage]=9083)
+
+# The number of instances: FERMATA_REPLICAS, else what the running stack was started with
+# (scripts/run.sh writes it into the data directory, so `scripts/services.sh kill song`
+# reaches every instance without the caller exporting it again), else 1.
+fm_replicas() {
+  if [ -n "${FERMATA_REPLICAS:-}" ]; then echo "$FERMATA_REPLICAS"
+  elif [ -s "${FERMATA_DATA_DIR:-/nonexistent}/replicas" ]; then cat "$FERMATA_DATA_DIR/replicas"
+  else echo 1; fi
+}
+fm_replica_step() { echo "${FERMATA_REPLICA_PORT_STEP:-100}"; }
+
+# fm_instance NAME: "SVC I" for "svc" (instance 1) or "svc@I".
+fm_instance() { local n=$1; case "$n" in *@*) echo "${n%@*} ${n#*@}" ;; *) echo "$n 1" ;; esac; }
+# fm_instances SVC: the names of every instance of SVC.
+fm_instances() {
+  local i n; n=$(fm_replicas)
+  echo "$1"
+  for ((i = 2; i <= n; i++)); do echo "$1@$i"; done
+}
+# fm_service_port NAME: the public port of an instance.
+fm_service_port() {
+  local s i v; read -r s i <<<"$(fm_instance "$1")"
+  v=${FM_PORT_VAR[$s]}
+  echo $(( ${!v:-${FM_PORT_DEF[$s]}} + (i - 1) * $(fm_replica_step) ))
+}
+# fm_internal_port NAME: the internal port of an instance ("" for the processor: none).
+fm_internal_port() {
+  local s i v; read -r s i <<<"$(fm_instance "$1")"
+  v=${FM_IPORT_VAR[$s]:-}
+  [ -n "$v" ] || return 0
+  echo $(( ${!v:-${FM_IPORT_DEF[$s]}} + (i - 1) * $(fm_replica_step) ))
+}

@@ -24,11 +24,68 @@ GW_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 GW_TEMPLATE="$ROOT/deploy/nginx/fermata.conf.template"
 # The variables envsubst may replace: nginx's own $variables must stay as they are.
 GW_VARS=$(grep -o '\${[A-Z0-9_]*}' "$GW_TEMPLATE" | sort -u | tr '\n' ' ')
+GATEWAY_INTERNAL_PORT=${GATEWAY_INTERNAL_PORT:-8089}
+
+# gateway_params_ NAME: the upstream server parameters of a service instance: passive
+# health with replicas (see the template).
+gateway_params_() {
+  if [ "$(fm_replicas)" -gt 1 ]; then echo "max_fails=1 fail_timeout=1s"; else echo "max_fails=0"; fi
+}
+
+# gateway_more_ SVC [internal]: "server ...;" lines of the instances after the first.
+gateway_more_() {
+  local n out="" port
+  for n in $(fm_instances "$1" | tail -n +2); do
+    port=$(fm_service_port "$n")
+    [ "${2:-}" = internal ] && [ "${FERMATA_AUTH:-}" = jwt ] && port=$(fm_internal_port "$n")
+    out+="server 127.0.0.1:$port $(gateway_params_ "$n"); "
+  done
+  echo "$out"
+}
+
+# gateway_internal_ FILE: with replicas, the listener the services call each other through
+# (127.0.0.1:GATEWAY_INTERNAL_PORT only: the API without the client-facing limits, to the
+# instances' internal ports when authentication is on); none with one instance.
+gateway_internal_() {
+  rm -f "$1"
+  [ "$(fm_replicas)" -gt 1 ] || return 0
+  local s first port
+  {
+    echo "# written by scripts/stack.d/40-gateway.sh: the services' calls to each other"
+    for s in resource song storage; do
+      first=$(fm_service_port "$s")
+      [ "${FERMATA_AUTH:-}" = jwt ] && first=$(fm_internal_port "$s")
+      echo "upstream fm_${s}_internal { server 127.0.0.1:$first $(gateway_params_ "$s"); $(gateway_more_ "$s" internal) keepalive 16; }"
+      echo "upstream fm_${s}_internal_fresh { server 127.0.0.1:$first $(gateway_params_ "$s"); $(gateway_more_ "$s" internal) }"
+    done
+    cat <<CONF
+server {
+    listen 127.0.0.1:$GATEWAY_INTERNAL_PORT;
+    access_log $GW_DIR/internal-access.log fermata;
+    client_max_body_size 1m;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host \$http_host;
+    proxy_set_header X-Request-Id \$fm_request_id;
+    proxy_connect_timeout 2s;
+    proxy_read_timeout ${GATEWAY_UPSTREAM_TIMEOUT:-120s};
+    proxy_next_upstream error timeout http_502 http_503 http_504;
+    proxy_next_upstream_tries 3;
+    location /resources { proxy_pass http://fm_resource_internal\$fm_conn; }
+    location /songs     { proxy_pass http://fm_song_internal\$fm_conn; }
+    location /storages  { proxy_pass http://fm_storage_internal\$fm_conn; }
+    location /          { return 404 '{"errorMessage":"Not found","errorCode":"404"}'; }
+}
+CONF
+  } >"$1"
+}
 
 # gateway_render_ OUT: writes the configuration for this machine to OUT.
 gateway_render_() {
   local dir expose user_directive=""
   dir=$(cd "$GW_DIR" && pwd)
+  mkdir -p "$dir/conf.d"
+  gateway_internal_ "$dir/conf.d/internal.conf"
   case "${GATEWAY_EXPOSE_ACTUATOR:-0}" in 1 | true | TRUE | yes | on) expose=1 ;; *) expose=0 ;; esac
   fm_is_root && user_directive="user $GW_USER $(id -gn "$GW_USER");"
   GATEWAY_LISTEN="$GATEWAY_HOST:$GATEWAY_PORT" \
@@ -37,9 +94,12 @@ gateway_render_() {
   GATEWAY_RUN_DIR="$dir" \
   GATEWAY_ACCESS_LOG="$dir/access.log" \
   GATEWAY_ERROR_LOG="$dir/error.log" \
-  RESOURCE_UPSTREAM="127.0.0.1:${RESOURCE_PORT:-8081}" \
-  SONG_UPSTREAM="127.0.0.1:${SONG_PORT:-8082}" \
-  STORAGE_UPSTREAM="127.0.0.1:${STORAGE_PORT:-8083}" \
+  RESOURCE_UPSTREAM="127.0.0.1:$(fm_service_port resource)" \
+  SONG_UPSTREAM="127.0.0.1:$(fm_service_port song)" \
+  STORAGE_UPSTREAM="127.0.0.1:$(fm_service_port storage)" \
+  RESOURCE_UPSTREAM_PARAMS="$(gateway_params_ resource)" RESOURCE_UPSTREAM_MORE="$(gateway_more_ resource)" \
+  SONG_UPSTREAM_PARAMS="$(gateway_params_ song)" SONG_UPSTREAM_MORE="$(gateway_more_ song)" \
+  STORAGE_UPSTREAM_PARAMS="$(gateway_params_ storage)" STORAGE_UPSTREAM_MORE="$(gateway_more_ storage)" \
   GATEWAY_MAX_BODY_SIZE="${GATEWAY_MAX_BODY_SIZE:-64m}" \
   GATEWAY_UPSTREAM_TIMEOUT="${GATEWAY_UPSTREAM_TIMEOUT:-120s}" \
   GATEWAY_EXPOSE_ACTUATOR="$expose" \
@@ -71,6 +131,7 @@ gateway_start() {
   fi
   mv "$GW_CONF.new" "$GW_CONF"
   fm_port_check gateway "$GATEWAY_PORT" GATEWAY_PORT || return 1
+  if [ "$(fm_replicas)" -gt 1 ]; then fm_port_check gateway "$GATEWAY_INTERNAL_PORT" GATEWAY_INTERNAL_PORT || return 1; fi
   if ! "$GW_BIN" -t -q -e "$GW_DIR/error.log" -c "$GW_CONF" 2>"$GW_DIR/check.log"; then
     echo "gateway: invalid configuration $GW_CONF:" >&2; cat "$GW_DIR/check.log" >&2; return 1
   fi
@@ -83,7 +144,9 @@ gateway_start() {
     tail -n 20 "$GW_DIR/error.log" >&2
     return 1
   fi
-  echo "gateway: listening on $GATEWAY_HOST:$GATEWAY_PORT -> resource :${RESOURCE_PORT:-8081}, song :${SONG_PORT:-8082}, storage :${STORAGE_PORT:-8083} (nginx; log $GW_DIR)"
+  local ports s
+  ports=$(for s in resource song storage; do printf '%s :%s ' "$s" "$(for n in $(fm_instances "$s"); do fm_service_port "$n"; done | paste -sd,)"; done)
+  echo "gateway: listening on $GATEWAY_HOST:$GATEWAY_PORT -> ${ports% }$([ "$(fm_replicas)" -gt 1 ] && echo "; the services' calls through 127.0.0.1:$GATEWAY_INTERNAL_PORT") (nginx; log $GW_DIR)"
 }
 
 gateway_stop() {

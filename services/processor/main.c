@@ -28,6 +28,7 @@
 #include "log.h"
 #include "mq.h"
 #include "pipeline.h"
+#include "health.h"
 #include "proc.h"
 #include "svc.h"
 #include "workers.h"
@@ -35,6 +36,7 @@
 typedef struct proc_config {
   unsigned port;
   const char *address;
+  long long drain_delay_ms, grace_ms;
   char amqp_url[1024];
   char resource_url[512];
   char song_url[512];
@@ -66,6 +68,8 @@ static void read_config(proc_config *c, config_err *err) {
     snprintf(err->msg, sizeof err->msg, "LOG_LEVEL: expected debug, info, warn or error");
   c->port = (unsigned)config_int("SERVER_PORT", 8084, 0, 65535, err);
   c->address = config_ipv4("SERVER_ADDRESS", "127.0.0.1", err);
+  c->drain_delay_ms = config_duration_ms("FERMATA_DRAIN_DELAY", 0, 0, 600000, err);
+  c->grace_ms = config_duration_ms("SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE", 30000, 1, 600000, err);
   snprintf(c->amqp_url, sizeof c->amqp_url, "%s",
            config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:26720/"));
   base_url("RESOURCE_SERVICE_URL", "http://127.0.0.1:8081", c->resource_url,
@@ -139,10 +143,12 @@ int main(void) {
                      .retry = {(uint32_t)cfg.retry_initial_ms, (uint32_t)cfg.retry_max_ms},
                      .pipeline = &pl, .stats = &stats, .lg = lg};
   pool = workers_new(&wo);
-  http_server_opts ho = {.port = cfg.port, .bind_addr = cfg.address, .shutdown_grace_ms = 5000};
+  http_server_opts ho = {.port = cfg.port, .bind_addr = cfg.address, .shutdown_grace_ms = (unsigned)cfg.grace_ms};
   srv = http_server_new(&ho, lg);
   proc_http_ctx hctx = {.srv = srv, .pool = pool, .stats = &stats};
-  if (!pool || !srv || proc_routes(srv, &hctx) != HTTP_OK) {
+  health_lifecycle life = {0};
+  if (!pool || !srv || proc_routes(srv, &hctx) != HTTP_OK ||
+      http_server_route(srv, "GET", "/actuator/health/readiness", health_readiness, &life, 0) != HTTP_OK) {
     log_event(lg, LOG_ERROR, "cannot set up", NULL);
     goto out;
   }
@@ -160,7 +166,9 @@ int main(void) {
             http_server_port(srv), mqp.host, mqp.port, cfg.concurrency, cfg.max_attempts,
             cfg.retry_initial_ms, cfg.retry_max_ms, cfg.resource_url, cfg.song_url);
   int sig = svc_wait_for_stop();
-  log_event(lg, LOG_INFO, "stopping", "signal=%d", sig);
+  health_lifecycle_drain(&life);
+  log_event(lg, LOG_INFO, "stopping", "signal=%d drain_delay_ms=%lld", sig, cfg.drain_delay_ms);
+  svc_sleep_ms(cfg.drain_delay_ms);
   status = 0;
 out:
   atomic_store(&stop, true);

@@ -14,13 +14,14 @@
 #include "breaker_env.h"
 #include "config.h"
 #include "handlers.h"
+#include "health.h"
 #include "janitor.h"
 #include "msgs.h"
 #include "outbox.h"
 #include "svc.h"
 
 typedef struct {
-  long long port, internal_port, pool, max_upload, storage_timeout_ms, storage_connect_ms;
+  long long port, internal_port, drain_delay_ms, grace_ms, pool, max_upload, storage_timeout_ms, storage_connect_ms;
   const char *address, *db_url, *s3_endpoint, *s3_region, *s3_key, *s3_secret, *s3_sync_dir, *amqp_url, *storage_url, *song_url;
   storages_config st;
   breaker_config bc;
@@ -58,6 +59,8 @@ static void read_settings(settings *s, config_err *err) {
   s->s3_secret = config_str("AWS_SECRET_ACCESS_KEY", "test");
   s->s3_sync_dir = config_str("S3_SYNC_DIR", "");
   s->internal_port = config_int("FERMATA_INTERNAL_PORT", 0, 0, 65535, err);
+  s->drain_delay_ms = config_duration_ms("FERMATA_DRAIN_DELAY", 0, 0, 600000, err);
+  s->grace_ms = config_duration_ms("SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE", 30000, 1, 600000, err);
   auth_config_read(&s->auth, err);
   s->amqp_url = config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:26720/");
   s->storage_url = config_str("STORAGE_SERVICE_URL", "http://127.0.0.1:8083");
@@ -200,13 +203,18 @@ int main(void) {
   cons = mq_consumer_new(&mp, msgs_topology(MSGS_SIDE_RESOURCE), &co, on_processed, &svc);
   if (!svc.ob || !svc.jn || !cons) goto out;
 
-  http_server_opts ho = {.port = (unsigned)s.port, .bind_addr = s.address, .max_body = 1 << 20};
+  http_server_opts ho = {.port = (unsigned)s.port, .bind_addr = s.address, .max_body = 1 << 20,
+                         .shutdown_grace_ms = (unsigned)s.grace_ms};
   srv = http_server_new(&ho, lg);
-  http_server_opts io = {.port = (unsigned)s.internal_port, .bind_addr = s.address};
+  http_server_opts io = {.port = (unsigned)s.internal_port, .bind_addr = s.address,
+                         .shutdown_grace_ms = (unsigned)s.grace_ms};
   if (s.internal_port) isrv = http_server_new(&io, lg);
   resource_http hctx = {.svc = &svc, .srv = srv, .max_upload = (size_t)s.max_upload, .breakers = {.reg = reg, .register_health = s.bh.register_health, .open_is_down = s.bh.open_is_down},
                         .consumer = cons, .store_probe = probe};
-  if (!srv || resource_routes(srv, &hctx, au) != HTTP_OK) goto out;
+  health_lifecycle life = {0};
+  if (!srv || resource_routes(srv, &hctx, au) != HTTP_OK ||
+      http_server_route(srv, "GET", "/actuator/health/readiness", health_readiness, &life, 0) != HTTP_OK)
+    goto out;
   if (s.internal_port && (!isrv || resource_internal_routes(isrv, &hctx) != HTTP_OK)) goto out;
   if (db_migrate(svc.db) != DB_OK) log_event(lg, LOG_WARN, "database not ready at start; serving 503 until it is", NULL);
   if (outbox_start(svc.ob) != 0 || janitor_start(svc.jn) != 0 || mq_consumer_start(cons) != MQ_OK) goto out;
@@ -217,7 +225,9 @@ int main(void) {
   log_event(lg, LOG_INFO, "started", "port=%u internal_port=%u", http_server_port(srv),
             isrv ? http_server_port(isrv) : 0);
   int sig = svc_wait_for_stop();
-  log_event(lg, LOG_INFO, "stopping", "signal=%d", sig);
+  health_lifecycle_drain(&life);
+  log_event(lg, LOG_INFO, "stopping", "signal=%d drain_delay_ms=%lld", sig, s.drain_delay_ms);
+  svc_sleep_ms(s.drain_delay_ms);
   http_server_stop(srv);
   if (isrv) http_server_stop(isrv);
   status = 0;

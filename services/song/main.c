@@ -6,6 +6,10 @@
  * Environment: SERVER_PORT (8082), SERVER_ADDRESS (127.0.0.1), SONG_DB_URL, DB_POOL_SIZE (16),
  * LOG_LEVEL (info), FERMATA_INTERNAL_PORT (0: none; the unguarded listener for the other
  * services' calls), and lib/auth's SPRING_SECURITY_OAUTH2_RESOURCESERVER_JWT_*.
+ * Stopping (SIGTERM/SIGINT): /actuator/health/readiness turns OUT_OF_SERVICE at once, the
+ * service waits FERMATA_DRAIN_DELAY (0; a load balancer's time to notice), then stops
+ * accepting and lets in-flight requests finish for at most
+ * SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE (30s), then stops its background work.
  */
 #include <curl/curl.h>
 #include <stdio.h>
@@ -15,6 +19,7 @@
 #include "config.h"
 #include "db.h"
 #include "handlers.h"
+#include "health.h"
 #include "http.h"
 #include "log.h"
 #include "song.h"
@@ -32,6 +37,8 @@ int main(void) {
   long long pool = config_int("DB_POOL_SIZE", 16, 1, 500, &cerr);
   const char *dburl = config_str("SONG_DB_URL", "postgresql://song:song@127.0.0.1:25432/songs");
   long long iport = config_int("FERMATA_INTERNAL_PORT", 0, 0, 65535, &cerr);
+  long long drain_delay = config_duration_ms("FERMATA_DRAIN_DELAY", 0, 0, 600000, &cerr);
+  long long grace = config_duration_ms("SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE", 30000, 1, 600000, &cerr);
   auth_config ac;
   auth_config_read(&ac, &cerr);
   log *lg = log_new("song", level, stderr);
@@ -57,12 +64,15 @@ int main(void) {
   db_opts dbo = {.conninfo = dburl, .max_conns = (int)pool, .migrations = song_migrations,
                  .nmigrations = song_nmigrations};
   db_pool *db = db_pool_new(&dbo, lg);
-  http_server_opts ho = {.port = (unsigned)port, .bind_addr = address};
+  http_server_opts ho = {.port = (unsigned)port, .bind_addr = address, .shutdown_grace_ms = (unsigned)grace};
   http_server *srv = http_server_new(&ho, lg);
-  http_server_opts io = {.port = (unsigned)iport, .bind_addr = address};
+  http_server_opts io = {.port = (unsigned)iport, .bind_addr = address, .shutdown_grace_ms = (unsigned)grace};
   http_server *isrv = iport ? http_server_new(&io, lg) : NULL;
   song_ctx ctx = {.db = db, .srv = srv};
-  if (!db || !srv || song_routes(srv, &ctx, au) != HTTP_OK) goto out;
+  health_lifecycle life = {0};
+  if (!db || !srv || song_routes(srv, &ctx, au) != HTTP_OK ||
+      http_server_route(srv, "GET", "/actuator/health/readiness", health_readiness, &life, 0) != HTTP_OK)
+    goto out;
   if (iport && (!isrv || song_internal_routes(isrv, &ctx) != HTTP_OK)) goto out;
   int mrc = db_migrate(db);
   if (mrc != DB_OK)
@@ -75,7 +85,9 @@ int main(void) {
   log_event(lg, LOG_INFO, "started", "port=%u internal_port=%u", http_server_port(srv),
             isrv ? http_server_port(isrv) : 0);
   int sig = svc_wait_for_stop();
-  log_event(lg, LOG_INFO, "stopping", "signal=%d", sig);
+  health_lifecycle_drain(&life);
+  log_event(lg, LOG_INFO, "stopping", "signal=%d drain_delay_ms=%lld", sig, drain_delay);
+  svc_sleep_ms(drain_delay);
   http_server_stop(srv);
   if (isrv) http_server_stop(isrv);
   status = 0;

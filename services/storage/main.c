@@ -20,6 +20,7 @@
 #include "db.h"
 #include "auth.h"
 #include "handlers.h"
+#include "health.h"
 #include "http.h"
 #include "keeper.h"
 #include "log.h"
@@ -63,6 +64,8 @@ int main(void) {
    * the list it reads, so the list can never grow out of its reach */
   long long max_count = config_int("STORAGE_MAX_COUNT", 100, 2, 1000, &cerr);
   long long iport = config_int("FERMATA_INTERNAL_PORT", 0, 0, 65535, &cerr);
+  long long drain_delay = config_duration_ms("FERMATA_DRAIN_DELAY", 0, 0, 600000, &cerr);
+  long long grace = config_duration_ms("SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE", 30000, 1, 600000, &cerr);
   auth_config ac;
   auth_config_read(&ac, &cerr);
   long long interval =
@@ -114,15 +117,18 @@ int main(void) {
   db_opts dbo = {.conninfo = dburl, .max_conns = (int)pool, .migrations = storage_migrations,
                  .nmigrations = storage_nmigrations};
   db_pool *db = db_pool_new(&dbo, lg);
-  http_server_opts ho = {.port = (unsigned)port, .bind_addr = address};
+  http_server_opts ho = {.port = (unsigned)port, .bind_addr = address, .shutdown_grace_ms = (unsigned)grace};
   http_server *srv = http_server_new(&ho, lg);
-  http_server_opts io = {.port = (unsigned)iport, .bind_addr = address};
+  http_server_opts io = {.port = (unsigned)iport, .bind_addr = address, .shutdown_grace_ms = (unsigned)grace};
   http_server *isrv = iport ? http_server_new(&io, lg) : NULL;
   keeper_opts ko = {.db = db, .s3 = s3, .lg = lg, .seeds = seeds, .nseeds = 2,
                     .interval_ms = (uint32_t)interval};
   keeper *kp = s3 && db ? keeper_new(&ko) : NULL;
   storage_ctx ctx = {.db = db, .keeper = kp, .srv = srv, .max_count = (long)max_count};
-  if (!s3 || !db || !srv || !kp || storage_routes(srv, &ctx, au) != HTTP_OK) goto out;
+  health_lifecycle life = {0};
+  if (!s3 || !db || !srv || !kp || storage_routes(srv, &ctx, au) != HTTP_OK ||
+      http_server_route(srv, "GET", "/actuator/health/readiness", health_readiness, &life, 0) != HTTP_OK)
+    goto out;
   if (iport && (!isrv || storage_internal_routes(isrv, &ctx) != HTTP_OK)) goto out;
   int mrc = db_migrate(db);
   if (mrc != DB_OK)
@@ -141,7 +147,9 @@ int main(void) {
   log_event(lg, LOG_INFO, "started", "port=%u internal_port=%u", http_server_port(srv),
             isrv ? http_server_port(isrv) : 0);
   int sig = svc_wait_for_stop();
-  log_event(lg, LOG_INFO, "stopping", "signal=%d", sig);
+  health_lifecycle_drain(&life);
+  log_event(lg, LOG_INFO, "stopping", "signal=%d drain_delay_ms=%lld", sig, drain_delay);
+  svc_sleep_ms(drain_delay);
   http_server_stop(srv);
   if (isrv) http_server_stop(isrv);
   status = 0;

@@ -18,16 +18,17 @@ import requests
 _SCRUB = ("SONG_DB_URL", "STORAGE_DB_URL", "RESOURCE_DB_URL", "AMQP_URL", "S3_ENDPOINT", "S3_REGION",
           "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "GATEWAY_URL", "STORAGE_SERVICE_URL",
           "SONG_SERVICE_URL", "RESOURCE_SERVICE_URL", "FERMATA_DATA_DIR", "FERMATA_RUN_DIR",
-          "S3_DATA_DIR", "FERMATA_AUTH", "FERMATA_TEST_BEARER",
+          "S3_DATA_DIR", "FERMATA_AUTH", "FERMATA_REPLICAS", "FERMATA_TEST_BEARER",
           "SPRING_SECURITY_OAUTH2_RESOURCESERVER_JWT_ISSUER_URI",
           "SPRING_SECURITY_OAUTH2_RESOURCESERVER_JWT_JWK_SET_URI")
 
 
 def ports(base):
-    """The stack's ports from one base (RabbitMQ uses AMQP_PORT .. +11); all below 32768."""
+    """The stack's ports from one base (RabbitMQ uses AMQP_PORT .. +11; a second replica of
+    each service uses its port + 100); all below 32768."""
     return {"PG_PORT": base, "AMQP_PORT": base + 20, "S3_PORT": base + 40, "GATEWAY_PORT": base + 50,
             "RESOURCE_PORT": base + 51, "SONG_PORT": base + 52, "STORAGE_PORT": base + 53,
-            "PROCESSOR_PORT": base + 54, "ISSUER_PORT": base + 60, "RESOURCE_INTERNAL_PORT": base + 61,
+            "PROCESSOR_PORT": base + 54, "GATEWAY_INTERNAL_PORT": base + 55, "ISSUER_PORT": base + 60, "RESOURCE_INTERNAL_PORT": base + 61,
             "SONG_INTERNAL_PORT": base + 62, "STORAGE_INTERNAL_PORT": base + 63}
 
 
