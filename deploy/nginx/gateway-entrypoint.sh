@@ -33,6 +33,11 @@ vars=$(grep -o '\${[A-Z0-9_]*}' "$template" | sort -u | tr '\n' ' ')
 
 say() { echo "fermata-gateway: $*" >&2; }
 
+# the placeholders that have a sensible default when the deployment does not set them
+: "${GATEWAY_WRITE_RATE:=20r/s}" "${GATEWAY_WRITE_BURST:=40}" "${GATEWAY_WRITE_CONNS:=16}"
+: "${RESOURCE_UPSTREAM_PARAMS:=max_fails=0}" "${SONG_UPSTREAM_PARAMS:=max_fails=0}" "${STORAGE_UPSTREAM_PARAMS:=max_fails=0}"
+export GATEWAY_WRITE_RATE GATEWAY_WRITE_BURST GATEWAY_WRITE_CONNS RESOURCE_UPSTREAM_PARAMS SONG_UPSTREAM_PARAMS STORAGE_UPSTREAM_PARAMS
+
 mkdir -p "$run"
 envsubst "$vars" <"$template" >"$conf"
 
