@@ -21,7 +21,8 @@
 # healthchecks by itself without systemd, and podman-compose 1.6 ignores service_healthy
 # with it: `up` starts everything at once (the services wait for what they need) and a
 # loop here runs each container's healthcheck every few seconds, as the timers would.
-# deploy/.env is written with random passwords when missing (never committed).
+# deploy/.env is written with random passwords and client secrets (never committed): when
+# missing, and for keys deploy/.env.example gained since.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -122,26 +123,72 @@ EOF
   log "base image ready in $((SECONDS - t0)) s"
 }
 
+# deploy/.env from deploy/.env.example with a random value for every empty *PASSWORD and
+# *SECRET; an existing one keeps its values and gets the keys the example added since.
 write_env() {
-  [ -f deploy/.env ] && return 0
-  log "writing deploy/.env with random passwords (from deploy/.env.example)"
   local um; um=$(umask); umask 077
   python3 - deploy/.env.example deploy/.env <<'PY'
-import re, secrets, string, sys
+import os, re, secrets, string, sys
 # Letters, digits and characters that break a URL (: / @ %), so that a password is never
 # pasted into one unencoded without the stack noticing; none that .env or a config file
 # would read specially (# $ quotes spaces).
 alphabet = string.ascii_letters + string.digits + ":/@%+"
-out = []
+have = {}
+if os.path.exists(sys.argv[2]):
+    for line in open(sys.argv[2]):
+        k, eq, v = line.strip().partition("=")
+        if eq and not k.startswith("#"):
+            have[k] = v
+out, added = [], []
 for line in open(sys.argv[1]):
-    m = re.match(r"^([A-Z_]*PASSWORD)=$", line.strip())
-    if m:
-        pw = "".join(secrets.choice(alphabet) for _ in range(24))
-        line = f"{m.group(1)}={pw}\n"
+    m = re.match(r"^([A-Z_]*(?:PASSWORD|SECRET))=$", line.strip())
+    key = line.strip().partition("=")[0] if "=" in line and not line.startswith("#") else None
+    if key in have and (have[key] or not m):
+        line = f"{key}={have[key]}\n"
+    elif m:
+        line = f"{m.group(1)}={''.join(secrets.choice(alphabet) for _ in range(24))}\n"
+        added.append(m.group(1))
     out.append(line)
 open(sys.argv[2], "w").writelines(out)
+if added:
+    print("containers: deploy/.env: random values for " + " ".join(added))
 PY
   umask "$um"
+}
+
+# Keycloak (compose.yaml's token issuer) for keycloak.Dockerfile: the release compose.yaml
+# names, from Maven Central, checked against its pinned sha256; a Java 21+ runtime.
+KEYCLOAK_VERSION=26.5.6
+KEYCLOAK_SHA256=fa3dd5df90b9ac006712c2f0991be4e8a6cb30ac538e0439ce2f45fc40f4c692
+KEYCLOAK_JDK=${KEYCLOAK_JDK:-/usr/lib/jvm/temurin-25-jdk-amd64}
+keycloak_context() {
+  local ctx="$DIR/keycloak-context" tgz="$DIR/keycloak-$KEYCLOAK_VERSION.tar.gz"
+  local url="https://repo1.maven.org/maven2/org/keycloak/keycloak-quarkus-dist/$KEYCLOAK_VERSION/keycloak-quarkus-dist-$KEYCLOAK_VERSION.tar.gz"
+  grep -q "quay.io/keycloak/keycloak:$KEYCLOAK_VERSION}" deploy/compose.yaml ||
+    fm_die "containers: compose.yaml's Keycloak image is not $KEYCLOAK_VERSION (KEYCLOAK_VERSION here)"
+  [ -x "$KEYCLOAK_JDK/bin/java" ] ||
+    fm_die "containers: Keycloak needs Java 21 or newer; none at $KEYCLOAK_JDK (set KEYCLOAK_JDK to a JDK's directory)"
+  if ! echo "$KEYCLOAK_SHA256  $tgz" | sha256sum -c --status 2>/dev/null; then
+    log "fetching Keycloak $KEYCLOAK_VERSION (Maven Central)"
+    curl -fsS --retry 3 -o "$tgz.part" "$url" || fm_die "containers: cannot fetch $url"
+    echo "$KEYCLOAK_SHA256  $tgz.part" | sha256sum -c --status || fm_die "containers: $url: sha256 mismatch"
+    mv "$tgz.part" "$tgz"
+  fi
+  if [ "$(cat "$ctx/.stamp" 2>/dev/null)" != "$KEYCLOAK_SHA256 $KEYCLOAK_JDK 2" ]; then
+    rm -rf "$ctx"; mkdir -p "$ctx/keycloak"
+    tar -C "$ctx/keycloak" --strip-components=1 -xzf "$tgz"
+    cp -a "$KEYCLOAK_JDK" "$ctx/jdk"
+    # Debian's JDKs link their CA store to /etc/ssl/certs/java (ca-certificates-java, which
+    # the image has not): the file itself goes in, or Keycloak finds no system truststore
+    if [ -L "$ctx/jdk/lib/security/cacerts" ]; then
+      rm "$ctx/jdk/lib/security/cacerts"
+      cp -L "$KEYCLOAK_JDK/lib/security/cacerts" "$ctx/jdk/lib/security/cacerts" ||
+        fm_die "containers: $KEYCLOAK_JDK/lib/security/cacerts is a dangling link (install ca-certificates-java)"
+    fi
+    echo "$KEYCLOAK_SHA256 $KEYCLOAK_JDK 2" >"$ctx/.stamp"
+  fi
+  cp deploy/containers/keycloak.Dockerfile "$ctx/Dockerfile"
+  export FERMATA_KEYCLOAK_CONTEXT=$ctx
 }
 
 s3_context() {
@@ -152,7 +199,14 @@ s3_context() {
   export FERMATA_S3_CONTEXT=$ctx
 }
 
+# The checks drive the API suite and schemathesis (hundreds of writes a second from one
+# address) through the gateway: they run with the local stack's write limits
+# (scripts/stack.d/40-gateway.sh), not Compose's 20r/s default, which they would exceed by
+# design; test_gateway covers the limits themselves. A caller's own values win. Keycloak
+# is on 28180 here (compose.here.yaml): the issuer the services accept follows.
 compose() {
+  GATEWAY_WRITE_RATE="${GATEWAY_WRITE_RATE:-100r/s}" GATEWAY_WRITE_BURST="${GATEWAY_WRITE_BURST:-200}" \
+  GATEWAY_WRITE_CONNS="${GATEWAY_WRITE_CONNS:-64}" KEYCLOAK_URL=http://localhost:28180 \
   "$VENV/bin/podman-compose" --in-pod false \
     --podman-run-args="--ulimit host" \
     --podman-build-args="--isolation chroot --network host" \
@@ -208,6 +262,7 @@ main() {
   setup_podman
   write_env
   s3_context
+  keycloak_context
   case "$cmd" in
     all)
       local t0=$SECONDS rc=0
