@@ -83,7 +83,7 @@ check_compose() {   # check_compose ENV_FILE
 check_compose_filled() {
   local env rc
   env=$(mktemp)
-  sed 's/^\([A-Z_]*PASSWORD\)=$/\1=lint-Pa55:w@rd\/%#/' deploy/.env.example >"$env"
+  sed -E 's/^([A-Z_]*(PASSWORD|SECRET))=$/\1=lint-Pa55:w@rd\/%#/' deploy/.env.example >"$env"
   check_compose "$env"; rc=$?
   rm -f "$env"
   return $rc

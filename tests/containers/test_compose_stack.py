@@ -26,10 +26,57 @@ from mp3gen import make_mp3  # noqa: E402
 pytestmark = pytest.mark.skipif(not os.environ.get("FERMATA_CONTAINERS"), reason="run by scripts/containers.sh")
 
 GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:28080")
-ALL = ("postgres", "rabbitmq", "localstack", "storage", "song", "resource", "processor", "gateway")
+KEYCLOAK = os.environ.get("KEYCLOAK_URL", "http://localhost:28180")
+ALL = ("postgres", "rabbitmq", "localstack", "keycloak", "storage", "song", "resource", "processor", "gateway")
 OURS = ("storage", "song", "resource", "processor", "gateway")
 FUZZ_DIR = ROOT / "tests" / "apifuzz"
 STATE = {}
+
+
+def env_values():
+    out = {}
+    for line in (ROOT / "deploy" / ".env").read_text().splitlines():
+        k, eq, v = line.partition("=")
+        if eq and not k.startswith("#"):
+            out[k.strip()] = v
+    return out
+
+
+_TOKENS = {}
+
+
+def token(client="fermata-admin"):
+    """An access token of one of the realm's clients (client-credentials grant, secret from
+    deploy/.env), fetched from the Compose Keycloak and reused until a minute before it
+    expires."""
+    t = _TOKENS.get(client)
+    if t and t[1] - 60 > time.monotonic():
+        return t[0]
+    secret = env_values()[{"fermata-reader": "FERMATA_READER_SECRET", "fermata-writer": "FERMATA_WRITER_SECRET",
+                           "fermata-admin": "FERMATA_ADMIN_SECRET"}[client]]
+    r = requests.post(f"{KEYCLOAK.replace('localhost', '127.0.0.1')}/realms/fermata/protocol/openid-connect/token",
+                      data={"grant_type": "client_credentials", "client_id": client, "client_secret": secret},
+                      timeout=30)
+    assert r.status_code == 200, f"Keycloak token for {client}: {r.status_code} {r.text[:300]}"
+    body = r.json()
+    _TOKENS[client] = (body["access_token"], time.monotonic() + body["expires_in"])
+    return body["access_token"]
+
+
+@pytest.fixture(autouse=True)
+def _bearer(monkeypatch):
+    """Every request to the gateway without an Authorization header gets the admin
+    client's token: the stack requires one (compose.yaml)."""
+    original = requests.sessions.Session.request
+
+    def request(self, method, url, *args, **kw):
+        headers = dict(kw.get("headers") or {})
+        if isinstance(url, str) and url.startswith(GATEWAY) and not any(k.lower() == "authorization" for k in headers):
+            headers["Authorization"] = f"Bearer {token()}"
+        kw["headers"] = headers
+        return original(self, method, url, *args, **kw)
+
+    monkeypatch.setattr(requests.sessions.Session, "request", request)
 
 
 def podman(*args, check=True, timeout=120):
@@ -55,7 +102,7 @@ def health(svc):
     return r.stdout.strip() if r.returncode == 0 else "missing"
 
 
-def wait_healthy(svcs, timeout=240):
+def wait_healthy(svcs, timeout=420):
     deadline = time.monotonic() + timeout
     states = {}
     while time.monotonic() < deadline:
@@ -88,6 +135,27 @@ def test_every_container_turns_healthy():
         test = podman("inspect", "--format", "{{.Config.Healthcheck.Test}}", name(svc)).stdout.strip()
         assert test and test not in ("[]", "<nil>"), f"{svc} has no healthcheck"
     wait_healthy(ALL)
+
+
+def test_the_api_requires_a_keycloak_token_with_the_right_scope():
+    """compose.yaml requires authentication: the realm's clients get what their scopes
+    allow, and nothing without a token."""
+    plain = requests.get(GATEWAY + "/songs/1", headers={"Authorization": ""}, timeout=10)
+    # an empty header is no credential: 401 in the contract's shape
+    assert plain.status_code == 401 and plain.json()["errorCode"] == "401", plain.text
+    assert "Bearer" in plain.headers.get("WWW-Authenticate", "")
+    reader = {"Authorization": f"Bearer {token('fermata-reader')}"}
+    writer = {"Authorization": f"Bearer {token('fermata-writer')}"}
+    assert requests.get(GATEWAY + "/storages", headers=reader, timeout=10).status_code == 200
+    song = {"id": 999001, "name": "Auth", "artist": "Keycloak", "album": "Realm", "duration": "01:00", "year": "2026"}
+    denied = requests.post(GATEWAY + "/songs", json=song, headers=reader, timeout=10)
+    assert denied.status_code == 403 and "insufficient_scope" in denied.headers.get("WWW-Authenticate", ""), denied.text
+    assert requests.get(GATEWAY + "/songs/999001", headers=reader, timeout=10).status_code == 404, "a refused write changed something"
+    bad = requests.post(GATEWAY + "/storages", json={"storageType": "STAGING", "bucket": "x-auth", "path": "/x"},
+                        headers=writer, timeout=10)
+    assert bad.status_code == 403, bad.text
+    forged = reader["Authorization"][:-4] + ("AAAA" if not reader["Authorization"].endswith("AAAA") else "BBBB")
+    assert requests.get(GATEWAY + "/storages", headers={"Authorization": forged}, timeout=10).status_code == 401
 
 
 def test_our_containers_run_as_non_root_on_a_read_only_root():
@@ -132,7 +200,7 @@ def secrets():
     out = []
     for line in (ROOT / "deploy" / ".env").read_text().splitlines():
         k, _, v = line.partition("=")
-        if k.endswith("PASSWORD") and v:
+        if (k.endswith("PASSWORD") or k.endswith("SECRET")) and v:
             out.append(v)
     assert out, "deploy/.env holds no password"
     return out
@@ -165,7 +233,11 @@ def test_api_suite_through_the_gateway(tmp_path):
     protected = [s["id"] for s in requests.get(GATEWAY + "/storages", timeout=10).json()]
     env = dict(os.environ, PYTHONPATH=str(FUZZ_DIR), SCHEMATHESIS_HOOKS="fermata_hooks",
                APIFUZZ_PROTECTED_STORAGES=",".join(map(str, protected)), NO_COLOR="1")
-    cmd = [str(ROOT / ".venv" / "bin" / "schemathesis"), "--config-file", str(FUZZ_DIR / "schemathesis.toml"),
+    # the admin client's token as the spec's bearerAuth value (it lives 5 minutes: the run takes ~1)
+    conf = (FUZZ_DIR / "schemathesis.toml").read_text()
+    assert 'bearer = "fuzz-run-token"' in conf
+    (tmp_path / "schemathesis.toml").write_text(conf.replace('bearer = "fuzz-run-token"', f'bearer = "{token()}"'))
+    cmd = [str(ROOT / ".venv" / "bin" / "schemathesis"), "--config-file", str(tmp_path / "schemathesis.toml"),
            "--no-color", "run", str(ROOT / "docs" / "openapi.yaml"), "--url", GATEWAY,
            "--max-examples", os.environ.get("CONTAINERS_API_EXAMPLES", "20"), "--seed", "1", "--workers", "1",
            "--request-timeout", "30", "--exclude-tag", "Actuator"]

@@ -60,6 +60,7 @@ GAP = float(os.environ.get("CHAOS_GAP_SECONDS", "3"))
 DRAIN_TIMEOUT = float(os.environ.get("CHAOS_DRAIN_TIMEOUT", "240"))
 # RabbitMQ last: its restart is the slowest (10-20 s after a SIGKILL on a busy machine).
 FAULTS = ["postgres", "s3", "storage", "song", "processor", "resource", "s3-pause", "rabbitmq"]
+STATEFUL = {"postgres", "s3", "s3-pause", "rabbitmq"}
 DLQS = ["resource.uploaded.dlq", "resource.processed.dlq"]
 MP3 = {"Content-Type": "audio/mpeg"}
 
@@ -295,6 +296,19 @@ def test_uploads_survive_kills_of_every_part(everything_up, stack, services):
     for i, res in conn_errors:
         if "resource" not in chaos.down_during(res[3], res[4], slack=2.0):
             problems.append(f"upload {i}: {res[1]} while the Resource Service was up: {res[5]}")
+    # while only a stateful part (database, object store, broker) is down, the clients see
+    # 503s in the contract shape and nothing else (the broker's outage not even those: outbox)
+    for i, res in refused:
+        down = chaos.down_during(res[3], res[4], slack=2.0)
+        if down and set(down) <= STATEFUL and res[1] != 503:
+            problems.append(f"upload {i} refused with {res[1]} while only {down} was down: {res[5]!r}")
+    # from each stateful part's restart to the first upload answered 200 that was sent after it
+    first_ok = collections.defaultdict(list)
+    for fault, _t0, t2 in chaos.windows:
+        if fault in STATEFUL:
+            after = [res[4] - t2 for res in results if res and res[0] == "ok" and res[3] >= t2]
+            if after:
+                first_ok[fault].append(min(after))
     ids = list(ok.values())
     if any(not isinstance(x, int) for x in ids) or len(set(ids)) != len(ids):
         problems.append(f"ids not distinct integers: {sorted(collections.Counter(ids).items())[:20]}")
@@ -389,6 +403,8 @@ def test_uploads_survive_kills_of_every_part(everything_up, stack, services):
         f"  5xx by (code, part down): {dict(sorted(by_code_fault.items()))}",
         f"  kills: {dict(chaos.kills)}",
         "  restart seconds (mean): " + ", ".join(f"{k} {sum(v) / len(v):.1f}" for k, v in chaos.restart_seconds.items()),
+        "  restart to the first 200 sent after it, s (max): "
+        + ", ".join(f"{k} {max(v):.2f}" for k, v in sorted(first_ok.items())),
         f"  time to drain (all accepted PERMANENT): {drain_seconds:.1f}s; not PERMANENT: {len(pending)}",
         f"  refused but stored anyway (answer lost): {len(refused_but_stored)} {refused_but_stored[:10]}",
         f"  duplicates: songs {len(dup_songs)}, resources {len(dup_res)}",

@@ -18,13 +18,23 @@ files once shipped the defect it names (issue 18).
   <name>_compose; scheme, user, vhost and options such as sslmode=require and amqps are kept:
   the test stack speaks TLS too; the store's region goes with its address), SERVER_PORT /
   GATEWAY_LISTEN become free ports, the gateway's run directory one in the test data, and secrets (CHANGE_ME, .env passwords) the test stack's; with
-  amqps the test stack's private CA is trusted through AMQP_TLS_CA_FILE.
+  amqps the test stack's private CA is trusted through AMQP_TLS_CA_FILE. Authentication
+  is required by both (issue 19): the issuer is kept, the JWK Set URI becomes this test's
+  (a key made here, served on loopback), and the gateway is asked with a token of that
+  issuer; the internal ports (FERMATA_INTERNAL_PORT) move like SERVER_PORT, and the
+  services call each other there.
+- Kubernetes' NetworkPolicies let each Deployment's pods reach exactly the ports its
+  *_SERVICE_URLs name, the public ports only from the gateway; egress lets each pod reach
+  what its environment names, and the gateway nothing but the services' public ports.
 """
+import functools
+import http.server
 import os
 import pathlib
 import re
 import shutil
 import subprocess
+import threading
 import urllib.parse
 
 import pytest
@@ -36,6 +46,32 @@ import dockerignore
 from nativesvc import NativeService
 
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+ISSUER_VAR = "SPRING_SECURITY_OAUTH2_RESOURCESERVER_JWT_ISSUER_URI"
+JWKS_VAR = "SPRING_SECURITY_OAUTH2_RESOURCESERVER_JWT_JWK_SET_URI"
+JWT_TOOL = pathlib.Path(os.environ.get("FERMATA_BUILD_DIR") or ROOT / "build" / "debug") / "lib" / "jwt" / "jwt_tool"
+JWKS_PORT = PRIVATE_PORT_BASE + 879
+
+
+@pytest.fixture(scope="module")
+def signing_key(tmp_path_factory):
+    """A key pair of this test's own, its JWK Set served on loopback (what the identity
+    provider is to a deployment): yields (pem path, kid, JWK Set URL)."""
+    d = tmp_path_factory.mktemp("issuer")
+    subprocess.run([str(JWT_TOOL), "keygen", "--alg", "RS256", "--kid", "deploy-test", "--key", str(d / "key.pem"),
+                    "--jwks", str(d / "jwks.json")], check=True, capture_output=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(d))
+    handler.log_message = lambda *a: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", JWKS_PORT), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield d / "key.pem", "deploy-test", f"http://127.0.0.1:{JWKS_PORT}/jwks.json"
+    srv.shutdown()
+    srv.server_close()
+
+
+def mint(key, iss, scope="fermata.read fermata.write fermata.admin"):
+    pem, kid, _ = key
+    return subprocess.run([str(JWT_TOOL), "mint", "--key", str(pem), "--kid", kid, "--iss", iss, "--aud", "fermata",
+                           "--scope", scope, "--ttl", "600"], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def tracked_files():
@@ -116,6 +152,142 @@ def test_k8s_deployments_under_an_hpa_leave_the_replica_count_to_it(k8s):
         replicas = dep["spec"].get("replicas")
         assert replicas is None, (f"Deployment {target} sets replicas: {replicas} while HPA {name} has "
                                   f"minReplicas {hpa['spec']['minReplicas']}: every apply scales it back")
+
+
+def test_k8s_every_workload_survives_a_node_loss_and_a_drain(k8s):
+    """#14: at least two replicas (HPA minimum or the gateway's count) spread over nodes, a
+    PDB keeping one through voluntary disruptions, readiness on the lifecycle probe, and a
+    preStop pause so a terminating pod leaves the endpoints before it stops."""
+    hpa_min = {h["spec"]["scaleTargetRef"]["name"]: h["spec"]["minReplicas"]
+               for h in k8s.get("HorizontalPodAutoscaler", {}).values()}
+    pdbs = k8s.get("PodDisruptionBudget", {}).values()
+    for name, dep in k8s["Deployment"].items():
+        spec = dep["spec"]["template"]["spec"]
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        n = hpa_min.get(name, dep["spec"].get("replicas", 1))
+        assert n >= 2, f"{name}: {n} replica(s)"
+        terms = spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert any(t["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+                   and t["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= labels.items() for t in terms), name
+        covering = [p for p in pdbs if p["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+        assert covering and all(p["spec"].get("minAvailable", 0) < n for p in covering), \
+            f"{name}: no PDB, or one that blocks every drain"
+        c = container(dep)
+        want = "/gateway/health" if name == "gateway" else "/actuator/health/readiness"
+        assert c["readinessProbe"]["httpGet"]["path"] == want, name
+        pause = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert 0 < pause < spec["terminationGracePeriodSeconds"], name
+
+
+def allowed(policies, target_labels, source_labels, port):
+    """Whether the namespace's ingress NetworkPolicies let a pod with source_labels (in the
+    same namespace) connect to target_labels' port (policies select by matchLabels only)."""
+    selecting = [p for p in policies if p["spec"]["podSelector"].get("matchLabels", {}).items() <= target_labels.items()]
+    assert selecting, f"no NetworkPolicy selects {target_labels}"
+    for p in selecting:
+        for rule in p["spec"].get("ingress", []):
+            ports = [x["port"] for x in rule.get("ports", [])]
+            if ports and port not in ports:
+                continue
+            froms = rule.get("from")
+            if froms is None:
+                return True
+            for f in froms:
+                if "podSelector" in f and "namespaceSelector" not in f and \
+                        f["podSelector"].get("matchLabels", {}).items() <= source_labels.items():
+                    return True
+    return False
+
+
+def egress_allowed(policies, source_labels, port, target_labels=None):
+    """Whether a pod with source_labels may open a TCP connection to port on a pod with
+    target_labels (None: an address outside the cluster)."""
+    selecting = [p for p in policies if "Egress" in p["spec"].get("policyTypes", [])
+                 and p["spec"]["podSelector"].get("matchLabels", {}).items() <= source_labels.items()]
+    if not selecting:
+        return True
+    for p in selecting:
+        for rule in p["spec"].get("egress", []):
+            ports = [x["port"] for x in rule.get("ports", []) if x.get("protocol", "TCP") == "TCP"]
+            if rule.get("ports") and port not in ports:
+                continue
+            tos = rule.get("to")
+            if tos is None:
+                return True
+            if target_labels is not None and any(
+                    "podSelector" in t and t["podSelector"].get("matchLabels", {}).items() <= target_labels.items()
+                    for t in tos):
+                return True
+    return False
+
+
+def default_port(url):
+    u = parse(url)
+    return u.port or {"https": 443, "http": 80, "amqps": 5671, "amqp": 5672, "postgresql": 5432}[u.scheme]
+
+
+def test_k8s_egress_lets_each_pod_reach_what_it_is_configured_for_and_the_gateway_nothing_else(k8s):
+    """#19: every address a Deployment's environment names is reachable from its pods; the
+    gateway reaches the services' public ports only, never a database, broker or store."""
+    policies = list(k8s["NetworkPolicy"].values())
+    secret = secret_example()
+    deps = k8s["Deployment"]
+    labels = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deps.items()}
+    for name, dep in deps.items():
+        assert any("Egress" in p["spec"].get("policyTypes", []) and
+                   p["spec"]["podSelector"].get("matchLabels", {}).items() <= labels[name].items() for p in policies), \
+            f"{name}: egress not restricted"
+        for k, v in env_of(dep, k8s, secret).items():
+            if k.endswith("_DB_URL") or k in ("AMQP_URL", "S3_ENDPOINT", JWKS_VAR):
+                assert egress_allowed(policies, labels[name], default_port(v)), f"{name} cannot reach {k}={v}"
+            elif k.endswith("_SERVICE_URL") or k.endswith("_UPSTREAM"):
+                host, _, port = (parse(v).netloc if "://" in v else v).partition(":")
+                assert egress_allowed(policies, labels[name], int(port), labels[host]), f"{name} cannot reach {k}={v}"
+    for port in (5432, 5671, 5672, 443, 80):
+        assert not egress_allowed(policies, labels["gateway"], port), f"the gateway may reach port {port} outside"
+    for dst in ("resource", "song", "storage"):
+        internal = int(env_of(deps[dst], k8s, secret)["FERMATA_INTERNAL_PORT"])
+        assert not egress_allowed(policies, labels["gateway"], internal, labels[dst]), f"gateway -> {dst} internal"
+    assert not egress_allowed(policies, labels["processor"], 5432), "the processor has no database"
+
+
+def test_k8s_network_policies_allow_what_the_services_call_and_nothing_else(k8s):
+    """#19: each *_SERVICE_URL a Deployment is given is a port its pods may reach; the
+    public (token) ports only from the gateway; the internal (token-free) ports only from
+    the services that call them; the gateway from anywhere."""
+    policies = list(k8s["NetworkPolicy"].values())
+    deny = [p for p in policies if p["spec"]["podSelector"] == {} and not p["spec"].get("ingress")]
+    assert deny and "Ingress" in deny[0]["spec"]["policyTypes"], "no default deny of ingress"
+    cm = k8s["ConfigMap"]["fermata-config"]["data"]
+    secret = secret_example()
+    deps = k8s["Deployment"]
+    labels = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deps.items()}
+    services = {n: d for n, d in k8s["Service"].items()}
+    calls = {}
+    for name, dep in deps.items():
+        for k, v in env_of(dep, k8s, secret).items():
+            if k.endswith("_SERVICE_URL"):
+                u = parse(v)
+                target = u.hostname
+                svc_port = next(p for p in services[target]["spec"]["ports"] if p["port"] == u.port)
+                cports = {p["name"]: p["containerPort"] for p in container(deps[target])["ports"]}
+                calls[(name, target)] = cports[svc_port["targetPort"]]
+    assert calls, "no service-to-service URLs found"
+    assert cm["STORAGE_SERVICE_URL"].endswith(":9083")
+    for (src, dst), port in calls.items():
+        assert allowed(policies, labels[dst], labels[src], port), f"{src} cannot reach {dst}:{port}"
+        assert port != int(env_of(deps[dst], k8s, secret)["SERVER_PORT"]), \
+            f"{src} calls {dst}'s token port: service calls carry no token"
+    for dst in ("resource", "song", "storage"):
+        env = env_of(deps[dst], k8s, secret)
+        public, internal = int(env["SERVER_PORT"]), int(env["FERMATA_INTERNAL_PORT"])
+        assert env.get(ISSUER_VAR) and env.get(JWKS_VAR), f"{dst}: authentication not required"
+        for src in deps:
+            if src == dst:
+                continue
+            assert allowed(policies, labels[dst], labels[src], public) == (src == "gateway"), (src, dst, public)
+            assert allowed(policies, labels[dst], labels[src], internal) == ((src, dst) in calls), (src, dst, internal)
+    assert allowed(policies, labels["gateway"], {"any": "client"}, 8080)
 
 
 def container(dep):
@@ -224,13 +396,17 @@ def fresh_databases(label):
     return label
 
 
-def mapped(env, svc, ports, stack, run_dir, db_label):
+def mapped(env, svc, ports, stack, run_dir, db_label, envs_of_all):
     """The environment with addresses, ports and secrets moved to the test (module docstring).
     Fails on a secret it does not know how to replace."""
     out = dict(env)
     for k, v in env.items():
         if k == "SERVER_PORT":
             out[k] = str(ports[svc])
+        elif k == "FERMATA_INTERNAL_PORT":
+            out[k] = str(ports[f"{svc}-internal"])
+        elif k == JWKS_VAR:
+            out[k] = ports["jwks"]
         elif k.endswith("_DB_URL"):
             u = parse(with_netloc(v, stack.pg))
             out[k] = urllib.parse.urlunsplit(u._replace(path=f"{u.path}_{db_label}"))
@@ -253,8 +429,13 @@ def mapped(env, svc, ports, stack, run_dir, db_label):
         elif k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             out[k] = "test"
         elif k.endswith("_SERVICE_URL"):
+            # the port the URL names, on the target's side: its public or its internal one
             target = k.removesuffix("_SERVICE_URL").lower()
-            out[k] = with_netloc(v, f"127.0.0.1:{ports[target]}")
+            tenv = envs_of_all[target]
+            which = {tenv.get("SERVER_PORT"): target, tenv.get("FERMATA_INTERNAL_PORT"): f"{target}-internal"}
+            port = str(parse(v).port)
+            assert port in which, f"{svc}: {k}={v} names neither port {target} listens on ({which})"
+            out[k] = with_netloc(v, f"127.0.0.1:{ports[which[port]]}")
         elif k.endswith("_UPSTREAM"):
             out[k] = f"127.0.0.1:{ports[k.removesuffix('_UPSTREAM').lower()]}"
         elif k == "GATEWAY_LISTEN":
@@ -266,15 +447,19 @@ def mapped(env, svc, ports, stack, run_dir, db_label):
     return out
 
 
-def start_all(envs, ports, label, tmp_path):
+def start_all(envs, ports, label, tmp_path, key, probes=None):
     """Starts the four services (in their start order) and the gateway's entry point with
-    the given environments; returns them once every one is healthy."""
+    the given environments; returns them once every one is healthy (and answers 200 on its
+    readiness probe's path, probes: service -> path)."""
     started = []
     try:
         for svc in SERVICES:
             s = NativeService(svc, envs[svc], ports[svc], label=label).start()
             started.append(s)
             s.wait_healthy(timeout=60)
+            if probes:
+                r = requests.get(f"http://127.0.0.1:{ports[svc]}{probes[svc]}", timeout=5)
+                assert r.status_code == 200 and r.json()["status"] == "UP", f"{svc} {probes[svc]}: {r.status_code} {r.text}"
         gw_env = dict(envs["gateway"], PATH="/usr/sbin:/usr/bin:/bin",
                       GATEWAY_TEMPLATE=str(ROOT / "deploy" / "nginx" / "fermata.conf.template"))
         log = open(tmp_path / f"gateway-{label}.log", "wb")
@@ -285,8 +470,22 @@ def start_all(envs, ports, label, tmp_path):
         try:
             wait_until(lambda: gw.poll() is None and requests.get(url + "/gateway/health", timeout=2).status_code == 200,
                        timeout=30, message=f"gateway healthy; log:\n{(tmp_path / f'gateway-{label}.log').read_text()}")
-            r = requests.get(url + "/storages", timeout=10)
+            issuers = {envs[svc].get(ISSUER_VAR) for svc in ("resource", "song", "storage")}
+            assert len(issuers) == 1 and None not in issuers, f"authentication not required everywhere: {issuers}"
+            assert requests.get(url + "/storages", timeout=10).status_code == 401, "no token, yet served"
+            r = requests.get(url + "/storages", headers={"Authorization": f"Bearer {mint(key, issuers.pop())}"},
+                             timeout=10)
             assert r.status_code == 200, r.text
+            # the services' calls to each other go to the internal ports, token-free: an
+            # upload is processed (processor -> resource, song; resource -> storage)
+            from mp3gen import make_mp3
+            tok = mint(key, envs["song"][ISSUER_VAR])
+            up = requests.post(url + "/resources", data=make_mp3(title="Deploy", artist="Smoke"),
+                               headers={"Content-Type": "audio/mpeg", "Authorization": f"Bearer {tok}"}, timeout=30)
+            assert up.status_code == 200, up.text
+            wait_until(lambda: requests.get(f"{url}/songs/{up.json()['id']}", timeout=5,
+                                            headers={"Authorization": f"Bearer {tok}"}).status_code == 200,
+                       timeout=60, message="the upload's metadata through the internal ports")
             return {s.name: s for s in started}, r.json()
         finally:
             gw.terminate()
@@ -296,16 +495,16 @@ def start_all(envs, ports, label, tmp_path):
             assert s.stop() == 0, s.log()[-3000:]
 
 
-def test_k8s_deployments_start_healthy_with_their_environment(k8s, tmp_path):
+def test_k8s_deployments_start_healthy_with_their_environment(k8s, tmp_path, signing_key):
     stack, secret = StackInfo(), secret_example()
-    ports = dict(zip(("resource", "song", "storage", "processor", "gateway"), range(PRIVATE_PORT_BASE + 861, PRIVATE_PORT_BASE + 866)))
+    ports = dict(zip(("resource", "song", "storage", "processor", "gateway", "resource-internal", "song-internal",
+                      "storage-internal"), range(PRIVATE_PORT_BASE + 861, PRIVATE_PORT_BASE + 869)), jwks=signing_key[2])
     label = fresh_databases("k8s")
-    envs = {}
-    for name in (*SERVICES, "gateway"):
-        dep = k8s["Deployment"][name]
-        envs[name] = mapped(env_of(dep, k8s, secret), name, ports, stack, RUN_DIR / "gateway-k8s", label)
+    raw = {name: env_of(k8s["Deployment"][name], k8s, secret) for name in (*SERVICES, "gateway")}
+    envs = {name: mapped(raw[name], name, ports, stack, RUN_DIR / "gateway-k8s", label, raw) for name in raw}
     assert envs["resource"]["AMQP_URL"].startswith("amqps://") and "sslmode=require" in envs["song"]["SONG_DB_URL"]
-    _, storages = start_all(envs, ports, "k8s", tmp_path)
+    probes = {name: container(k8s["Deployment"][name])["readinessProbe"]["httpGet"]["path"] for name in SERVICES}
+    _, storages = start_all(envs, ports, "k8s", tmp_path, signing_key, probes=probes)
     cm = k8s["ConfigMap"]["fermata-config"]["data"]
     buckets = {s["storageType"]: s["bucket"] for s in storages}
     assert buckets == {"STAGING": cm["STORAGE_STAGING_BUCKET"], "PERMANENT": cm["STORAGE_PERMANENT_BUCKET"]}, storages
@@ -361,7 +560,10 @@ def compose_envs(stack):
     values = env_file(ROOT / "deploy" / ".env.example")
     values.update(SONG_DB_PASSWORD=stack.db_password["SONG"], STORAGE_DB_PASSWORD=stack.db_password["STORAGE"],
                   RESOURCE_DB_PASSWORD=stack.db_password["RESOURCE"], POSTGRES_PASSWORD="unused",
-                  RABBITMQ_USER=stack.amqp_user, RABBITMQ_PASSWORD=stack.amqp_password)
+                  RABBITMQ_USER=stack.amqp_user, RABBITMQ_PASSWORD=stack.amqp_password,
+                  # Keycloak's own (not started here: this test's key stands in for it)
+                  KEYCLOAK_ADMIN_PASSWORD="unused", FERMATA_READER_SECRET="unused",
+                  FERMATA_WRITER_SECRET="unused", FERMATA_ADMIN_SECRET="unused")
     doc = yaml.safe_load(interpolate(COMPOSE.read_text(), values))
     envs = {}
     for name in (*SERVICES, "gateway"):
@@ -374,7 +576,7 @@ def compose_envs(stack):
     return envs
 
 
-def compose_mapped(env, svc, ports, stack, run_dir, db_label):
+def compose_mapped(env, svc, ports, stack, run_dir, db_label, envs_of_all):
     """Compose's service names and ports are its network's: the same moves as for k8s, with
     the infrastructure's names (postgres, rabbitmq, localstack) taken for the test stack's."""
     env = dict(env)
@@ -386,16 +588,17 @@ def compose_mapped(env, svc, ports, stack, run_dir, db_label):
     if "AMQP_URL" in env:
         assert parse(env["AMQP_URL"]).hostname == "rabbitmq" and parse(env["AMQP_URL"]).password is None, \
             f"{svc}: AMQP_URL: the password belongs in AMQP_PASSWORD, unencoded"
-    return mapped(env, svc, ports, stack, run_dir, db_label)
+    return mapped(env, svc, ports, stack, run_dir, db_label, envs_of_all)
 
 
-def test_compose_services_start_healthy_with_their_environment(tmp_path):
+def test_compose_services_start_healthy_with_their_environment(tmp_path, signing_key):
     stack = StackInfo()
-    ports = dict(zip(("resource", "song", "storage", "processor", "gateway"), range(PRIVATE_PORT_BASE + 871, PRIVATE_PORT_BASE + 876)))
+    ports = dict(zip(("resource", "song", "storage", "processor", "gateway", "resource-internal", "song-internal",
+                      "storage-internal"), range(PRIVATE_PORT_BASE + 871, PRIVATE_PORT_BASE + 879)), jwks=signing_key[2])
     label = fresh_databases("compose")
-    envs = {n: compose_mapped(e, n, ports, stack, RUN_DIR / "gateway-compose", label)
-            for n, e in compose_envs(stack).items()}
-    _, storages = start_all(envs, ports, "compose", tmp_path)
+    raw = compose_envs(stack)
+    envs = {n: compose_mapped(e, n, ports, stack, RUN_DIR / "gateway-compose", label, raw) for n, e in raw.items()}
+    _, storages = start_all(envs, ports, "compose", tmp_path, signing_key)
     values = env_file(ROOT / "deploy" / ".env.example")
     assert {s["storageType"]: s["bucket"] for s in storages} == {
         "STAGING": values["STORAGE_STAGING_BUCKET"], "PERMANENT": values["STORAGE_PERMANENT_BUCKET"]}
