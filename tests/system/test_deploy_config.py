@@ -476,15 +476,6 @@ def start_all(envs, ports, label, tmp_path, key, probes=None):
             r = requests.get(url + "/storages", headers={"Authorization": f"Bearer {mint(key, issuers.pop())}"},
                              timeout=10)
             assert r.status_code == 200, r.text
-            # an upload with a token is stored (the resource service asks storage's internal
-            # port, token-free, for the storages). Its processing is not awaited here: the
-            # broker and its queues are the shared test stack's, whose own processor may take
-            # the message.
-            from mp3gen import make_mp3
-            tok = mint(key, envs["song"][ISSUER_VAR])
-            up = requests.post(url + "/resources", data=make_mp3(title="Deploy", artist="Smoke"),
-                               headers={"Content-Type": "audio/mpeg", "Authorization": f"Bearer {tok}"}, timeout=30)
-            assert up.status_code == 200, up.text
             return {s.name: s for s in started}, r.json()
         finally:
             gw.terminate()
