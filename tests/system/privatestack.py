@@ -173,6 +173,21 @@ class PrivateRun:
         return requests.delete(self.gateway + path, timeout=kw.pop("timeout", 30), **kw)
 
 
+def running(run, expect, sanitizer_patterns):
+    """A module fixture's body for a PrivateRun: from an empty data directory, started
+    (its output must name `expect`), yielded, stopped, then emptied again; fails when a
+    log holds a sanitizer report."""
+    run.stack("reset", check=False)
+    out = run.start()
+    assert expect in out, out[-2000:]
+    yield run
+    run.stop()
+    logs = run.data_dir() / "logs"
+    bad = [p.name for p in logs.glob("*.log") if sanitizer_patterns.search(p.read_text(errors="replace"))]
+    run.stack("reset", check=False)
+    assert not bad, f"sanitizer reports in {bad}"
+
+
 def _depth(pid, among):
     """How many of pid's ancestors are in `among` (0 for the top ones)."""
     d, seen = 0, set()

@@ -24,7 +24,7 @@ import requests
 
 from conftest import PRIVATE_PORT_BASE, ROOT, RUN_DIR, SANITIZER_PATTERNS, wait_until
 from mp3gen import make_mp3
-from privatestack import PrivateRun
+from privatestack import PrivateRun, running
 
 BUILD = os.environ.get("FERMATA_BUILD_DIR") or str(ROOT / "build" / "debug")
 TOOL = os.path.join(BUILD, "lib", "jwt", "jwt_tool")
@@ -36,15 +36,7 @@ READ, WRITE, ADMIN = "fermata.read", "fermata.write", "fermata.admin"
 def stack():
     run = PrivateRun(ROOT, PRIVATE_PORT_BASE + 800, BUILD, data_dir=RUN_DIR / "auth",
                      log_path=RUN_DIR / "auth-run.log", FERMATA_AUTH="jwt", FERMATA_AUTH_JWKS_MIN_REFRESH="1s")
-    run.stack("reset", check=False)
-    out = run.start()
-    assert "Authentication: ON" in out, out[-2000:]
-    yield run
-    run.stop()
-    logs = run.data_dir() / "logs"
-    bad = [p.name for p in logs.glob("*.log") if SANITIZER_PATTERNS.search(p.read_text(errors="replace"))]
-    run.stack("reset", check=False)
-    assert not bad, f"sanitizer reports in {bad}"
+    yield from running(run, "Authentication: ON", SANITIZER_PATTERNS)
 
 
 def token_sh(stack, *args):

@@ -31,7 +31,7 @@ import requests
 
 from conftest import PRIVATE_PORT_BASE, ROOT, RUN_DIR, SANITIZER_PATTERNS, wait_until
 from mp3gen import make_mp3
-from privatestack import PrivateRun
+from privatestack import PrivateRun, running
 from test_chaos import _strip_id3v2, tagged
 
 BUILD = os.environ.get("FERMATA_BUILD_DIR") or str(ROOT / "build" / "debug")
@@ -46,15 +46,7 @@ SERVICES = ("storage", "song", "resource", "processor")
 def ha():
     run = PrivateRun(ROOT, PRIVATE_PORT_BASE + 1000, BUILD, data_dir=RUN_DIR / "ha",
                      log_path=RUN_DIR / "ha-run.log", FERMATA_REPLICAS="2", FERMATA_DRAIN_DELAY="1s")
-    run.stack("reset", check=False)
-    out = run.start()
-    assert "song@2" in out, out[-2000:]
-    yield run
-    run.stop()
-    logs = run.data_dir() / "logs"
-    bad = [p.name for p in logs.glob("*.log") if SANITIZER_PATTERNS.search(p.read_text(errors="replace"))]
-    run.stack("reset", check=False)
-    assert not bad, f"sanitizer reports in {bad}"
+    yield from running(run, "song@2", SANITIZER_PATTERNS)
 
 
 def instance_port(ha, name):
