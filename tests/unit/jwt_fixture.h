@@ -19,7 +19,7 @@ typedef struct fx {
   jwtmint_key *rsa, *rsa2, *evil, *ec; /* evil: another key that claims kid r1 */
   pthread_mutex_t mu;
   char *doc;
-  int fetches;
+  atomic_int fetches; /* the fetch callback runs on whichever thread refreshes */
   int fetch_rc;
   atomic_llong mono, wall;
   jwks_cache *cache;
