@@ -1,87 +1,27 @@
 /*
- * http: see http.h for the design. Internals:
+ * http: see http.h for the design. Internals (shared declarations in http_internal.h):
  * - `route`: a pattern split into segments once at registration; matching walks the path
  *   segments without copying except for parameter values, stored in the request.
  * - `http_req`: created on libmicrohttpd's first callback for a request, filled with body
- *   chunks on the following ones, dispatched on the last (upload size 0), freed in the
- *   completion callback, which also runs when the client goes away mid-request.
- * - metrics: per route, a small table of (status -> count, sum, max) under one mutex;
- *   requests that match no route are counted under uri "UNKNOWN".
+ *   chunks on the following ones (on the event loop: a memcpy, nothing that blocks). On the
+ *   last one (upload size 0) the connection is suspended and the request queued for the
+ *   worker pool; a worker runs the handler and resumes the connection; the loop's next
+ *   callback queues the response. Freed in the completion callback, which also runs when
+ *   the client goes away mid-request.
+ * - answers that need no handler (404, 405, 413, 503 over the connection limit) are given
+ *   on the loop itself.
  */
-#include "http.h"
-
-#include "text.h"
+#include "http_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
-#include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
-
-#define MAX_SEGMENTS 16
-#define MAX_PARAMS 4
-#define MAX_STATUSES 24
-#define MAX_HEADERS 8
-
-typedef struct {
-  unsigned status;
-  uint64_t count;
-  double sum_s, max_s;
-} status_stat;
-
-typedef struct route {
-  char *method, *pattern;
-  char *segbuf; /* owns the strings segs[] point into */
-  char *segs[MAX_SEGMENTS];
-  int nsegs;
-  http_handler handler;
-  void *ctx;
-  size_t max_body;
-  status_stat stats[MAX_STATUSES];
-  int nstats;
-  struct route *next;
-} route;
-
-struct http_server {
-  http_server_opts opts;
-  log *lg;
-  struct MHD_Daemon *daemon;
-  route *routes, *unknown; /* `unknown` only carries metrics */
-  pthread_mutex_t stats_mu;
-  atomic_int in_flight;
-  atomic_bool stopping;
-  atomic_uint_fast64_t next_id;
-  uint64_t id_salt;
-};
-
-struct http_req {
-  http_server *srv;
-  struct MHD_Connection *conn;
-  const char *method, *path; /* borrowed from libmicrohttpd, valid for the request */
-  route *rt;                 /* NULL: no route; then `status_hint` says 404 or 405 */
-  unsigned status_hint;
-  char allow[96];            /* for a 405: the methods the path has (RFC 9110's Allow) */
-  char *pnames[MAX_PARAMS], *pvals[MAX_PARAMS];
-  int nparams;
-  char *body;
-  size_t body_len, body_cap, body_max;
-  bool too_large;
-  char id[72]; /* token_ok allows 64 characters */
-  struct timespec start;
-  struct MHD_Response *resp;
-  unsigned status;
-  char *hname[MAX_HEADERS], *hval[MAX_HEADERS];
-  int nheaders;
-  uint64_t resp_bytes;
-};
 
 /* ---------- routes ---------- */
 
@@ -198,28 +138,103 @@ static void resolve_route(http_server *s, http_req *req) {
   req->status_hint = path_known ? 405 : 404;
 }
 
+/* ---------- worker pool ---------- */
+
+static void dispatch(http_req *r);
+
+static void *worker_main(void *arg) {
+  http_server *s = arg;
+  workq *q = &s->wq;
+  pthread_mutex_lock(&q->mu);
+  for (;;) {
+    while (!q->head && !q->stop) pthread_cond_wait(&q->cv, &q->mu);
+    http_req *r = q->head;
+    if (!r) break; /* stopping, and the queue is empty */
+    q->head = r->next_job;
+    if (!q->head) q->tail = NULL;
+    pthread_mutex_unlock(&q->mu);
+    dispatch(r);
+    MHD_resume_connection(r->conn); /* the loop then sends what the handler answered */
+    pthread_mutex_lock(&q->mu);
+  }
+  pthread_mutex_unlock(&q->mu);
+  return NULL;
+}
+
+static void workq_push(workq *q, http_req *r) {
+  r->next_job = NULL;
+  pthread_mutex_lock(&q->mu);
+  if (q->tail) q->tail->next_job = r;
+  else q->head = r;
+  q->tail = r;
+  pthread_cond_signal(&q->cv);
+  pthread_mutex_unlock(&q->mu);
+}
+
+static int workq_start(http_server *s) {
+  workq *q = &s->wq;
+  q->threads = calloc(s->opts.workers, sizeof *q->threads);
+  if (!q->threads) return -1;
+  q->stop = false;
+  for (q->nthreads = 0; q->nthreads < s->opts.workers; q->nthreads++)
+    if (pthread_create(&q->threads[q->nthreads], NULL, worker_main, s) != 0) return -1;
+  return 0;
+}
+
+/* Lets the workers finish what is queued, then joins them. */
+static void workq_stop(workq *q) {
+  pthread_mutex_lock(&q->mu);
+  q->stop = true;
+  pthread_cond_broadcast(&q->cv);
+  pthread_mutex_unlock(&q->mu);
+  for (unsigned i = 0; i < q->nthreads; i++) pthread_join(q->threads[i], NULL);
+  free(q->threads);
+  q->threads = NULL;
+  q->nthreads = 0;
+}
+
 /* ---------- server lifecycle ---------- */
+
+static unsigned cores(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+}
 
 http_server *http_server_new(const http_server_opts *opts, log *lg) {
   http_server *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   if (opts) s->opts = *opts;
   if (!s->opts.max_body) s->opts.max_body = 1u << 20;
-  if (!s->opts.max_connections) s->opts.max_connections = 1024;
+  if (!s->opts.max_connections) s->opts.max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
   if (!s->opts.idle_timeout_s) s->opts.idle_timeout_s = 60;
   if (!s->opts.shutdown_grace_ms) s->opts.shutdown_grace_ms = 30000;
+  if (!s->opts.event_loops) s->opts.event_loops = cores();
+  if (!s->opts.workers) s->opts.workers = HTTP_DEFAULT_WORKERS;
   s->lg = lg;
   s->unknown = calloc(1, sizeof *s->unknown);
-  if (!s->unknown || pthread_mutex_init(&s->stats_mu, NULL) != 0) {
-    free(s->unknown);
+  if (!s->unknown) {
     free(s);
     return NULL;
   }
+  if (pthread_mutex_init(&s->stats_mu, NULL) != 0) goto fail_stats;
+  if (pthread_mutex_init(&s->waiting_mu, NULL) != 0) goto fail_waiting;
+  if (pthread_mutex_init(&s->wq.mu, NULL) != 0) goto fail_wq_mu;
+  if (pthread_cond_init(&s->wq.cv, NULL) != 0) goto fail_wq_cv;
   s->unknown->pattern = strdup("UNKNOWN");
   s->unknown->method = strdup("*");
   if (getrandom(&s->id_salt, sizeof s->id_salt, 0) != sizeof s->id_salt)
     s->id_salt = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
   return s;
+fail_wq_cv:
+  pthread_mutex_destroy(&s->wq.mu);
+fail_wq_mu:
+  pthread_mutex_destroy(&s->waiting_mu);
+fail_waiting:
+  pthread_mutex_destroy(&s->stats_mu);
+fail_stats:
+  free(s->unknown);
+  free(s);
+  return NULL;
 }
 
 void http_server_free(http_server *s) {
@@ -233,6 +248,9 @@ void http_server_free(http_server *s) {
   free(s->unknown->pattern);
   free(s->unknown->method);
   free(s->unknown);
+  pthread_cond_destroy(&s->wq.cv);
+  pthread_mutex_destroy(&s->wq.mu);
+  pthread_mutex_destroy(&s->waiting_mu);
   pthread_mutex_destroy(&s->stats_mu);
   free(s);
 }
@@ -242,6 +260,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  size_t *upload_data_size, void **con_cls);
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe);
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code) {
+  (void)conn;
+  (void)socket_ctx;
+  http_server *s = cls;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) atomic_fetch_add(&s->connections, 1);
+  else atomic_fetch_sub(&s->connections, 1);
+}
 
 static void on_mhd_error(void *cls, const char *fm, va_list ap) {
   http_server *s = cls;
@@ -258,16 +285,27 @@ int http_server_start(http_server *s) {
   if (s->opts.bind_addr && inet_pton(AF_INET, s->opts.bind_addr, &addr.sin_addr) != 1)
     return HTTP_ERR_START;
   if (!s->opts.bind_addr) addr.sin_addr.s_addr = htonl(INADDR_ANY);
-  unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                   MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  if (workq_start(s) != 0) {
+    workq_stop(&s->wq);
+    return HTTP_ERR_START;
+  }
+  /* libmicrohttpd itself accepts HTTP_LIMIT_SLACK connections more than the limit, so that
+   * the ones over it get a clear 503 instead of a closed socket (until the slack is used up
+   * too: then it closes them). */
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   s->daemon = MHD_start_daemon(
       flags, (uint16_t)s->opts.port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, s,
-      MHD_OPTION_SOCK_ADDR, &addr,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-      s->opts.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, s->opts.idle_timeout_s,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE,
-      1, MHD_OPTION_END);
-  return s->daemon ? HTTP_OK : HTTP_ERR_START;
+      MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
+      s->opts.max_connections + HTTP_LIMIT_SLACK, MHD_OPTION_CONNECTION_TIMEOUT, s->opts.idle_timeout_s,
+      MHD_OPTION_THREAD_POOL_SIZE, s->opts.event_loops, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      (size_t)(32 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
+      MHD_OPTION_END);
+  if (!s->daemon) {
+    workq_stop(&s->wq);
+    return HTTP_ERR_START;
+  }
+  return HTTP_OK;
 }
 
 unsigned http_server_port(const http_server *s) {
@@ -276,16 +314,25 @@ unsigned http_server_port(const http_server *s) {
   return info ? info->port : 0;
 }
 
+static void wait_idle(http_server *s, unsigned ms) {
+  for (unsigned waited = 0; atomic_load(&s->in_flight) > 0 && waited < ms; waited += 10) usleep(10000);
+}
+
 void http_server_stop(http_server *s) {
   if (!s || !s->daemon) return;
   atomic_store(&s->stopping, true);
   MHD_socket fd = MHD_quiesce_daemon(s->daemon);
   if (fd != MHD_INVALID_SOCKET) close(fd);
-  for (unsigned waited = 0; atomic_load(&s->in_flight) > 0 && waited < s->opts.shutdown_grace_ms;
-       waited += 10)
-    usleep(10000);
+  wait_idle(s, s->opts.shutdown_grace_ms);
   int left = atomic_load(&s->in_flight);
   if (left > 0) log_event(s->lg, LOG_WARN, "shutdown grace period over", "in_flight=%d", left);
+  /* Handlers still running finish (the workers are joined); responses still streaming end
+   * now; libmicrohttpd must not be stopped with a connection suspended. */
+  atomic_store(&s->hard_stop, true);
+  workq_stop(&s->wq);
+  http_wake_all(s);
+  wait_idle(s, 2000);
+  http_wake_all(s);
   MHD_stop_daemon(s->daemon);
   s->daemon = NULL;
 }
@@ -411,6 +458,7 @@ static void dispatch(http_req *r) {
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls) {
+  (void)version;
   http_server *s = cls;
   http_req *r = *con_cls;
   if (!r) {
@@ -418,6 +466,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (!r) return MHD_NO;
     *con_cls = r;
     atomic_fetch_add(&s->in_flight, 1);
+    if (atomic_load(&s->connections) > (int)s->opts.max_connections) {
+      r->busy = true; /* answered on the first callback; the body, if any, is not read */
+      http_reply_header(r, "Connection", "close");
+      http_reply_errorf(r, 503, "Too many connections: the server's limit is %u", s->opts.max_connections);
+      return send_reply(r);
+    }
     presize_body(r);
     /* A declared body far over the cap is refused before it is read: reading it just to
      * discard it would let a client tie up the connection. Within 4x the cap we read and
@@ -437,31 +491,21 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     *upload_data_size = 0;
     return MHD_YES;
   }
-  if (r->resp) return MHD_YES; /* already answered early */
-  dispatch(r);
-  return send_reply(r);
-}
-
-static void record_stats(http_server *s, http_req *r, double secs) {
-  route *rt = r->rt ? r->rt : s->unknown;
-  pthread_mutex_lock(&s->stats_mu);
-  status_stat *st = NULL;
-  for (int i = 0; i < rt->nstats; i++)
-    if (rt->stats[i].status == r->status) st = &rt->stats[i];
-  if (!st && rt->nstats < MAX_STATUSES) {
-    st = &rt->stats[rt->nstats++];
-    st->status = r->status;
+  if (r->resp) return r->queued ? send_reply(r) : MHD_YES; /* the worker's answer, or an early one */
+  if (r->queued) return send_reply(r); /* the handler answered nothing: send_reply says 500 */
+  if (r->too_large || !r->rt) { /* no handler to run: answer on the loop */
+    dispatch(r);
+    return send_reply(r);
   }
-  if (st) {
-    st->count++;
-    st->sum_s += secs;
-    if (secs > st->max_s) st->max_s = secs;
-  }
-  pthread_mutex_unlock(&s->stats_mu);
+  r->queued = true;
+  MHD_suspend_connection(conn);
+  workq_push(&s->wq, r);
+  return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
+  (void)conn;
   http_server *s = cls;
   http_req *r = *con_cls;
   if (!r) return;
@@ -469,12 +513,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   clock_gettime(CLOCK_MONOTONIC, &end);
   double secs = (double)(end.tv_sec - r->start.tv_sec) + (double)(end.tv_nsec - r->start.tv_nsec) / 1e9;
   if (!r->status) r->status = 499; /* client went away before an answer */
-  record_stats(s, r, secs);
+  http_record_stats(s, r, secs);
   char qpath[300], qmethod[48];
   log_event(s->lg, r->status >= 500 ? LOG_WARN : LOG_INFO, "request",
             "method=%s path=%s status=%u duration_ms=%.2f bytes_in=%zu request_id=%s%s",
-            log_quote(qmethod, sizeof qmethod, r->method), log_quote(qpath, sizeof qpath, r->path), r->status, secs * 1000.0, r->body_len, r->id,
-            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
+            log_quote(qmethod, sizeof qmethod, r->method), log_quote(qpath, sizeof qpath, r->path), r->status,
+            secs * 1000.0, r->body_len, r->id, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
   req_free(r);
   *con_cls = NULL;
   atomic_fetch_sub(&s->in_flight, 1);
@@ -527,239 +571,12 @@ json_t *http_req_json(http_req *r) {
   return v;
 }
 
-/* ---------- replies ---------- */
 
-char *http_json_dump(const json_t *body) { return json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY); }
+/* ---------- settings ---------- */
 
-void http_reply_header(http_req *r, const char *name, const char *value) {
-  if (r->nheaders == MAX_HEADERS) return;
-  char *n = strdup(name), *v = strdup(value);
-  if (!n || !v) {
-    free(n);
-    free(v);
-    return;
-  }
-  r->hname[r->nheaders] = n;
-  r->hval[r->nheaders++] = v;
-}
-
-static void finish(http_req *r, unsigned status, struct MHD_Response *resp, const char *ctype) {
-  if (!resp) {
-    /* Allocation failed: fall back to a static body so the client still gets an answer. */
-    static const char oom[] = "{\"errorMessage\":\"Internal server error\",\"errorCode\":\"500\"}";
-    resp = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
-    status = 500;
-    ctype = "application/json";
-    if (!resp) return;
-  }
-  if (r->resp) { /* a second reply: keep the first, it is what the handler meant */
-    MHD_destroy_response(resp);
-    return;
-  }
-  if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-  MHD_add_response_header(resp, "X-Request-Id", r->id);
-  for (int i = 0; i < r->nheaders; i++) MHD_add_response_header(resp, r->hname[i], r->hval[i]);
-  if (atomic_load(&r->srv->stopping)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-  r->resp = resp;
-  r->status = status;
-}
-
-void http_reply_buffer(http_req *r, unsigned status, const char *content_type, void *data, size_t len,
-                       void (*free_fn)(void *)) {
-  struct MHD_Response *resp =
-      free_fn ? MHD_create_response_from_buffer_with_free_callback(len, data, free_fn)
-              : MHD_create_response_from_buffer(len, data, MHD_RESPMEM_PERSISTENT);
-  if (!resp && free_fn) free_fn(data);
-  r->resp_bytes = len;
-  finish(r, status, resp, content_type);
-}
-
-void http_reply_metrics(http_req *r, char *text) {
-  if (!text) {
-    http_reply_internal(r, "metrics rendering failed");
-    return;
-  }
-  http_reply_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), free);
-}
-
-char *http_metrics_join(char *a, char *b) {
-  char *all = NULL;
-  if (a && b) {
-    size_t na = strlen(a), nb = strlen(b);
-    all = realloc(a, na + nb + 1);
-    if (all) {
-      memcpy(all + na, b, nb + 1);
-      a = NULL;
-    }
-  }
-  free(a);
-  free(b);
-  return all;
-}
-
-void http_reply_json(http_req *r, unsigned status, json_t *body) {
-  char *s = body ? http_json_dump(body) : NULL;
-  json_decref(body);
-  if (!s) {
-    finish(r, 500, NULL, NULL);
-    return;
-  }
-  http_reply_buffer(r, status, "application/json", s, strlen(s), free);
-}
-
-void http_reply_ids(http_req *r, const int32_t *ids, size_t n) {
-  json_t *arr = json_array();
-  for (size_t i = 0; arr && i < n; i++) json_array_append_new(arr, json_integer(ids[i]));
-  http_reply_json(r, 200, arr ? json_pack("{s:o}", "ids", arr) : NULL);
-}
-
-void http_reply_error(http_req *r, unsigned status, const char *message) {
-  char code[8];
-  snprintf(code, sizeof code, "%u", status);
-  /* messages echo client input (ids, paths, content types) that need not be UTF-8: JSON
-   * must be, so bad bytes become U+FFFD and the answer stays the one intended */
-  char *clean = NULL;
-  if (!text_utf8_valid(message, strlen(message))) {
-    clean = text_utf8_sanitize(message, strlen(message));
-    if (clean == NULL) {
-      finish(r, 500, NULL, NULL);
-      return;
-    }
-    message = clean;
-  }
-  json_t *o = json_pack("{s:s, s:s}", "errorMessage", message, "errorCode", code);
-  free(clean);
-  http_reply_json(r, status, o);
-}
-
-void http_reply_errorf(http_req *r, unsigned status, const char *fmt, ...) {
-  /* sized to the message: the contract echoes client values verbatim, however long
-   * (a path is bounded by the connection's memory pool) */
-  char *msg = NULL;
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vasprintf(&msg, fmt, ap);
-  va_end(ap);
-  if (n < 0) {
-    finish(r, 500, NULL, NULL);
-    return;
-  }
-  http_reply_error(r, status, msg);
-  free(msg);
-}
-
-void http_reply_validation(http_req *r, json_t *details) {
-  json_t *o = json_pack("{s:s, s:o, s:s}", "errorMessage", "Validation error", "details", details,
-                        "errorCode", "400");
-  http_reply_json(r, 400, o);
-}
-
-void http_reply_internal(http_req *r, const char *why) {
-  char q[512];
-  log_event(r->srv->lg, LOG_ERROR, "internal error", "request_id=%s detail=%s", r->id,
-            log_quote(q, sizeof q, why));
-  http_reply_error(r, 500, "Internal server error");
-}
-
-typedef struct {
-  http_reader reader;
-  void *ctx;
-  void (*done)(void *);
-} stream_ctx;
-
-static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max) {
-  stream_ctx *sc = cls;
-  long n = sc->reader(sc->ctx, pos, buf, max);
-  return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : (ssize_t)n;
-}
-
-static void stream_free(void *cls) {
-  stream_ctx *sc = cls;
-  if (sc->done) sc->done(sc->ctx);
-  free(sc);
-}
-
-void http_reply_stream(http_req *r, unsigned status, const char *content_type, uint64_t size,
-                       http_reader reader, void *ctx, void (*done)(void *ctx)) {
-  stream_ctx *sc = malloc(sizeof *sc);
-  if (!sc) {
-    if (done) done(ctx);
-    finish(r, 500, NULL, NULL);
-    return;
-  }
-  *sc = (stream_ctx){reader, ctx, done};
-  struct MHD_Response *resp = MHD_create_response_from_callback(size, 64 * 1024, stream_cb, sc, stream_free);
-  if (!resp) stream_free(sc);
-  r->resp_bytes = size;
-  finish(r, status, resp, content_type);
-}
-
-/* ---------- metrics ---------- */
-
-typedef struct {
-  char *buf;
-  size_t len, cap;
-  bool failed;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-  if (b->failed) return;
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-      b->failed = true;
-      return;
-    }
-    if ((size_t)n < b->cap - b->len) {
-      b->len += (size_t)n;
-      return;
-    }
-    size_t cap = b->cap * 2 + (size_t)n + 1;
-    char *nb = realloc(b->buf, cap);
-    if (!nb) {
-      b->failed = true;
-      return;
-    }
-    b->buf = nb;
-    b->cap = cap;
-  }
-}
-
-static void route_metrics(sbuf *b, const route *rt, const char *suffix) {
-  for (int i = 0; i < rt->nstats; i++) {
-    const status_stat *st = &rt->stats[i];
-    if (strcmp(suffix, "count") == 0)
-      sb_printf(b, "http_server_requests_seconds_count{method=\"%s\",uri=\"%s\",status=\"%u\"} %llu\n",
-                rt->method, rt->pattern, st->status, (unsigned long long)st->count);
-    else if (strcmp(suffix, "sum") == 0)
-      sb_printf(b, "http_server_requests_seconds_sum{method=\"%s\",uri=\"%s\",status=\"%u\"} %.6f\n",
-                rt->method, rt->pattern, st->status, st->sum_s);
-    else
-      sb_printf(b, "http_server_requests_seconds_max{method=\"%s\",uri=\"%s\",status=\"%u\"} %.6f\n",
-                rt->method, rt->pattern, st->status, st->max_s);
-  }
-}
-
-char *http_server_metrics(http_server *s) {
-  sbuf b = {malloc(4096), 0, 4096, false};
-  if (!b.buf) return NULL;
-  b.buf[0] = '\0';
-  static const char *const parts[] = {"count", "sum", "max"};
-  pthread_mutex_lock(&s->stats_mu);
-  for (int p = 0; p < 3; p++) {
-    sb_printf(&b, "# HELP http_server_requests_seconds_%s HTTP server requests\n", parts[p]);
-    sb_printf(&b, "# TYPE http_server_requests_seconds_%s %s\n", parts[p], p == 2 ? "gauge" : "counter");
-    for (route *rt = s->routes; rt; rt = rt->next) route_metrics(&b, rt, parts[p]);
-    route_metrics(&b, s->unknown, parts[p]);
-  }
-  pthread_mutex_unlock(&s->stats_mu);
-  if (b.failed) {
-    free(b.buf);
-    return NULL;
-  }
-  return b.buf;
+void http_server_opts_env(http_server_opts *o, config_err *err) {
+  o->event_loops = (unsigned)config_int("HTTP_EVENT_LOOPS", o->event_loops, 0, 64, err);
+  o->workers = (unsigned)config_int("HTTP_WORKERS", o->workers, 0, 1024, err);
+  o->max_connections = (unsigned)config_int("HTTP_MAX_CONNECTIONS", o->max_connections, 0, 100000, err);
+  o->idle_timeout_s = (unsigned)config_int("HTTP_IDLE_TIMEOUT", o->idle_timeout_s, 0, 3600, err);
 }

@@ -1,21 +1,28 @@
 /*
  * http: the HTTP/1.1 server every Fermata service runs, on libmicrohttpd.
  *
- * Design. One daemon with a thread per connection: our handlers block (libpq, libcurl,
- * S3), so a blocked handler must stall only its own connection. A router maps
- * (method, pattern) to a handler; patterns are literal segments and `{name}` parameters
- * ("/songs/{id}"). The whole request body is read into a buffer with a hard cap (per route)
- * before the handler runs; a larger body gets 413 in the contract's error shape. A path
- * that matches no pattern gets 404, a path that matches with another method 405, both in
- * the contract shape. Every response carries X-Request-Id (taken from the request when it
- * is a sane token, else generated) and every request ends with one access-log line.
+ * Design. A fixed set of event-loop threads (libmicrohttpd's epoll daemon with a thread
+ * pool, about one per core) reads requests and writes responses; no thread per connection,
+ * so idle or trickling clients cost a little memory each and no thread. Handlers block
+ * (libpq, libcurl, S3), so they never run on a loop: when a request's body is complete its
+ * connection is suspended and the request queued for a fixed pool of worker threads; the
+ * worker runs the handler and resumes the connection, whose loop sends the answer. A router
+ * maps (method, pattern) to a handler; patterns are literal segments and `{name}`
+ * parameters ("/songs/{id}"). The whole request body is read into a buffer with a hard cap
+ * (per route) before the handler runs; a larger body gets 413 in the contract's error
+ * shape. A path that matches no pattern gets 404, a path that matches with another method
+ * 405, both in the contract shape, answered on the loop. Over the connection limit, a new
+ * client's request gets 503 in the contract shape and "Connection: close". Every response
+ * carries X-Request-Id (taken from the request when it is a sane token, else generated)
+ * and every request ends with one access-log line.
  *
- * Handlers run on connection threads and must call exactly one http_reply_* function; a
+ * Handlers run on worker threads and must call exactly one http_reply_* function; a
  * handler that replies nothing produces a 500. JSON bodies are rendered compact, in key
  * insertion order, with Content-Type exactly "application/json".
  *
  * Shutdown (http_server_stop): stop accepting, let in-flight requests finish (bounded by
- * the grace period), answer "Connection: close" meanwhile, then stop the daemon.
+ * the grace period), answer "Connection: close" meanwhile; then let running handlers end,
+ * cut responses still streaming, and stop the daemon.
  *
  * Ownership: the server owns its routes and requests; request accessors return borrowed
  * pointers valid until the handler returns. Thread-safe as described; configure routes
@@ -29,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "log.h"
 
 typedef struct http_server http_server;
@@ -40,10 +48,22 @@ typedef struct {
   unsigned port;              /* TCP port; 0 = let the OS choose (see http_server_port) */
   const char *bind_addr;      /* IPv4 address to bind; NULL = all interfaces */
   size_t max_body;            /* default body cap for routes without their own; 0 = 1 MiB */
-  unsigned max_connections;   /* 0 = 1024 */
+  unsigned max_connections;   /* 0 = HTTP_DEFAULT_MAX_CONNECTIONS */
   unsigned idle_timeout_s;    /* close idle connections after this; 0 = 60 */
   unsigned shutdown_grace_ms; /* 0 = 30000 */
+  unsigned event_loops;       /* threads reading and writing connections; 0 = one per core */
+  unsigned workers;           /* threads running handlers; 0 = HTTP_DEFAULT_WORKERS */
 } http_server_opts;
+
+#define HTTP_DEFAULT_MAX_CONNECTIONS 8192 /* Tomcat's default, as Spring Boot has it */
+#define HTTP_DEFAULT_WORKERS 16           /* = the default DB_POOL_SIZE: more would only wait */
+#define HTTP_LIMIT_SLACK 64               /* connections over the limit still answered 503 */
+
+/* Reads the server's thread and connection settings from the environment, keeping what
+ * `o` has for the ones not set: HTTP_EVENT_LOOPS (0-64), HTTP_WORKERS (0-1024),
+ * HTTP_MAX_CONNECTIONS (0-100000), HTTP_IDLE_TIMEOUT (seconds, 0-3600; 0 everywhere = the default). A bad value
+ * leaves a message in `err` (lib/config). */
+void http_server_opts_env(http_server_opts *o, config_err *err);
 
 enum { HTTP_OK = 0, HTTP_ERR_NOMEM = -1, HTTP_ERR_START = -2, HTTP_ERR_ROUTE = -3 };
 
@@ -93,12 +113,19 @@ void http_reply_internal(http_req *r, const char *why);
 /* Body from memory; `free_fn` (may be NULL for static data) releases `data` afterwards. */
 void http_reply_buffer(http_req *r, unsigned status, const char *content_type, void *data, size_t len,
                        void (*free_fn)(void *));
-/* Body produced on demand: `reader` fills buf with up to max bytes at `pos` and returns the
- * count, 0 never (size is known), or -1 on error (the connection is closed). `done` is
- * called with ctx once the response is finished or abandoned. */
-typedef long (*http_reader)(void *ctx, uint64_t pos, char *buf, size_t max);
+/* Body produced on demand, on an event loop, so `reader` must not block: it fills buf
+ * with up to max bytes at `pos` and returns the count; or returns HTTP_READ_WAIT when no
+ * byte is ready yet, after arranging that http_wake_up(wake) be called (once, from any
+ * thread) when some are or the body failed: the connection is suspended meanwhile (no
+ * thread waits) and the reader is called again after the wake-up. 0 never (the size is
+ * known); -1 on error (the connection is closed). `done` is called with ctx once the
+ * response is finished or abandoned; after it returns, `wake` must not be used. */
+typedef struct http_wake http_wake;
+#define HTTP_READ_WAIT (-2L)
+typedef long (*http_reader)(void *ctx, uint64_t pos, char *buf, size_t max, http_wake *wake);
 void http_reply_stream(http_req *r, unsigned status, const char *content_type, uint64_t size,
                        http_reader reader, void *ctx, void (*done)(void *ctx));
+void http_wake_up(http_wake *wake);
 
 /* 200 with Prometheus text exposition format; steals `text` (malloc'd). NULL (rendering ran
  * out of memory) answers 500. */

@@ -47,6 +47,7 @@ typedef struct proc_config {
   long long max_resource_bytes;
   long long connect_timeout_ms, timeout_ms;
   log_level level;
+  http_server_opts http; /* health and metrics only: one loop, two workers by default */
 } proc_config;
 
 /* Copies a base URL without trailing slashes, so "{base}/songs" never has "//". */
@@ -68,6 +69,8 @@ static void read_config(proc_config *c, config_err *err) {
     snprintf(err->msg, sizeof err->msg, "LOG_LEVEL: expected debug, info, warn or error");
   c->port = (unsigned)config_int("SERVER_PORT", 8084, 0, 65535, err);
   c->address = config_ipv4("SERVER_ADDRESS", "127.0.0.1", err);
+  c->http = (http_server_opts){.event_loops = 1, .workers = 2};
+  http_server_opts_env(&c->http, err);
   c->drain_delay_ms = config_duration_ms("FERMATA_DRAIN_DELAY", 0, 0, 600000, err);
   c->grace_ms = config_duration_ms("SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE", 30000, 1, 600000, err);
   snprintf(c->amqp_url, sizeof c->amqp_url, "%s",
@@ -143,7 +146,8 @@ int main(void) {
                      .retry = {(uint32_t)cfg.retry_initial_ms, (uint32_t)cfg.retry_max_ms},
                      .pipeline = &pl, .stats = &stats, .lg = lg};
   pool = workers_new(&wo);
-  http_server_opts ho = {.port = cfg.port, .bind_addr = cfg.address, .shutdown_grace_ms = (unsigned)cfg.grace_ms};
+  http_server_opts ho = cfg.http;
+  ho.port = cfg.port, ho.bind_addr = cfg.address, ho.shutdown_grace_ms = (unsigned)cfg.grace_ms;
   srv = http_server_new(&ho, lg);
   proc_http_ctx hctx = {.srv = srv, .pool = pool, .stats = &stats};
   health_lifecycle life = {0};

@@ -54,9 +54,12 @@ static void post_resource(http_req *r, void *vctx) {
   http_reply_json(r, 200, json_pack("{s:i}", "id", (json_int_t)id));
 }
 
-static long stream_reader(void *ctx, uint64_t pos, char *buf, size_t max) {
+static void stream_wake(void *wake) { http_wake_up(wake); }
+
+static long stream_reader(void *ctx, uint64_t pos, char *buf, size_t max, http_wake *wake) {
   (void)pos; /* sequential: the HTTP layer reads in order */
-  return resource_stream_read(ctx, buf, max);
+  long n = resource_stream_read(ctx, buf, max, stream_wake, wake);
+  return n == 0 ? HTTP_READ_WAIT : n;
 }
 
 static void stream_done(void *ctx) { resource_stream_close(ctx); }

@@ -27,6 +27,7 @@ typedef struct {
   breaker_config bc;
   breaker_env_health bh;
   auth_config auth;
+  http_server_opts http; /* threads and connection limits (HTTP_*), both servers */
 } settings;
 
 /* The stub storage used while no live list was ever received. Its bucket and path default
@@ -62,6 +63,8 @@ static void read_settings(settings *s, config_err *err) {
   s->drain_delay_ms = config_duration_ms("FERMATA_DRAIN_DELAY", 0, 0, 600000, err);
   s->grace_ms = config_duration_ms("SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE", 30000, 1, 600000, err);
   auth_config_read(&s->auth, err);
+  s->http = (http_server_opts){0};
+  http_server_opts_env(&s->http, err);
   s->amqp_url = config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:26720/");
   s->storage_url = config_str("STORAGE_SERVICE_URL", "http://127.0.0.1:8083");
   s->song_url = config_str("SONG_SERVICE_URL", "http://127.0.0.1:8082");
@@ -203,11 +206,12 @@ int main(void) {
   cons = mq_consumer_new(&mp, msgs_topology(MSGS_SIDE_RESOURCE), &co, on_processed, &svc);
   if (!svc.ob || !svc.jn || !cons) goto out;
 
-  http_server_opts ho = {.port = (unsigned)s.port, .bind_addr = s.address, .max_body = 1 << 20,
-                         .shutdown_grace_ms = (unsigned)s.grace_ms};
+  http_server_opts ho = s.http;
+  ho.port = (unsigned)s.port, ho.bind_addr = s.address, ho.max_body = 1 << 20;
+  ho.shutdown_grace_ms = (unsigned)s.grace_ms;
   srv = http_server_new(&ho, lg);
-  http_server_opts io = {.port = (unsigned)s.internal_port, .bind_addr = s.address,
-                         .shutdown_grace_ms = (unsigned)s.grace_ms};
+  http_server_opts io = s.http;
+  io.port = (unsigned)s.internal_port, io.bind_addr = s.address, io.shutdown_grace_ms = (unsigned)s.grace_ms;
   if (s.internal_port) isrv = http_server_new(&io, lg);
   resource_http hctx = {.svc = &svc, .srv = srv, .max_upload = (size_t)s.max_upload, .breakers = {.reg = reg, .register_health = s.bh.register_health, .open_is_down = s.bh.open_is_down},
                         .consumer = cons, .store_probe = probe};

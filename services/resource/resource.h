@@ -75,9 +75,11 @@ int resource_find(resource_svc *svc, int32_t id, resource_row *out);
 #define RESOURCE_STREAM_BUFFER (256 * 1024)
 typedef struct resource_stream resource_stream;
 int resource_stream_open(resource_svc *svc, int32_t id, uint64_t first, uint64_t last, resource_stream **out);
-/* Blocks until bytes are available; returns their count (> 0), or -1 when the fetch failed
- * midway or ended short (the HTTP layer then closes the connection). */
-long resource_stream_read(resource_stream *st, char *buf, size_t max);
+/* Never blocks. Returns the count of bytes copied (> 0); 0 when none is there yet, after
+ * which notify(arg) is called once (from the fetching thread) when some are or the fetch
+ * ended; or -1 when the fetch failed midway or ended short (the HTTP layer then closes the
+ * connection). */
+long resource_stream_read(resource_stream *st, char *buf, size_t max, void (*notify)(void *), void *arg);
 /* Stops the fetch if still running and frees; NULL ok. */
 void resource_stream_close(resource_stream *st);
 

@@ -4,8 +4,9 @@
  * The object store client pushes bytes (a write callback inside s3_get) while the HTTP
  * server pulls them (a reader callback per response chunk). A producer thread runs s3_get
  * and copies into a ring buffer; the HTTP reader takes from it. Both sides block on one
- * condition variable: the producer while the ring is full (that is the backpressure that
- * keeps memory bounded for slow clients), the reader while it is empty. Closing sets
+ * condition variable while the ring is full (that is the backpressure that keeps memory
+ * bounded for slow clients). The reader never blocks (it runs on an HTTP event loop): on an
+ * empty ring it leaves a callback the producer calls with the next bytes. Closing sets
  * `aborted`, which makes the producer's next write ask s3_get to stop, then joins it.
  */
 #include <pthread.h>
@@ -26,7 +27,16 @@ struct resource_stream {
   size_t cap, head, len; /* bytes [head, head+len) modulo cap are waiting */
   bool started, finished, aborted;
   int err; /* RES_OK, or why the fetch ended badly */
+  void (*notify)(void *); /* set while the reader waits for bytes: called once, under mu */
+  void *notify_arg;
 };
+
+/* Tells a waiting reader that bytes (or the end) came. Caller holds mu. */
+static void notify_reader(resource_stream *st) {
+  void (*fn)(void *) = st->notify;
+  st->notify = NULL;
+  if (fn) fn(st->notify_arg);
+}
 
 static int on_bytes(void *ud, const void *data, size_t n) {
   resource_stream *st = ud;
@@ -48,6 +58,7 @@ static int on_bytes(void *ud, const void *data, size_t n) {
     n -= chunk;
     st->started = true;
     pthread_cond_broadcast(&st->cv);
+    notify_reader(st);
   }
   pthread_mutex_unlock(&st->mu);
   return 0;
@@ -101,6 +112,7 @@ static void *producer(void *arg) {
   st->err = err;
   st->finished = true;
   pthread_cond_broadcast(&st->cv);
+  notify_reader(st);
   pthread_mutex_unlock(&st->mu);
   return NULL;
 }
@@ -143,9 +155,8 @@ int resource_stream_open(resource_svc *svc, int32_t id, uint64_t first, uint64_t
   return RES_OK;
 }
 
-long resource_stream_read(resource_stream *st, char *buf, size_t max) {
+long resource_stream_read(resource_stream *st, char *buf, size_t max, void (*notify)(void *), void *arg) {
   pthread_mutex_lock(&st->mu);
-  while (st->len == 0 && !st->finished) pthread_cond_wait(&st->cv, &st->mu);
   long n = -1;
   if (st->len > 0) {
     size_t chunk = st->len < max ? st->len : max;
@@ -156,6 +167,10 @@ long resource_stream_read(resource_stream *st, char *buf, size_t max) {
     st->delivered += chunk;
     n = (long)chunk;
     pthread_cond_broadcast(&st->cv);
+  } else if (!st->finished) {
+    st->notify = notify; /* nothing yet: the producer calls it with the next bytes */
+    st->notify_arg = arg;
+    n = 0;
   } else if (st->err == RES_OK && st->delivered == st->total) {
     n = -1; /* nothing left: the HTTP layer never asks past the announced size */
   }
@@ -167,6 +182,7 @@ void resource_stream_close(resource_stream *st) {
   if (!st) return;
   pthread_mutex_lock(&st->mu);
   st->aborted = true;
+  st->notify = NULL; /* the reader is gone: nobody to wake */
   pthread_cond_broadcast(&st->cv);
   pthread_mutex_unlock(&st->mu);
   pthread_join(st->thread, NULL);

@@ -68,6 +68,8 @@ int main(void) {
   long long grace = config_duration_ms("SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE", 30000, 1, 600000, &cerr);
   auth_config ac;
   auth_config_read(&ac, &cerr);
+  http_server_opts hcfg = {0}; /* threads and connection limits (HTTP_*), both servers */
+  http_server_opts_env(&hcfg, &cerr);
   long long interval =
       config_duration_ms("STORAGE_BUCKET_CHECK_INTERVAL", 5000, 100, 3600 * 1000LL, &cerr);
   const char *dburl =
@@ -117,9 +119,11 @@ int main(void) {
   db_opts dbo = {.conninfo = dburl, .max_conns = (int)pool, .migrations = storage_migrations,
                  .nmigrations = storage_nmigrations};
   db_pool *db = db_pool_new(&dbo, lg);
-  http_server_opts ho = {.port = (unsigned)port, .bind_addr = address, .shutdown_grace_ms = (unsigned)grace};
+  http_server_opts ho = hcfg;
+  ho.port = (unsigned)port, ho.bind_addr = address, ho.shutdown_grace_ms = (unsigned)grace;
   http_server *srv = http_server_new(&ho, lg);
-  http_server_opts io = {.port = (unsigned)iport, .bind_addr = address, .shutdown_grace_ms = (unsigned)grace};
+  http_server_opts io = hcfg;
+  io.port = (unsigned)iport, io.bind_addr = address, io.shutdown_grace_ms = (unsigned)grace;
   http_server *isrv = iport ? http_server_new(&io, lg) : NULL;
   keeper_opts ko = {.db = db, .s3 = s3, .lg = lg, .seeds = seeds, .nseeds = 2,
                     .interval_ms = (uint32_t)interval};
