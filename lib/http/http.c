@@ -515,10 +515,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   if (!r->status) r->status = 499; /* client went away before an answer */
   http_record_stats(s, r, secs);
   char qpath[300], qmethod[48];
-  log_event(s->lg, r->status >= 500 ? LOG_WARN : LOG_INFO, "request",
-            "method=%s path=%s status=%u duration_ms=%.2f bytes_in=%zu request_id=%s%s",
-            log_quote(qmethod, sizeof qmethod, r->method), log_quote(qpath, sizeof qpath, r->path), r->status,
-            secs * 1000.0, r->body_len, r->id, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
+  /* the access log is deferred (buffered, see log.h) unless the line reports a failure */
+  void (*emit)(log *, log_level, const char *, const char *, ...) = r->status >= 500 ? log_event : log_event_deferred;
+  emit(s->lg, r->status >= 500 ? LOG_WARN : LOG_INFO, "request",
+       "method=%s path=%s status=%u duration_ms=%.2f bytes_in=%zu request_id=%s%s",
+       log_quote(qmethod, sizeof qmethod, r->method), log_quote(qpath, sizeof qpath, r->path), r->status,
+       secs * 1000.0, r->body_len, r->id, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
   req_free(r);
   *con_cls = NULL;
   atomic_fetch_sub(&s->in_flight, 1);

@@ -1,10 +1,18 @@
 /*
  * log: see log.h. Lines are assembled in a fixed 2 KiB buffer; a longer line is cut and
  * marked with "..." rather than allocated, so logging never fails for lack of memory.
+ *
+ * Deferred lines (log_event_deferred, the access log) go to a buffer that a flusher thread
+ * writes every flush interval, or sooner when it fills; an immediate line first writes what
+ * is buffered, so the output keeps the order of the calls. One mutex guards buffer and
+ * stream.
  */
 #include "log.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +22,13 @@ struct log {
   char *service;
   log_level min;
   FILE *out;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  char *buf; /* deferred lines; NULL until log_buffer_start */
+  size_t len, cap;
+  unsigned flush_ms;
+  bool stop, flusher_running;
+  pthread_t flusher;
 };
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
@@ -28,11 +43,85 @@ log *log_new(const char *service, log_level min_level, FILE *out) {
   }
   lg->min = min_level;
   lg->out = out ? out : stderr;
+  if (pthread_mutex_init(&lg->mu, NULL) != 0) {
+    free(lg->service);
+    free(lg);
+    return NULL;
+  }
+  if (pthread_cond_init(&lg->cv, NULL) != 0) {
+    pthread_mutex_destroy(&lg->mu);
+    free(lg->service);
+    free(lg);
+    return NULL;
+  }
   return lg;
+}
+
+/* Writes the deferred lines. Caller holds mu. */
+static void flush_locked(log *lg) {
+  if (lg->len == 0) return;
+  fwrite(lg->buf, 1, lg->len, lg->out);
+  fflush(lg->out);
+  lg->len = 0;
+}
+
+static void *flusher_main(void *arg) {
+  log *lg = arg;
+  pthread_mutex_lock(&lg->mu);
+  while (!lg->stop) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    long long ns = until.tv_nsec + (long long)lg->flush_ms * 1000000LL;
+    until.tv_sec += (time_t)(ns / 1000000000LL);
+    until.tv_nsec = (long)(ns % 1000000000LL);
+    int rc = 0;
+    while (!lg->stop && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&lg->cv, &lg->mu, &until);
+    flush_locked(lg);
+  }
+  pthread_mutex_unlock(&lg->mu);
+  return NULL;
+}
+
+int log_buffer_start(log *lg, unsigned flush_ms, size_t cap) {
+  if (!lg || lg->buf || flush_ms == 0 || cap < 4096) return -1;
+  char *b = malloc(cap);
+  if (!b) return -1;
+  pthread_mutex_lock(&lg->mu);
+  lg->buf = b;
+  lg->cap = cap;
+  lg->flush_ms = flush_ms;
+  pthread_mutex_unlock(&lg->mu);
+  if (pthread_create(&lg->flusher, NULL, flusher_main, lg) != 0) {
+    pthread_mutex_lock(&lg->mu);
+    lg->buf = NULL;
+    pthread_mutex_unlock(&lg->mu);
+    free(b);
+    return -1;
+  }
+  lg->flusher_running = true;
+  return 0;
+}
+
+void log_flush(log *lg) {
+  if (!lg) return;
+  pthread_mutex_lock(&lg->mu);
+  flush_locked(lg);
+  pthread_mutex_unlock(&lg->mu);
 }
 
 void log_free(log *lg) {
   if (!lg) return;
+  if (lg->flusher_running) {
+    pthread_mutex_lock(&lg->mu);
+    lg->stop = true;
+    pthread_cond_signal(&lg->cv);
+    pthread_mutex_unlock(&lg->mu);
+    pthread_join(lg->flusher, NULL);
+  }
+  log_flush(lg);
+  free(lg->buf);
+  pthread_cond_destroy(&lg->cv);
+  pthread_mutex_destroy(&lg->mu);
   free(lg->service);
   free(lg);
 }
@@ -75,31 +164,60 @@ const char *log_quote(char *buf, size_t size, const char *s) {
   return buf;
 }
 
-void log_event(log *lg, log_level level, const char *msg, const char *fields, ...) {
-  if (!lg || level < lg->min) return;
-  char line[2048];
+/* Formats one line, newline included, into line (2 KiB); returns its length. */
+static size_t format_line(const log *lg, char *line, size_t size, log_level level, const char *msg,
+                          const char *fields, va_list ap) {
   struct timespec ts;
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &ts);
   gmtime_r(&ts.tv_sec, &tm);
   char qmsg[512];
-  int n = snprintf(line, sizeof line,
-                   "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s service=%s msg=%s",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                   tm.tm_sec, ts.tv_nsec / 1000000L, level_names[level], lg->service,
-                   log_quote(qmsg, sizeof qmsg, msg));
-  if (n < 0) return;
-  size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-  if (fields && *fields && len + 2 < sizeof line) {
+  int n = snprintf(line, size, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s service=%s msg=%s",
+                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                   ts.tv_nsec / 1000000L, level_names[level], lg->service, log_quote(qmsg, sizeof qmsg, msg));
+  if (n < 0) return 0;
+  size_t len = (size_t)n < size ? (size_t)n : size - 1;
+  if (fields && *fields && len + 2 < size) {
     line[len++] = ' ';
-    va_list ap;
-    va_start(ap, fields);
-    int m = vsnprintf(line + len, sizeof line - len, fields, ap);
-    va_end(ap);
-    if (m > 0) len += (size_t)m < sizeof line - len ? (size_t)m : sizeof line - len - 1;
+    int m = vsnprintf(line + len, size - len, fields, ap);
+    if (m > 0) len += (size_t)m < size - len ? (size_t)m : size - len - 1;
   }
-  if (len >= sizeof line - 1) memcpy(line + sizeof line - 5, "...", 3), len = sizeof line - 2;
+  if (len >= size - 1) memcpy(line + size - 5, "...", 3), len = size - 2;
   line[len++] = '\n';
+  return len;
+}
+
+void log_event(log *lg, log_level level, const char *msg, const char *fields, ...) {
+  if (!lg || level < lg->min) return;
+  char line[2048];
+  va_list ap;
+  va_start(ap, fields);
+  size_t len = format_line(lg, line, sizeof line, level, msg, fields, ap);
+  va_end(ap);
+  if (len == 0) return;
+  pthread_mutex_lock(&lg->mu);
+  flush_locked(lg); /* what was deferred came first */
   fwrite(line, 1, len, lg->out);
   fflush(lg->out);
+  pthread_mutex_unlock(&lg->mu);
+}
+
+void log_event_deferred(log *lg, log_level level, const char *msg, const char *fields, ...) {
+  if (!lg || level < lg->min) return;
+  char line[2048];
+  va_list ap;
+  va_start(ap, fields);
+  size_t len = format_line(lg, line, sizeof line, level, msg, fields, ap);
+  va_end(ap);
+  if (len == 0) return;
+  pthread_mutex_lock(&lg->mu);
+  if (!lg->buf) { /* not buffered: written at once */
+    fwrite(line, 1, len, lg->out);
+    fflush(lg->out);
+  } else {
+    if (lg->len + len > lg->cap) flush_locked(lg);
+    memcpy(lg->buf + lg->len, line, len);
+    lg->len += len;
+  }
+  pthread_mutex_unlock(&lg->mu);
 }

@@ -6,7 +6,9 @@
  * A `log` is created in main and passed down; it holds the service name, the minimum level
  * and the output stream (borrowed, usually stderr). Each call formats the whole line into
  * a stack buffer and writes it with one fwrite, so lines from many threads never
- * interleave. Thread-safe. Values that can carry spaces should be quoted by the caller with
+ * interleave. Thread-safe. Lines of high volume (the access log) can be deferred: they are
+ * buffered and written together, at most every flush interval, so they cost no system call
+ * each; a line logged the ordinary way writes the buffered ones first, so order is kept. Values that can carry spaces should be quoted by the caller with
  * log_quote(); credentials are never passed to this module.
  */
 #ifndef FERMATA_LOG_H
@@ -29,6 +31,19 @@ int log_level_parse(const char *s, log_level *out);
  * A NULL `lg` drops the event (handy in unit tests). */
 void log_event(log *lg, log_level level, const char *msg, const char *fields, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Like log_event, but once log_buffer_start ran the line is buffered (see the top). At
+ * most the last flush interval of deferred lines is lost if the process is killed. */
+void log_event_deferred(log *lg, log_level level, const char *msg, const char *fields, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Starts buffering deferred lines: a thread writes them every flush_ms, or when `cap`
+ * bytes (>= 4096) are waiting. Once per log; log_free writes what is left and stops it.
+ * Returns 0, or -1 (bad arguments, already started, no memory or thread). */
+int log_buffer_start(log *lg, unsigned flush_ms, size_t cap);
+
+/* Writes the deferred lines now. */
+void log_flush(log *lg);
 
 /* Writes `s` as a double-quoted logfmt value into buf (escaping quotes, backslashes and
  * control characters, truncating to fit). Returns buf. */

@@ -129,6 +129,7 @@ int main(void) {
   read_settings(&s, &err);
   log *lg = log_new("resource", level, stderr);
   if (!lg) return 1;
+  (void)log_buffer_start(lg, 200, 64 * 1024); /* the access log, buffered (log.h); unbuffered if it fails */
   char bmsg[200] = "";
   if (!err.msg[0] && breaker_config_validate(&s.bc, bmsg, sizeof bmsg) != 0)
     snprintf(err.msg, sizeof err.msg, "storageService circuit breaker: %s", bmsg);

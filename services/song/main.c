@@ -45,6 +45,7 @@ int main(void) {
   http_server_opts_env(&hcfg, &cerr);
   log *lg = log_new("song", level, stderr);
   if (!lg) return 1;
+  (void)log_buffer_start(lg, 200, 64 * 1024); /* the access log, buffered (log.h); unbuffered if it fails */
   if (cerr.msg[0]) {
     log_event(lg, LOG_ERROR, "bad configuration", "detail=\"%s\"", cerr.msg);
     log_free(lg);

@@ -89,6 +89,7 @@ int main(void) {
                    .timeout_ms = S3_TIMEOUT_MS};
   log *lg = log_new("storage", level, stderr);
   if (!lg) return 1;
+  (void)log_buffer_start(lg, 200, 64 * 1024); /* the access log, buffered (log.h); unbuffered if it fails */
   if (cerr.msg[0]) {
     log_event(lg, LOG_ERROR, "bad configuration", "detail=\"%s\"", cerr.msg);
     log_free(lg);
