@@ -16,7 +16,7 @@
 # the reports land in run/bench/results/perf-*.txt.
 #
 # Settings (environment): BENCH_DURATION (10s, each wrk point), BENCH_CONNECTIONS
-# ("1 16 64 256"), BENCH_WARMUP (3s), BENCH_RSS_REQUESTS (100000), BENCH_UPLOAD_CONNECTIONS
+# ("1 16 64 256 1024"), BENCH_WARMUP (3s), BENCH_RSS_REQUESTS (100000), BENCH_UPLOAD_CONNECTIONS
 # (4), BENCH_UPLOAD_SIZES ("100K 1M 10M"), BENCH_E2E ("10:200 50:500" = rate/s:count),
 # BENCH_FAILOVER ("10:15:20:25" = rate/s : seconds before the outage : outage seconds :
 # seconds after), BENCH_NGINX_WORKERS (2), BENCH_NGINX_ACCESS_LOG (on),
@@ -37,7 +37,7 @@ for v in BENCH_DURATION BENCH_CONNECTIONS BENCH_WARMUP BENCH_RSS_REQUESTS BENCH_
   val=$(printenv "$v") && COMMAND="$v='$val' $COMMAND"
 done
 export BENCH_DURATION=${BENCH_DURATION:-10s}
-BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-"1 16 64 256"}
+BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-"1 16 64 256 1024"}
 BENCH_WARMUP=${BENCH_WARMUP:-3s}
 BENCH_RSS_REQUESTS=${BENCH_RSS_REQUESTS:-100000}
 BENCH_UPLOAD_CONNECTIONS=${BENCH_UPLOAD_CONNECTIONS:-4}
@@ -251,8 +251,20 @@ if only get; then
       for t in $order; do
         if [ "$t" = service ]; then url=$SVC/$ep; else url=$NGX/$ep; fi
         bench_log "GET /$ep $t c=$c $BENCH_DURATION (load $(bench_loadavg))"
+        # the service's RSS and threads, sampled every 0.2 s while the run lasts
+        sampler=
+        if [ "$t" = service ]; then
+          ( while :; do echo "$(bench_rss_kb "$pid") $(bench_threads "$pid")"; sleep 0.2; done ) >"$WORK/sample-$svc-$c.txt" &
+          sampler=$!
+        fi
         bench_wrk "$url" "$c" "$BENCH_DURATION" |
           python3 -c 'import json,sys; d=json.load(sys.stdin); d["target"]=sys.argv[1]; d["endpoint"]=sys.argv[2]; print(json.dumps(d))' "$t" "$uri" >>"$WORK/get.jsonl"
+        if [ -n "$sampler" ]; then
+          kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+          # svc connections peak_rss_kB peak_threads
+          printf '%s\t%s\t%s\t%s\n' "$svc" "$c" "$(sort -n -k1,1 "$WORK/sample-$svc-$c.txt" | tail -n 1 | cut -d' ' -f1)" \
+            "$(sort -n -k2,2 "$WORK/sample-$svc-$c.txt" | tail -n 1 | cut -d' ' -f2)" >>"$WORK/get-rss.tsv"
+        fi
       done
     done
     if [ "${BENCH_PERF:-0}" = 1 ]; then

@@ -99,6 +99,34 @@ if get:
                         "%s / %s" % (ms(n["p50_us"]), ms(n["p99_us"])),
                         "%s / %s" % (r(s["p50_us"], n["p50_us"]), r(s["p99_us"], n["p99_us"])), load1(s)))
     md.append("")
+    # issue 16's targets, read from the rows above
+    md += ["Targets (issue 16): service/nginx req/s >= 0.6 and p99 <= 2x nginx's at every point from 16 "
+           "connections up; req/s at 256 connections no lower than at 16.", "",
+           "| endpoint | lowest req/s ratio from 16 up (at conns) | highest p99 ratio (at conns) | req/s 256 / 16 |",
+           "|---|---:|---:|---:|"]
+    for ep in ("/songs/{id}", "/storages"):
+        cs = [c for (e, c) in rows if e == ep and c >= 16]
+        if not cs:
+            continue
+        rr = {c: rows[(ep, c)]["service"]["rps"] / max(rows[(ep, c)]["nginx"]["rps"], 1e-9) for c in cs}
+        pr = {c: rows[(ep, c)]["service"]["p99_us"] / max(rows[(ep, c)]["nginx"]["p99_us"], 1e-9) for c in cs}
+        lo, hi = min(rr, key=rr.get), max(pr, key=pr.get)
+        flat = "-"
+        if 16 in cs and 256 in cs:
+            flat = "%.2f" % (rows[(ep, 256)]["service"]["rps"] / max(rows[(ep, 16)]["service"]["rps"], 1e-9))
+        md.append("| `GET %s` | %.2f (%d) | %.2f (%d) | %s |" % (ep, rr[lo], lo, pr[hi], hi, flat))
+        summary.append(("`GET %s` lowest req/s ratio from 16 conns up (target >= 0.6)" % ep, "", "", "%.2f (at %d)" % (rr[lo], lo), ""))
+    md.append("")
+    grss = tsv("get-rss.tsv")
+    if grss:
+        md += ["Service RSS and thread count while the GETs ran (peak of samples every 0.2 s):", "",
+               "| service | connections | peak RSS kB | peak threads |", "|---|---:|---:|---:|"]
+        for svc, c, kb, th in grss:
+            md.append("| %s | %s | %s | %s |" % (svc, c, kb, th))
+        for svc, c, kb, th in grss:
+            if svc == "song" and c == str(max(int(x[1]) for x in grss)):
+                summary.append(("song RSS MB / threads at %s connections" % c, "%.1f / %s" % (int(kb) / 1024.0, th), "", "", ""))
+        md.append("")
     if PLOTS:
         dat = path("get.dat")
         with open(dat, "w") as f:

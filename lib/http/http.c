@@ -264,10 +264,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode code) {
   (void)conn;
-  (void)socket_ctx;
   http_server *s = cls;
-  if (code == MHD_CONNECTION_NOTIFY_STARTED) atomic_fetch_add(&s->connections, 1);
-  else atomic_fetch_sub(&s->connections, 1);
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    /* A connection accepted over the limit is marked (its socket context points at the
+     * server) and every request on it is answered 503; those under it are served. */
+    if (atomic_fetch_add(&s->connections, 1) + 1 > (int)s->opts.max_connections) *socket_ctx = s;
+  } else {
+    atomic_fetch_sub(&s->connections, 1);
+  }
+}
+
+static bool over_limit(http_server *s, struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci && ci->socket_context == s;
 }
 
 static void on_mhd_error(void *cls, const char *fm, va_list ap) {
@@ -466,7 +475,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (!r) return MHD_NO;
     *con_cls = r;
     atomic_fetch_add(&s->in_flight, 1);
-    if (atomic_load(&s->connections) > (int)s->opts.max_connections) {
+    if (over_limit(s, conn)) {
       r->busy = true; /* answered on the first callback; the body, if any, is not read */
       http_reply_header(r, "Connection", "close");
       http_reply_errorf(r, 503, "Too many connections: the server's limit is %u", s->opts.max_connections);
