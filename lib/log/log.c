@@ -69,6 +69,8 @@ static void *flusher_main(void *arg) {
   log *lg = arg;
   pthread_mutex_lock(&lg->mu);
   while (!lg->stop) {
+    /* idle: sleep until a deferred line arrives (no wake-ups while nothing is logged) */
+    while (!lg->stop && lg->len == 0) pthread_cond_wait(&lg->cv, &lg->mu);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     long long ns = until.tv_nsec + (long long)lg->flush_ms * 1000000LL;
@@ -187,37 +189,37 @@ static size_t format_line(const log *lg, char *line, size_t size, log_level leve
   return len;
 }
 
-void log_event(log *lg, log_level level, const char *msg, const char *fields, ...) {
-  if (!lg || level < lg->min) return;
+/* One line, written at once or (deferred, once buffering started) appended to the buffer. */
+static void emit(log *lg, log_level level, bool deferred, const char *msg, const char *fields, va_list ap) {
   char line[2048];
-  va_list ap;
-  va_start(ap, fields);
   size_t len = format_line(lg, line, sizeof line, level, msg, fields, ap);
-  va_end(ap);
   if (len == 0) return;
   pthread_mutex_lock(&lg->mu);
-  flush_locked(lg); /* what was deferred came first */
-  fwrite(line, 1, len, lg->out);
-  fflush(lg->out);
+  if (deferred && lg->buf) {
+    if (lg->len + len > lg->cap) flush_locked(lg);
+    if (lg->len == 0) pthread_cond_signal(&lg->cv); /* the flusher's interval starts now */
+    memcpy(lg->buf + lg->len, line, len);
+    lg->len += len;
+  } else {
+    flush_locked(lg); /* what was deferred came first */
+    fwrite(line, 1, len, lg->out);
+    fflush(lg->out);
+  }
   pthread_mutex_unlock(&lg->mu);
+}
+
+void log_event(log *lg, log_level level, const char *msg, const char *fields, ...) {
+  if (!lg || level < lg->min) return;
+  va_list ap;
+  va_start(ap, fields);
+  emit(lg, level, false, msg, fields, ap);
+  va_end(ap);
 }
 
 void log_event_deferred(log *lg, log_level level, const char *msg, const char *fields, ...) {
   if (!lg || level < lg->min) return;
-  char line[2048];
   va_list ap;
   va_start(ap, fields);
-  size_t len = format_line(lg, line, sizeof line, level, msg, fields, ap);
+  emit(lg, level, true, msg, fields, ap);
   va_end(ap);
-  if (len == 0) return;
-  pthread_mutex_lock(&lg->mu);
-  if (!lg->buf) { /* not buffered: written at once */
-    fwrite(line, 1, len, lg->out);
-    fflush(lg->out);
-  } else {
-    if (lg->len + len > lg->cap) flush_locked(lg);
-    memcpy(lg->buf + lg->len, line, len);
-    lg->len += len;
-  }
-  pthread_mutex_unlock(&lg->mu);
 }
