@@ -143,11 +143,15 @@ static void resolve_route(http_server *s, http_req *req) {
 static void dispatch(http_req *r);
 
 static void *worker_main(void *arg) {
-  http_server *s = arg;
-  workq *q = &s->wq;
+  wq_worker *w = arg;
+  workq *q = &w->srv->wq;
   pthread_mutex_lock(&q->mu);
   for (;;) {
-    while (!q->head && !q->stop) pthread_cond_wait(&q->cv, &q->mu);
+    while (!q->head && !q->stop) {
+      w->woken = false;
+      q->idle[q->nidle++] = (unsigned)(w - q->w);
+      while (!w->woken && !q->stop) pthread_cond_wait(&w->cv, &q->mu);
+    }
     http_req *r = q->head;
     if (!r) break; /* stopping, and the queue is empty */
     q->head = r->next_job;
@@ -167,17 +171,28 @@ static void workq_push(workq *q, http_req *r) {
   if (q->tail) q->tail->next_job = r;
   else q->head = r;
   q->tail = r;
-  pthread_cond_signal(&q->cv);
+  if (q->nidle) {
+    wq_worker *w = &q->w[q->idle[--q->nidle]];
+    w->woken = true;
+    pthread_cond_signal(&w->cv);
+  }
   pthread_mutex_unlock(&q->mu);
 }
 
 static int workq_start(http_server *s) {
   workq *q = &s->wq;
-  q->threads = calloc(s->opts.workers, sizeof *q->threads);
-  if (!q->threads) return -1;
+  unsigned n = s->opts.workers;
+  q->w = calloc(n, sizeof *q->w);
+  q->idle = calloc(n, sizeof *q->idle);
+  if (!q->w || !q->idle) return -1;
   q->stop = false;
-  for (q->nthreads = 0; q->nthreads < s->opts.workers; q->nthreads++)
-    if (pthread_create(&q->threads[q->nthreads], NULL, worker_main, s) != 0) return -1;
+  q->nidle = 0;
+  for (q->ncv = 0; q->ncv < n; q->ncv++) {
+    q->w[q->ncv].srv = s;
+    if (pthread_cond_init(&q->w[q->ncv].cv, NULL) != 0) return -1;
+  }
+  for (q->nthreads = 0; q->nthreads < n; q->nthreads++)
+    if (pthread_create(&q->w[q->nthreads].thread, NULL, worker_main, &q->w[q->nthreads]) != 0) return -1;
   return 0;
 }
 
@@ -185,12 +200,15 @@ static int workq_start(http_server *s) {
 static void workq_stop(workq *q) {
   pthread_mutex_lock(&q->mu);
   q->stop = true;
-  pthread_cond_broadcast(&q->cv);
+  for (unsigned i = 0; i < q->nthreads; i++) pthread_cond_signal(&q->w[i].cv);
   pthread_mutex_unlock(&q->mu);
-  for (unsigned i = 0; i < q->nthreads; i++) pthread_join(q->threads[i], NULL);
-  free(q->threads);
-  q->threads = NULL;
-  q->nthreads = 0;
+  for (unsigned i = 0; i < q->nthreads; i++) pthread_join(q->w[i].thread, NULL);
+  for (unsigned i = 0; i < q->ncv; i++) pthread_cond_destroy(&q->w[i].cv);
+  free(q->w);
+  free(q->idle);
+  q->w = NULL;
+  q->idle = NULL;
+  q->nthreads = q->ncv = q->nidle = 0;
 }
 
 /* ---------- server lifecycle ---------- */
@@ -219,14 +237,11 @@ http_server *http_server_new(const http_server_opts *opts, log *lg) {
   if (pthread_mutex_init(&s->stats_mu, NULL) != 0) goto fail_stats;
   if (pthread_mutex_init(&s->waiting_mu, NULL) != 0) goto fail_waiting;
   if (pthread_mutex_init(&s->wq.mu, NULL) != 0) goto fail_wq_mu;
-  if (pthread_cond_init(&s->wq.cv, NULL) != 0) goto fail_wq_cv;
   s->unknown->pattern = strdup("UNKNOWN");
   s->unknown->method = strdup("*");
   if (getrandom(&s->id_salt, sizeof s->id_salt, 0) != sizeof s->id_salt)
     s->id_salt = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
   return s;
-fail_wq_cv:
-  pthread_mutex_destroy(&s->wq.mu);
 fail_wq_mu:
   pthread_mutex_destroy(&s->waiting_mu);
 fail_waiting:
@@ -248,7 +263,6 @@ void http_server_free(http_server *s) {
   free(s->unknown->pattern);
   free(s->unknown->method);
   free(s->unknown);
-  pthread_cond_destroy(&s->wq.cv);
   pthread_mutex_destroy(&s->wq.mu);
   pthread_mutex_destroy(&s->waiting_mu);
   pthread_mutex_destroy(&s->stats_mu);

@@ -46,15 +46,28 @@ struct http_wake {
   struct http_wake *prev, *next; /* in srv->waiting while suspended */
 };
 
+/* One worker thread of the pool, with a condition variable of its own: the pool wakes the
+ * worker that went idle last. */
+typedef struct {
+  struct http_server *srv;
+  pthread_t thread;
+  pthread_cond_t cv;
+  bool woken; /* taken off the idle stack by workq_push: there may be a job */
+} wq_worker;
+
 /* The worker pool: requests whose bodies are complete wait here, their connections
- * suspended, until a worker runs the handler and resumes them. */
+ * suspended, until a worker runs the handler and resumes them. Idle workers wait on a
+ * stack, and a new request wakes the one on top (the most recently busy): under a
+ * CPU-bound load a few hot threads (and, through lib/db's LIFO idle list, a few hot
+ * database connections) do the work, instead of every worker in turn with cold caches
+ * and a context switch each; the others are there when handlers wait on I/O. */
 typedef struct {
   pthread_mutex_t mu;
-  pthread_cond_t cv;
   http_req *head, *tail;
   bool stop;
-  pthread_t *threads;
-  unsigned nthreads;
+  wq_worker *w;   /* nthreads of them running (ncv with their cv initialised) */
+  unsigned *idle; /* indexes into w: the idle stack, nidle deep */
+  unsigned nthreads, ncv, nidle;
 } workq;
 
 struct http_server {

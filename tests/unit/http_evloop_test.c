@@ -1,7 +1,7 @@
 /* http_evloop_test: the server's threading, seen from clients: handlers that block run
  * beside each other and beside the event loop, idle connections cost no thread, the
- * connection limit answers 503, and a streamed body that waits for its producer neither
- * blocks the loop nor the shutdown. One event loop, so anything that blocked it would show. */
+ * connection limit answers 503, the most recently idle worker takes the next request, and
+ * a streamed body that waits for its producer neither blocks the loop nor the shutdown. One event loop, so anything that blocked it would show. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -105,6 +105,14 @@ static void h_ok(http_req *r, void *ctx) {
   http_reply_json(r, 200, json_pack("{s:s}", "ok", "yes"));
 }
 
+/* Answers the id of the thread that ran it. */
+static void h_who(http_req *r, void *ctx) {
+  (void)ctx;
+  char id[32];
+  snprintf(id, sizeof id, "%lu", (unsigned long)pthread_self());
+  http_reply_json(r, 200, json_pack("{s:s}", "thread", id));
+}
+
 /* ---- a streamed body whose bytes come from a producer thread, late ---- */
 
 typedef struct {
@@ -187,6 +195,7 @@ static int setup(void **state) {
   assert_non_null(f->srv);
   assert_int_equal(http_server_route(f->srv, "GET", "/together", h_rendezvous, &f->rv, 0), HTTP_OK);
   assert_int_equal(http_server_route(f->srv, "GET", "/ok", h_ok, NULL, 0), HTTP_OK);
+  assert_int_equal(http_server_route(f->srv, "GET", "/who", h_who, NULL, 0), HTTP_OK);
   assert_int_equal(http_server_route(f->srv, "GET", "/stream", h_stream, &f->body, 0), HTTP_OK);
   assert_int_equal(http_server_start(f->srv), HTTP_OK);
   f->port = http_server_port(f->srv);
@@ -233,6 +242,27 @@ static void blocking_handlers_run_together(void **state) {
     assert_int_equal(a[i].r.status, 200);
     assert_string_equal(a[i].r.body, "{\"together\":true}");
   }
+}
+
+/* One request at a time: the worker that went idle last takes the next one, so a light load
+ * stays on a hot thread or two instead of visiting every worker in turn (PEERS + 2 of them:
+ * a FIFO wake-up would show them all). A worker preempted between its answer and going idle
+ * lets another take the next request: hence "at most 3", not "exactly 1". */
+static void requests_one_at_a_time_stay_on_few_workers(void **state) {
+  fixture *f = *state;
+  char seen[PEERS + 2][sizeof ((resp *)0)->body];
+  int distinct = 0;
+  for (int i = 0; i < 60; i++) {
+    resp r = get(f->port, "/who");
+    assert_int_equal(r.status, 200);
+    int k = 0;
+    while (k < distinct && strcmp(seen[k], r.body) != 0) k++;
+    if (k == distinct) {
+      assert_true(distinct < PEERS + 2);
+      snprintf(seen[distinct++], sizeof seen[0], "%s", r.body);
+    }
+  }
+  assert_true(distinct <= 3);
 }
 
 static void idle_connections_cost_no_thread(void **state) {
@@ -313,6 +343,7 @@ static void stop_ends_a_stream_that_waits_forever(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(blocking_handlers_run_together),
+      cmocka_unit_test(requests_one_at_a_time_stay_on_few_workers),
       cmocka_unit_test(idle_connections_cost_no_thread),
       cmocka_unit_test(over_the_limit_answers_503),
       cmocka_unit_test(waiting_stream_does_not_block_the_loop),
