@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 struct janitor {
-  resource_svc *svc;
+  db_pool *db;
+  s3_client *s3;
+  songs *sg;
   pthread_t thread;
   bool started, stopping, kicked;
   pthread_mutex_t mu;
@@ -19,10 +21,12 @@ struct janitor {
 #define BACKOFF_SQL \
   "attempts = attempts + 1, next_attempt_at = now() + least(interval '1 second' * power(2, least(attempts, 12)), interval '5 minutes')"
 
-janitor *janitor_new(resource_svc *svc) {
+janitor *janitor_new(db_pool *db, s3_client *s3, songs *sg) {
   janitor *j = calloc(1, sizeof *j);
   if (!j) return NULL;
-  j->svc = svc;
+  j->db = db;
+  j->s3 = s3;
+  j->sg = sg;
   pthread_mutex_init(&j->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -51,7 +55,7 @@ static void forget_songs(janitor *j, const int32_t *ids, size_t n) {
   char *arr = db_int_array(ids, n);
   if (!arr) return;
   const char *p[] = {arr};
-  db_query(j->svc->db, "DELETE FROM pending_song_deletes WHERE resource_id = ANY($1::int[])", 1, p, NULL);
+  db_query(j->db, "DELETE FROM pending_song_deletes WHERE resource_id = ANY($1::int[])", 1, p, NULL);
   free(arr);
 }
 
@@ -59,7 +63,7 @@ void janitor_delete_songs_now(janitor *j, const int32_t *ids, size_t n, const ch
   static const useconds_t waits[] = {0, 100000, 300000};
   for (int attempt = 0; attempt < 3; attempt++) {
     if (waits[attempt]) usleep(waits[attempt]);
-    if (resource_delete_songs(j->svc, ids, n, request_id) == 0) {
+    if (songs_delete(j->sg, ids, n, request_id) == 0) {
       forget_songs(j, ids, n);
       return;
     }
@@ -68,7 +72,7 @@ void janitor_delete_songs_now(janitor *j, const int32_t *ids, size_t n, const ch
 
 static void sweep_songs(janitor *j) {
   PGresult *res;
-  if (db_query(j->svc->db,
+  if (db_query(j->db,
                "SELECT resource_id FROM pending_song_deletes WHERE next_attempt_at <= now()"
                " ORDER BY resource_id LIMIT 100",
                0, NULL, &res) != DB_OK)
@@ -81,17 +85,17 @@ static void sweep_songs(janitor *j) {
   char *arr = db_int_array(ids, (size_t)n);
   if (!arr) return;
   const char *p[] = {arr};
-  if (resource_delete_songs(j->svc, ids, (size_t)n, NULL) == 0)
-    db_query(j->svc->db, "DELETE FROM pending_song_deletes WHERE resource_id = ANY($1::int[])", 1, p, NULL);
+  if (songs_delete(j->sg, ids, (size_t)n, NULL) == 0)
+    db_query(j->db, "DELETE FROM pending_song_deletes WHERE resource_id = ANY($1::int[])", 1, p, NULL);
   else
-    db_query(j->svc->db, "UPDATE pending_song_deletes SET " BACKOFF_SQL " WHERE resource_id = ANY($1::int[])", 1,
+    db_query(j->db, "UPDATE pending_song_deletes SET " BACKOFF_SQL " WHERE resource_id = ANY($1::int[])", 1,
              p, NULL);
   free(arr);
 }
 
 static void sweep_objects(janitor *j) {
   PGresult *res;
-  if (db_query(j->svc->db,
+  if (db_query(j->db,
                "SELECT id, bucket, s3_key FROM pending_object_deletes WHERE next_attempt_at <= now()"
                " ORDER BY id LIMIT 100",
                0, NULL, &res) != DB_OK)
@@ -99,17 +103,17 @@ static void sweep_objects(janitor *j) {
   for (int i = 0; i < PQntuples(res); i++) {
     const char *p[] = {PQgetvalue(res, i, 0)};
     s3_error e = {0};
-    if (s3_delete(j->svc->s3, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), &e) == S3_OK)
-      db_query(j->svc->db, "DELETE FROM pending_object_deletes WHERE id = $1::bigint", 1, p, NULL);
+    if (s3_delete(j->s3, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), &e) == S3_OK)
+      db_query(j->db, "DELETE FROM pending_object_deletes WHERE id = $1::bigint", 1, p, NULL);
     else
-      db_query(j->svc->db, "UPDATE pending_object_deletes SET " BACKOFF_SQL " WHERE id = $1::bigint", 1, p, NULL);
+      db_query(j->db, "UPDATE pending_object_deletes SET " BACKOFF_SQL " WHERE id = $1::bigint", 1, p, NULL);
   }
   PQclear(res);
 }
 
 long janitor_pending(janitor *j) {
   PGresult *res;
-  if (db_query(j->svc->db,
+  if (db_query(j->db,
                "SELECT (SELECT count(*) FROM pending_song_deletes) + (SELECT count(*) FROM pending_object_deletes)", 0,
                NULL, &res) != DB_OK)
     return -1;

@@ -14,12 +14,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "db.h"
+#include "s3.h"
+#include "songs.h"
+
 typedef struct janitor janitor;
 
-#include "resource.h"
-
-/* `svc` is borrowed and must outlive the janitor. */
-janitor *janitor_new(resource_svc *svc);
+/* `db`, `s3` and `sg` (the Song Service client) are borrowed and must outlive the janitor. */
+janitor *janitor_new(db_pool *db, s3_client *s3, songs *sg);
 int janitor_start(janitor *j);
 void janitor_kick(janitor *j);
 void janitor_stop(janitor *j);

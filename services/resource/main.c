@@ -1,7 +1,7 @@
 /*
  * fermata-resource: the Resource Service. Wires the database, the object store, the
- * Storage Service client behind its circuit breaker, the outbox relay, the janitor and the
- * consumer of "processed" messages, then serves HTTP until SIGTERM/SIGINT.
+ * Storage Service client behind its circuit breaker, the Song Service client, the outbox
+ * relay, the janitor and the consumer of "processed" messages, then serves HTTP until SIGTERM/SIGINT.
  * Shutdown order: stop taking requests (in-flight ones finish), stop the consumer, the
  * relay and the janitor, then free in reverse order of creation.
  */
@@ -170,7 +170,8 @@ int main(void) {
   auth_log_mode(au, lg, "resource");
 
   int status = 1;
-  resource_svc svc = {.lg = lg, .song_url = s.song_url, .sync = sync};
+  resource_svc svc = {.lg = lg, .sync = sync};
+  songs *sg = NULL;
   db_opts dbo = {.conninfo = s.db_url, .max_conns = (int)s.pool, .migrations = resource_migrations,
                  .nmigrations = resource_nmigrations};
   s3_config s3c = {.endpoint = s.s3_endpoint, .region = s.s3_region, .access_key = s.s3_key,
@@ -201,7 +202,8 @@ int main(void) {
   mq_backoff reconnect = {200, 5000};
   pub = mq_publisher_new(&mp, msgs_topology(MSGS_SIDE_RESOURCE), &reconnect);
   svc.ob = pub ? outbox_new(svc.db, pub, lg) : NULL;
-  svc.jn = janitor_new(&svc);
+  sg = songs_new(s.song_url, svc.http, lg);
+  svc.jn = sg ? janitor_new(svc.db, svc.s3, sg) : NULL;
   mq_consumer_opts co = {.queue = msgs_consume_queue(MSGS_SIDE_RESOURCE), .prefetch = 4, .max_attempts = 10,
                          .retry = {1000, 60000}};
   cons = mq_consumer_new(&mp, msgs_topology(MSGS_SIDE_RESOURCE), &co, on_processed, &svc);
@@ -243,6 +245,7 @@ out:
   mq_consumer_free(cons);
   outbox_free(svc.ob);
   janitor_free(svc.jn);
+  songs_free(sg);
   mq_publisher_free(pub);
   storages_free(svc.st);
   breaker_registry_free(reg); /* frees the breakers it holds */
