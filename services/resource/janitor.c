@@ -1,22 +1,23 @@
 /* janitor: see janitor.h. */
 #include "janitor.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "worker.h"
+
+#define SWEEP_MS 2000u /* between sweeps unless kicked */
 
 struct janitor {
   db_pool *db;
   s3_client *s3;
   songs *sg;
-  pthread_t thread;
-  bool started, stopping, kicked;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
+  worker *w;
 };
+
+static uint32_t sweep_step(void *arg);
 
 #define BACKOFF_SQL \
   "attempts = attempts + 1, next_attempt_at = now() + least(interval '1 second' * power(2, least(attempts, 12)), interval '5 minutes')"
@@ -27,29 +28,21 @@ janitor *janitor_new(db_pool *db, s3_client *s3, songs *sg) {
   j->db = db;
   j->s3 = s3;
   j->sg = sg;
-  pthread_mutex_init(&j->mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&j->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  j->w = worker_new(sweep_step, j);
+  if (!j->w) {
+    free(j);
+    return NULL;
+  }
   return j;
 }
 
 void janitor_free(janitor *j) {
   if (!j) return;
-  janitor_stop(j);
-  pthread_mutex_destroy(&j->mu);
-  pthread_cond_destroy(&j->cv);
+  worker_free(j->w); /* stops the thread first */
   free(j);
 }
 
-void janitor_kick(janitor *j) {
-  pthread_mutex_lock(&j->mu);
-  j->kicked = true;
-  pthread_cond_signal(&j->cv);
-  pthread_mutex_unlock(&j->mu);
-}
+void janitor_kick(janitor *j) { worker_kick(j->w); }
 
 static void forget_songs(janitor *j, const int32_t *ids, size_t n) {
   char *arr = db_int_array(ids, n);
@@ -122,41 +115,16 @@ long janitor_pending(janitor *j) {
   return n;
 }
 
-static void *janitor_main(void *arg) {
+/* The thread's round (lib/worker): both sweeps, then a wait for a kick or SWEEP_MS. */
+static uint32_t sweep_step(void *arg) {
   janitor *j = arg;
-  for (;;) {
-    pthread_mutex_lock(&j->mu);
-    if (j->stopping) {
-      pthread_mutex_unlock(&j->mu);
-      break;
-    }
-    pthread_mutex_unlock(&j->mu);
-    sweep_objects(j);
-    sweep_songs(j);
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += 2;
-    pthread_mutex_lock(&j->mu);
-    while (!j->kicked && !j->stopping)
-      if (pthread_cond_timedwait(&j->cv, &j->mu, &until) != 0) break;
-    j->kicked = false;
-    pthread_mutex_unlock(&j->mu);
-  }
-  return NULL;
+  sweep_objects(j);
+  sweep_songs(j);
+  return SWEEP_MS;
 }
 
-int janitor_start(janitor *j) {
-  if (pthread_create(&j->thread, NULL, janitor_main, j) != 0) return -1;
-  j->started = true;
-  return 0;
-}
+int janitor_start(janitor *j) { return worker_start(j->w, 0) == WORKER_OK ? 0 : -1; }
 
 void janitor_stop(janitor *j) {
-  if (!j || !j->started) return;
-  pthread_mutex_lock(&j->mu);
-  j->stopping = true;
-  pthread_cond_signal(&j->cv);
-  pthread_mutex_unlock(&j->mu);
-  pthread_join(j->thread, NULL);
-  j->started = false;
+  if (j) worker_stop(j->w);
 }

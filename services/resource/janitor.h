@@ -4,7 +4,7 @@
  *   pending_object_deletes  objects no row points at any more (deleted resources, staging
  *                           copies of moved ones)
  *   pending_song_deletes    song metadata of deleted resources
- * A thread works through the due rows every few seconds (or when kicked), retrying failed
+ * A thread (lib/worker) works through the due rows every 2 s (or when kicked), retrying failed
  * ones with exponential backoff (1 s doubling, at most 5 min). Nothing is ever given up.
  * Thread-safe.
  */
