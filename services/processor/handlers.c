@@ -17,9 +17,9 @@ static json_t *counters(const proc_stats *s) {
                    "deadLettered", (json_int_t)atomic_load(&s->dead_lettered));
 }
 
-static void health(http_req *r, void *vctx) {
+/* health's components: the broker and the pipeline (no database). */
+static void health_parts(json_t *components, void *vctx) {
   proc_http_ctx *ctx = vctx;
-  json_t *components = json_object();
   unsigned up = workers_connected(ctx->pool), n = workers_count(ctx->pool);
   const char *st = up == n ? "UP" : up == 0 ? "DOWN" : "UNKNOWN";
   health_component(components, "broker", st,
@@ -37,7 +37,6 @@ static void health(http_req *r, void *vctx) {
     json_object_set_new(details, "lastSuccess", json_string(ts));
   }
   health_component(components, "pipeline", "UP", details);
-  health_reply(r, components);
 }
 
 static const char *const peer_names[PROC_NPEERS] = {"resource", "song"};
@@ -75,31 +74,23 @@ static void write_metrics(FILE *f, const proc_stats *s) {
     }
 }
 
-static void prometheus(http_req *r, void *vctx) {
+/* Our metrics, after the server's (lib/svc joins them); NULL when out of memory. */
+static char *metrics(void *vctx) {
   proc_http_ctx *ctx = vctx;
-  char *server = http_server_metrics(ctx->srv);
   char *text = NULL;
   size_t len = 0;
-  FILE *f = server ? open_memstream(&text, &len) : NULL;
-  if (!f) {
-    free(server);
-    http_reply_internal(r, "metrics rendering failed");
-    return;
-  }
-  fputs(server, f);
-  free(server);
+  FILE *f = open_memstream(&text, &len);
+  if (!f) return NULL;
   write_metrics(f, ctx->stats);
   if (fclose(f) != 0) {
     free(text);
     text = NULL;
   }
-  http_reply_metrics(r, text);
+  return text;
 }
 
 int proc_routes(http_server *srv, proc_http_ctx *ctx) {
-  int rc = HTTP_OK;
-  rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
-  rc |= http_server_route(srv, "GET", "/actuator/health/liveness", health_liveness, NULL, 0);
-  rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
-  return rc;
+  ctx->act = (svc_actuator){.srv = ctx->srv, .life = ctx->life, .components = health_parts, .metrics = metrics,
+                            .ctx = ctx};
+  return svc_actuator_routes(srv, &ctx->act);
 }

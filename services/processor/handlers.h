@@ -13,12 +13,15 @@
 
 #include "http.h"
 #include "proc.h"
+#include "svc.h"
 #include "workers.h"
 
 typedef struct proc_http_ctx {
   http_server *srv;  /* for the server's own request metrics */
   workers *pool;     /* for the broker state */
   proc_stats *stats;
+  health_lifecycle *life; /* for /actuator/health/readiness */
+  svc_actuator act;       /* the actuator routes' context, filled by proc_routes */
 } proc_http_ctx;
 
 /* Registers the routes. Returns HTTP_OK or an error. ctx must outlive the server. */

@@ -19,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
 #include "config.h"
 #include "handlers.h"
 #include "http.h"
@@ -34,9 +32,6 @@
 #include "workers.h"
 
 typedef struct proc_config {
-  unsigned port;
-  const char *address;
-  long long drain_delay_ms, grace_ms;
   char amqp_url[1024];
   char resource_url[512];
   char song_url[512];
@@ -46,8 +41,6 @@ typedef struct proc_config {
   unsigned http_attempts;
   long long max_resource_bytes;
   long long connect_timeout_ms, timeout_ms;
-  log_level level;
-  http_server_opts http; /* health and metrics only: one loop, two workers by default */
 } proc_config;
 
 /* Copies a base URL without trailing slashes, so "{base}/songs" never has "//". */
@@ -65,14 +58,6 @@ static void base_url(const char *name, const char *def, char *out, size_t cap, c
 }
 
 static void read_config(proc_config *c, config_err *err) {
-  if (log_level_parse(config_str("LOG_LEVEL", "info"), &c->level) != 0)
-    snprintf(err->msg, sizeof err->msg, "LOG_LEVEL: expected debug, info, warn or error");
-  c->port = (unsigned)config_int("SERVER_PORT", 8084, 0, 65535, err);
-  c->address = config_ipv4("SERVER_ADDRESS", "127.0.0.1", err);
-  c->http = (http_server_opts){.event_loops = 1, .workers = 2};
-  http_server_opts_env(&c->http, err);
-  c->drain_delay_ms = config_duration_ms("FERMATA_DRAIN_DELAY", 0, 0, 600000, err);
-  c->grace_ms = config_duration_ms("SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE", 30000, 1, 600000, err);
   snprintf(c->amqp_url, sizeof c->amqp_url, "%s",
            config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:26720/"));
   base_url("RESOURCE_SERVICE_URL", "http://127.0.0.1:8081", c->resource_url,
@@ -92,39 +77,31 @@ static void read_config(proc_config *c, config_err *err) {
 }
 
 int main(void) {
-  svc_block_signals();
-  svc_tune_memory();
-  config_err cerr = {0};
+  svc_app app;
+  /* health and metrics only: one loop, two workers by default */
+  svc_app_init(&app, &(svc_app_opts){.name = "processor", .default_port = 8084,
+                                     .http = {.event_loops = 1, .workers = 2}});
+  config_err *cerr = &app.err;
   proc_config cfg = {0};
-  read_config(&cfg, &cerr);
+  read_config(&cfg, cerr);
   mq_params mqp;
-  if (!cerr.msg[0] && mq_params_from_url(cfg.amqp_url, &mqp) != MQ_OK)
-    snprintf(cerr.msg, sizeof cerr.msg, "AMQP_URL: expected amqp[s]://user:pass@host:port/vhost");
-  if (!cerr.msg[0] && mq_params_set_ca_file(&mqp, config_str("AMQP_TLS_CA_FILE", "")) != MQ_OK)
-    snprintf(cerr.msg, sizeof cerr.msg, "AMQP_TLS_CA_FILE: not a readable file");
-  if (!cerr.msg[0] && mq_params_set_password(&mqp, config_str("AMQP_PASSWORD", "")) != MQ_OK)
-    snprintf(cerr.msg, sizeof cerr.msg, "AMQP_PASSWORD: longer than 127 bytes");
-  log *lg = log_new("processor", cfg.level, stderr);
-  if (!lg) return 1;
-  (void)log_buffer_start(lg, 200, 64 * 1024); /* the access log, buffered (log.h); unbuffered if it fails */
-  if (cerr.msg[0]) {
-    log_event(lg, LOG_ERROR, "bad configuration", "detail=\"%s\"", cerr.msg);
-    log_free(lg);
-    return 2;
-  }
-  mqp.log = lg;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-    log_event(lg, LOG_ERROR, "curl_global_init failed", NULL);
-    log_free(lg);
-    return 1;
-  }
-
-  int status = 1;
+  if (!cerr->msg[0] && mq_params_from_url(cfg.amqp_url, &mqp) != MQ_OK)
+    snprintf(cerr->msg, sizeof cerr->msg, "AMQP_URL: expected amqp[s]://user:pass@host:port/vhost");
+  if (!cerr->msg[0] && mq_params_set_ca_file(&mqp, config_str("AMQP_TLS_CA_FILE", "")) != MQ_OK)
+    snprintf(cerr->msg, sizeof cerr->msg, "AMQP_TLS_CA_FILE: not a readable file");
+  if (!cerr->msg[0] && mq_params_set_password(&mqp, config_str("AMQP_PASSWORD", "")) != MQ_OK)
+    snprintf(cerr->msg, sizeof cerr->msg, "AMQP_PASSWORD: longer than 127 bytes");
   proc_stats stats = {0};
   atomic_bool stop = false;
   httpc *res_http = NULL, *song_http = NULL;
   workers *pool = NULL;
-  http_server *srv = NULL;
+  int status = svc_app_open_log(&app);
+  if (status) return status;
+  log *lg = app.lg;
+  mqp.log = lg;
+  status = svc_app_open(&app);
+  if (status) goto out;
+  status = 1;
   httpc_config rc_cfg = {.connect_timeout_ms = (long)cfg.connect_timeout_ms,
                          .timeout_ms = (long)cfg.timeout_ms,
                          .max_response_bytes = (size_t)cfg.max_resource_bytes,
@@ -147,44 +124,32 @@ int main(void) {
                      .retry = {(uint32_t)cfg.retry_initial_ms, (uint32_t)cfg.retry_max_ms},
                      .pipeline = &pl, .stats = &stats, .lg = lg};
   pool = workers_new(&wo);
-  http_server_opts ho = cfg.http;
-  ho.port = cfg.port, ho.bind_addr = cfg.address, ho.shutdown_grace_ms = (unsigned)cfg.grace_ms;
-  srv = http_server_new(&ho, lg);
-  proc_http_ctx hctx = {.srv = srv, .pool = pool, .stats = &stats};
-  health_lifecycle life = {0};
-  if (!pool || !srv || proc_routes(srv, &hctx) != HTTP_OK ||
-      http_server_route(srv, "GET", "/actuator/health/readiness", health_readiness, &life, 0) != HTTP_OK) {
+  proc_http_ctx hctx = {.srv = app.srv, .pool = pool, .stats = &stats, .life = &app.life};
+  if (!pool || !app.srv || proc_routes(app.srv, &hctx) != HTTP_OK) {
     log_event(lg, LOG_ERROR, "cannot set up", NULL);
     goto out;
   }
-  if (http_server_start(srv) != HTTP_OK) {
-    log_event(lg, LOG_ERROR, "cannot listen", "port=%u", cfg.port);
-    goto out;
-  }
+  if (svc_app_listen(&app) != 0) goto out;
   if (workers_start(pool) != 0) {
     log_event(lg, LOG_ERROR, "cannot start consumers", NULL);
     goto out;
   }
-  log_event(lg, LOG_INFO, "started",
-            "port=%u broker=%s:%d workers=%u max_attempts=%u retry_ms=%lld..%lld "
-            "resource=%s song=%s",
-            http_server_port(srv), mqp.host, mqp.port, cfg.concurrency, cfg.max_attempts,
-            cfg.retry_initial_ms, cfg.retry_max_ms, cfg.resource_url, cfg.song_url);
-  int sig = svc_wait_for_stop();
-  health_lifecycle_drain(&life);
-  log_event(lg, LOG_INFO, "stopping", "signal=%d drain_delay_ms=%lld", sig, cfg.drain_delay_ms);
-  svc_sleep_ms(cfg.drain_delay_ms);
+  char fields[2048];
+  snprintf(fields, sizeof fields,
+           "port=%u broker=%s:%d workers=%u max_attempts=%u retry_ms=%lld..%lld "
+           "resource=%s song=%s",
+           http_server_port(app.srv), mqp.host, mqp.port, cfg.concurrency, cfg.max_attempts,
+           cfg.retry_initial_ms, cfg.retry_max_ms, cfg.resource_url, cfg.song_url);
+  svc_app_run(&app, fields);
   status = 0;
 out:
   atomic_store(&stop, true);
   workers_stop(pool);
-  if (srv) http_server_stop(srv);
+  svc_app_stop_http(&app); /* after the consumers: health answers while they settle */
   workers_free(pool);
-  http_server_free(srv);
+  svc_app_free_http(&app);
   httpc_free(song_http);
   httpc_free(res_http);
-  curl_global_cleanup();
-  log_event(lg, LOG_INFO, "stopped", NULL);
-  log_free(lg);
+  svc_app_close(&app);
   return status;
 }

@@ -115,6 +115,4 @@ void actuator_health_component(json_t *components, const actuator_breakers *ab) 
   health_component(components, "circuitBreakers", status, details);
 }
 
-char *actuator_prometheus(http_server *srv, const actuator_breakers *ab) {
-  return http_metrics_join(http_server_metrics(srv), breakerview_prometheus(ab->reg));
-}
+char *actuator_prometheus(const actuator_breakers *ab) { return breakerview_prometheus(ab->reg); }

@@ -42,8 +42,7 @@ int actuator_routes(http_server *srv, actuator_breakers *ab, auth *a);
  * register_health is false or the registry is empty). */
 void actuator_health_component(json_t *components, const actuator_breakers *ab);
 
-/* http_server_metrics() followed by the breakers' Prometheus lines; malloc'd, caller
- * frees; NULL when out of memory. */
-char *actuator_prometheus(http_server *srv, const actuator_breakers *ab);
+/* The breakers' Prometheus lines; malloc'd, caller frees; NULL when out of memory. */
+char *actuator_prometheus(const actuator_breakers *ab);
 
 #endif

@@ -110,21 +110,15 @@ static void get_resource(http_req *r, void *vctx) {
                     stream_done);
 }
 
-static void delete_resources(http_req *r, void *vctx) {
+static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
+                       size_t *nout) {
   resource_http *ctx = vctx;
-  ids_list ids;
-  char msg[512];
-  if (ids_csv(http_req_query(r, "id"), &ids, msg, sizeof msg) != 0) {
-    http_reply_error(r, 400, msg);
-    return;
-  }
-  size_t k = 0;
-  int rc = resource_delete(ctx->svc, ids.ids, ids.n, http_req_id(r), ids.ids, &k); /* in place */
-  if (rc != RES_OK)
-    reply_failure(r, rc);
-  else
-    http_reply_ids(r, ids.ids, k);
-  ids_list_free(&ids);
+  return resource_delete(ctx->svc, ids, n, request_id, out, nout);
+}
+
+static void delete_resources(http_req *r, void *vctx) {
+  static const svc_delete d = {delete_rows, reply_failure};
+  svc_delete_ids(r, vctx, &d);
 }
 
 /* objectStore: UP when the store answers, the STAGING bucket is there and takes a write
@@ -141,16 +135,14 @@ static void health_object_store(json_t *components, s3probe *probe) {
   health_component(components, "objectStore", pr.up ? "UP" : "DOWN", d);
 }
 
-static void health(http_req *r, void *vctx) {
+/* health's components after the database's (lib/svc): the object store, the broker, the
+ * circuit breakers. */
+static void health_parts(json_t *c, void *vctx) {
   resource_http *ctx = vctx;
-  json_t *c = json_object();
-  int rc = db_ping(ctx->svc->db);
-  health_db(c, rc == DB_OK, db_strerror(rc));
   health_object_store(c, ctx->store_probe);
   bool broker = outbox_broker_ok(ctx->svc->ob) && (!ctx->consumer || mq_consumer_connected(ctx->consumer));
   health_component(c, "broker", broker ? "UP" : "DOWN", json_pack("{s:I}", "published", (json_int_t)outbox_published(ctx->svc->ob)));
   actuator_health_component(c, &ctx->breakers);
-  health_reply(r, c);
 }
 
 /* The durability barrier's syncs (lib/syncbar): how often uploads waited for the disk. */
@@ -165,11 +157,16 @@ static char *sync_metrics(resource_svc *svc) {
   return t;
 }
 
-static void prometheus(http_req *r, void *vctx) {
+/* Metrics after the server's and the pool's (lib/svc): the breakers', the syncs. */
+static char *metrics(void *vctx) {
   resource_http *ctx = vctx;
-  char *text = http_metrics_join(actuator_prometheus(ctx->srv, &ctx->breakers),
-                                 db_pool_prometheus(ctx->svc->db, "resource"));
-  http_reply_metrics(r, http_metrics_join(text, sync_metrics(ctx->svc)));
+  return http_metrics_join(actuator_prometheus(&ctx->breakers), sync_metrics(ctx->svc));
+}
+
+static svc_actuator *actuator(resource_http *ctx) {
+  ctx->act = (svc_actuator){.srv = ctx->srv, .life = ctx->life, .db = ctx->svc->db, .pool_name = "resource",
+                            .components = health_parts, .metrics = metrics, .ctx = ctx};
+  return &ctx->act;
 }
 
 int resource_routes(http_server *srv, resource_http *ctx, auth *a) {
@@ -177,9 +174,7 @@ int resource_routes(http_server *srv, resource_http *ctx, auth *a) {
   rc |= auth_route(srv, a, "POST", "/resources", JWT_SCOPE_WRITE, post_resource, ctx, ctx->max_upload);
   rc |= auth_route(srv, a, "DELETE", "/resources", JWT_SCOPE_WRITE, delete_resources, ctx, 0);
   rc |= auth_route(srv, a, "GET", "/resources/{id}", JWT_SCOPE_READ, get_resource, ctx, 0);
-  rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
-  rc |= http_server_route(srv, "GET", "/actuator/health/liveness", health_liveness, NULL, 0);
-  rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
+  rc |= svc_actuator_routes(srv, actuator(ctx));
   rc |= actuator_routes(srv, &ctx->breakers, a);
   return rc;
 }
@@ -187,6 +182,6 @@ int resource_routes(http_server *srv, resource_http *ctx, auth *a) {
 int resource_internal_routes(http_server *srv, resource_http *ctx) {
   int rc = HTTP_OK;
   rc |= http_server_route(srv, "GET", "/resources/{id}", get_resource, ctx, 0); /* the processor */
-  rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
+  rc |= svc_actuator_internal_routes(srv, actuator(ctx));
   return rc;
 }

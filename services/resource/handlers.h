@@ -15,6 +15,7 @@
 #include "outbox.h"
 #include "resource.h"
 #include "s3probe.h"
+#include "svc.h"
 
 typedef struct {
   resource_svc *svc;
@@ -23,6 +24,8 @@ typedef struct {
   actuator_breakers breakers; /* circuit breaker endpoints, health and metrics */
   mq_consumer *consumer; /* for health */
   s3probe *store_probe; /* the objectStore health component: reachable, bucket, writable */
+  health_lifecycle *life; /* for /actuator/health/readiness */
+  svc_actuator act;       /* the actuator routes' context, filled by resource_routes */
 } resource_http;
 
 /* Every route of the service, the API guarded by `a` (NULL: open): GET needs fermata.read,

@@ -4,7 +4,7 @@
  *   pending_object_deletes  objects no row points at any more (deleted resources, staging
  *                           copies of moved ones)
  *   pending_song_deletes    song metadata of deleted resources
- * A thread works through the due rows every few seconds (or when kicked), retrying failed
+ * A thread (lib/worker) works through the due rows every 2 s (or when kicked), retrying failed
  * ones with exponential backoff (1 s doubling, at most 5 min). Nothing is ever given up.
  * Thread-safe.
  */
@@ -14,12 +14,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "db.h"
+#include "s3.h"
+#include "songs.h"
+
 typedef struct janitor janitor;
 
-#include "resource.h"
-
-/* `svc` is borrowed and must outlive the janitor. */
-janitor *janitor_new(resource_svc *svc);
+/* `db`, `s3` and `sg` (the Song Service client) are borrowed and must outlive the janitor. */
+janitor *janitor_new(db_pool *db, s3_client *s3, songs *sg);
 int janitor_start(janitor *j);
 void janitor_kick(janitor *j);
 void janitor_stop(janitor *j);

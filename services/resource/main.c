@@ -1,11 +1,10 @@
 /*
  * fermata-resource: the Resource Service. Wires the database, the object store, the
- * Storage Service client behind its circuit breaker, the outbox relay, the janitor and the
- * consumer of "processed" messages, then serves HTTP until SIGTERM/SIGINT.
+ * Storage Service client behind its circuit breaker, the Song Service client, the outbox
+ * relay, the janitor and the consumer of "processed" messages, then serves HTTP until SIGTERM/SIGINT.
  * Shutdown order: stop taking requests (in-flight ones finish), stop the consumer, the
  * relay and the janitor, then free in reverse order of creation.
  */
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,20 +13,18 @@
 #include "breaker_env.h"
 #include "config.h"
 #include "handlers.h"
-#include "health.h"
 #include "janitor.h"
 #include "msgs.h"
 #include "outbox.h"
 #include "svc.h"
 
+/* The settings of this service alone; the common ones are lib/svc's (svc_app). */
 typedef struct {
-  long long port, internal_port, drain_delay_ms, grace_ms, pool, max_upload, storage_timeout_ms, storage_connect_ms;
-  const char *address, *db_url, *s3_endpoint, *s3_region, *s3_key, *s3_secret, *s3_sync_dir, *amqp_url, *storage_url, *song_url;
+  long long max_upload, storage_timeout_ms, storage_connect_ms;
+  const char *s3_endpoint, *s3_region, *s3_key, *s3_secret, *s3_sync_dir, *amqp_url, *storage_url, *song_url;
   storages_config st;
   breaker_config bc;
   breaker_env_health bh;
-  auth_config auth;
-  http_server_opts http; /* threads and connection limits (HTTP_*), both servers */
 } settings;
 
 /* The stub storage used while no live list was ever received. Its bucket and path default
@@ -49,22 +46,12 @@ static void stub(storage_loc *l, const char *type, long long def_id, const char 
 }
 
 static void read_settings(settings *s, config_err *err) {
-  s->port = config_int("SERVER_PORT", 8081, 0, 65535, err);
-  s->address = config_ipv4("SERVER_ADDRESS", "127.0.0.1", err);
-  s->pool = config_int("DB_POOL_SIZE", 16, 1, 500, err);
   s->max_upload = config_int("RESOURCE_MAX_UPLOAD_BYTES", 50LL << 20, 1024, 1LL << 31, err);
-  s->db_url = config_str("RESOURCE_DB_URL", "postgresql://resource:resource@127.0.0.1:25432/resources");
   s->s3_endpoint = config_str("S3_ENDPOINT", "http://127.0.0.1:29000");
   s->s3_region = config_str("S3_REGION", "us-east-1");
   s->s3_key = config_str("AWS_ACCESS_KEY_ID", "test");
   s->s3_secret = config_str("AWS_SECRET_ACCESS_KEY", "test");
   s->s3_sync_dir = config_str("S3_SYNC_DIR", "");
-  s->internal_port = config_int("FERMATA_INTERNAL_PORT", 0, 0, 65535, err);
-  s->drain_delay_ms = config_duration_ms("FERMATA_DRAIN_DELAY", 0, 0, 600000, err);
-  s->grace_ms = config_duration_ms("SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE", 30000, 1, 600000, err);
-  auth_config_read(&s->auth, err);
-  s->http = (http_server_opts){0};
-  http_server_opts_env(&s->http, err);
   s->amqp_url = config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:26720/");
   s->storage_url = config_str("STORAGE_SERVICE_URL", "http://127.0.0.1:8083");
   s->song_url = config_str("SONG_SERVICE_URL", "http://127.0.0.1:8082");
@@ -119,60 +106,45 @@ static mq_verdict on_processed(const mq_message *m, void *arg, char *reason, siz
 }
 
 int main(void) {
-  svc_block_signals();
-  svc_tune_memory();
-  config_err err = {0};
-  log_level level = LOG_INFO;
-  if (log_level_parse(config_str("LOG_LEVEL", "info"), &level) != 0)
-    snprintf(err.msg, sizeof err.msg, "LOG_LEVEL: expected debug, info, warn or error");
+  svc_app app;
+  svc_app_init(&app, &(svc_app_opts){.name = "resource", .default_port = 8081, .db_var = "RESOURCE_DB_URL",
+                                     .db_default = "postgresql://resource:resource@127.0.0.1:25432/resources",
+                                     .migrations = resource_migrations, .nmigrations = resource_nmigrations,
+                                     .internal = true, .auth = true, .max_body = 1 << 20});
   settings s;
-  read_settings(&s, &err);
-  log *lg = log_new("resource", level, stderr);
-  if (!lg) return 1;
-  (void)log_buffer_start(lg, 200, 64 * 1024); /* the access log, buffered (log.h); unbuffered if it fails */
+  read_settings(&s, &app.err);
   char bmsg[200] = "";
-  if (!err.msg[0] && breaker_config_validate(&s.bc, bmsg, sizeof bmsg) != 0)
-    snprintf(err.msg, sizeof err.msg, "storageService circuit breaker: %s", bmsg);
+  if (!app.err.msg[0] && breaker_config_validate(&s.bc, bmsg, sizeof bmsg) != 0)
+    snprintf(app.err.msg, sizeof app.err.msg, "storageService circuit breaker: %s", bmsg);
   mq_params mp;
-  if (!err.msg[0] && mq_params_from_url(s.amqp_url, &mp) != MQ_OK)
-    snprintf(err.msg, sizeof err.msg, "AMQP_URL: expected amqp[s]://user:pass@host:port/vhost");
-  if (!err.msg[0] && mq_params_set_ca_file(&mp, config_str("AMQP_TLS_CA_FILE", "")) != MQ_OK)
-    snprintf(err.msg, sizeof err.msg, "AMQP_TLS_CA_FILE: not a readable file");
-  if (!err.msg[0] && mq_params_set_password(&mp, config_str("AMQP_PASSWORD", "")) != MQ_OK)
-    snprintf(err.msg, sizeof err.msg, "AMQP_PASSWORD: longer than 127 bytes");
-  if (err.msg[0]) {
-    log_event(lg, LOG_ERROR, "bad configuration", "detail=\"%s\"", err.msg);
-    log_free(lg);
-    return 2;
-  }
+  if (!app.err.msg[0] && mq_params_from_url(s.amqp_url, &mp) != MQ_OK)
+    snprintf(app.err.msg, sizeof app.err.msg, "AMQP_URL: expected amqp[s]://user:pass@host:port/vhost");
+  if (!app.err.msg[0] && mq_params_set_ca_file(&mp, config_str("AMQP_TLS_CA_FILE", "")) != MQ_OK)
+    snprintf(app.err.msg, sizeof app.err.msg, "AMQP_TLS_CA_FILE: not a readable file");
+  if (!app.err.msg[0] && mq_params_set_password(&mp, config_str("AMQP_PASSWORD", "")) != MQ_OK)
+    snprintf(app.err.msg, sizeof app.err.msg, "AMQP_PASSWORD: longer than 127 bytes");
+  int status = svc_app_open_log(&app);
+  if (status) return status;
+  log *lg = app.lg;
   s.bc.listener = on_breaker_event;
   s.bc.listener_ctx = lg;
   syncbar *sync = NULL;
   int src = syncbar_new(s.s3_sync_dir, NULL, NULL, &sync);
   if (src != 0) {
     log_event(lg, LOG_ERROR, "bad configuration", "detail=\"S3_SYNC_DIR: cannot open the directory\" errno=%d", -src);
-    log_free(lg);
+    svc_app_close(&app);
     return 2;
   }
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-    log_event(lg, LOG_ERROR, "cannot initialise libcurl", NULL);
+  status = svc_app_open(&app); /* libcurl, auth, the pool, the servers */
+  if (status) {
     syncbar_free(sync);
-    log_free(lg);
-    return 1;
+    svc_app_close(&app);
+    return status;
   }
-  auth *au = NULL;
-  if (auth_new(&s.auth, lg, &au) != 0) {
-    curl_global_cleanup();
-    syncbar_free(sync);
-    log_free(lg);
-    return 2;
-  }
-  auth_log_mode(au, lg, "resource");
 
-  int status = 1;
-  resource_svc svc = {.lg = lg, .song_url = s.song_url, .sync = sync};
-  db_opts dbo = {.conninfo = s.db_url, .max_conns = (int)s.pool, .migrations = resource_migrations,
-                 .nmigrations = resource_nmigrations};
+  status = 1;
+  resource_svc svc = {.lg = lg, .sync = sync, .db = app.db};
+  songs *sg = NULL;
   s3_config s3c = {.endpoint = s.s3_endpoint, .region = s.s3_region, .access_key = s.s3_key,
                    .secret_key = s.s3_secret};
   httpc_config hc = {.connect_timeout_ms = s.storage_connect_ms, .timeout_ms = s.storage_timeout_ms};
@@ -180,12 +152,10 @@ int main(void) {
   mq_consumer *cons = NULL;
   breaker *br = NULL;
   breaker_registry *reg = breaker_registry_new();
-  http_server *srv = NULL, *isrv = NULL;
   char instance[96];
   svc_instance_name("resource", instance, sizeof instance);
   s3probe_opts po = {.s3 = s3c, .bucket = s.st.stub_staging.bucket, .instance = instance};
   s3probe *probe = s3probe_new(&po);
-  svc.db = db_pool_new(&dbo, lg);
   if (!reg || !probe || !svc.db || s3_new(&s3c, &svc.s3) != S3_OK || httpc_new(&hc, &svc.http) != HTTPC_OK) goto out;
   if (breaker_new("storageService", &s.bc, &br, bmsg, sizeof bmsg) != 0) {
     log_event(lg, LOG_ERROR, "cannot create the circuit breaker", "detail=\"%s\"", bmsg);
@@ -201,48 +171,30 @@ int main(void) {
   mq_backoff reconnect = {200, 5000};
   pub = mq_publisher_new(&mp, msgs_topology(MSGS_SIDE_RESOURCE), &reconnect);
   svc.ob = pub ? outbox_new(svc.db, pub, lg) : NULL;
-  svc.jn = janitor_new(&svc);
+  sg = songs_new(s.song_url, svc.http, lg);
+  svc.jn = sg ? janitor_new(svc.db, svc.s3, sg) : NULL;
   mq_consumer_opts co = {.queue = msgs_consume_queue(MSGS_SIDE_RESOURCE), .prefetch = 4, .max_attempts = 10,
                          .retry = {1000, 60000}};
   cons = mq_consumer_new(&mp, msgs_topology(MSGS_SIDE_RESOURCE), &co, on_processed, &svc);
   if (!svc.ob || !svc.jn || !cons) goto out;
 
-  http_server_opts ho = s.http;
-  ho.port = (unsigned)s.port, ho.bind_addr = s.address, ho.max_body = 1 << 20;
-  ho.shutdown_grace_ms = (unsigned)s.grace_ms;
-  srv = http_server_new(&ho, lg);
-  http_server_opts io = s.http;
-  io.port = (unsigned)s.internal_port, io.bind_addr = s.address, io.shutdown_grace_ms = (unsigned)s.grace_ms;
-  if (s.internal_port) isrv = http_server_new(&io, lg);
-  resource_http hctx = {.svc = &svc, .srv = srv, .max_upload = (size_t)s.max_upload, .breakers = {.reg = reg, .register_health = s.bh.register_health, .open_is_down = s.bh.open_is_down},
-                        .consumer = cons, .store_probe = probe};
-  health_lifecycle life = {0};
-  if (!srv || resource_routes(srv, &hctx, au) != HTTP_OK ||
-      http_server_route(srv, "GET", "/actuator/health/readiness", health_readiness, &life, 0) != HTTP_OK)
-    goto out;
-  if (s.internal_port && (!isrv || resource_internal_routes(isrv, &hctx) != HTTP_OK)) goto out;
+  resource_http hctx = {.svc = &svc, .srv = app.srv, .max_upload = (size_t)s.max_upload, .breakers = {.reg = reg, .register_health = s.bh.register_health, .open_is_down = s.bh.open_is_down},
+                        .consumer = cons, .store_probe = probe, .life = &app.life};
+  if (!app.srv || resource_routes(app.srv, &hctx, app.au) != HTTP_OK) goto out;
+  if (app.internal_port && (!app.isrv || resource_internal_routes(app.isrv, &hctx) != HTTP_OK)) goto out;
   if (db_migrate(svc.db) != DB_OK) log_event(lg, LOG_WARN, "database not ready at start; serving 503 until it is", NULL);
   if (outbox_start(svc.ob) != 0 || janitor_start(svc.jn) != 0 || mq_consumer_start(cons) != MQ_OK) goto out;
-  if (http_server_start(srv) != HTTP_OK || (isrv && http_server_start(isrv) != HTTP_OK)) {
-    log_event(lg, LOG_ERROR, "cannot listen", "port=%lld internal_port=%lld", s.port, s.internal_port);
-    goto out;
-  }
-  log_event(lg, LOG_INFO, "started", "port=%u internal_port=%u", http_server_port(srv),
-            isrv ? http_server_port(isrv) : 0);
-  int sig = svc_wait_for_stop();
-  health_lifecycle_drain(&life);
-  log_event(lg, LOG_INFO, "stopping", "signal=%d drain_delay_ms=%lld", sig, s.drain_delay_ms);
-  svc_sleep_ms(s.drain_delay_ms);
-  http_server_stop(srv);
-  if (isrv) http_server_stop(isrv);
+  if (svc_app_listen(&app) != 0) goto out;
+  svc_app_run(&app, NULL);
+  svc_app_stop_http(&app);
   status = 0;
 out:
   if (status) log_event(lg, LOG_ERROR, "start-up failed", NULL);
-  http_server_free(isrv);
-  http_server_free(srv);
+  svc_app_free_http(&app);
   mq_consumer_free(cons);
   outbox_free(svc.ob);
   janitor_free(svc.jn);
+  songs_free(sg);
   mq_publisher_free(pub);
   storages_free(svc.st);
   breaker_registry_free(reg); /* frees the breakers it holds */
@@ -250,10 +202,6 @@ out:
   s3_free(svc.s3);
   s3probe_free(probe);
   syncbar_free(svc.sync);
-  db_pool_free(svc.db);
-  auth_free(au);
-  curl_global_cleanup();
-  log_event(lg, LOG_INFO, "stopped", NULL);
-  log_free(lg);
+  svc_app_close(&app); /* the pool, auth, libcurl, "stopped" */
   return status;
 }

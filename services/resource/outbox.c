@@ -1,7 +1,6 @@
 /* outbox: see outbox.h. */
 #include "outbox.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,21 +8,22 @@
 #include <time.h>
 
 #include "msgs.h"
+#include "worker.h"
 
 #define BATCH 50
+#define IDLE_MS 1000u /* between batches while the outbox is empty */
 
 struct outbox {
   db_pool *db;
   mq_publisher *pub;
   log *lg;
-  pthread_t thread;
-  bool started;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  bool kicked, stopping;
+  worker *w;
+  worker_backoff backoff; /* after a failed batch: 200 ms doubling, at most 5 s */
   atomic_bool broker_ok;
   atomic_llong published;
 };
+
+static uint32_t relay_step(void *arg);
 
 outbox *outbox_new(db_pool *db, mq_publisher *pub, log *lg) {
   outbox *o = calloc(1, sizeof *o);
@@ -31,33 +31,27 @@ outbox *outbox_new(db_pool *db, mq_publisher *pub, log *lg) {
   o->db = db;
   o->pub = pub;
   o->lg = lg;
+  o->backoff.policy = (retry_policy){.initial_ms = 200, .multiplier = 2.0, .max_delay_ms = 5000,
+                                     .jitter = RETRY_JITTER_NONE};
   atomic_store(&o->broker_ok, true);
-  pthread_mutex_init(&o->mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&o->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  o->w = worker_new(relay_step, o);
+  if (!o->w) {
+    free(o);
+    return NULL;
+  }
   return o;
 }
 
 void outbox_free(outbox *o) {
   if (!o) return;
-  outbox_stop(o);
-  pthread_mutex_destroy(&o->mu);
-  pthread_cond_destroy(&o->cv);
+  worker_free(o->w); /* stops the relay first */
   free(o);
 }
 
 bool outbox_broker_ok(outbox *o) { return atomic_load(&o->broker_ok); }
 long long outbox_published(outbox *o) { return atomic_load(&o->published); }
 
-void outbox_kick(outbox *o) {
-  pthread_mutex_lock(&o->mu);
-  o->kicked = true;
-  pthread_cond_signal(&o->cv);
-  pthread_mutex_unlock(&o->mu);
-}
+void outbox_kick(outbox *o) { worker_kick(o->w); }
 
 /* Publishes one batch. Returns rows published, or -1 when the database or broker failed. */
 static int relay_batch(outbox *o) {
@@ -111,52 +105,22 @@ fail:
   return -1;
 }
 
-static void wait_ms(outbox *o, long ms) {
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += ms / 1000;
-  until.tv_nsec += (ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
-  pthread_mutex_lock(&o->mu);
-  while (!o->kicked && !o->stopping)
-    if (pthread_cond_timedwait(&o->cv, &o->mu, &until) != 0) break;
-  o->kicked = false;
-  pthread_mutex_unlock(&o->mu);
-}
-
-static void *relay_main(void *arg) {
+/* The relay's round (lib/worker): a full batch goes on at once (more may be waiting), a
+ * failed one backs off, else the relay waits for a kick or IDLE_MS. */
+static uint32_t relay_step(void *arg) {
   outbox *o = arg;
-  long backoff = 0;
-  for (;;) {
-    pthread_mutex_lock(&o->mu);
-    bool stop = o->stopping;
-    pthread_mutex_unlock(&o->mu);
-    if (stop) break;
-    int n = relay_batch(o);
-    if (n == BATCH) continue; /* more may be waiting */
-    if (n < 0) {
-      backoff = backoff ? (backoff * 2 > 5000 ? 5000 : backoff * 2) : 200;
-      wait_ms(o, backoff);
-    } else {
-      backoff = 0;
-      wait_ms(o, 1000);
-    }
+  int n = relay_batch(o);
+  if (n == BATCH) return 0;
+  if (n < 0) {
+    worker_backoff_failed(&o->backoff);
+    return worker_backoff_delay(&o->backoff);
   }
-  return NULL;
+  worker_backoff_reset(&o->backoff);
+  return IDLE_MS;
 }
 
-int outbox_start(outbox *o) {
-  if (pthread_create(&o->thread, NULL, relay_main, o) != 0) return -1;
-  o->started = true;
-  return 0;
-}
+int outbox_start(outbox *o) { return worker_start(o->w, 0) == WORKER_OK ? 0 : -1; }
 
 void outbox_stop(outbox *o) {
-  if (!o || !o->started) return;
-  pthread_mutex_lock(&o->mu);
-  o->stopping = true;
-  pthread_cond_signal(&o->cv);
-  pthread_mutex_unlock(&o->mu);
-  pthread_join(o->thread, NULL);
-  o->started = false;
+  if (o) worker_stop(o->w);
 }

@@ -8,8 +8,9 @@
  * and consumers are idempotent). Rows are taken FOR UPDATE SKIP LOCKED, so several
  * instances of the service can relay side by side.
  *
- * The relay wakes when kicked (after an upload) and otherwise every second; after a failure
- * it backs off (the publisher refuses calls until its reconnect delay has passed).
+ * The relay (a lib/worker thread) wakes when kicked (after an upload) and otherwise every
+ * second; after a failed batch it backs off, 200 ms doubling up to 5 s (lib/retry's policy;
+ * the publisher refuses calls until its reconnect delay has passed anyway).
  * Thread-safe: kick and the status getters may be called from any thread.
  */
 #ifndef FERMATA_RESOURCE_OUTBOX_H

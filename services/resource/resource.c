@@ -103,37 +103,6 @@ int resource_find(resource_svc *svc, int32_t id, resource_row *out) {
   return db_to_res(rc);
 }
 
-int resource_delete_songs(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id) {
-  size_t i = 0;
-  while (i < n) {
-    /* chunks whose CSV stays within the Song Service's 200-character limit */
-    char csv[201];
-    size_t o = 0;
-    while (i < n) {
-      char one[16];
-      int k = snprintf(one, sizeof one, "%s%d", o ? "," : "", ids[i]);
-      if (o + (size_t)k > 200) break;
-      memcpy(csv + o, one, (size_t)k);
-      o += (size_t)k;
-      i++;
-    }
-    csv[o] = '\0';
-    char url[512];
-    snprintf(url, sizeof url, "%s/songs?id=%s", svc->song_url, csv);
-    httpc_request req = {.method = "DELETE", .url = url, .request_id = request_id};
-    httpc_response resp;
-    int rc = httpc_do(svc->http, &req, &resp);
-    long status = resp.status;
-    httpc_response_free(&resp);
-    if (rc != 0 || status != 200) {
-      log_event(svc->lg, LOG_WARN, "song metadata deletion failed; will retry", "error=\"%s\" status=%ld ids=%s",
-                rc ? httpc_strerror(rc) : "http", status, csv);
-      return -1;
-    }
-  }
-  return 0;
-}
-
 int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
                     size_t *nout) {
   *nout = 0;

@@ -9,8 +9,9 @@
  *   on a move the copy is made, then the row switched, then the old object deleted.
  * - The "uploaded" message is written to the outbox in the same transaction as the row,
  *   so it is sent exactly when the upload happened, whenever the broker is back.
- * - The song metadata of a deleted resource is deleted through the Song Service, or the
- *   id stays in pending_song_deletes until it is.
+ * - The song metadata of a deleted resource is deleted through the Song Service (songs.c,
+ *   called by the janitor: right away, then again for as long as it fails), or the id
+ *   stays in pending_song_deletes until it is.
  * Nothing here knows HTTP; SQL lives in resource_repo.c.
  */
 #ifndef FERMATA_RESOURCE_H
@@ -36,7 +37,6 @@ typedef struct {
   s3_client *s3;
   httpc *http;
   storages *st;
-  const char *song_url;
   outbox *ob;  /* may be NULL (tests): then nobody is woken up */
   janitor *jn; /* may be NULL likewise */
   syncbar *sync; /* objects durable before rows name them (disabled for a remote store) */
@@ -89,8 +89,6 @@ int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char 
                     size_t *nout);
 /* Applies a "processed" message: moves the object to PERMANENT storage. Idempotent. */
 int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_id);
-/* Deletes song metadata of the given ids through the Song Service. 0 on success. */
-int resource_delete_songs(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id);
 
 /* ---- SQL (resource_repo.c); return DB_OK or DB_ERR_*; RES_NOT_FOUND where noted ---- */
 extern const db_migration resource_migrations[];

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "health.h"
 #include "ids.h"
 #include "song.h"
+#include "svc.h"
 
 #define SONG_MAX_BODY (64 * 1024)
 
@@ -57,34 +57,22 @@ static void get_song(http_req *r, void *vctx) {
     song_reply_db_error(r, rc);
 }
 
+static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
+                       size_t *nout) {
+  song_ctx *ctx = vctx;
+  (void)request_id;
+  return song_delete(ctx->db, ids, n, out, nout);
+}
+
 static void delete_songs(http_req *r, void *vctx) {
-  song_ctx *ctx = vctx;
-  ids_list ids;
-  char msg[512];
-  if (ids_csv(http_req_query(r, "id"), &ids, msg, sizeof msg) != 0) {
-    http_reply_error(r, 400, msg);
-    return;
-  }
-  size_t k = 0;
-  int rc = song_delete(ctx->db, ids.ids, ids.n, ids.ids, &k); /* the deleted ones, in place */
-  if (rc != SONG_OK)
-    song_reply_db_error(r, rc);
-  else
-    http_reply_ids(r, ids.ids, k);
-  ids_list_free(&ids);
+  static const svc_delete d = {delete_rows, song_reply_db_error};
+  svc_delete_ids(r, vctx, &d);
 }
 
-static void health(http_req *r, void *vctx) {
-  song_ctx *ctx = vctx;
-  json_t *components = json_object();
-  int rc = db_ping(ctx->db);
-  health_db(components, rc == DB_OK, db_strerror(rc));
-  health_reply(r, components);
-}
-
-static void prometheus(http_req *r, void *vctx) {
-  song_ctx *ctx = vctx;
-  http_reply_metrics(r, http_metrics_join(http_server_metrics(ctx->srv), db_pool_prometheus(ctx->db, "song")));
+/* health: the database alone; metrics: the server's and the pool's (lib/svc). */
+static svc_actuator *actuator(song_ctx *ctx) {
+  ctx->act = (svc_actuator){.srv = ctx->srv, .life = ctx->life, .db = ctx->db, .pool_name = "song"};
+  return &ctx->act;
 }
 
 int song_routes(http_server *srv, song_ctx *ctx, auth *a) {
@@ -92,9 +80,7 @@ int song_routes(http_server *srv, song_ctx *ctx, auth *a) {
   rc |= auth_route(srv, a, "POST", "/songs", JWT_SCOPE_WRITE, post_song, ctx, SONG_MAX_BODY);
   rc |= auth_route(srv, a, "DELETE", "/songs", JWT_SCOPE_WRITE, delete_songs, ctx, 0);
   rc |= auth_route(srv, a, "GET", "/songs/{id}", JWT_SCOPE_READ, get_song, ctx, 0);
-  rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
-  rc |= http_server_route(srv, "GET", "/actuator/health/liveness", health_liveness, NULL, 0);
-  rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
+  rc |= svc_actuator_routes(srv, actuator(ctx));
   return rc;
 }
 
@@ -102,6 +88,6 @@ int song_internal_routes(http_server *srv, song_ctx *ctx) {
   int rc = HTTP_OK;
   rc |= http_server_route(srv, "POST", "/songs", post_song, ctx, SONG_MAX_BODY);     /* the processor */
   rc |= http_server_route(srv, "DELETE", "/songs", delete_songs, ctx, 0);           /* the Resource Service */
-  rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
+  rc |= svc_actuator_internal_routes(srv, actuator(ctx));
   return rc;
 }

@@ -8,10 +8,13 @@
 #include "auth.h"
 #include "db.h"
 #include "http.h"
+#include "svc.h"
 
 typedef struct {
   db_pool *db;
-  http_server *srv; /* for /actuator/prometheus */
+  http_server *srv;       /* for /actuator/prometheus */
+  health_lifecycle *life; /* for /actuator/health/readiness */
+  svc_actuator act;       /* the actuator routes' context, filled by song_routes */
 } song_ctx;
 
 /* Registers every route of the service on `srv`, the API guarded by `a` (NULL: open):

@@ -6,7 +6,6 @@
 #include <strings.h>
 
 #include "health.h"
-#include "ids.h"
 #include "s3.h"
 #include "storage.h"
 
@@ -68,26 +67,22 @@ static void get_storages(http_req *r, void *vctx) {
     reply_db_error(r, rc);
 }
 
-static void delete_storages(http_req *r, void *vctx) {
+static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
+                       size_t *nout) {
   storage_ctx *ctx = vctx;
-  ids_list ids;
-  char msg[512];
-  if (ids_csv(http_req_query(r, "id"), &ids, msg, sizeof msg) != 0) {
-    http_reply_error(r, 400, msg);
-    return;
-  }
-  size_t k = 0;
-  int rc = storage_delete(ctx->db, ids.ids, ids.n, ids.ids, &k); /* the deleted ones, in place */
-  if (rc != STORAGE_OK)
-    reply_db_error(r, rc);
-  else
-    http_reply_ids(r, ids.ids, k);
-  ids_list_free(&ids);
+  (void)request_id;
+  return storage_delete(ctx->db, ids, n, out, nout);
+}
+
+static void delete_storages(http_req *r, void *vctx) {
+  static const svc_delete d = {delete_rows, reply_db_error};
+  svc_delete_ids(r, vctx, &d);
 }
 
 /* objectStore: DOWN when unreachable or when buckets are missing (uploads to them would
  * fail), UNKNOWN before the buckets could be listed (database down since start). */
-static void object_store_health(storage_ctx *ctx, json_t *components) {
+static void object_store_health(json_t *components, void *vctx) {
+  storage_ctx *ctx = vctx;
   keeper_status st;
   keeper_status_get(ctx->keeper, &st);
   const char *kind = st.kind ? st.kind : "unknown";
@@ -111,18 +106,11 @@ static void object_store_health(storage_ctx *ctx, json_t *components) {
   }
 }
 
-static void health(http_req *r, void *vctx) {
-  storage_ctx *ctx = vctx;
-  json_t *components = json_object();
-  int rc = db_ping(ctx->db);
-  health_db(components, rc == DB_OK, db_strerror(rc));
-  object_store_health(ctx, components);
-  health_reply(r, components);
-}
-
-static void prometheus(http_req *r, void *vctx) {
-  storage_ctx *ctx = vctx;
-  http_reply_metrics(r, http_metrics_join(http_server_metrics(ctx->srv), db_pool_prometheus(ctx->db, "storage")));
+/* health: the database, then the object store; metrics: the server's and the pool's (lib/svc). */
+static svc_actuator *actuator(storage_ctx *ctx) {
+  ctx->act = (svc_actuator){.srv = ctx->srv, .life = ctx->life, .db = ctx->db, .pool_name = "storage",
+                            .components = object_store_health, .ctx = ctx};
+  return &ctx->act;
 }
 
 int storage_routes(http_server *srv, storage_ctx *ctx, auth *a) {
@@ -130,15 +118,13 @@ int storage_routes(http_server *srv, storage_ctx *ctx, auth *a) {
   rc |= auth_route(srv, a, "POST", "/storages", JWT_SCOPE_ADMIN, post_storage, ctx, STORAGE_MAX_BODY);
   rc |= auth_route(srv, a, "GET", "/storages", JWT_SCOPE_READ, get_storages, ctx, 0);
   rc |= auth_route(srv, a, "DELETE", "/storages", JWT_SCOPE_ADMIN, delete_storages, ctx, 0);
-  rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
-  rc |= http_server_route(srv, "GET", "/actuator/health/liveness", health_liveness, NULL, 0);
-  rc |= http_server_route(srv, "GET", "/actuator/prometheus", prometheus, ctx, 0);
+  rc |= svc_actuator_routes(srv, actuator(ctx));
   return rc;
 }
 
 int storage_internal_routes(http_server *srv, storage_ctx *ctx) {
   int rc = HTTP_OK;
   rc |= http_server_route(srv, "GET", "/storages", get_storages, ctx, 0); /* the Resource Service */
-  rc |= http_server_route(srv, "GET", "/actuator/health", health, ctx, 0);
+  rc |= svc_actuator_internal_routes(srv, actuator(ctx));
   return rc;
 }

@@ -9,12 +9,15 @@
 #include "db.h"
 #include "http.h"
 #include "keeper.h"
+#include "svc.h"
 
 typedef struct {
   db_pool *db;
   keeper *keeper;   /* bucket provisioning and the object store's health */
   http_server *srv; /* for /actuator/prometheus */
   long max_count;   /* STORAGE_MAX_COUNT: POST /storages refuses more */
+  health_lifecycle *life; /* for /actuator/health/readiness */
+  svc_actuator act;       /* the actuator routes' context, filled by storage_routes */
 } storage_ctx;
 
 /* Registers every route of the service on `srv`, the API guarded by `a` (NULL: open):

@@ -7,26 +7,24 @@
 #include <string.h>
 #include <time.h>
 
-#include "retry.h"
+#include "worker.h"
 
 #define DEFAULT_INTERVAL_MS 5000u
 
 struct keeper {
   keeper_opts o;
-  retry_policy backoff;
-  uint64_t rng;
-  pthread_t thread;
-  bool thread_running;
-  pthread_mutex_t mu; /* guards status, stop and the log-once memory below */
-  pthread_cond_t wake;
-  bool stop;
+  worker_backoff backoff; /* consecutive unclean passes; only the pass-running thread uses it */
+  worker *w;              /* the background passes */
+  bool started;           /* keeper_start ran (main's thread only) */
+  pthread_mutex_t mu;     /* guards status and the log-once memory below */
   keeper_status status;
   keeper_status logged; /* what the log last said, to log changes only */
   bool logged_any;
   bool seed_warned;   /* the "cannot seed yet" warning is logged once */
-  unsigned failures;  /* consecutive unclean passes; only the pass-running thread uses it */
   bool ran;           /* a pass has run (main skips the first one when the database is down) */
 };
+
+static uint32_t pass_step(void *vk);
 
 keeper *keeper_new(const keeper_opts *opts) {
   keeper *k = calloc(1, sizeof *k);
@@ -34,20 +32,16 @@ keeper *keeper_new(const keeper_opts *opts) {
   k->o = *opts;
   if (k->o.interval_ms == 0) k->o.interval_ms = DEFAULT_INTERVAL_MS;
   uint32_t first = k->o.interval_ms < 500 ? k->o.interval_ms : 500;
-  k->backoff = (retry_policy){.initial_ms = first, .multiplier = 2.0, .max_delay_ms = k->o.interval_ms,
-                              .jitter = RETRY_JITTER_EQUAL};
-  k->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)k;
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* waits immune to clock jumps */
-  int rc = pthread_cond_init(&k->wake, &ca);
-  pthread_condattr_destroy(&ca);
-  if (rc != 0) {
+  k->backoff.policy = (retry_policy){.initial_ms = first, .multiplier = 2.0, .max_delay_ms = k->o.interval_ms,
+                                     .jitter = RETRY_JITTER_EQUAL};
+  k->backoff.rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)k;
+  k->w = worker_new(pass_step, k); /* its waits follow CLOCK_MONOTONIC: immune to clock jumps */
+  if (!k->w) {
     free(k);
     return NULL;
   }
   if (pthread_mutex_init(&k->mu, NULL) != 0) {
-    pthread_cond_destroy(&k->wake);
+    worker_free(k->w);
     free(k);
     return NULL;
   }
@@ -56,14 +50,7 @@ keeper *keeper_new(const keeper_opts *opts) {
 
 void keeper_free(keeper *k) {
   if (!k) return;
-  if (k->thread_running) {
-    pthread_mutex_lock(&k->mu);
-    k->stop = true;
-    pthread_cond_signal(&k->wake);
-    pthread_mutex_unlock(&k->mu);
-    pthread_join(k->thread, NULL);
-  }
-  pthread_cond_destroy(&k->wake);
+  worker_free(k->w); /* stops and joins the thread if it runs */
   pthread_mutex_destroy(&k->mu);
   free(k);
 }
@@ -185,44 +172,32 @@ static bool pass(keeper *k) {
 bool keeper_run_once(keeper *k) {
   bool clean = pass(k);
   k->ran = true;
-  k->failures = clean ? 0 : k->failures + 1;
+  if (clean)
+    worker_backoff_reset(&k->backoff);
+  else
+    worker_backoff_failed(&k->backoff);
   return clean;
 }
 
-/* Sleeps ms or until stopped; returns false when stopped. */
-static bool wait_ms(keeper *k, uint32_t ms) {
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += ms / 1000;
-  until.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
-  pthread_mutex_lock(&k->mu);
-  while (!k->stop && pthread_cond_timedwait(&k->wake, &k->mu, &until) == 0) {
-  }
-  bool go_on = !k->stop;
-  pthread_mutex_unlock(&k->mu);
-  return go_on;
+/* The wait before the next pass: the first try soon, the interval after a clean pass, the
+ * backoff after unclean ones. */
+static uint32_t next_delay(keeper *k) {
+  return !k->ran                     ? k->backoff.policy.initial_ms
+         : k->backoff.failures == 0 ? k->o.interval_ms
+                                     : worker_backoff_delay(&k->backoff);
 }
 
-static void *loop(void *vk) {
+/* One background pass (lib/worker's step). */
+static uint32_t pass_step(void *vk) {
   keeper *k = vk;
-  for (;;) {
-    uint32_t delay = !k->ran          ? k->backoff.initial_ms
-                     : k->failures == 0 ? k->o.interval_ms
-                                        : retry_delay_ms(&k->backoff, k->failures, &k->rng);
-    if (!wait_ms(k, delay)) break;
-    keeper_run_once(k);
-  }
-  return NULL;
+  keeper_run_once(k);
+  return next_delay(k);
 }
 
 int keeper_start(keeper *k) {
-  if (k->thread_running) return 0;
-  if (pthread_create(&k->thread, NULL, loop, k) != 0) return -1;
-  k->thread_running = true;
+  if (k->started) return 0;
+  if (worker_start(k->w, next_delay(k)) != WORKER_OK) return -1;
+  k->started = true;
   return 0;
 }
 

@@ -4,7 +4,7 @@
  * Every storage's bucket must exist in the object store, but the store may be down when
  * the service starts, and the local emulator forgets every bucket when it restarts. So
  * the keeper does not create buckets once: it runs passes, one synchronously at start
- * (keeper_run_once) and then on a background thread (keeper_start), each pass
+ * (keeper_run_once) and then on a background thread (keeper_start, lib/worker), each pass
  *   1. seeding the configured STAGING and PERMANENT storages, until that has succeeded
  *      once (the database may be down at start),
  *   2. listing the distinct buckets of all storages and creating those that are missing.
