@@ -47,7 +47,7 @@ fuzz: deps
 test: unit conformance fuzz-short system
 
 # Offline validation of the deployment files and the OpenAPI description.
-lint:
+lint: deps
 	@scripts/lint.sh
 
 # Every image of deploy/compose.yaml built and the Compose stack run and checked here with

@@ -31,7 +31,7 @@ PACKAGES=(
   postgresql rabbitmq-server nginx-light
   python3 python3-venv python3-pip
   lame id3v2 sox ffmpeg gettext-base
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format cppcheck
   wrk curl ca-certificates openssl iproute2 util-linux
 )
 # make containers (root only; CI runs it): podman, buildah and what the base image needs.

@@ -16,6 +16,12 @@
 #   nginx       `nginx -t` on the template rendered as the local stack does, and as the
 #               gateway image does; every placeholder is filled by both renderers
 #   shell       bash -n on the deploy scripts
+#   C format    clang-format --dry-run --Werror (.clang-format) on every C file in git
+#   C analysis  cppcheck (Debian's) on lib/ and services/: its "warning" and "portability"
+#               classes (undefined or suspicious code: uninitialised use, null deref,
+#               leaks on error paths, wrong printf formats, shifts, sizeof mistakes), never
+#               "style"; a finding that is wrong is suppressed inline with its reason.
+#               clang-format and cppcheck come from scripts/deps.sh.
 #
 # Tools: Python ones pinned in deploy/lint-requirements.txt, installed into .venv-lint
 # (rebuilt only when that file changes); compose-check is built with Go from
@@ -178,6 +184,22 @@ check_shell() {
   return $rc
 }
 
+c_files() { git ls-files '*.c' '*.h'; }
+
+check_c_format() {
+  command -v clang-format >/dev/null || { echo "clang-format missing: run make deps"; return 1; }
+  c_files | xargs clang-format --dry-run --Werror
+}
+
+check_c_cppcheck() {
+  command -v cppcheck >/dev/null || { echo "cppcheck missing: run make deps"; return 1; }
+  local incs=() d
+  for d in services/*/; do incs+=(-I "$d"); done
+  cppcheck -q --std=c11 -D_GNU_SOURCE --enable=warning,portability --inline-suppr \
+    --error-exitcode=1 --suppress=missingIncludeSystem -I lib "${incs[@]}" \
+    -j "$(nproc)" lib services
+}
+
 # ---- main ----------------------------------------------------------------------------
 setup_python || { echo "lint: could not install the Python tools" >&2; exit 1; }
 setup_compose_check || { echo "lint: could not build compose-check" >&2; exit 1; }
@@ -193,6 +215,8 @@ run "gateway: placeholders" check_gateway_placeholders
 run "gateway: nginx -t (stack)" check_nginx stack
 run "gateway: nginx -t (container)" check_nginx container
 run "shell: bash -n" check_shell
+run "C: clang-format" check_c_format
+run "C: cppcheck" check_c_cppcheck
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "lint: ${#failed[@]} check(s) failed: ${failed[*]}" >&2

@@ -17,8 +17,8 @@ fm_data_dir_init
 DIR="$FERMATA_DATA_DIR/issuer"
 ISSUER_PORT=${ISSUER_PORT:-8090}
 TOOL=
-for t in "${FERMATA_BUILD_DIR:-$ROOT/build/release}/lib/jwt/jwt_tool" "$ROOT/build/release/lib/jwt/jwt_tool" \
-         "$ROOT/build/debug/lib/jwt/jwt_tool"; do
+for t in "${FERMATA_BUILD_DIR:-$ROOT/build/release}/tests/tools/jwt_tool" "$ROOT/build/release/tests/tools/jwt_tool" \
+         "$ROOT/build/debug/tests/tools/jwt_tool"; do
   [ -x "$t" ] && { TOOL=$t; break; }
 done
 [ -n "$TOOL" ] || fm_die "token: jwt_tool is not built (make release)"

@@ -167,8 +167,9 @@ const char *log_quote(char *buf, size_t size, const char *s) {
 }
 
 /* Formats one line, newline included, into line (2 KiB); returns its length. */
-static size_t format_line(const log *lg, char *line, size_t size, log_level level, const char *msg,
-                          const char *fields, va_list ap) {
+__attribute__((format(printf, 6, 0))) static size_t format_line(const log *lg, char *line, size_t size,
+                                                                log_level level, const char *msg,
+                                                                const char *fields, va_list ap) {
   struct timespec ts;
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -190,7 +191,8 @@ static size_t format_line(const log *lg, char *line, size_t size, log_level leve
 }
 
 /* One line, written at once or (deferred, once buffering started) appended to the buffer. */
-static void emit(log *lg, log_level level, bool deferred, const char *msg, const char *fields, va_list ap) {
+__attribute__((format(printf, 5, 0))) static void emit(log *lg, log_level level, bool deferred, const char *msg,
+                                                       const char *fields, va_list ap) {
   char line[2048];
   size_t len = format_line(lg, line, sizeof line, level, msg, fields, ap);
   if (len == 0) return;

@@ -23,8 +23,8 @@ issuer_pid_() { fm_pid_alive "$ISS_PID" nginx; }
 # issuer_tool_: the jwt_tool of the build the services come from.
 issuer_tool_() {
   local t
-  for t in "${FERMATA_BUILD_DIR:-$ROOT/build/release}/lib/jwt/jwt_tool" "$ROOT/build/release/lib/jwt/jwt_tool" \
-           "$ROOT/build/debug/lib/jwt/jwt_tool"; do
+  for t in "${FERMATA_BUILD_DIR:-$ROOT/build/release}/tests/tools/jwt_tool" "$ROOT/build/release/tests/tools/jwt_tool" \
+           "$ROOT/build/debug/tests/tools/jwt_tool"; do
     [ -x "$t" ] && { echo "$t"; return 0; }
   done
   echo "issuer: jwt_tool not built (make release)" >&2

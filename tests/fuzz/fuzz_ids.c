@@ -1,6 +1,5 @@
 /* Fuzzes path-id and CSV-id parsing: no crash, and every accepted id is in 1..INT32_MAX,
  * every accepted list has at most 101 distinct ids, every refusal has a message.
- * fuzz-sources: lib/ids/ids.c lib/text/text.c
  */
 #include <stdint.h>
 #include <stdlib.h>

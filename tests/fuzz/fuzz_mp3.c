@@ -3,9 +3,6 @@
  * memory) and the Song Service field rules, on arbitrary bytes.
  * Besides crashes and sanitizer reports, it aborts when an output breaks the contract:
  * the Song Service must accept whatever mp3_song_fields() produces, for any input.
- *
- * fuzz-sources: lib/mp3/mp3.c
- * fuzz-pkgs: libmpg123
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,5 +1,4 @@
 /* Fuzzes the Range header parser: any header, any size, the result must be consistent.
- * fuzz-sources: lib/range/range.c
  */
 #include <stdint.h>
 #include <stdlib.h>

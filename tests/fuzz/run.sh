@@ -3,7 +3,8 @@
 #
 #   tests/fuzz/run.sh TARGET SECONDS [extra libFuzzer flags...]
 #
-# 1. Builds it (build.sh).
+# 1. Builds it: a CMake build of its own in $FUZZ_BUILD_DIR (default build/fuzz), clang,
+#    FERMATA_FUZZ=ON (tests/fuzz/CMakeLists.txt; compiler: $FUZZ_CC, default clang).
 # 2. Replays every input in tests/fuzz/regressions/TARGET/ (crashers found before): any
 #    failure fails the run.
 # 3. Fuzzes for SECONDS, starting from the committed seeds tests/fuzz/corpus/TARGET/ plus
@@ -24,7 +25,11 @@ work=$out/corpus/$target
 artifacts=$out/artifacts/$target
 mkdir -p "$work" "$artifacts"
 
-"$root/tests/fuzz/build.sh" "$target"
+if [ ! -f "$out/CMakeCache.txt" ]; then
+  cmake -S "$root" -B "$out" -DCMAKE_C_COMPILER="${FUZZ_CC:-clang}" -DCMAKE_C_FLAGS="-g -O1" \
+    -DFERMATA_FUZZ=ON -DFERMATA_BUILD_TESTS=OFF >/dev/null
+fi
+cmake --build "$out" --target "fuzz_$target" -j"${JOBS:-2}" >/dev/null
 
 if [ -d "$regressions" ] && [ -n "$(ls -A "$regressions")" ]; then
   echo "run.sh: replaying $(ls -A "$regressions" | wc -l) regression inputs"

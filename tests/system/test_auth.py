@@ -27,7 +27,7 @@ from mp3gen import make_mp3
 from privatestack import PrivateRun, running
 
 BUILD = os.environ.get("FERMATA_BUILD_DIR") or str(ROOT / "build" / "debug")
-TOOL = os.path.join(BUILD, "lib", "jwt", "jwt_tool")
+TOOL = os.path.join(BUILD, "tests", "tools", "jwt_tool")
 MP3 = {"Content-Type": "audio/mpeg"}
 READ, WRITE, ADMIN = "fermata.read", "fermata.write", "fermata.admin"
 

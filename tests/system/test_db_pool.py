@@ -1,7 +1,7 @@
 """lib/db's connection pool against the stack's PostgreSQL, and its gauges on each service.
 
 The C side runs through ``tests/tools/db_driver`` (``db_driver`` in
-``$FERMATA_BUILD_DIR/lib/db``, default ``build/debug``) with a pool of one connection, so
+``$FERMATA_BUILD_DIR/tests/tools``, default ``build/debug``) with a pool of one connection, so
 every caller but one has to wait: what a user sees under load as a request that waits its
 turn, or one that waits behind later arrivals for as long as they keep coming.
 """
@@ -18,7 +18,7 @@ DB_BUSY = -5
 
 
 def driver(*args):
-    path = os.path.join(os.environ.get("FERMATA_BUILD_DIR", os.path.join(ROOT, "build", "debug")), "lib", "db",
+    path = os.path.join(os.environ.get("FERMATA_BUILD_DIR", os.path.join(ROOT, "build", "debug")), "tests", "tools",
                         "db_driver")
     if not os.access(path, os.X_OK):
         pytest.fail(f"db_driver not found at {path}: build it (make build) and set FERMATA_BUILD_DIR")

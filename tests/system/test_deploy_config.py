@@ -48,7 +48,7 @@ from nativesvc import NativeService
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 ISSUER_VAR = "SPRING_SECURITY_OAUTH2_RESOURCESERVER_JWT_ISSUER_URI"
 JWKS_VAR = "SPRING_SECURITY_OAUTH2_RESOURCESERVER_JWT_JWK_SET_URI"
-JWT_TOOL = pathlib.Path(os.environ.get("FERMATA_BUILD_DIR") or ROOT / "build" / "debug") / "lib" / "jwt" / "jwt_tool"
+JWT_TOOL = pathlib.Path(os.environ.get("FERMATA_BUILD_DIR") or ROOT / "build" / "debug") / "tests" / "tools" / "jwt_tool"
 JWKS_PORT = PRIVATE_PORT_BASE + 879
 
 

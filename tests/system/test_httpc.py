@@ -1,7 +1,7 @@
 """lib/httpc against a real HTTP server run by this test (http.server in a thread).
 
-The C side runs through ``tests/tools/httpc_driver`` (built with lib/httpc:
-``httpc_driver`` in ``$FERMATA_BUILD_DIR/lib/httpc``, default ``build/debug``). Checked:
+The C side runs through ``tests/tools/httpc_driver`` (built in
+``httpc_driver`` in ``$FERMATA_BUILD_DIR/tests/tools``, default ``build/debug``). Checked:
 statuses and bodies come back as sent, JSON bodies and X-Request-Id reach the server, the
 body cap holds, a refused port is a connect error, a slow answer a timeout, 5xx counts as
 a breaker failure and 4xx does not, and kept-alive connections are reused.
@@ -26,7 +26,7 @@ HTTPC_OK, HTTPC_ERR_CONNECT, HTTPC_ERR_TIMEOUT, HTTPC_ERR_IO, HTTPC_ERR_TOO_LARG
 def driver_path():
     path = os.environ.get("HTTPC_DRIVER") or os.path.join(
         os.environ.get("FERMATA_BUILD_DIR", os.path.join(ROOT, "build", "debug")),
-        "lib", "httpc", "httpc_driver")
+        "tests", "tools", "httpc_driver")
     if not os.access(path, os.X_OK):
         pytest.fail(f"httpc_driver not found at {path}: build it (make build, or cmake "
                     "--build <dir> --target httpc_driver) and set FERMATA_BUILD_DIR")

@@ -12,7 +12,7 @@ durations, i.e. every frame counted. That sum includes the encoder delay and pad
 (~0.05 s) that lib/mp3 removes when the LAME tag declares them, hence the tolerance.
 
 No running stack is needed. The probe binary: $FERMATA_MP3_PROBE, else
-$FERMATA_BUILD_DIR/lib/mp3/mp3_probe, else <repo>/build/debug/lib/mp3/mp3_probe.
+$FERMATA_BUILD_DIR/tests/tools/mp3_probe, else <repo>/build/debug/tests/tools/mp3_probe.
 """
 import json
 import os
@@ -35,7 +35,7 @@ def probe_path() -> Path:
     if os.environ.get("FERMATA_MP3_PROBE"):
         return Path(os.environ["FERMATA_MP3_PROBE"])
     build = Path(os.environ.get("FERMATA_BUILD_DIR", REPO / "build" / "debug"))
-    return build / "lib" / "mp3" / "mp3_probe"
+    return build / "tests" / "tools" / "mp3_probe"
 
 
 def run(*args, **kw):

@@ -6,8 +6,8 @@ stopped or SIGKILLed. The broker is restarted through scripts/stack.sh, with thi
 FERMATA_DATA_DIR, so the test and the stack agree on which node that is.
 
 Needs: AMQP_URL (exported by `scripts/stack.sh env`, as the system test runner does) and
-the driver binary: $FERMATA_MQ_DRIVER, else $FERMATA_BUILD_DIR/lib/mq/mq_driver, else
-<repo>/build/debug/lib/mq/mq_driver. The stack script is $FERMATA_ROOT/scripts/stack.sh
+the driver binary: $FERMATA_MQ_DRIVER, else $FERMATA_BUILD_DIR/tests/tools/mq_driver, else
+<repo>/build/debug/tests/tools/mq_driver. The stack script is $FERMATA_ROOT/scripts/stack.sh
 (FERMATA_ROOT defaults to the repository holding this file).
 """
 import json
@@ -39,7 +39,7 @@ def driver_path():
     if os.environ.get("FERMATA_MQ_DRIVER"):
         return pathlib.Path(os.environ["FERMATA_MQ_DRIVER"])
     build = pathlib.Path(os.environ.get("FERMATA_BUILD_DIR", REPO / "build" / "debug"))
-    return build / "lib" / "mq" / "mq_driver"
+    return build / "tests" / "tools" / "mq_driver"
 
 
 @pytest.fixture(scope="module")

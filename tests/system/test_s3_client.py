@@ -35,7 +35,7 @@ S3_ERR_INVALID, S3_ERR_NOT_FOUND, S3_ERR_UNAVAILABLE, S3_ERR_DENIED, S3_ERR_RANG
 def driver_path():
     path = os.environ.get("S3_DRIVER") or os.path.join(
         os.environ.get("FERMATA_BUILD_DIR", os.path.join(ROOT, "build", "debug")),
-        "lib", "s3", "s3_driver")
+        "tests", "tools", "s3_driver")
     if not os.access(path, os.X_OK):
         pytest.fail(f"s3_driver not found at {path}: build it (make build, or cmake --build "
                     "<dir> --target s3_driver) and set FERMATA_BUILD_DIR or S3_DRIVER")
