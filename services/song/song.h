@@ -2,9 +2,10 @@
  * song: the Song Service's domain: validation of song metadata and its storage.
  *
  * Validation follows the contract's table (every failing field reported at once, with the
- * exact messages). Storage is the `songs` table of the service's own database; SQL lives
- * in song_repo.c only, which hands rows back as song_row (the contract's JSON is made from
- * them by song_render). Nothing here knows HTTP.
+ * exact messages), with the field rules of lib/songrules. Storage is the `songs` table of
+ * the service's own database; SQL lives in song_repo.c only, which hands rows back as
+ * song_row (the contract's JSON is made from them by song_render). Nothing here knows
+ * HTTP.
  */
 #ifndef FERMATA_SONG_H
 #define FERMATA_SONG_H
@@ -13,10 +14,7 @@
 #include <stdint.h>
 
 #include "db.h"
-
-#define SONG_TEXT_MAX_CHARS 100
-/* A text column's worst case in bytes: every character 4 bytes of UTF-8, and the NUL. */
-#define SONG_TEXT_MAX_BYTES (SONG_TEXT_MAX_CHARS * 4 + 1)
+#include "songrules.h"
 
 typedef struct {
   int32_t id;
@@ -26,9 +24,9 @@ typedef struct {
 /* One row of `songs` as song_get reads it: the values copied out, owned by the struct. */
 typedef struct {
   int32_t id;
-  char name[SONG_TEXT_MAX_BYTES];
-  char artist[SONG_TEXT_MAX_BYTES];
-  char album[SONG_TEXT_MAX_BYTES];
+  char name[SONGRULES_TEXT_MAX_BYTES];
+  char artist[SONGRULES_TEXT_MAX_BYTES];
+  char album[SONGRULES_TEXT_MAX_BYTES];
   char duration[6]; /* mm:ss */
   char year[5];
 } song_row;

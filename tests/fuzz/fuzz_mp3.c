@@ -4,7 +4,7 @@
  * Besides crashes and sanitizer reports, it aborts when an output breaks the contract:
  * the Song Service must accept whatever mp3_song_fields() produces, for any input.
  *
- * fuzz-sources: lib/mp3/mp3.c
+ * fuzz-sources: lib/mp3/mp3.c lib/songrules/songrules.c lib/text/text.c
  * fuzz-pkgs: libmpg123
  */
 #include <stdint.h>
@@ -30,7 +30,7 @@ static void check_text(const char *s)
         i += len;
         chars++;
     }
-    if (chars > MP3_SONG_TEXT_CHARS)
+    if (chars > SONGRULES_TEXT_MAX_CHARS)
         abort();
 }
 
@@ -39,6 +39,10 @@ static void check_song(const mp3_song *s)
     check_text(s->name);
     check_text(s->artist);
     check_text(s->album);
+    /* the Song Service's own checks (lib/songrules), besides the independent ones here */
+    if (!songrules_text_ok(s->name) || !songrules_text_ok(s->artist) || !songrules_text_ok(s->album) ||
+        !songrules_year_ok(s->year) || !songrules_duration_ok(s->duration))
+        abort();
     int year = atoi(s->year);
     if (strlen(s->year) != 4 || year < 1900 || year > 2099)
         abort();
@@ -69,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* The text rule on the raw bytes, as if they were a tag value. */
     char *text = malloc(size + 1);
-    char out[MP3_SONG_TEXT_MAX];
+    char out[SONGRULES_TEXT_MAX_BYTES];
     if (!text)
         return 0;
     memcpy(text, data, size);

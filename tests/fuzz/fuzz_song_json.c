@@ -1,7 +1,7 @@
 /* Fuzzes the Song Service's request parsing: JSON decoding as lib/http does it, then the
  * contract's validation. Either the body is refused with field messages, or every field
  * handed to the database is within the rules.
- * fuzz-sources: services/song/song_validate.c lib/text/text.c lib/db/db.c lib/log/log.c
+ * fuzz-sources: services/song/song_validate.c lib/songrules/songrules.c lib/text/text.c lib/db/db.c lib/log/log.c
  * fuzz-pkgs: jansson libpq
  */
 #include <jansson.h>
