@@ -1,5 +1,6 @@
 /*
- * mp3: validation of uploads, metadata extraction, Song Service field rules.
+ * mp3: validation of uploads, metadata extraction, and tags shaped to the Song Service's
+ * field rules (lib/songrules).
  *
  * Design (see mp3.h for the contract):
  * - The validator never trusts a length from the input: every ID3v2 size and every frame
@@ -10,7 +11,8 @@
  *   (exact duration for VBR without a Xing header) and find the ID3v1 tag at the end.
  *   Strings from libmpg123 live only until its next call: they are copied at once.
  * - The field rules work code point by code point on UTF-8 and write into fixed-size
- *   buffers sized for the worst case (100 code points x 4 bytes), so they cannot fail.
+ *   buffers sized for the worst case (SONGRULES_TEXT_MAX_BYTES: 100 code points x 4 bytes),
+ *   so they cannot fail.
  */
 #include "mp3.h"
 
@@ -457,7 +459,9 @@ done:
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* Song Service field rules (documented in mp3.h).                                      */
+/* Song Service field rules (documented in mp3.h; the limits are lib/songrules').       */
+
+_Static_assert(SONGRULES_YEAR_MIN == 1900, "MP3_UNKNOWN_YEAR is the lowest year the Song Service accepts");
 
 static bool is_control(uint32_t cp)
 {
@@ -478,7 +482,7 @@ void mp3_song_text(const char *in, char *out, size_t out_size)
             continue;
         if (cp == ' ' && chars == 0)
             continue; /* leading whitespace */
-        if (chars == MP3_SONG_TEXT_CHARS || out_size - o <= 4)
+        if (chars == SONGRULES_TEXT_MAX_CHARS || out_size - o <= 4)
             break;
         o += utf8_put(cp, out + o);
         chars++;
@@ -497,21 +501,21 @@ void mp3_song_year(const char *in, char out[5])
     const char *s = in ? in : "";
     while (*s == ' ')
         s++;
-    bool ok = true;
-    for (int i = 0; i < 4; i++)
-        ok = ok && s[i] >= '0' && s[i] <= '9';
-    ok = ok && !(s[4] >= '0' && s[4] <= '9');
+    /* the first four characters, unless a fifth digit follows ("01977" is no year) */
+    size_t n = strnlen(s, 5);
+    bool ok = n == 4 || (n == 5 && !(s[4] >= '0' && s[4] <= '9'));
     if (ok) {
-        int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-        ok = y >= 1900 && y <= 2099;
+        memcpy(out, s, 4);
+        out[4] = '\0';
+        ok = songrules_year_ok(out);
     }
-    memcpy(out, ok ? s : MP3_UNKNOWN_YEAR, 4);
-    out[4] = '\0';
+    if (!ok)
+        memcpy(out, MP3_UNKNOWN_YEAR, 5);
 }
 
 void mp3_song_duration(double seconds, char out[6])
 {
-    const long cap = 99 * 60 + 59;
+    const long cap = SONGRULES_DURATION_MAX_S;
     long total;
     if (!(seconds > 0)) /* also NaN */
         total = 0;

@@ -36,7 +36,10 @@
  *    in shape (it is safe on any input either way).
  *
  * 3. mp3_song_fields() applies the rules that make any file's metadata acceptable to the
- *    Song Service (see the rules above that function; they are the README's wording).
+ *    Song Service (see the rules above that function; they are the README's wording). The
+ *    Song Service's limits themselves (100 characters, 1900-2099, mm:ss) are
+ *    lib/songrules', which the Song Service validates with: this module only decides how
+ *    a file's tags are shaped to fit them.
  *
  * Thread-safety: every function is reentrant; there is no global mutable state. Each
  * mp3_extract() call uses its own decoder handle. mpg123_init() has been a no-op since
@@ -52,6 +55,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "songrules.h"
+
 /* Frames that must chain at the start of the audio. Three makes a false positive on
  * random bytes astronomically unlikely (each extra header must match sync, version,
  * layer, sample rate at an exact offset) and costs nothing. */
@@ -61,13 +66,9 @@
 #define MP3_MAX_LEADING_JUNK 65536
 
 /* Longest text kept per raw tag field, in bytes including the NUL. Longer tags are cut
- * at a UTF-8 character boundary; the Song Service keeps at most 100 characters (<= 400
- * bytes) anyway. */
+ * at a UTF-8 character boundary; the Song Service keeps at most
+ * SONGRULES_TEXT_MAX_CHARS characters (100, <= 400 bytes) anyway. */
 #define MP3_META_TEXT_MAX 1024
-
-/* Song Service field limits. */
-#define MP3_SONG_TEXT_CHARS 100
-#define MP3_SONG_TEXT_MAX (MP3_SONG_TEXT_CHARS * 4 + 1)
 
 enum mp3_error {
     MP3_OK = 0,
@@ -113,15 +114,15 @@ int mp3_extract(const uint8_t *buf, size_t len, mp3_meta *meta);
 
 /* The six Song Service strings (id excepted), always valid for its validation. */
 typedef struct mp3_song {
-    char name[MP3_SONG_TEXT_MAX];
-    char artist[MP3_SONG_TEXT_MAX];
-    char album[MP3_SONG_TEXT_MAX];
+    char name[SONGRULES_TEXT_MAX_BYTES];
+    char artist[SONGRULES_TEXT_MAX_BYTES];
+    char album[SONGRULES_TEXT_MAX_BYTES];
     char year[5];     /* "1900".."2099" */
     char duration[6]; /* "mm:ss" */
 } mp3_song;
 
 #define MP3_UNKNOWN_TEXT "Unknown"
-#define MP3_UNKNOWN_YEAR "1900"
+#define MP3_UNKNOWN_YEAR "1900" /* SONGRULES_YEAR_MIN (checked in mp3.c) */
 
 /*
  * Metadata rules (the README's wording):

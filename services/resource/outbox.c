@@ -2,16 +2,16 @@
 #include "outbox.h"
 
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "msgs.h"
+#include "resource_repo.h"
 #include "worker.h"
 
-#define BATCH 50
-#define IDLE_MS 1000u /* between batches while the outbox is empty */
+#define BATCH REPO_OUTBOX_BATCH /* a full batch means more may be waiting */
+#define IDLE_MS 1000u           /* between batches while the outbox is empty */
 
 struct outbox {
   db_pool *db;
@@ -53,56 +53,37 @@ long long outbox_published(outbox *o) { return atomic_load(&o->published); }
 
 void outbox_kick(outbox *o) { worker_kick(o->w); }
 
-/* Publishes one batch. Returns rows published, or -1 when the database or broker failed. */
+typedef struct {
+  outbox *o;
+  bool broker_failed; /* a publish failed, which ended the batch */
+} relay;
+
+/* One row of a batch (repo_outbox_fn): publishes it; 0 lets the repo delete it, -1 ends
+ * the batch. */
+static int publish_row(void *ud, const outbox_row *row) {
+  relay *r = ud;
+  outbox *o = r->o;
+  mq_publish_opts po = {.request_id = *row->request_id ? row->request_id : NULL};
+  int prc = mq_publish(o->pub, MSGS_EXCHANGE, row->routing_key, row->payload, strlen(row->payload), &po);
+  if (prc != MQ_OK) {
+    if (atomic_exchange(&o->broker_ok, false))
+      log_event(o->lg, LOG_WARN, "broker unavailable; messages wait in the outbox", "error=\"%s\"",
+                mq_strerror(prc));
+    r->broker_failed = true;
+    return -1;
+  }
+  if (!atomic_exchange(&o->broker_ok, true)) log_event(o->lg, LOG_INFO, "broker back; relaying the outbox", NULL);
+  return 0;
+}
+
+/* Publishes one batch (the rows, their locks and their deletion are the repo's:
+ * repo_outbox_relay). Returns rows published, or -1 when the database or broker failed. */
 static int relay_batch(outbox *o) {
-  db_conn *c;
-  if (db_acquire(o->db, &c) != DB_OK) return -1;
-  int published = 0, rc;
-  PGresult *res = NULL;
-  if (db_begin(c) != DB_OK) goto fail;
-  rc = db_exec(c,
-               "SELECT id, routing_key, payload, coalesce(request_id, '') FROM outbox ORDER BY id"
-               " LIMIT 50 FOR UPDATE SKIP LOCKED",
-               0, NULL, &res);
-  if (rc != DB_OK) goto fail;
-  int n = PQntuples(res);
-  char done[BATCH * 21 + 3] = "{"; /* array literal of the published ids (digits only) */
-  int ndone = 0;
-  bool broker_failed = false;
-  for (int i = 0; i < n && i < BATCH; i++) {
-    const char *key = PQgetvalue(res, i, 1), *payload = PQgetvalue(res, i, 2), *rid = PQgetvalue(res, i, 3);
-    mq_publish_opts po = {.request_id = *rid ? rid : NULL};
-    int prc = mq_publish(o->pub, MSGS_EXCHANGE, key, payload, strlen(payload), &po);
-    if (prc != MQ_OK) {
-      if (atomic_exchange(&o->broker_ok, false))
-        log_event(o->lg, LOG_WARN, "broker unavailable; messages wait in the outbox", "error=\"%s\"",
-                  mq_strerror(prc));
-      broker_failed = true;
-      break;
-    }
-    if (!atomic_exchange(&o->broker_ok, true)) log_event(o->lg, LOG_INFO, "broker back; relaying the outbox", NULL);
-    size_t used = strlen(done);
-    snprintf(done + used, sizeof done - used, "%s%s", ndone ? "," : "", PQgetvalue(res, i, 0));
-    ndone++;
-  }
-  PQclear(res);
-  res = NULL;
-  if (ndone) {
-    strcat(done, "}");
-    const char *p[] = {done};
-    rc = db_exec(c, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, p, NULL);
-    if (rc != DB_OK) goto fail;
-  }
-  if (db_commit(c) != DB_OK) goto fail;
-  db_release(o->db, c);
-  published = ndone;
+  relay r = {.o = o};
+  int published;
+  if (repo_outbox_relay(o->db, publish_row, &r, &published) != DB_OK) return -1;
   atomic_fetch_add(&o->published, published);
-  return broker_failed ? (published ? published : -1) : published;
-fail:
-  PQclear(res);
-  db_rollback(c);
-  db_release(o->db, c);
-  return -1;
+  return r.broker_failed ? (published ? published : -1) : published;
 }
 
 /* The relay's round (lib/worker): a full batch goes on at once (more may be waiting), a

@@ -99,7 +99,8 @@ int resource_upload(resource_svc *svc, const void *data, size_t len, const char 
 
 int resource_find(resource_svc *svc, int32_t id, resource_row *out) {
   int rc = repo_find(svc->db, id, out);
-  if (rc == RES_NOT_FOUND || rc == DB_OK) return rc;
+  if (rc == REPO_NOT_FOUND) return RES_NOT_FOUND;
+  if (rc == DB_OK) return RES_OK;
   return db_to_res(rc);
 }
 

@@ -12,7 +12,7 @@
  * - The song metadata of a deleted resource is deleted through the Song Service (songs.c,
  *   called by the janitor: right away, then again for as long as it fails), or the id
  *   stays in pending_song_deletes until it is.
- * Nothing here knows HTTP; SQL lives in resource_repo.c.
+ * Nothing here knows HTTP; SQL lives in resource_repo.c (resource_repo.h).
  */
 #ifndef FERMATA_RESOURCE_H
 #define FERMATA_RESOURCE_H
@@ -24,6 +24,7 @@
 #include "db.h"
 #include "httpc.h"
 #include "log.h"
+#include "resource_repo.h"
 #include "s3.h"
 #include "storages.h"
 #include "syncbar.h"
@@ -51,15 +52,6 @@ enum {
   RES_ERR_INTERNAL = -4,
   RES_ERR_STORE_FULL = -5  /* the object store is out of space */
 };
-
-typedef struct {
-  int32_t id;
-  char state[16];
-  int64_t storage_id;
-  char bucket[64];
-  char key[512];
-  uint64_t size;
-} resource_row;
 
 /* ---- domain operations (resource.c) ---- */
 /* The RES_ERR_* for a failed object store call (an s3_err). */
@@ -89,28 +81,5 @@ int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char 
                     size_t *nout);
 /* Applies a "processed" message: moves the object to PERMANENT storage. Idempotent. */
 int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_id);
-
-/* ---- SQL (resource_repo.c); return DB_OK or DB_ERR_*; RES_NOT_FOUND where noted ---- */
-extern const db_migration resource_migrations[];
-extern const size_t resource_nmigrations;
-
-int repo_insert_with_outbox(db_pool *db, const resource_row *r, const char *sha256, const char *request_id,
-                            int32_t *id);
-int repo_find(db_pool *db, int32_t id, resource_row *out); /* RES_NOT_FOUND */
-/* Deletes rows and records their objects and songs for later deletion, in one transaction.
- * deleted: ids that existed, in request order (room for n; may be ids; count in *ndeleted). */
-int repo_delete(db_pool *db, const int32_t *ids, size_t n, int32_t *deleted, size_t *ndeleted);
-/* Switches a STAGING row to its permanent location if it still points at old_key.
- * *switched = 1 when this call changed it. */
-int repo_make_permanent(db_pool *db, int32_t id, const char *old_key, const storage_loc *to, const char *new_key,
-                        int *switched);
-int repo_pending_object_delete(db_pool *db, const char *bucket, const char *key);
-
-typedef struct {
-  int64_t id;
-  char routing_key[64];
-  char payload[64];
-  char request_id[80];
-} outbox_row;
 
 #endif

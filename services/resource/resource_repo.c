@@ -1,14 +1,13 @@
 /*
- * resource_repo: every SQL statement of the Resource Service's request paths (the outbox
- * relay and the janitor keep their few statements next to their loops, for locality of
- * the locking they rely on). Parameters are always bound.
+ * resource_repo: see resource_repo.h. Parameters are always bound.
  */
+#include "resource_repo.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "msgs.h"
-#include "resource.h"
 
 const db_migration resource_migrations[] = {
     {1, "create resources and outbox",
@@ -87,7 +86,7 @@ int repo_find(db_pool *db, int32_t id, resource_row *out) {
   if (rc != DB_OK) return rc;
   if (PQntuples(res) == 0) {
     PQclear(res);
-    return RES_NOT_FOUND;
+    return REPO_NOT_FOUND;
   }
   memset(out, 0, sizeof *out);
   out->id = id;
@@ -156,4 +155,119 @@ int repo_make_permanent(db_pool *db, int32_t id, const char *old_key, const stor
 int repo_pending_object_delete(db_pool *db, const char *bucket, const char *key) {
   const char *p[] = {bucket, key};
   return db_query(db, "INSERT INTO pending_object_deletes (bucket, s3_key) VALUES ($1, $2)", 2, p, NULL);
+}
+
+/* ---- the janitor's deletion queues ---- */
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+#define BACKOFF_SQL \
+  "attempts = attempts + 1, next_attempt_at = now() + least(interval '1 second' * power(2, least(attempts, 12)), interval '5 minutes')"
+
+int repo_sweep_object_deletes(db_pool *db, repo_object_delete_fn del, void *ud) {
+  PGresult *res;
+  int rc = db_query(db,
+                    "SELECT id, bucket, s3_key FROM pending_object_deletes WHERE next_attempt_at <= now()"
+                    " ORDER BY id LIMIT " STR(REPO_SWEEP_MAX),
+                    0, NULL, &res);
+  if (rc != DB_OK) return rc;
+  for (int i = 0; i < PQntuples(res); i++) {
+    const char *p[] = {PQgetvalue(res, i, 0)};
+    if (del(ud, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2)) == 0)
+      db_query(db, "DELETE FROM pending_object_deletes WHERE id = $1::bigint", 1, p, NULL);
+    else
+      db_query(db, "UPDATE pending_object_deletes SET " BACKOFF_SQL " WHERE id = $1::bigint", 1, p, NULL);
+  }
+  PQclear(res);
+  return DB_OK;
+}
+
+/* Runs `sql`, binding the ids as its one $1::int[] parameter. */
+static int song_deletes_exec(db_pool *db, const char *sql, const int32_t *ids, size_t n) {
+  char *arr = db_int_array(ids, n);
+  if (!arr) return DB_ERR_NOMEM;
+  const char *p[] = {arr};
+  int rc = db_query(db, sql, 1, p, NULL);
+  free(arr);
+  return rc;
+}
+
+int repo_forget_song_deletes(db_pool *db, const int32_t *ids, size_t n) {
+  return song_deletes_exec(db, "DELETE FROM pending_song_deletes WHERE resource_id = ANY($1::int[])", ids, n);
+}
+
+int repo_sweep_song_deletes(db_pool *db, repo_song_delete_fn del, void *ud) {
+  PGresult *res;
+  int rc = db_query(db,
+                    "SELECT resource_id FROM pending_song_deletes WHERE next_attempt_at <= now()"
+                    " ORDER BY resource_id LIMIT " STR(REPO_SWEEP_MAX),
+                    0, NULL, &res);
+  if (rc != DB_OK) return rc;
+  int n = PQntuples(res);
+  if (n > REPO_SWEEP_MAX) n = REPO_SWEEP_MAX; /* the LIMIT already says so */
+  int32_t ids[REPO_SWEEP_MAX];
+  for (int i = 0; i < n; i++) ids[i] = atoi(PQgetvalue(res, i, 0));
+  PQclear(res);
+  if (n == 0) return DB_OK;
+  if (del(ud, ids, (size_t)n) == 0) return repo_forget_song_deletes(db, ids, (size_t)n);
+  return song_deletes_exec(db, "UPDATE pending_song_deletes SET " BACKOFF_SQL " WHERE resource_id = ANY($1::int[])",
+                           ids, (size_t)n);
+}
+
+int repo_pending_deletes(db_pool *db, long *n) {
+  PGresult *res;
+  int rc = db_query(db,
+                    "SELECT (SELECT count(*) FROM pending_song_deletes) + (SELECT count(*) FROM pending_object_deletes)",
+                    0, NULL, &res);
+  if (rc != DB_OK) return rc;
+  *n = atol(PQgetvalue(res, 0, 0));
+  PQclear(res);
+  return DB_OK;
+}
+
+/* ---- the outbox ---- */
+
+int repo_outbox_relay(db_pool *db, repo_outbox_fn publish, void *ud, int *published) {
+  *published = 0;
+  db_conn *c;
+  int rc = db_acquire(db, &c);
+  if (rc != DB_OK) return rc;
+  PGresult *res = NULL;
+  if ((rc = db_begin(c)) != DB_OK) goto fail;
+  rc = db_exec(c,
+               "SELECT id, routing_key, payload, coalesce(request_id, '') FROM outbox ORDER BY id"
+               " LIMIT " STR(REPO_OUTBOX_BATCH) " FOR UPDATE SKIP LOCKED",
+               0, NULL, &res);
+  if (rc != DB_OK) goto fail;
+  int n = PQntuples(res);
+  char done[REPO_OUTBOX_BATCH * 21 + 3] = "{"; /* array literal of the published ids (digits only) */
+  int ndone = 0;
+  for (int i = 0; i < n && i < REPO_OUTBOX_BATCH; i++) {
+    outbox_row row = {.id = atoll(PQgetvalue(res, i, 0)),
+                      .routing_key = PQgetvalue(res, i, 1),
+                      .payload = PQgetvalue(res, i, 2),
+                      .request_id = PQgetvalue(res, i, 3)};
+    if (publish(ud, &row) != 0) break;
+    size_t used = strlen(done);
+    snprintf(done + used, sizeof done - used, "%s%s", ndone ? "," : "", PQgetvalue(res, i, 0));
+    ndone++;
+  }
+  PQclear(res);
+  res = NULL;
+  if (ndone) {
+    strcat(done, "}");
+    const char *p[] = {done};
+    rc = db_exec(c, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, p, NULL);
+    if (rc != DB_OK) goto fail;
+  }
+  if ((rc = db_commit(c)) != DB_OK) goto fail;
+  db_release(db, c);
+  *published = ndone;
+  return DB_OK;
+fail:
+  PQclear(res);
+  db_rollback(c);
+  db_release(db, c);
+  return rc;
 }

@@ -7,6 +7,7 @@
 
 #include "ids.h"
 #include "song.h"
+#include "song_render.h"
 #include "svc.h"
 
 #define SONG_MAX_BODY (64 * 1024)
@@ -47,10 +48,13 @@ static void get_song(http_req *r, void *vctx) {
     http_reply_errorf(r, 400, IDS_INVALID_FORMAT, raw ? raw : "");
     return;
   }
-  json_t *out = NULL;
-  int rc = song_get(ctx->db, id, &out);
-  if (rc == SONG_OK)
+  song_row row;
+  int rc = song_get(ctx->db, id, &row);
+  json_t *out = rc == SONG_OK ? song_render(&row) : NULL;
+  if (out)
     http_reply_json(r, 200, out);
+  else if (rc == SONG_OK)
+    song_reply_db_error(r, DB_ERR_NOMEM); /* rendering ran out of memory */
   else if (rc == SONG_NOT_FOUND)
     http_reply_errorf(r, 404, "Song metadata for ID=%d not found", id);
   else

@@ -2,8 +2,10 @@
  * song: the Song Service's domain: validation of song metadata and its storage.
  *
  * Validation follows the contract's table (every failing field reported at once, with the
- * exact messages). Storage is the `songs` table of the service's own database; SQL lives
- * in song_repo.c only. Nothing here knows HTTP.
+ * exact messages), with the field rules of lib/songrules. Storage is the `songs` table of
+ * the service's own database; SQL lives in song_repo.c only, which hands rows back as
+ * song_row (the contract's JSON is made from them by song_render). Nothing here knows
+ * HTTP.
  */
 #ifndef FERMATA_SONG_H
 #define FERMATA_SONG_H
@@ -12,13 +14,22 @@
 #include <stdint.h>
 
 #include "db.h"
-
-#define SONG_TEXT_MAX_CHARS 100
+#include "songrules.h"
 
 typedef struct {
   int32_t id;
   const char *name, *artist, *album, *duration, *year; /* borrowed from the JSON body */
 } song;
+
+/* One row of `songs` as song_get reads it: the values copied out, owned by the struct. */
+typedef struct {
+  int32_t id;
+  char name[SONGRULES_TEXT_MAX_BYTES];
+  char artist[SONGRULES_TEXT_MAX_BYTES];
+  char album[SONGRULES_TEXT_MAX_BYTES];
+  char duration[6]; /* mm:ss */
+  char year[5];
+} song_row;
 
 /* Validates a parsed request body. Returns NULL when valid (and fills `out` with pointers
  * into `body`), else a new JSON object of field -> message the caller owns. A body that
@@ -34,9 +45,8 @@ enum { SONG_OK = 0, SONG_EXISTS = 1, SONG_NOT_FOUND = 2 };
 /* Inserts; SONG_OK, SONG_EXISTS (id taken) or a negative DB_ERR_*. */
 int song_create(db_pool *db, const song *s);
 
-/* Loads one song as the contract's JSON object (new reference in *out). SONG_OK,
- * SONG_NOT_FOUND or a negative DB_ERR_*. */
-int song_get(db_pool *db, int32_t id, json_t **out);
+/* Loads one song into *out. SONG_OK, SONG_NOT_FOUND or a negative DB_ERR_*. */
+int song_get(db_pool *db, int32_t id, song_row *out);
 
 /* Deletes the given ids; the ones that existed go to `out` (room for n; may be `ids`) in
  * the order given, *nout their count. SONG_OK or a negative DB_ERR_*. */

@@ -34,7 +34,7 @@ int song_create(db_pool *db, const song *s) {
   return inserted ? SONG_OK : SONG_EXISTS;
 }
 
-int song_get(db_pool *db, int32_t id, json_t **out) {
+int song_get(db_pool *db, int32_t id, song_row *out) {
   char ids[16];
   snprintf(ids, sizeof ids, "%d", id);
   const char *p[] = {ids};
@@ -45,11 +45,15 @@ int song_get(db_pool *db, int32_t id, json_t **out) {
     PQclear(res);
     return SONG_NOT_FOUND;
   }
-  *out = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "id", (json_int_t)id, "name", PQgetvalue(res, 0, 0),
-                   "artist", PQgetvalue(res, 0, 1), "album", PQgetvalue(res, 0, 2), "duration",
-                   PQgetvalue(res, 0, 3), "year", PQgetvalue(res, 0, 4));
+  /* the columns' limits fit the fields (varchar(100) is at most 400 bytes, char(n) n) */
+  out->id = id;
+  snprintf(out->name, sizeof out->name, "%s", PQgetvalue(res, 0, 0));
+  snprintf(out->artist, sizeof out->artist, "%s", PQgetvalue(res, 0, 1));
+  snprintf(out->album, sizeof out->album, "%s", PQgetvalue(res, 0, 2));
+  snprintf(out->duration, sizeof out->duration, "%s", PQgetvalue(res, 0, 3));
+  snprintf(out->year, sizeof out->year, "%s", PQgetvalue(res, 0, 4));
   PQclear(res);
-  return *out ? SONG_OK : DB_ERR_NOMEM;
+  return SONG_OK;
 }
 
 int song_delete(db_pool *db, const int32_t *ids, size_t n, int32_t *out, size_t *nout) {

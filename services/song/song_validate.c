@@ -2,37 +2,16 @@
  * song_validate: the contract's validation table for POST /songs.
  *
  * Types are strict: `id` must be a JSON integer and the other fields JSON strings; a value
- * of another type gets the field's "invalid" message, and null counts as missing. Lengths
- * are counted in Unicode code points (the JSON parser has already rejected invalid UTF-8).
+ * of another type gets the field's "invalid" message, and null counts as missing. The
+ * rules and messages themselves are lib/songrules' (shared with lib/mp3); this file walks
+ * the JSON body and reports every failing field at once.
  */
 #include <string.h>
 
 #include "song.h"
-#include "text.h"
-
-static bool is_digits(const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (s[i] < '0' || s[i] > '9') return false;
-  return true;
-}
-
-static bool duration_ok(const char *s) {
-  /* mm:ss, both with two digits, seconds 00-59 */
-  return strlen(s) == 5 && is_digits(s, 2) && s[2] == ':' && is_digits(s + 3, 2) && s[3] <= '5';
-}
-
-static bool year_ok(const char *s) {
-  if (strlen(s) != 4 || !is_digits(s, 4)) return false;
-  int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-  return y >= 1900 && y <= 2099;
-}
+#include "songrules.h"
 
 typedef bool (*str_rule)(const char *);
-
-static bool text_ok(const char *s) {
-  size_t n = text_utf8_len(s);
-  return n >= 1 && n <= SONG_TEXT_MAX_CHARS;
-}
 
 /* Checks one string field; returns its value or NULL (and records the message). */
 static const char *check_str(const json_t *body, json_t *errs, const char *field, str_rule ok,
@@ -59,21 +38,19 @@ json_t *song_validate(const json_t *body, song *out) {
   }
   json_t *id = json_object_get(body, "id");
   if (!id || json_is_null(id)) {
-    json_object_set_new(errs, "id", json_string("ID is required"));
-  } else if (!json_is_integer(id) || json_integer_value(id) <= 0 || json_integer_value(id) > INT32_MAX) {
-    json_object_set_new(errs, "id", json_string("ID must be a positive integer"));
+    json_object_set_new(errs, "id", json_string(SONGRULES_ID_MISSING));
+  } else if (!json_is_integer(id) || !songrules_id_ok(json_integer_value(id))) {
+    json_object_set_new(errs, "id", json_string(SONGRULES_ID_INVALID));
   } else {
     out->id = (int32_t)json_integer_value(id);
   }
-  out->name = check_str(body, errs, "name", text_ok, "Song name is required",
-                        "Song name must be between 1 and 100 characters");
-  out->artist = check_str(body, errs, "artist", text_ok, "Artist name is required",
-                          "Artist name must be between 1 and 100 characters");
-  out->album = check_str(body, errs, "album", text_ok, "Album name is required",
-                         "Album name must be between 1 and 100 characters");
-  out->duration = check_str(body, errs, "duration", duration_ok, "Duration is required",
-                            "Duration must be in mm:ss format with leading zeros");
-  out->year = check_str(body, errs, "year", year_ok, "Year is required", "Year must be between 1900 and 2099");
+  out->name = check_str(body, errs, "name", songrules_text_ok, SONGRULES_NAME_MISSING, SONGRULES_NAME_INVALID);
+  out->artist =
+      check_str(body, errs, "artist", songrules_text_ok, SONGRULES_ARTIST_MISSING, SONGRULES_ARTIST_INVALID);
+  out->album = check_str(body, errs, "album", songrules_text_ok, SONGRULES_ALBUM_MISSING, SONGRULES_ALBUM_INVALID);
+  out->duration = check_str(body, errs, "duration", songrules_duration_ok, SONGRULES_DURATION_MISSING,
+                            SONGRULES_DURATION_INVALID);
+  out->year = check_str(body, errs, "year", songrules_year_ok, SONGRULES_YEAR_MISSING, SONGRULES_YEAR_INVALID);
   if (json_object_size(errs) == 0) {
     json_decref(errs);
     return NULL;

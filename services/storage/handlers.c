@@ -8,6 +8,7 @@
 #include "health.h"
 #include "s3.h"
 #include "storage.h"
+#include "storage_render.h"
 
 #define STORAGE_MAX_BODY (16 * 1024)
 
@@ -59,12 +60,15 @@ static void post_storage(http_req *r, void *vctx) {
 
 static void get_storages(http_req *r, void *vctx) {
   storage_ctx *ctx = vctx;
-  json_t *out = NULL;
-  int rc = storage_list(ctx->db, &out);
-  if (rc == STORAGE_OK)
+  storage_row *rows;
+  size_t n;
+  int rc = storage_list(ctx->db, &rows, &n);
+  json_t *out = rc == STORAGE_OK ? storage_render_list(rows, n) : NULL;
+  free(rows);
+  if (out)
     http_reply_json(r, 200, out);
   else
-    reply_db_error(r, rc);
+    reply_db_error(r, rc == STORAGE_OK ? DB_ERR_NOMEM : rc); /* rendering ran out of memory */
 }
 
 static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out,

@@ -6,7 +6,8 @@
  * given processing state. Validation reports every failing field at once, with the
  * messages the handlers send as the contract's `details`. Records live in the `storages`
  * table; (bucket, path) is unique, which is what makes a duplicate a 409 even when two
- * requests race. SQL lives in storage_repo.c only. Nothing here knows HTTP.
+ * requests race. SQL lives in storage_repo.c only, which hands rows back as storage_row
+ * (the contract's JSON is made from them by storage_render). Nothing here knows HTTP.
  *
  * Thread-safety: every function may be called from any thread; the db_pool is shared.
  */
@@ -27,6 +28,15 @@ typedef struct {
   const char *bucket; /* a valid S3 bucket name */
   const char *path;   /* "/" or "/seg/seg" of URL-safe characters */
 } storage;
+
+/* One row of `storages` as storage_list reads it, values copied out. Every row came
+ * through the field rules below (ASCII bucket and path), so the sizes hold any of them. */
+typedef struct {
+  int32_t id;
+  char type[16];
+  char bucket[64];
+  char path[STORAGE_PATH_MAX_CHARS + 1];
+} storage_row;
 
 /* Field rules, also used by main to check the configured seed storages. */
 bool storage_type_valid(const char *type);
@@ -68,9 +78,9 @@ typedef int (*storage_provision_fn)(void *ud, const char *bucket);
 int storage_create(db_pool *db, const storage *s, long max_count, storage_provision_fn provision,
                    void *ud, int32_t *id, int *provision_rc);
 
-/* Every storage as the contract's JSON array, ordered by id (new reference in *out).
- * STORAGE_OK or a negative DB_ERR_*. */
-int storage_list(db_pool *db, json_t **out);
+/* Every storage, ordered by id: *out a malloc'd array of *n rows the caller frees (NULL
+ * when there are none). STORAGE_OK or a negative DB_ERR_*. */
+int storage_list(db_pool *db, storage_row **out, size_t *n);
 
 /* The distinct bucket names of all storages (new JSON array of strings in *out), for the
  * bucket keeper. STORAGE_OK or a negative DB_ERR_*. */

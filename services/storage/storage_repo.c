@@ -70,23 +70,29 @@ out:
   return rc;
 }
 
-int storage_list(db_pool *db, json_t **out) {
+int storage_list(db_pool *db, storage_row **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
   PGresult *res;
   int rc = db_query(db, "SELECT id, storage_type, bucket, path FROM storages ORDER BY id", 0, NULL, &res);
   if (rc != DB_OK) return rc;
-  json_t *arr = json_array();
-  for (int row = 0; arr && row < PQntuples(res); row++) {
-    json_t *o = json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)atol(PQgetvalue(res, row, 0)),
-                          "storageType", PQgetvalue(res, row, 1), "bucket", PQgetvalue(res, row, 2),
-                          "path", PQgetvalue(res, row, 3));
-    if (!o || json_array_append_new(arr, o) != 0) {
-      json_decref(arr);
-      arr = NULL;
-    }
+  int rows = PQntuples(res);
+  storage_row *list = rows ? calloc((size_t)rows, sizeof *list) : NULL;
+  if (rows && !list) {
+    PQclear(res);
+    return DB_ERR_NOMEM;
+  }
+  for (int row = 0; row < rows; row++) {
+    storage_row *s = &list[row];
+    s->id = (int32_t)atol(PQgetvalue(res, row, 0));
+    snprintf(s->type, sizeof s->type, "%s", PQgetvalue(res, row, 1));
+    snprintf(s->bucket, sizeof s->bucket, "%s", PQgetvalue(res, row, 2));
+    snprintf(s->path, sizeof s->path, "%s", PQgetvalue(res, row, 3));
   }
   PQclear(res);
-  *out = arr;
-  return arr ? STORAGE_OK : DB_ERR_NOMEM;
+  *out = list;
+  *n = (size_t)rows;
+  return STORAGE_OK;
 }
 
 int storage_buckets(db_pool *db, json_t **out) {

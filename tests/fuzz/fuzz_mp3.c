@@ -27,7 +27,7 @@ static void check_text(const char *s)
         i += len;
         chars++;
     }
-    if (chars > MP3_SONG_TEXT_CHARS)
+    if (chars > SONGRULES_TEXT_MAX_CHARS)
         abort();
 }
 
@@ -36,6 +36,10 @@ static void check_song(const mp3_song *s)
     check_text(s->name);
     check_text(s->artist);
     check_text(s->album);
+    /* the Song Service's own checks (lib/songrules), besides the independent ones here */
+    if (!songrules_text_ok(s->name) || !songrules_text_ok(s->artist) || !songrules_text_ok(s->album) ||
+        !songrules_year_ok(s->year) || !songrules_duration_ok(s->duration))
+        abort();
     int year = atoi(s->year);
     if (strlen(s->year) != 4 || year < 1900 || year > 2099)
         abort();
@@ -66,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* The text rule on the raw bytes, as if they were a tag value. */
     char *text = malloc(size + 1);
-    char out[MP3_SONG_TEXT_MAX];
+    char out[SONGRULES_TEXT_MAX_BYTES];
     if (!text)
         return 0;
     memcpy(text, data, size);

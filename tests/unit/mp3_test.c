@@ -334,7 +334,7 @@ static void test_extract_concurrent(void **state)
 
 static void text_is(const char *in, const char *want)
 {
-    char out[MP3_SONG_TEXT_MAX];
+    char out[SONGRULES_TEXT_MAX_BYTES];
     mp3_song_text(in, out, sizeof out);
     assert_string_equal(out, want);
 }
@@ -367,7 +367,7 @@ static void test_text_basic(void **state)
 
 static void test_text_truncation(void **state)
 {
-    char in[1000], out[MP3_SONG_TEXT_MAX];
+    char in[1000], out[SONGRULES_TEXT_MAX_BYTES];
     memset(in, 'a', 150);
     in[150] = '\0';
     mp3_song_text(in, out, sizeof out);
