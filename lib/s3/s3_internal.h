@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "capbuf.h"
 #include "curlpool.h"
 
 enum {
@@ -56,8 +57,8 @@ typedef struct s3_req {
 typedef struct s3_resp {
   CURL *h;
   s3_req *req;
-  char body[S3_BODY_CAP];
-  size_t len;
+  capbuf body;    /* head of a body not streamed to the caller: S3_BODY_CAP - 1 bytes */
+  bool body_lost; /* out of memory for it: the status alone classifies the answer */
   bool info_sent;
   bool user_abort;
   bool read_failed;
@@ -78,8 +79,12 @@ int s3__parse_u64(const char **p, uint64_t *out);
 void s3__err_set(s3_error *err, int code, long status, const char *s3code, const s3_req *q,
                  const char *detail);
 
+/* A zeroed s3_resp with its empty body buffer, or NULL; s3__resp_free frees both. */
+s3_resp *s3__resp_new(void);
+void s3__resp_free(s3_resp *r);
+
 /* Runs one request. On success (2xx) returns 0 and leaves the body head in r->body; on
- * failure classifies it and fills err. r is the caller's (large: allocate it). */
+ * failure classifies it and fills err. r comes from s3__resp_new, used once. */
 int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err);
 
 #endif

@@ -30,13 +30,13 @@ int s3_create_bucket(s3_client *c, const char *bucket, s3_error *err) {
     q.payload_hash = hash;
   }
   s3_error e = {0};
-  s3_resp *r = malloc(sizeof *r);
+  s3_resp *r = s3__resp_new();
   if (r == NULL) {
     s3__err_set(err, S3_ERR_NOMEM, 0, NULL, &q, "out of memory");
     return S3_ERR_NOMEM;
   }
   int rc = s3__perform(c, &q, r, &e);
-  free(r);
+  s3__resp_free(r);
   if (rc == S3_ERR_CONFLICT && strcmp(e.s3_code, "BucketAlreadyOwnedByYou") == 0) rc = 0;
   if (rc != 0 && err) *err = e;
   return rc;
@@ -47,10 +47,10 @@ int s3_bucket_info(s3_client *c, const char *bucket, bool *exists, s3_object_inf
   s3_object_info scratch;
   s3_req q = {.method = "HEAD", .bucket = bucket, .payload_hash = s3__empty_sha256,
               .info = info ? info : &scratch};
-  s3_resp *r = malloc(sizeof *r);
+  s3_resp *r = s3__resp_new();
   if (r == NULL) return S3_ERR_NOMEM;
   int rc = s3__perform(c, &q, r, err);
-  free(r);
+  s3__resp_free(r);
   *exists = rc == 0;
   return rc == S3_ERR_NOT_FOUND ? 0 : rc;
 }
@@ -69,10 +69,10 @@ static int put_common(s3_client *c, s3_req *q, const char *content_type, s3_erro
   q->method = "PUT";
   q->upload = true;
   q->headers[0] = ct;
-  s3_resp *r = malloc(sizeof *r);
+  s3_resp *r = s3__resp_new();
   if (r == NULL) return S3_ERR_NOMEM;
   int rc = s3__perform(c, q, r, err);
-  free(r);
+  s3__resp_free(r);
   return rc;
 }
 
@@ -124,10 +124,10 @@ int s3_get(s3_client *c, const char *bucket, const char *key, const s3_range *ra
     if (s3_range_format(range, rh + 7, sizeof rh - 7) != 0) return S3_ERR_INVALID;
     q.headers[0] = rh;
   }
-  s3_resp *r = malloc(sizeof *r);
+  s3_resp *r = s3__resp_new();
   if (r == NULL) return S3_ERR_NOMEM;
   int rc = s3__perform(c, &q, r, err);
-  free(r);
+  s3__resp_free(r);
   return rc;
 }
 
@@ -136,10 +136,10 @@ int s3_head(s3_client *c, const char *bucket, const char *key, s3_object_info *i
   s3_req q = {.method = "HEAD", .bucket = bucket, .key = key, .payload_hash = s3__empty_sha256,
               .info = info};
   if (key == NULL) return S3_ERR_INVALID;
-  s3_resp *r = malloc(sizeof *r);
+  s3_resp *r = s3__resp_new();
   if (r == NULL) return S3_ERR_NOMEM;
   int rc = s3__perform(c, &q, r, err);
-  free(r);
+  s3__resp_free(r);
   return rc;
 }
 
@@ -152,26 +152,26 @@ int s3_copy(s3_client *c, const char *src_bucket, const char *src_key, const cha
   if (n < 0 || (size_t)n >= sizeof src) return S3_ERR_INVALID;
   s3_req q = {.method = "PUT", .bucket = dst_bucket, .key = dst_key, .upload = true,
               .payload_hash = s3__empty_sha256, .headers = {src}};
-  s3_resp *r = malloc(sizeof *r);
+  s3_resp *r = s3__resp_new();
   if (r == NULL) return S3_ERR_NOMEM;
   int rc = s3__perform(c, &q, r, err);
   char code[64], msg[200];
-  if (rc == 0 && s3_error_parse(r->body, r->len, code, sizeof code, msg, sizeof msg)) {
+  if (rc == 0 && s3_error_parse(r->body.buf, r->body.len, code, sizeof code, msg, sizeof msg)) {
     /* CopyObject reports late failures in a 200 body */
     rc = s3_classify(500, code);
     s3__err_set(err, rc, 200, code, &q, msg);
   }
-  free(r);
+  s3__resp_free(r);
   return rc;
 }
 
 int s3_delete(s3_client *c, const char *bucket, const char *key, s3_error *err) {
   if (key == NULL) return S3_ERR_INVALID;
   s3_req q = {.method = "DELETE", .bucket = bucket, .key = key, .payload_hash = s3__empty_sha256};
-  s3_resp *r = malloc(sizeof *r);
+  s3_resp *r = s3__resp_new();
   if (r == NULL) return S3_ERR_NOMEM;
   int rc = s3__perform(c, &q, r, err);
-  free(r);
+  s3__resp_free(r);
   if (rc == S3_ERR_NOT_FOUND) { /* already gone: what the caller wanted */
     if (err) memset(err, 0, sizeof *err);
     rc = 0;

@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -77,11 +78,7 @@ static size_t on_write(char *buf, size_t size, size_t n, void *ud) {
     return len;
   }
   /* error documents and small results: keep the head, drop the rest */
-  size_t room = sizeof r->body - 1 - r->len;
-  size_t m = len < room ? len : room;
-  memcpy(r->body + r->len, buf, m);
-  r->len += m;
-  r->body[r->len] = '\0';
+  if (!r->body_lost && capbuf_append_head(&r->body, buf, len) != CAPBUF_OK) r->body_lost = true;
   return len;
 }
 
@@ -143,6 +140,18 @@ static int curl_to_err(CURLcode rc) {
   }
 }
 
+s3_resp *s3__resp_new(void) {
+  s3_resp *r = calloc(1, sizeof *r);
+  if (r != NULL) r->body = capbuf_make(S3_BODY_CAP - 1);
+  return r;
+}
+
+void s3__resp_free(s3_resp *r) {
+  if (r == NULL) return;
+  capbuf_free(&r->body);
+  free(r);
+}
+
 /* Runs one request. On success (2xx) returns 0 and leaves the body head in r->body; on
  * failure classifies it and fills err. */
 int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
@@ -152,7 +161,9 @@ int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
     s3__err_set(err, rc, 0, NULL, q, "invalid bucket name or key");
     return rc;
   }
+  capbuf_free(&r->body);
   memset(r, 0, sizeof *r);
+  r->body = capbuf_make(S3_BODY_CAP - 1);
   r->req = q;
   r->h = curlpool_get(c->handles);
   if (r->h == NULL) {
@@ -220,7 +231,7 @@ int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
     goto fail; /* not a failure: the common exit */
   }
   char code[64], msg[200];
-  s3_error_parse(r->body, r->len, code, sizeof code, msg, sizeof msg);
+  s3_error_parse(r->body.buf, r->body.len, code, sizeof code, msg, sizeof msg);
   rc = s3_classify(status, code);
   if (rc == S3_OK) rc = S3_ERR_PROTOCOL; /* a known code on a 2xx cannot happen */
   s3__err_set(err, rc, status, code, q, msg);
