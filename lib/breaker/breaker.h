@@ -33,8 +33,8 @@
  * run, clock set to their due time, when the test advances the clock past them.
  *
  * Ownership and threads. A breaker is thread-safe. One mutex guards it, except on the
- * fast path, which takes no lock and writes no shared memory (breaker.c explains why it
- * decides exactly what the locked path would): breaker_try_acquire in CLOSED,
+ * fast path, which takes no lock and writes no shared memory (breaker_state.c explains
+ * why it decides exactly what the locked path would): breaker_try_acquire in CLOSED,
  * METRICS_ONLY and DISABLED; breaker_record in DISABLED and FORCED_OPEN (it does nothing
  * there); and breaker_record of a SUCCESS that is not slow or of an IGNORED outcome in
  * CLOSED or METRICS_ONLY once a COUNT_BASED window holds minimumNumberOfCalls calls, if

@@ -1,6 +1,7 @@
 /*
  * breaker_stripe: per-thread counters behind lib/breaker's lock-free fast path. Internal to
- * lib/breaker (breaker.c is the only user; tests/unit/breaker_stripe_test.c pins it).
+ * lib/breaker (breaker_state.c and breaker_read.c use it; tests/unit/breaker_stripe_test.c
+ * pins it).
  *
  * Why stripes. The fast path must cost a few nanoseconds on one thread and the same on two,
  * so it may neither take a lock nor do an atomic read-modify-write on a shared cache line
@@ -29,7 +30,7 @@
  *
  * What a stripe counts: the outcomes the fast path takes, as the published-event counters
  * do (calls, total and maximum duration for SUCCESS and IGNORED), and how many SUCCESSes
- * it recorded in window generation `gen` (breaker.c applies those to its window).
+ * it recorded in window generation `gen` (breaker_state.c applies those to its window).
  */
 #ifndef FERMATA_BREAKER_STRIPE_H
 #define FERMATA_BREAKER_STRIPE_H

@@ -1,97 +1,32 @@
 /*
  * breakerview.c: JSON through jansson (compact, keys in insertion order so the output
  * reads like Jackson's), Prometheus text through a capped string buffer. Numbers are
- * printed the way the JVM prints them (Float.toString for rates, Double.toString for
- * Prometheus samples), since clients compare these strings.
+ * printed the way the JVM prints them (lib/javanum: Float.toString for rates,
+ * Double.toString for Prometheus samples), since clients compare these strings.
  */
 #include "breakerview.h"
 
 #include <ctype.h>
 #include <stdarg.h>
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "javanum.h"
+
 #define PROM_CAP (4u << 20) /* hard cap of the Prometheus page */
 
-/* ---- number formatting ---------------------------------------------------------- */
+/* ---- numbers and times ---------------------------------------------------------- */
 
 static json_t *rate_string(float rate)
 {
-    char num[48], s[52];
-    breaker_format_float(rate, num, sizeof num);
+    char num[JAVANUM_MAX], s[JAVANUM_MAX + 4];
+    javanum_float(rate, num, sizeof num);
     snprintf(s, sizeof s, "%s%%", num);
     return json_string(s);
-}
-
-/* Java's Double.toString: shortest digits that read back, plain between 1e-3 and 1e7. */
-static void java_double(double v, char *out, size_t len)
-{
-    if (isnan(v)) {
-        snprintf(out, len, "NaN");
-        return;
-    }
-    if (v == 0.0) {
-        snprintf(out, len, signbit(v) ? "-0.0" : "0.0");
-        return;
-    }
-    char d[40];
-    for (int p = 0; p < 17; p++) {
-        snprintf(d, sizeof d, "%.*e", p, v);
-        if (strtod(d, NULL) == v)
-            break;
-    }
-    char *e = strchr(d, 'e');
-    int exp10 = atoi(e + 1);
-    *e = '\0';
-    char mant[24];
-    size_t nm = 0;
-    const char *p = d;
-    bool neg = *p == '-';
-    if (neg)
-        p++;
-    for (; *p; p++)
-        if (*p != '.')
-            mant[nm++] = *p;
-    while (nm > 1 && mant[nm - 1] == '0')
-        nm--;
-    mant[nm] = '\0';
-    char s[64];
-    size_t o = 0;
-    if (neg)
-        s[o++] = '-';
-    if (exp10 >= -3 && exp10 < 7) {
-        if (exp10 < 0) {
-            s[o++] = '0';
-            s[o++] = '.';
-            for (int i = -1; i > exp10; i--)
-                s[o++] = '0';
-            memcpy(s + o, mant, nm);
-            o += nm;
-        } else {
-            for (int i = 0; i <= exp10; i++)
-                s[o++] = (size_t)i < nm ? mant[i] : '0';
-            s[o++] = '.';
-            if ((size_t)exp10 + 1 >= nm)
-                s[o++] = '0';
-            for (size_t i = (size_t)exp10 + 1; i < nm; i++)
-                s[o++] = mant[i];
-        }
-        s[o] = '\0';
-    } else {
-        s[o++] = mant[0];
-        s[o++] = '.';
-        if (nm == 1)
-            s[o++] = '0';
-        for (size_t i = 1; i < nm; i++)
-            s[o++] = mant[i];
-        snprintf(s + o, sizeof s - o, "E%d", exp10);
-    }
-    snprintf(out, len, "%s", s);
 }
 
 int breakerview_format_time(long long epoch_ns, char *buf, size_t len)
@@ -421,8 +356,8 @@ typedef struct view {
 
 static void sample(sbuf *s, const char *metric, const char *labels, double v)
 {
-    char num[64];
-    java_double(v, num, sizeof num);
+    char num[JAVANUM_MAX];
+    javanum_double(v, num, sizeof num);
     sb_printf(s, "%s{%s} %s\n", metric, labels, num);
 }
 

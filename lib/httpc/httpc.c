@@ -13,6 +13,7 @@
  */
 #include "httpc.h"
 
+#include "capbuf.h"
 #include "curlpool.h"
 
 #include <curl/curl.h>
@@ -86,36 +87,20 @@ void httpc_response_free(httpc_response *resp) {
   resp->body_len = 0;
 }
 
-/* The body buffer: grows by doubling, never past cap; over the cap the transfer stops. */
+/* The body buffer (lib/capbuf, capped at max_response_bytes); over the cap the transfer
+ * stops. */
 typedef struct sink {
-  char *buf;
-  size_t len, alloc, cap;
+  capbuf body;
   bool too_large, nomem;
 } sink;
 
 static size_t on_write(char *data, size_t size, size_t n, void *ud) {
   sink *s = ud;
   size_t len = size * n;
-  if (len > s->cap - s->len) {
-    s->too_large = true;
-    return 0;
-  }
-  if (s->len + len + 1 > s->alloc) {
-    size_t want = s->alloc ? s->alloc : 4096;
-    while (want < s->len + len + 1) want *= 2;
-    if (want > s->cap + 1) want = s->cap + 1;
-    char *nb = realloc(s->buf, want);
-    if (nb == NULL) {
-      s->nomem = true;
-      return 0;
-    }
-    s->buf = nb;
-    s->alloc = want;
-  }
-  memcpy(s->buf + s->len, data, len);
-  s->len += len;
-  s->buf[s->len] = '\0';
-  return len;
+  int rc = capbuf_append(&s->body, data, len);
+  if (rc == CAPBUF_ERR_FULL) s->too_large = true;
+  if (rc == CAPBUF_ERR_NOMEM) s->nomem = true;
+  return rc == CAPBUF_OK ? len : 0;
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *ud) {
@@ -196,7 +181,7 @@ int httpc_do(httpc *c, const httpc_request *req, httpc_response *resp) {
     curl_slist_free_all(hdrs);
     return HTTPC_ERR_NOMEM;
   }
-  sink s = {.cap = c->max_bytes};
+  sink s = {.body = capbuf_make(c->max_bytes)};
   char errbuf[CURL_ERROR_SIZE] = "";
   curl_easy_setopt(h, CURLOPT_URL, req->url);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -233,10 +218,10 @@ int httpc_do(httpc *c, const httpc_request *req, httpc_response *resp) {
                      s.too_large ? "response body over the cap"
                                  : (errbuf[0] ? errbuf : curl_easy_strerror(cc)));
     (void)n; /* a cut log line is fine */
-    free(s.buf);
+    capbuf_free(&s.body);
   } else {
-    resp->body = s.buf;
-    resp->body_len = s.len;
+    resp->body_len = s.body.len;
+    resp->body = capbuf_take(&s.body);
   }
   curl_slist_free_all(hdrs);
   curlpool_put(c->handles, h);

@@ -1,7 +1,9 @@
-/* jwkshttp: one GET per fetch on a fresh curl easy handle. The body grows by doubling up
+/* jwkshttp: one GET per fetch on a fresh curl easy handle. The body (lib/capbuf) grows up
  * to the cap (a write past it stops the transfer); Cache-Control lines are collected by
  * the header callback, restarting at each status line, and parsed once the answer is in. */
 #include "jwkshttp.h"
+
+#include "capbuf.h"
 
 #include <curl/curl.h>
 #include <limits.h>
@@ -115,8 +117,7 @@ long jwkshttp_max_age(const char *cache_control) {
 /* ---- fetch ---------------------------------------------------------------------------- */
 
 typedef struct answer {
-  char *buf;
-  size_t len, alloc, cap;
+  capbuf body; /* capped at max_bytes (lib/capbuf) */
   bool nomem;
   char cache_control[1024];
 } answer;
@@ -124,23 +125,9 @@ typedef struct answer {
 static size_t on_body(char *data, size_t size, size_t n, void *ud) {
   answer *a = ud;
   size_t len = size * n;
-  if (len > a->cap - a->len) return 0; /* over the cap: stops the transfer */
-  if (a->len + len + 1 > a->alloc) {
-    size_t want = a->alloc ? a->alloc : 4096;
-    while (want < a->len + len + 1) want *= 2;
-    if (want > a->cap + 1) want = a->cap + 1;
-    char *nb = realloc(a->buf, want);
-    if (nb == NULL) {
-      a->nomem = true;
-      return 0;
-    }
-    a->buf = nb;
-    a->alloc = want;
-  }
-  memcpy(a->buf + a->len, data, len);
-  a->len += len;
-  a->buf[a->len] = '\0';
-  return len;
+  int rc = capbuf_append(&a->body, data, len);
+  if (rc == CAPBUF_ERR_NOMEM) a->nomem = true;
+  return rc == CAPBUF_OK ? len : 0; /* over the cap: stops the transfer */
 }
 
 /* Collects the values of the last answer's Cache-Control lines, comma-joined. */
@@ -168,7 +155,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud) {
 int jwkshttp_fetch(void *ctx, jwks_fetched *out) {
   jwkshttp *h = ctx;
   *out = (jwks_fetched){.body = NULL, .len = 0, .max_age_s = -1};
-  answer a = {.cap = h->max_bytes};
+  answer a = {.body = capbuf_make(h->max_bytes)};
   CURL *curl = curl_easy_init();
   struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/jwk-set+json, application/json");
   int rc = JWKS_ERR_NOMEM;
@@ -191,14 +178,13 @@ int jwkshttp_fetch(void *ctx, jwks_fetched *out) {
   if (a.nomem) goto fail;
   rc = JWKS_ERR_FETCH;
   if (cc != CURLE_OK || status != 200) goto fail;
-  if (a.buf == NULL) goto fail; /* an empty body is no JWK Set */
-  out->body = a.buf;
-  out->len = a.len;
+  if (a.body.buf == NULL) goto fail; /* an empty body is no JWK Set */
+  out->len = a.body.len;
+  out->body = capbuf_take(&a.body);
   out->max_age_s = jwkshttp_max_age(a.cache_control[0] ? a.cache_control : NULL);
-  a.buf = NULL;
   rc = 0;
 fail:
-  free(a.buf);
+  capbuf_free(&a.body);
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
   return rc;

@@ -1,5 +1,5 @@
 /* Unit tests for lib/breaker's lock-free fast path (breaker_stripe.c and its use in
- * breaker.c).
+ * breaker_state.c).
  *
  * - Stripes: claim, hand-back at thread exit with the counts kept, more threads than
  *   stripes.

@@ -8,7 +8,7 @@
  * runs them when the clock is advanced.
  *
  * --no-events: the breaker gets no listener and no event ring, so records take the
- * lock-free fast path where it applies (see breaker.c); events print as "-" and run.py
+ * lock-free fast path where it applies (see breaker_state.c); events print as "-" and run.py
  * compares everything else.
  */
 #include <inttypes.h>
