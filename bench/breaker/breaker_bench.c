@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "breaker.h"
+#include "breaker/breaker.h"
 
 typedef struct { breaker *b; long iters; } arg;
 

@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 OUT="$(mkdir -p "${1:-$ROOT/build/bench-breaker}" && cd "${1:-$ROOT/build/bench-breaker}" && pwd)"
 JAVA_DIR="$ROOT/tests/conformance/breaker/java"
 
-cc -std=c11 -O2 -D_GNU_SOURCE -I"$ROOT/lib/breaker" -I"$ROOT/lib/javanum" \
+cc -std=c11 -O2 -D_GNU_SOURCE -I"$ROOT/lib" -I"$ROOT/lib/breaker" \
    "$ROOT/bench/breaker/breaker_bench.c" "$ROOT"/lib/breaker/*.c "$ROOT/lib/javanum/javanum.c" \
    -lpthread -lm -o "$OUT/breaker_bench"
 mvn -B -q -f "$JAVA_DIR/pom.xml" -Dharness.dir="$OUT/java" package

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jwkshttp.h"
-#include "jwks.h"
+#include "jwkshttp/jwkshttp.h"
+#include "jwks/jwks.h"
 
 /* What a guarded route remembers: its scopes and the real handler. */
 typedef struct guard {
@@ -18,7 +18,7 @@ typedef struct guard {
 } guard;
 
 struct auth {
-  log *lg;
+  log_sink *lg;
   char issuer[512];
   jwkshttp *fetcher;
   jwks_cache *keys;
@@ -53,7 +53,7 @@ static size_t split_audiences(const char *list, char *buf, size_t cap, const cha
   return n;
 }
 
-int auth_new(const auth_config *cfg, log *lg, auth **out) {
+int auth_new(const auth_config *cfg, log_sink *lg, auth **out) {
   *out = NULL;
   if (cfg->issuer == NULL || cfg->issuer[0] == '\0') return 0;
   auth *a = calloc(1, sizeof *a);
@@ -77,7 +77,7 @@ int auth_new(const auth_config *cfg, log *lg, auth **out) {
   else if (jwt_verifier_new(&jc, a->keys, &a->verifier) != 0)
     why = "the issuer or the audiences are unusable";
   if (why) {
-    log_event(lg, LOG_ERROR, "bad authentication configuration", "detail=\"%s\"", why);
+    log_event(lg, LOG_LEVEL_ERROR, "bad authentication configuration", "detail=\"%s\"", why);
     auth_free(a);
     return -1;
   }
@@ -97,13 +97,13 @@ void auth_free(auth *a) {
   free(a);
 }
 
-void auth_log_mode(const auth *a, log *lg, const char *service) {
+void auth_log_mode(const auth *a, log_sink *lg, const char *service) {
   char q[600];
   if (a)
-    log_event(lg, LOG_INFO, "authentication on: Bearer JWTs", "service=%s issuer=%s", service,
+    log_event(lg, LOG_LEVEL_INFO, "authentication on: Bearer JWTs", "service=%s issuer=%s", service,
               log_quote(q, sizeof q, a->issuer));
   else
-    log_event(lg, LOG_WARN, "AUTHENTICATION IS OFF: every route of this service is open to anyone who reaches it",
+    log_event(lg, LOG_LEVEL_WARN, "AUTHENTICATION IS OFF: every route of this service is open to anyone who reaches it",
               "service=%s hint=\"set " ENV_ISSUER " and " ENV_JWKS "\"", service);
 }
 
@@ -120,7 +120,7 @@ static void guarded(http_req *r, void *vg) {
   if (jwt_www_authenticate(rc, g->scopes, challenge, sizeof challenge) > 0)
     http_reply_header(r, "WWW-Authenticate", challenge);
   if (status >= 500) {
-    log_event(g->a->lg, LOG_WARN, "cannot verify tokens", "detail=\"%s\" request_id=%s", jwt_error_description(rc),
+    log_event(g->a->lg, LOG_LEVEL_WARN, "cannot verify tokens", "detail=\"%s\" request_id=%s", jwt_error_description(rc),
               http_req_id(r));
     http_reply_error(r, 503, "Authentication is temporarily unavailable, please retry later");
     return;

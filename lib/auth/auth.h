@@ -35,10 +35,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
-#include "http.h"
-#include "jwt.h"
-#include "log.h"
+#include "config/config.h"
+#include "http/http.h"
+#include "jwt/jwt.h"
+#include "log/log.h"
 
 typedef struct auth auth;
 
@@ -56,12 +56,12 @@ void auth_config_read(auth_config *c, config_err *err);
 /* 0 and *out (NULL in open mode), or -1 when the configuration is unusable (no JWK Set
  * URI with an issuer, a URI that is not http(s), too many audiences): logged. Fetches
  * nothing yet: the first request does, so a service starts while its issuer is down. */
-int auth_new(const auth_config *cfg, log *lg, auth **out);
+int auth_new(const auth_config *cfg, log_sink *lg, auth **out);
 void auth_free(auth *a); /* NULL ok */
 
 /* Logs the mode once at start: who issues the tokens, or a loud warning that every route
  * of this service is open. */
-void auth_log_mode(const auth *a, log *lg, const char *service);
+void auth_log_mode(const auth *a, log_sink *lg, const char *service);
 
 /* http_server_route, guarded: the handler runs only with a token granting `scopes` (a mask
  * of JWT_SCOPE_*; 0 means any valid token). With a NULL auth, or scopes AUTH_OPEN, the

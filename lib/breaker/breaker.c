@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "javanum.h"
+#include "javanum/javanum.h"
 
 /* ---- names, config, lifecycle --------------------------------------------------- */
 
@@ -44,7 +44,7 @@ int breaker_state_parse(const char *s, breaker_state *out)
             *out = (breaker_state)i;
             return BREAKER_OK;
         }
-    return BREAKER_EINVAL;
+    return BREAKER_ERR_INVALID;
 }
 
 int breaker_event_type_parse(const char *s, breaker_event_type *out)
@@ -54,7 +54,7 @@ int breaker_event_type_parse(const char *s, breaker_event_type *out)
             *out = (breaker_event_type)i;
             return BREAKER_OK;
         }
-    return BREAKER_EINVAL;
+    return BREAKER_ERR_INVALID;
 }
 
 int breaker_format_float(float v, char *buf, size_t len)
@@ -96,7 +96,7 @@ int breaker__invalid(char *msg, size_t len, const char *text)
 {
     if (msg && len)
         snprintf(msg, len, "%s", text);
-    return BREAKER_EINVAL;
+    return BREAKER_ERR_INVALID;
 }
 
 /* Checks in the order Resilience4j's builder meets them; messages are its own. */

@@ -70,11 +70,11 @@ typedef struct breaker_registry breaker_registry;
 
 enum {
     BREAKER_OK = 0,
-    BREAKER_EINVAL = -1,   /* invalid configuration or argument; message filled in */
-    BREAKER_ENOMEM = -2,
-    BREAKER_EILLEGAL = -3, /* illegal state transition; state unchanged */
-    BREAKER_ENOTFOUND = -4,
-    BREAKER_EEXIST = -5,   /* registry already holds that name */
+    BREAKER_ERR_INVALID = -1,   /* invalid configuration or argument; message filled in */
+    BREAKER_ERR_NOMEM = -2,
+    BREAKER_ERR_ILLEGAL_STATE = -3, /* illegal state transition; state unchanged */
+    BREAKER_ERR_NOT_FOUND = -4,
+    BREAKER_ERR_EXISTS = -5,   /* registry already holds that name */
 };
 
 /* Java's declaration order is not used anywhere we print, so states are listed as the
@@ -176,10 +176,10 @@ typedef struct breaker_counters {
 /* Fills Resilience4j's defaults (and no clocks, no listener). */
 void breaker_config_default(breaker_config *cfg);
 
-/* 0 if valid, else BREAKER_EINVAL with Resilience4j's message in msg (may be NULL). */
+/* 0 if valid, else BREAKER_ERR_INVALID with Resilience4j's message in msg (may be NULL). */
 int breaker_config_validate(const breaker_config *cfg, char *msg, size_t msglen);
 
-/* Creates a breaker; copies name and cfg. On BREAKER_EINVAL, msg says why. */
+/* Creates a breaker; copies name and cfg. On BREAKER_ERR_INVALID, msg says why. */
 int breaker_new(const char *name, const breaker_config *cfg, breaker **out, char *msg,
                 size_t msglen);
 /* No call on b may be in progress; see the top comment for threads that used b. */
@@ -196,7 +196,7 @@ void breaker_record(breaker *b, breaker_outcome outcome, int64_t duration_ns);
 void breaker_record_msg(breaker *b, breaker_outcome outcome, int64_t duration_ns,
                         const char *message);
 
-/* Manual transition (transitionToXState). BREAKER_EILLEGAL for CLOSED->HALF_OPEN,
+/* Manual transition (transitionToXState). BREAKER_ERR_ILLEGAL_STATE for CLOSED->HALF_OPEN,
  * METRICS_ONLY->OPEN and METRICS_ONLY->HALF_OPEN. A same-state transition restarts the
  * state without an event. */
 int breaker_transition(breaker *b, breaker_state to);
@@ -220,7 +220,7 @@ size_t breaker_get_events(breaker *b, breaker_event *out, size_t max);
 /* "CLOSED", "OPEN", ... and "SUCCESS", "ERROR", ...: static strings. */
 const char *breaker_state_name(breaker_state s);
 const char *breaker_event_type_name(breaker_event_type t);
-/* Parses the names above; 0 or BREAKER_EINVAL. */
+/* Parses the names above; 0 or BREAKER_ERR_INVALID. */
 int breaker_state_parse(const char *s, breaker_state *out);
 int breaker_event_type_parse(const char *s, breaker_event_type *out);
 
@@ -240,7 +240,7 @@ int breaker_refusal_message(breaker *b, char *buf, size_t len);
  * owned by the registry and freed with it. */
 breaker_registry *breaker_registry_new(void);
 void breaker_registry_free(breaker_registry *r);
-int breaker_registry_add(breaker_registry *r, breaker *b); /* BREAKER_EEXIST: not taken */
+int breaker_registry_add(breaker_registry *r, breaker *b); /* BREAKER_ERR_EXISTS: not taken */
 breaker *breaker_registry_get(breaker_registry *r, const char *name);
 size_t breaker_registry_count(breaker_registry *r);
 /* i-th breaker in name order, NULL past the end. Breakers are never removed, so the

@@ -137,7 +137,7 @@ void breaker__publish_rate(breaker *b, breaker_event_type t, float rate);
 
 /* ---- breaker.c ------------------------------------------------------------------ */
 
-/* Copies text into msg (when not NULL) and returns BREAKER_EINVAL. */
+/* Copies text into msg (when not NULL) and returns BREAKER_ERR_INVALID. */
 int breaker__invalid(char *msg, size_t len, const char *text);
 
 #endif

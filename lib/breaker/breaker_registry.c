@@ -58,14 +58,14 @@ int breaker_registry_add(breaker_registry *r, breaker *b)
     pthread_mutex_lock(&r->mu);
     size_t at = registry_lower_bound(r, b->name);
     if (at < r->n && strcmp(r->items[at]->name, b->name) == 0) {
-        rc = BREAKER_EEXIST;
+        rc = BREAKER_ERR_EXISTS;
         goto out;
     }
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 8;
         breaker **items = realloc(r->items, cap * sizeof *items);
         if (!items) {
-            rc = BREAKER_ENOMEM;
+            rc = BREAKER_ERR_NOMEM;
             goto out;
         }
         r->items = items;

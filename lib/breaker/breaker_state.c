@@ -422,13 +422,13 @@ void breaker_record(breaker *b, breaker_outcome outcome, int64_t duration_ns)
 int breaker_transition(breaker *b, breaker_state to)
 {
     if ((unsigned)to >= BREAKER_STATE_COUNT)
-        return BREAKER_EINVAL;
+        return BREAKER_ERR_INVALID;
     lazy_now ln;
     breaker__lock_enter(b, &ln);
     int64_t now = breaker__lz(&ln);
     int rc = BREAKER_OK;
     if (!transition_legal(b->state, to))
-        rc = BREAKER_EILLEGAL;
+        rc = BREAKER_ERR_ILLEGAL_STATE;
     else
         move_to(b, to, now);
     breaker__lock_leave(b);
@@ -481,7 +481,7 @@ int breaker_new(const char *name, const breaker_config *cfg, breaker **out, char
     /* aligned: the fast path's fields and the locked ones sit on separate cache lines */
     breaker *b = aligned_alloc(_Alignof(breaker), sizeof *b);
     if (!b)
-        return BREAKER_ENOMEM;
+        return BREAKER_ERR_NOMEM;
     memset(b, 0, sizeof *b);
     b->cfg = *cfg;
     /* Adaptive: spins briefly before sleeping; critical sections are tens of ns, so two
@@ -493,14 +493,14 @@ int breaker_new(const char *name, const breaker_config *cfg, breaker **out, char
     pthread_mutexattr_destroy(&ma);
     if (mrc != 0) {
         free(b);
-        return BREAKER_ENOMEM;
+        return BREAKER_ERR_NOMEM;
     }
     /* Stripes (and their pthread key) only where a record can take the fast path. */
     b->fast_records = cfg->window_type == BREAKER_COUNT_BASED &&
                       cfg->event_buffer_size == 0 && !cfg->listener;
     if (b->fast_records && breaker__stripes_init(&b->stripes) != BREAKER_OK) {
         breaker_free(b);
-        return BREAKER_ENOMEM;
+        return BREAKER_ERR_NOMEM;
     }
     if (!b->stripes.s)
         b->fast_records = false; /* out of pthread keys: every record takes the mutex */
@@ -512,7 +512,7 @@ int breaker_new(const char *name, const breaker_config *cfg, breaker **out, char
                  cfg->minimum_calls) ||
         breaker__win_init(&b->none, BREAKER_COUNT_BASED, 0, cfg->minimum_calls)) {
         breaker_free(b);
-        return BREAKER_ENOMEM;
+        return BREAKER_ERR_NOMEM;
     }
     b->rng = (uint64_t)breaker__clock_read(CLOCK_MONOTONIC) ^ (uint64_t)(uintptr_t)b ^
              UINT64_C(0x9E3779B97F4A7C15);

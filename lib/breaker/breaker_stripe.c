@@ -37,7 +37,7 @@ int breaker__stripes_init(breaker__stripes *set)
     char *block = aligned_alloc(_Alignof(breaker__stripe), bytes);
     if (!block) {
         pthread_key_delete(set->key);
-        return BREAKER_ENOMEM;
+        return BREAKER_ERR_NOMEM;
     }
     memset(block, 0, bytes);
     set->owner = (_Atomic uintptr_t *)block;

@@ -75,7 +75,7 @@ typedef struct breaker__stripe_view {
     int64_t calls[BREAKER__KINDS], sum_ns[BREAKER__KINDS], max_ns[BREAKER__KINDS];
 } breaker__stripe_view;
 
-/* BREAKER_OK or BREAKER_ENOMEM. Out of pthread keys is not an error: the set is empty
+/* BREAKER_OK or BREAKER_ERR_NOMEM. Out of pthread keys is not an error: the set is empty
  * (s == NULL) and every caller takes the mutex path. */
 int breaker__stripes_init(breaker__stripes *set);
 /* Precondition: no thread uses the breaker any more, and none that used it is exiting

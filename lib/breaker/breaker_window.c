@@ -20,7 +20,7 @@ int breaker__win_init(win *w, breaker_window_type type, int32_t size, int32_t mi
     if (size > 0) {
         w->b = calloc((size_t)size, sizeof(bucket));
         if (!w->b)
-            return BREAKER_ENOMEM;
+            return BREAKER_ERR_NOMEM;
     }
     return BREAKER_OK;
 }

@@ -15,7 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "javanum.h"
+#include "javanum/javanum.h"
 
 #define PROM_CAP (4u << 20) /* hard cap of the Prometheus page */
 

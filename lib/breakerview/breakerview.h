@@ -19,7 +19,7 @@
 
 #include <stdbool.h>
 
-#include "breaker.h"
+#include "breaker/breaker.h"
 
 /* {"circuitBreakers":{"<name>":{"failureRate":"-1.0%",...,"state":"CLOSED"},...}}, by name. */
 char *breakerview_circuitbreakers_json(breaker_registry *r);

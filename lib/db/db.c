@@ -37,7 +37,7 @@ typedef struct waiter {
 struct db_pool {
   db_opts opts;
   char *conninfo;
-  log *lg;
+  log_sink *lg;
   pthread_mutex_t mu;
   db_conn *idle;
   waiter *head, *tail; /* FIFO of threads waiting in db_acquire */
@@ -59,7 +59,7 @@ const char *db_strerror(int code) {
   }
 }
 
-db_pool *db_pool_new(const db_opts *opts, log *lg) {
+db_pool *db_pool_new(const db_opts *opts, log_sink *lg) {
   db_pool *p = calloc(1, sizeof *p);
   if (!p) return NULL;
   p->opts = *opts;
@@ -97,7 +97,7 @@ static void log_pg_error(db_pool *p, const char *what, const char *detail) {
   snprintf(buf, sizeof buf, "%s", detail ? detail : "");
   size_t n = strlen(buf);
   while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = '\0';
-  log_event(p->lg, LOG_WARN, what, "detail=%s", log_quote(q, sizeof q, buf));
+  log_event(p->lg, LOG_LEVEL_WARN, what, "detail=%s", log_quote(q, sizeof q, buf));
 }
 
 /* Server notices (e.g. "relation already exists, skipping") go to our log at debug level
@@ -109,7 +109,7 @@ static void on_notice(void *arg, const char *message) {
   snprintf(buf, sizeof buf, "%s", message);
   size_t n = strlen(buf);
   while (n && buf[n - 1] == '\n') buf[--n] = '\0';
-  log_event(p->lg, LOG_DEBUG, "database notice", "detail=%s", log_quote(q, sizeof q, buf));
+  log_event(p->lg, LOG_LEVEL_DEBUG, "database notice", "detail=%s", log_quote(q, sizeof q, buf));
 }
 
 /* libpq echoes a malformed URI whole in its error message, password included. Before such
@@ -188,7 +188,7 @@ static int run_migrations(db_pool *p, PGconn *pg) {
     res = PQexecParams(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)", 2, NULL,
                        params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) goto fail;
-    log_event(p->lg, LOG_INFO, "migration applied", "version=%d name=%s", m->version, m->name);
+    log_event(p->lg, LOG_LEVEL_INFO, "migration applied", "version=%d name=%s", m->version, m->name);
   }
   PQclear(res);
   res = PQexec(pg, "COMMIT");

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log.h"
+#include "log/log.h"
 
 typedef struct db_pool db_pool;
 typedef struct db_conn db_conn;
@@ -53,7 +53,7 @@ enum {
   DB_ERR_BUSY = -5         /* no connection free within acquire_timeout_ms */
 };
 
-db_pool *db_pool_new(const db_opts *opts, log *lg);
+db_pool *db_pool_new(const db_opts *opts, log_sink *lg);
 void db_pool_free(db_pool *p); /* all connections must have been released */
 
 /* Applies pending migrations now (also done implicitly on first connect). */

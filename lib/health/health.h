@@ -15,7 +15,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "http.h"
+#include "http/http.h"
 
 /* Adds a component to `components` (a JSON object): status plus optional details (stolen). */
 void health_component(json_t *components, const char *name, const char *status, json_t *details);

@@ -218,7 +218,7 @@ static unsigned cores(void) {
   return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
 }
 
-http_server *http_server_new(const http_server_opts *opts, log *lg) {
+http_server *http_server_new(const http_server_opts *opts, log_sink *lg) {
   http_server *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   if (opts) s->opts = *opts;
@@ -300,7 +300,7 @@ static void on_mhd_error(void *cls, const char *fm, va_list ap) {
   size_t n = strlen(buf);
   while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
   char q[600];
-  log_event(s->lg, LOG_WARN, "http server", "detail=%s", log_quote(q, sizeof q, buf));
+  log_event(s->lg, LOG_LEVEL_WARN, "http server", "detail=%s", log_quote(q, sizeof q, buf));
 }
 
 int http_server_start(http_server *s) {
@@ -348,7 +348,7 @@ void http_server_stop(http_server *s) {
   if (fd != MHD_INVALID_SOCKET) close(fd);
   wait_idle(s, s->opts.shutdown_grace_ms);
   int left = atomic_load(&s->in_flight);
-  if (left > 0) log_event(s->lg, LOG_WARN, "shutdown grace period over", "in_flight=%d", left);
+  if (left > 0) log_event(s->lg, LOG_LEVEL_WARN, "shutdown grace period over", "in_flight=%d", left);
   /* Handlers still running finish (the workers are joined); responses still streaming end
    * now; libmicrohttpd must not be stopped with a connection suspended. */
   atomic_store(&s->hard_stop, true);
@@ -539,8 +539,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   http_record_stats(s, r, secs);
   char qpath[300], qmethod[48];
   /* the access log is deferred (buffered, see log.h) unless the line reports a failure */
-  void (*emit)(log *, log_level, const char *, const char *, ...) = r->status >= 500 ? log_event : log_event_deferred;
-  emit(s->lg, r->status >= 500 ? LOG_WARN : LOG_INFO, "request",
+  void (*emit)(log_sink *, log_level, const char *, const char *, ...) = r->status >= 500 ? log_event : log_event_deferred;
+  emit(s->lg, r->status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "request",
        "method=%s path=%s status=%u duration_ms=%.2f bytes_in=%zu request_id=%s%s",
        log_quote(qmethod, sizeof qmethod, r->method), log_quote(qpath, sizeof qpath, r->path), r->status,
        secs * 1000.0, r->body_len, r->id, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
@@ -554,7 +554,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 const char *http_req_method(const http_req *r) { return r->method; }
 const char *http_req_path(const http_req *r) { return r->path; }
 const char *http_req_id(const http_req *r) { return r->id; }
-log *http_req_log(const http_req *r) { return r->srv->lg; }
+log_sink *http_req_log(const http_req *r) { return r->srv->lg; }
 
 const char *http_req_param(const http_req *r, const char *name) {
   for (int i = 0; i < r->nparams; i++)

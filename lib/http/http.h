@@ -36,8 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "log.h"
+#include "config/config.h"
+#include "log/log.h"
 
 typedef struct http_server http_server;
 typedef struct http_req http_req;
@@ -67,7 +67,7 @@ void http_server_opts_env(http_server_opts *o, config_err *err);
 
 enum { HTTP_OK = 0, HTTP_ERR_NOMEM = -1, HTTP_ERR_START = -2, HTTP_ERR_ROUTE = -3 };
 
-http_server *http_server_new(const http_server_opts *opts, log *lg);
+http_server *http_server_new(const http_server_opts *opts, log_sink *lg);
 void http_server_free(http_server *s); /* stops it first if running */
 
 /* Registers a route. `max_body` 0 = the server default. Returns HTTP_OK or HTTP_ERR_*. */
@@ -90,7 +90,7 @@ const char *http_req_query(const http_req *r, const char *name);  /* NULL when a
 const char *http_req_header(const http_req *r, const char *name); /* case-insensitive */
 const char *http_req_body(const http_req *r, size_t *len);        /* never NULL */
 const char *http_req_id(const http_req *r);
-log *http_req_log(const http_req *r);
+log_sink *http_req_log(const http_req *r);
 
 /* Parses the body as a JSON value. A Content-Type other than application/json (parameters
  * allowed), a +json type or none is refused with 415, as Spring does; a body that is not

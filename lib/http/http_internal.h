@@ -72,7 +72,7 @@ typedef struct {
 
 struct http_server {
   http_server_opts opts;
-  log *lg;
+  log_sink *lg;
   struct MHD_Daemon *daemon;
   route *routes, *unknown; /* `unknown` only carries metrics */
   pthread_mutex_t stats_mu;

@@ -5,7 +5,7 @@
  */
 #include "http_internal.h"
 
-#include "text.h"
+#include "text/text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -139,7 +139,7 @@ void http_reply_validation(http_req *r, json_t *details) {
 
 void http_reply_internal(http_req *r, const char *why) {
   char q[512];
-  log_event(r->srv->lg, LOG_ERROR, "internal error", "request_id=%s detail=%s", r->id,
+  log_event(r->srv->lg, LOG_LEVEL_ERROR, "internal error", "request_id=%s detail=%s", r->id,
             log_quote(q, sizeof q, why));
   http_reply_error(r, 500, "Internal server error");
 }

@@ -13,8 +13,8 @@
  */
 #include "httpc.h"
 
-#include "capbuf.h"
-#include "curlpool.h"
+#include "capbuf/capbuf.h"
+#include "curlpool/curlpool.h"
 
 #include <curl/curl.h>
 #include <stdint.h>

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "text.h"
+#include "text/text.h"
 
 static int parse_span(const char *s, size_t len, int32_t *out) {
   if (len == 0) return -1;

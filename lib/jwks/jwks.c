@@ -13,7 +13,7 @@
  */
 #include "jwks.h"
 
-#include "b64url.h"
+#include "b64url/b64url.h"
 
 #include <jansson.h>
 #include <openssl/core_names.h>

@@ -3,7 +3,7 @@
  * the header callback, restarting at each status line, and parsed once the answer is in. */
 #include "jwkshttp.h"
 
-#include "capbuf.h"
+#include "capbuf/capbuf.h"
 
 #include <curl/curl.h>
 #include <limits.h>

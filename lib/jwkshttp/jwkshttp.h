@@ -19,7 +19,7 @@
 
 #include <stddef.h>
 
-#include "jwks.h"
+#include "jwks/jwks.h"
 
 typedef struct jwkshttp_config {
   const char *url;         /* http:// or https://; copied */

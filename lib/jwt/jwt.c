@@ -8,7 +8,7 @@
  */
 #include "jwt.h"
 
-#include "b64url.h"
+#include "b64url/b64url.h"
 
 #include <assert.h>
 #include <jansson.h>

@@ -57,7 +57,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "jwks.h"
+#include "jwks/jwks.h"
 
 typedef enum jwt_err {
   JWT_OK = 0,

@@ -18,7 +18,7 @@
 #include <strings.h>
 #include <time.h>
 
-struct log {
+struct log_sink {
   char *service;
   log_level min;
   FILE *out;
@@ -33,8 +33,8 @@ struct log {
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-log *log_new(const char *service, log_level min_level, FILE *out) {
-  log *lg = calloc(1, sizeof *lg);
+log_sink *log_new(const char *service, log_level min_level, FILE *out) {
+  log_sink *lg = calloc(1, sizeof *lg);
   if (!lg) return NULL;
   lg->service = strdup(service ? service : "fermata");
   if (!lg->service) {
@@ -58,7 +58,7 @@ log *log_new(const char *service, log_level min_level, FILE *out) {
 }
 
 /* Writes the deferred lines. Caller holds mu. */
-static void flush_locked(log *lg) {
+static void flush_locked(log_sink *lg) {
   if (lg->len == 0) return;
   fwrite(lg->buf, 1, lg->len, lg->out);
   fflush(lg->out);
@@ -66,7 +66,7 @@ static void flush_locked(log *lg) {
 }
 
 static void *flusher_main(void *arg) {
-  log *lg = arg;
+  log_sink *lg = arg;
   pthread_mutex_lock(&lg->mu);
   while (!lg->stop) {
     /* idle: sleep until a deferred line arrives (no wake-ups while nothing is logged) */
@@ -84,7 +84,7 @@ static void *flusher_main(void *arg) {
   return NULL;
 }
 
-int log_buffer_start(log *lg, unsigned flush_ms, size_t cap) {
+int log_buffer_start(log_sink *lg, unsigned flush_ms, size_t cap) {
   if (!lg || lg->buf || flush_ms == 0 || cap < 4096) return -1;
   char *b = malloc(cap);
   if (!b) return -1;
@@ -104,14 +104,14 @@ int log_buffer_start(log *lg, unsigned flush_ms, size_t cap) {
   return 0;
 }
 
-void log_flush(log *lg) {
+void log_flush(log_sink *lg) {
   if (!lg) return;
   pthread_mutex_lock(&lg->mu);
   flush_locked(lg);
   pthread_mutex_unlock(&lg->mu);
 }
 
-void log_free(log *lg) {
+void log_free(log_sink *lg) {
   if (!lg) return;
   if (lg->flusher_running) {
     pthread_mutex_lock(&lg->mu);
@@ -137,7 +137,7 @@ int log_level_parse(const char *s, log_level *out) {
     }
   }
   if (strcasecmp(s, "warning") == 0) {
-    *out = LOG_WARN;
+    *out = LOG_LEVEL_WARN;
     return 0;
   }
   return -1;
@@ -167,7 +167,7 @@ const char *log_quote(char *buf, size_t size, const char *s) {
 }
 
 /* Formats one line, newline included, into line (2 KiB); returns its length. */
-__attribute__((format(printf, 6, 0))) static size_t format_line(const log *lg, char *line, size_t size,
+__attribute__((format(printf, 6, 0))) static size_t format_line(const log_sink *lg, char *line, size_t size,
                                                                 log_level level, const char *msg,
                                                                 const char *fields, va_list ap) {
   struct timespec ts;
@@ -191,7 +191,7 @@ __attribute__((format(printf, 6, 0))) static size_t format_line(const log *lg, c
 }
 
 /* One line, written at once or (deferred, once buffering started) appended to the buffer. */
-__attribute__((format(printf, 5, 0))) static void emit(log *lg, log_level level, bool deferred, const char *msg,
+__attribute__((format(printf, 5, 0))) static void emit(log_sink *lg, log_level level, bool deferred, const char *msg,
                                                        const char *fields, va_list ap) {
   char line[2048];
   size_t len = format_line(lg, line, sizeof line, level, msg, fields, ap);
@@ -210,7 +210,7 @@ __attribute__((format(printf, 5, 0))) static void emit(log *lg, log_level level,
   pthread_mutex_unlock(&lg->mu);
 }
 
-void log_event(log *lg, log_level level, const char *msg, const char *fields, ...) {
+void log_event(log_sink *lg, log_level level, const char *msg, const char *fields, ...) {
   if (!lg || level < lg->min) return;
   va_list ap;
   va_start(ap, fields);
@@ -218,7 +218,7 @@ void log_event(log *lg, log_level level, const char *msg, const char *fields, ..
   va_end(ap);
 }
 
-void log_event_deferred(log *lg, log_level level, const char *msg, const char *fields, ...) {
+void log_event_deferred(log_sink *lg, log_level level, const char *msg, const char *fields, ...) {
   if (!lg || level < lg->min) return;
   va_list ap;
   va_start(ap, fields);

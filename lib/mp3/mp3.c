@@ -32,14 +32,14 @@ const char *mp3_strerror(int code)
 {
     switch (code) {
     case MP3_OK: return "ok";
-    case MP3_EEMPTY: return "The file is empty";
+    case MP3_ERR_EMPTY: return "The file is empty";
     case MP3_ENOTMP3: return "The file is not a valid MP3: no MPEG audio frames found";
-    case MP3_ETRUNCATED: return "The file is not a valid MP3: it is truncated";
-    case MP3_ENOAUDIO: return "The file is not a valid MP3: it has a tag but no audio";
-    case MP3_EBADTAG: return "The file is not a valid MP3: malformed ID3 tag";
-    case MP3_EINVAL: return "Invalid argument";
-    case MP3_ENOMEM: return "Out of memory";
-    case MP3_EDECODE: return "The file has no decodable MP3 audio";
+    case MP3_ERR_TRUNCATED: return "The file is not a valid MP3: it is truncated";
+    case MP3_ERR_NO_AUDIO: return "The file is not a valid MP3: it has a tag but no audio";
+    case MP3_ERR_BAD_TAG: return "The file is not a valid MP3: malformed ID3 tag";
+    case MP3_ERR_INVALID: return "Invalid argument";
+    case MP3_ERR_NOMEM: return "Out of memory";
+    case MP3_ERR_DECODE: return "The file has no decodable MP3 audio";
     default: return "The file is not a valid MP3";
     }
 }
@@ -135,22 +135,22 @@ static chain_result follow_chain(const uint8_t *buf, size_t len, size_t start, i
     }
 }
 
-/* Skips consecutive ID3v2 tags at buf+*pos. Returns MP3_OK, MP3_EBADTAG or
- * MP3_ETRUNCATED; *had_tag tells whether at least one tag was there. */
+/* Skips consecutive ID3v2 tags at buf+*pos. Returns MP3_OK, MP3_ERR_BAD_TAG or
+ * MP3_ERR_TRUNCATED; *had_tag tells whether at least one tag was there. */
 static int skip_id3v2(const uint8_t *buf, size_t len, size_t *pos, bool *had_tag)
 {
     while (len - *pos >= 3 && memcmp(buf + *pos, "ID3", 3) == 0) {
         const uint8_t *t = buf + *pos;
         if (len - *pos < 10)
-            return MP3_ETRUNCATED;
+            return MP3_ERR_TRUNCATED;
         /* Major version 2..4 (2.2 is old but decoders read it); revision 0xFF is invalid;
          * each size byte is 7-bit (syncsafe). */
         if (t[3] < 2 || t[3] > 4 || t[4] == 0xFF || ((t[6] | t[7] | t[8] | t[9]) & 0x80))
-            return MP3_EBADTAG;
+            return MP3_ERR_BAD_TAG;
         size_t size = ((size_t)t[6] << 21) | ((size_t)t[7] << 14) | ((size_t)t[8] << 7) | t[9];
         size_t total = 10 + size + ((t[3] == 4 && (t[5] & 0x10)) ? 10 : 0);
         if (total > len - *pos)
-            return MP3_ETRUNCATED;
+            return MP3_ERR_TRUNCATED;
         *pos += total;
         *had_tag = true;
     }
@@ -167,9 +167,9 @@ static int set_reason(int rc, const char **reason)
 int mp3_validate(const uint8_t *buf, size_t len, const char **reason)
 {
     if (len == 0)
-        return set_reason(MP3_EEMPTY, reason);
+        return set_reason(MP3_ERR_EMPTY, reason);
     if (!buf)
-        return set_reason(MP3_EINVAL, reason);
+        return set_reason(MP3_ERR_INVALID, reason);
 
     size_t pos = 0;
     bool had_tag = false;
@@ -177,7 +177,7 @@ int mp3_validate(const uint8_t *buf, size_t len, const char **reason)
     if (rc != MP3_OK)
         return set_reason(rc, reason);
     if (pos == len)
-        return set_reason(MP3_ENOAUDIO, reason);
+        return set_reason(MP3_ERR_NO_AUDIO, reason);
 
     /* The first candidate that chains wins. A chain that runs off the end counts as a
      * truncated file only where the audio should start, or after two matching frames:
@@ -194,13 +194,13 @@ int mp3_validate(const uint8_t *buf, size_t len, const char **reason)
         /* An established stream cut short ends the search: looking for other starts
          * inside it would only cost time (quadratic on crafted input). */
         if (cr == CHAIN_TRUNCATED && frames >= MP3_MIN_FRAMES)
-            return set_reason(MP3_ETRUNCATED, reason);
+            return set_reason(MP3_ERR_TRUNCATED, reason);
         if (cr == CHAIN_TRUNCATED && (start == pos || frames >= 2))
             truncated = true;
     }
     if (truncated)
-        return set_reason(MP3_ETRUNCATED, reason);
-    return set_reason(had_tag ? MP3_ENOAUDIO : MP3_ENOTMP3, reason);
+        return set_reason(MP3_ERR_TRUNCATED, reason);
+    return set_reason(had_tag ? MP3_ERR_NO_AUDIO : MP3_ENOTMP3, reason);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -417,17 +417,17 @@ int mp3_extract(const uint8_t *buf, size_t len, mp3_meta *meta)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     if (!meta || (!buf && len > 0))
-        return MP3_EINVAL;
+        return MP3_ERR_INVALID;
     memset(meta, 0, sizeof *meta);
     if (len == 0)
-        return MP3_EEMPTY;
+        return MP3_ERR_EMPTY;
     if (pthread_once(&once, init_mpg123) != 0)
-        return MP3_ENOMEM;
+        return MP3_ERR_NOMEM;
 
-    int err = MPG123_OK, rc = MP3_EDECODE;
+    int err = MPG123_OK, rc = MP3_ERR_DECODE;
     mpg123_handle *mh = mpg123_new(NULL, &err);
     if (!mh)
-        return MP3_ENOMEM;
+        return MP3_ERR_NOMEM;
     mem_reader reader = {.buf = buf, .len = len, .pos = 0};
     /* Quiet: a server must not print to stderr. The resync limit matches the junk the
      * validator tolerates before the first frame. */
@@ -537,7 +537,7 @@ void mp3_song_duration(double seconds, char out[6])
 int mp3_song_fields(const mp3_meta *meta, mp3_song *out)
 {
     if (!meta || !out)
-        return MP3_EINVAL;
+        return MP3_ERR_INVALID;
     mp3_song_text(meta->title, out->name, sizeof out->name);
     mp3_song_text(meta->artist, out->artist, sizeof out->artist);
     mp3_song_text(meta->album, out->album, sizeof out->album);

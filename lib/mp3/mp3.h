@@ -55,7 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "songrules.h"
+#include "songrules/songrules.h"
 
 /* Frames that must chain at the start of the audio. Three makes a false positive on
  * random bytes astronomically unlikely (each extra header must match sync, version,
@@ -72,14 +72,14 @@
 
 enum mp3_error {
     MP3_OK = 0,
-    MP3_EEMPTY = -1,     /* no bytes at all */
+    MP3_ERR_EMPTY = -1,     /* no bytes at all */
     MP3_ENOTMP3 = -2,    /* no chain of MPEG audio frames where the audio should start */
-    MP3_ETRUNCATED = -3, /* the data ends inside an ID3 tag or an audio frame */
-    MP3_ENOAUDIO = -4,   /* an ID3v2 tag and nothing after it */
-    MP3_EBADTAG = -5,    /* an ID3v2 header that cannot be (bad size or version) */
-    MP3_EINVAL = -6,     /* NULL where a pointer is required */
-    MP3_ENOMEM = -7,     /* allocation failed */
-    MP3_EDECODE = -8,    /* the decoder found no audio to measure */
+    MP3_ERR_TRUNCATED = -3, /* the data ends inside an ID3 tag or an audio frame */
+    MP3_ERR_NO_AUDIO = -4,   /* an ID3v2 tag and nothing after it */
+    MP3_ERR_BAD_TAG = -5,    /* an ID3v2 header that cannot be (bad size or version) */
+    MP3_ERR_INVALID = -6,     /* NULL where a pointer is required */
+    MP3_ERR_NOMEM = -7,     /* allocation failed */
+    MP3_ERR_DECODE = -8,    /* the decoder found no audio to measure */
 };
 
 /* Human-readable text for an mp3_error, fit for an HTTP 400 message: it names no
@@ -107,7 +107,7 @@ typedef struct mp3_meta {
 } mp3_meta;
 
 /* Reads tags and exact duration from buf[0..len) into *meta (zeroed first).
- * Returns MP3_OK, MP3_EINVAL, MP3_ENOMEM, MP3_EEMPTY, or MP3_EDECODE when there is no
+ * Returns MP3_OK, MP3_ERR_INVALID, MP3_ERR_NOMEM, MP3_ERR_EMPTY, or MP3_ERR_DECODE when there is no
  * decodable audio (tags found before that failure are still in *meta). Safe on any input;
  * thread-safe. Cost: one pass over all frame headers (no decoding of samples). */
 int mp3_extract(const uint8_t *buf, size_t len, mp3_meta *meta);
@@ -142,7 +142,7 @@ typedef struct mp3_song {
  *   whole second (half up), written as mm:ss with leading zeros. Audio shorter than half
  *   a second but not empty is "00:01", never "00:00". Minutes cannot exceed two digits:
  *   99:59 or longer is stored as "99:59".
- * Returns MP3_OK, or MP3_EINVAL for NULL arguments.
+ * Returns MP3_OK, or MP3_ERR_INVALID for NULL arguments.
  */
 int mp3_song_fields(const mp3_meta *meta, mp3_song *out);
 

@@ -21,20 +21,20 @@
 #include <time.h>
 
 #include "mq_internal.h"
-#include "mqconn.h"
-#include "retry.h"
+#include "mqconn/mqconn.h"
+#include "retry/retry.h"
 
 const char *mq_strerror(int err) {
   switch (err) {
   case MQ_OK: return "ok";
-  case MQ_EINVAL: return "invalid argument";
-  case MQ_ENOMEM: return "out of memory";
-  case MQ_EDOWN: return "broker unreachable";
-  case MQ_EPROTO: return "broker closed the channel or connection";
-  case MQ_ETIMEDOUT: return "no publisher confirm in time";
-  case MQ_ENACK: return "broker nacked the message";
-  case MQ_EUNROUTABLE: return "message reached no queue";
-  case MQ_ETHREAD: return "consumer thread error";
+  case MQ_ERR_INVALID: return "invalid argument";
+  case MQ_ERR_NOMEM: return "out of memory";
+  case MQ_ERR_DOWN: return "broker unreachable";
+  case MQ_ERR_PROTOCOL: return "broker closed the channel or connection";
+  case MQ_ERR_TIMEOUT: return "no publisher confirm in time";
+  case MQ_ERR_NACK: return "broker nacked the message";
+  case MQ_ERR_UNROUTABLE: return "message reached no queue";
+  case MQ_ERR_THREAD: return "consumer thread error";
   default: return "unknown error";
   }
 }
@@ -69,8 +69,8 @@ int mq_params_set_ca_file(mq_params *p, const char *path) { return mqconn_set_ca
 int mq_params_set_password(mq_params *p, const char *pw) { return mqconn_set_password(p, pw); }
 
 /* lib/mqconn opens the connections; its codes are ours. */
-_Static_assert((int)MQCONN_EINVAL == (int)MQ_EINVAL && (int)MQCONN_ENOMEM == (int)MQ_ENOMEM &&
-                   (int)MQCONN_EDOWN == (int)MQ_EDOWN,
+_Static_assert((int)MQCONN_ERR_INVALID == (int)MQ_ERR_INVALID && (int)MQCONN_ERR_NOMEM == (int)MQ_ERR_NOMEM &&
+                   (int)MQCONN_ERR_DOWN == (int)MQ_ERR_DOWN,
                "codes");
 
 /* The exponential and its cap are lib/retry's (multiplier 2); the jitter stays here

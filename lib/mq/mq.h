@@ -26,7 +26,7 @@
  *     (no queue bound) as errors. That is what makes an outbox relay safe: delete the
  *     outbox row only after mq_publish returned 0. After a failure the connection is
  *     dropped and the next call reconnects, but not before a backoff delay has passed
- *     (calls in between fail fast with MQ_EDOWN): the caller owns the retry loop.
+ *     (calls in between fail fast with MQ_ERR_DOWN): the caller owns the retry loop.
  *   - mq_consumer: consumes one queue with manual acks and a prefetch limit on its own
  *     thread and connection, and calls the handler once per delivery. The handler's
  *     verdict decides what happens to the message:
@@ -76,20 +76,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mqconn.h"
+#include "mqconn/mqconn.h"
 
-struct log;
+struct log_sink;
 
 enum {
   MQ_OK = 0,
-  MQ_EINVAL = -1,      /* bad argument, URL or topology */
-  MQ_ENOMEM = -2,      /* out of memory */
-  MQ_EDOWN = -3,       /* cannot connect or log in, or waiting out the reconnect backoff */
-  MQ_EPROTO = -4,      /* the broker closed the channel/connection or a declare failed */
-  MQ_ETIMEDOUT = -5,   /* no confirm within the timeout */
-  MQ_ENACK = -6,       /* the broker nacked the message: not stored */
-  MQ_EUNROUTABLE = -7, /* the message reached no queue (returned as mandatory) */
-  MQ_ETHREAD = -8,     /* could not start the consumer thread / already running */
+  MQ_ERR_INVALID = -1,      /* bad argument, URL or topology */
+  MQ_ERR_NOMEM = -2,      /* out of memory */
+  MQ_ERR_DOWN = -3,       /* cannot connect or log in, or waiting out the reconnect backoff */
+  MQ_ERR_PROTOCOL = -4,      /* the broker closed the channel/connection or a declare failed */
+  MQ_ERR_TIMEOUT = -5,   /* no confirm within the timeout */
+  MQ_ERR_NACK = -6,       /* the broker nacked the message: not stored */
+  MQ_ERR_UNROUTABLE = -7, /* the message reached no queue (returned as mandatory) */
+  MQ_ERR_THREAD = -8,     /* could not start the consumer thread / already running */
 };
 
 const char *mq_strerror(int err);
@@ -106,14 +106,14 @@ typedef mqconn_params mq_params;
 /* Parses an amqp:// or amqps:// URL into *out with mqconn's defaults (heartbeat 30 s,
  * connect 5 s, RPC 10 s; port 5672, or 5671 for amqps). User, password and vhost are
  * percent-decoded; an empty vhost ("amqp://h:1/") means "/", RabbitMQ's default vhost, and
- * "%2f" also spells "/". Returns 0 or MQ_EINVAL (bad URL, field longer than its buffer). */
+ * "%2f" also spells "/". Returns 0 or MQ_ERR_INVALID (bad URL, field longer than its buffer). */
 int mq_params_from_url(const char *url, mq_params *out);
 
 /* The password, replacing the URL's ("" keeps it): see mqconn_set_password. */
 int mq_params_set_password(mq_params *p, const char *password);
 
 /* The CA bundle amqps connections trust instead of the system's store ("" = the store).
- * MQ_EINVAL for a path too long or a file this process cannot read. */
+ * MQ_ERR_INVALID for a path too long or a file this process cannot read. */
 int mq_params_set_ca_file(mq_params *p, const char *path);
 
 /* One queue of a topology. */
@@ -132,7 +132,7 @@ typedef struct mq_topology {
 } mq_topology;
 
 /* Checks names (1..MQ_NAME_MAX of [A-Za-z0-9._:-]), the exchange type, and that queue
- * names are unique. Returns 0 or MQ_EINVAL. Called by the constructors. */
+ * names are unique. Returns 0 or MQ_ERR_INVALID. Called by the constructors. */
 int mq_topology_validate(const mq_topology *t);
 
 /* Exponential backoff: attempt n (1-based) waits base_ms * 2^(n-1), capped at max_ms,
@@ -169,7 +169,7 @@ int mq_publish(mq_publisher *p, const char *exchange, const char *routing_key,
 
 /* Connects and declares the topology now instead of at the first mq_publish (a service
  * that wants its exchange and queues to exist at start). Same backoff rule as mq_publish.
- * Returns 0, MQ_EDOWN or MQ_ENOMEM. */
+ * Returns 0, MQ_ERR_DOWN or MQ_ERR_NOMEM. */
 int mq_publisher_connect(mq_publisher *p);
 
 /* 1 if the publisher currently holds an open connection. */
@@ -218,7 +218,7 @@ mq_consumer *mq_consumer_new(const mq_params *params, const mq_topology *topo,
                              void *arg);
 
 /* Starts the consumer thread, which connects (retrying with backoff forever) and
- * consumes until mq_consumer_stop. Returns 0 or MQ_ETHREAD. */
+ * consumes until mq_consumer_stop. Returns 0 or MQ_ERR_THREAD. */
 int mq_consumer_start(mq_consumer *c);
 
 /* Asks the thread to stop (within ~250 ms plus a running handler call) and joins it.

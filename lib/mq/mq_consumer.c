@@ -18,9 +18,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
+#include "log/log.h"
 #include "mq_internal.h"
-#include "mqconn.h"
+#include "mqconn/mqconn.h"
 
 #define MQ_MAX_HEADERS 32 /* original headers carried over on republish */
 #define MQ_POLL_MS 250    /* how long a consumer waits for a delivery before checking stop */
@@ -114,12 +114,12 @@ static int consumer_connect(mq_consumer *c, const char **why) {
   rc = mq__declare_topology(c->conn, c->topo);
   if (rc == 0) {
     amqp_basic_qos(c->conn, MQ_CHANNEL, 0, c->opts.prefetch, 0);
-    if (!mqconn_rpc_ok(c->conn)) rc = MQ_EPROTO;
+    if (!mqconn_rpc_ok(c->conn)) rc = MQ_ERR_PROTOCOL;
   }
   if (rc == 0) {
     amqp_basic_consume(c->conn, MQ_CHANNEL, amqp_cstring_bytes(c->queue->name), amqp_empty_bytes,
                        0, 0, 0, amqp_empty_table);
-    if (!mqconn_rpc_ok(c->conn)) rc = MQ_EPROTO;
+    if (!mqconn_rpc_ok(c->conn)) rc = MQ_ERR_PROTOCOL;
   }
   if (rc != 0) {
     consumer_drop(c, 0);
@@ -241,7 +241,7 @@ static int settle(mq_consumer *c, const amqp_envelope_t *env, mq_verdict v, unsi
   case MQ_RETRY:
     if (republish(c, env, "", c->retry_q, attempt + 1, reason[0] ? reason : NULL, delay) != 0) {
       /* The broker is in trouble: let the delivery return to the queue via reconnect. */
-      log_event(c->params.log, LOG_WARN, "mq retry republish failed", "queue=%s", c->queue->name);
+      log_event(c->params.log, LOG_LEVEL_WARN, "mq retry republish failed", "queue=%s", c->queue->name);
       return -1;
     }
     return amqp_basic_ack(conn, MQ_CHANNEL, tag, 0);
@@ -300,13 +300,13 @@ static void *consumer_main(void *arg) {
       if (consumer_connect(c, &why) != 0) {
         failures++;
         uint32_t d = mq_backoff_delay_ms(&c->opts.reconnect, failures, mq__next_rand(&c->seed));
-        log_event(c->params.log, failures == 1 ? LOG_WARN : LOG_DEBUG, "mq consumer connect failed",
+        log_event(c->params.log, failures == 1 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, "mq consumer connect failed",
                   "queue=%s attempt=%u retry_in_ms=%" PRIu32 " tls=%d reason=\"%s\"", c->queue->name, failures, d,
                   c->params.tls, why);
         consumer_sleep(c, d);
         continue;
       }
-      log_event(c->params.log, LOG_INFO, "mq consumer connected", "queue=%s prefetch=%u",
+      log_event(c->params.log, LOG_LEVEL_INFO, "mq consumer connected", "queue=%s prefetch=%u",
                 c->queue->name, (unsigned)c->opts.prefetch);
       failures = 0;
     }
@@ -328,7 +328,7 @@ static void *consumer_main(void *arg) {
       broken = 1;
     }
     if (broken) {
-      log_event(c->params.log, LOG_WARN, "mq consumer lost connection", "queue=%s", c->queue->name);
+      log_event(c->params.log, LOG_LEVEL_WARN, "mq consumer lost connection", "queue=%s", c->queue->name);
       consumer_drop(c, 0);
       failures = 1;
       consumer_sleep(c, mq_backoff_delay_ms(&c->opts.reconnect, failures, mq__next_rand(&c->seed)));
@@ -339,9 +339,9 @@ static void *consumer_main(void *arg) {
 }
 
 int mq_consumer_start(mq_consumer *c) {
-  if (!c || c->started) return MQ_ETHREAD;
+  if (!c || c->started) return MQ_ERR_THREAD;
   atomic_store(&c->stop, 0);
-  if (pthread_create(&c->thread, NULL, consumer_main, c) != 0) return MQ_ETHREAD;
+  if (pthread_create(&c->thread, NULL, consumer_main, c) != 0) return MQ_ERR_THREAD;
   c->started = 1;
   return 0;
 }

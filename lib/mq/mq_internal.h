@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <sys/time.h>
 
-#include "mqconn.h"
+#include "mqconn/mqconn.h"
 
 #define MQ_CHANNEL MQCONN_CHANNEL
 
@@ -31,7 +31,7 @@ void mq__suffixed(char *dst, size_t cap, const char *a, const char *b);
 /* A UTF-8 string table entry; key and val are borrowed. */
 amqp_table_entry_t mq__str_entry(const char *key, const char *val);
 /* Declares the whole topology (see mq.h for the shape) on channel MQ_CHANNEL; t may be
- * NULL (nothing to declare). Idempotent on the broker. Returns 0 or MQ_EPROTO. */
+ * NULL (nothing to declare). Idempotent on the broker. Returns 0 or MQ_ERR_PROTOCOL. */
 int mq__declare_topology(amqp_connection_state_t conn, const mq_topology *t);
 
 /* Publishes with ready-made properties and waits for the confirm; shared by mq_publish and

@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "log/log.h"
 #include "mq_internal.h"
-#include "mqconn.h"
+#include "mqconn/mqconn.h"
 
 struct mq_publisher {
   mq_params params;
@@ -63,71 +63,71 @@ static void pub_fail(mq_publisher *p, int healthy) {
  * stale connection is not a failure: it is replaced at once, without backoff. */
 static void pub_drain_idle(mq_publisher *p) {
   if (mqconn_drain_idle(p->conn) == 0) return;
-  log_event(p->params.log, LOG_INFO, "mq publisher connection went stale; reconnecting", NULL);
+  log_event(p->params.log, LOG_LEVEL_INFO, "mq publisher connection went stale; reconnecting", NULL);
   mqconn_drop(&p->conn, 0);
 }
 
 static int pub_connect(mq_publisher *p) {
   if (p->conn) pub_drain_idle(p);
   if (p->conn) return 0;
-  if (mq__now_ms() < p->next_try_ms) return MQ_EDOWN;
+  if (mq__now_ms() < p->next_try_ms) return MQ_ERR_DOWN;
   const char *why = "declare failed";
   int rc = mqconn_open(&p->params, &p->conn, &why);
   if (rc == 0) {
     amqp_confirm_select(p->conn, MQ_CHANNEL);
-    rc = mqconn_rpc_ok(p->conn) ? mq__declare_topology(p->conn, p->topo) : MQ_EPROTO;
+    rc = mqconn_rpc_ok(p->conn) ? mq__declare_topology(p->conn, p->topo) : MQ_ERR_PROTOCOL;
   }
   if (rc != 0) {
-    log_event(p->params.log, LOG_WARN, "mq publisher connect failed", "host=%s port=%d tls=%d err=%d reason=\"%s\"",
+    log_event(p->params.log, LOG_LEVEL_WARN, "mq publisher connect failed", "host=%s port=%d tls=%d err=%d reason=\"%s\"",
               p->params.host, p->params.port, p->params.tls, rc, why);
     pub_fail(p, 0);
-    return rc == MQ_ENOMEM ? rc : MQ_EDOWN;
+    return rc == MQ_ERR_NOMEM ? rc : MQ_ERR_DOWN;
   }
-  if (p->failures) log_event(p->params.log, LOG_INFO, "mq publisher reconnected", NULL);
+  if (p->failures) log_event(p->params.log, LOG_LEVEL_INFO, "mq publisher reconnected", NULL);
   p->seq = 0;
   p->failures = 0;
   return 0;
 }
 
-int mq_publisher_connect(mq_publisher *p) { return p ? pub_connect(p) : MQ_EINVAL; }
+int mq_publisher_connect(mq_publisher *p) { return p ? pub_connect(p) : MQ_ERR_INVALID; }
 
-/* Reads frames until the confirm for p->seq. Returns 0, MQ_ENACK, MQ_EUNROUTABLE (connection
- * still fine) or MQ_ETIMEDOUT / MQ_EPROTO / MQ_EDOWN (connection must go). */
+/* Reads frames until the confirm for p->seq. Returns 0, MQ_ERR_NACK, MQ_ERR_UNROUTABLE (connection
+ * still fine) or MQ_ERR_TIMEOUT / MQ_ERR_PROTOCOL / MQ_ERR_DOWN (connection must go). */
 static int pub_wait_confirm(mq_publisher *p) {
   uint64_t deadline = mq__now_ms() + (uint64_t)p->params.rpc_timeout_ms;
   int returned = 0;
   for (;;) {
     uint64_t now = mq__now_ms();
-    if (now >= deadline) return MQ_ETIMEDOUT;
+    if (now >= deadline) return MQ_ERR_TIMEOUT;
     struct timeval tv = mq__tv_ms(deadline - now);
     amqp_frame_t f;
     int rc = amqp_simple_wait_frame_noblock(p->conn, &f, &tv);
-    if (rc == AMQP_STATUS_TIMEOUT) return MQ_ETIMEDOUT;
-    if (rc != AMQP_STATUS_OK) return MQ_EDOWN;
+    if (rc == AMQP_STATUS_TIMEOUT) return MQ_ERR_TIMEOUT;
+    if (rc != AMQP_STATUS_OK) return MQ_ERR_DOWN;
     if (f.frame_type != AMQP_FRAME_METHOD) continue;
     switch (f.payload.method.id) {
     case AMQP_BASIC_ACK_METHOD: {
       const amqp_basic_ack_t *a = f.payload.method.decoded;
       if (a->delivery_tag == p->seq || (a->multiple && a->delivery_tag > p->seq))
-        return returned ? MQ_EUNROUTABLE : 0;
+        return returned ? MQ_ERR_UNROUTABLE : 0;
       break;
     }
     case AMQP_BASIC_NACK_METHOD: {
       const amqp_basic_nack_t *n = f.payload.method.decoded;
-      if (n->delivery_tag == p->seq || (n->multiple && n->delivery_tag > p->seq)) return MQ_ENACK;
+      if (n->delivery_tag == p->seq || (n->multiple && n->delivery_tag > p->seq)) return MQ_ERR_NACK;
       break;
     }
     case AMQP_BASIC_RETURN_METHOD: {
       /* The returned message's header and body follow: read them off the wire. */
       amqp_message_t m;
       amqp_rpc_reply_t r = amqp_read_message(p->conn, f.channel, &m, 0);
-      if (r.reply_type != AMQP_RESPONSE_NORMAL) return MQ_EDOWN;
+      if (r.reply_type != AMQP_RESPONSE_NORMAL) return MQ_ERR_DOWN;
       amqp_destroy_message(&m);
       returned = 1;
       break;
     }
     case AMQP_CHANNEL_CLOSE_METHOD:
-    case AMQP_CONNECTION_CLOSE_METHOD: return MQ_EPROTO;
+    case AMQP_CONNECTION_CLOSE_METHOD: return MQ_ERR_PROTOCOL;
     default: break;
     }
   }
@@ -144,12 +144,12 @@ int mq__pub_send(mq_publisher *p, const char *exchange, const char *routing_key,
                           amqp_cstring_bytes(routing_key), 1, 0, props, b);
   if (rc != AMQP_STATUS_OK) {
     pub_fail(p, 0);
-    return MQ_EDOWN;
+    return MQ_ERR_DOWN;
   }
   p->seq++;
   rc = pub_wait_confirm(p);
-  if (rc == MQ_ETIMEDOUT || rc == MQ_EPROTO || rc == MQ_EDOWN) {
-    log_event(p->params.log, LOG_WARN, "mq publish failed", "exchange=%s key=%s err=%d", exchange,
+  if (rc == MQ_ERR_TIMEOUT || rc == MQ_ERR_PROTOCOL || rc == MQ_ERR_DOWN) {
+    log_event(p->params.log, LOG_LEVEL_WARN, "mq publish failed", "exchange=%s key=%s err=%d", exchange,
               routing_key, rc);
     pub_fail(p, 0);
   }
@@ -159,8 +159,8 @@ int mq__pub_send(mq_publisher *p, const char *exchange, const char *routing_key,
 
 int mq_publish(mq_publisher *p, const char *exchange, const char *routing_key,
                const void *body, size_t len, const mq_publish_opts *opts) {
-  if (!p || !exchange || !routing_key || (!body && len)) return MQ_EINVAL;
-  if (strlen(exchange) > MQ_NAME_MAX || strlen(routing_key) > 255) return MQ_EINVAL;
+  if (!p || !exchange || !routing_key || (!body && len)) return MQ_ERR_INVALID;
+  if (strlen(exchange) > MQ_NAME_MAX || strlen(routing_key) > 255) return MQ_ERR_INVALID;
   mq_publish_opts o = opts ? *opts : (mq_publish_opts){0};
   amqp_basic_properties_t props = {0};
   amqp_table_entry_t h[2];

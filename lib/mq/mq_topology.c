@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "mq_internal.h"
-#include "mqconn.h"
+#include "mqconn/mqconn.h"
 
 static int name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -36,16 +36,16 @@ static int valid_key(const char *s) {
 }
 
 int mq_topology_validate(const mq_topology *t) {
-  if (!t || !valid_name(t->exchange) || !t->exchange_type) return MQ_EINVAL;
+  if (!t || !valid_name(t->exchange) || !t->exchange_type) return MQ_ERR_INVALID;
   if (strcmp(t->exchange_type, "topic") != 0 && strcmp(t->exchange_type, "direct") != 0 &&
       strcmp(t->exchange_type, "fanout") != 0)
-    return MQ_EINVAL;
-  if (t->n_queues > 0 && !t->queues) return MQ_EINVAL;
+    return MQ_ERR_INVALID;
+  if (t->n_queues > 0 && !t->queues) return MQ_ERR_INVALID;
   for (size_t i = 0; i < t->n_queues; i++) {
     const mq_queue_spec *q = &t->queues[i];
-    if (!valid_name(q->name) || !valid_key(q->binding_key)) return MQ_EINVAL;
+    if (!valid_name(q->name) || !valid_key(q->binding_key)) return MQ_ERR_INVALID;
     for (size_t j = 0; j < i; j++)
-      if (strcmp(t->queues[j].name, q->name) == 0) return MQ_EINVAL;
+      if (strcmp(t->queues[j].name, q->name) == 0) return MQ_ERR_INVALID;
   }
   return 0;
 }
@@ -69,11 +69,11 @@ static int declare_queue(amqp_connection_state_t conn, const char *name, amqp_ta
                          int nargs, const char *exchange, const char *key) {
   amqp_table_t t = {.num_entries = nargs, .entries = args};
   amqp_queue_declare(conn, MQ_CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, t);
-  if (!mqconn_rpc_ok(conn)) return MQ_EPROTO;
+  if (!mqconn_rpc_ok(conn)) return MQ_ERR_PROTOCOL;
   if (!exchange) return 0;
   amqp_queue_bind(conn, MQ_CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(exchange),
                   amqp_cstring_bytes(key), amqp_empty_table);
-  return mqconn_rpc_ok(conn) ? 0 : MQ_EPROTO;
+  return mqconn_rpc_ok(conn) ? 0 : MQ_ERR_PROTOCOL;
 }
 
 /* Declares the whole topology (see mq.h for the shape). Idempotent on the broker. */
@@ -83,26 +83,26 @@ int mq__declare_topology(amqp_connection_state_t conn, const mq_topology *t) {
   mq__suffixed(dlx, sizeof dlx, t->exchange, ".dlx");
   amqp_exchange_declare(conn, MQ_CHANNEL, amqp_cstring_bytes(t->exchange),
                         amqp_cstring_bytes(t->exchange_type), 0, 1, 0, 0, amqp_empty_table);
-  if (!mqconn_rpc_ok(conn)) return MQ_EPROTO;
+  if (!mqconn_rpc_ok(conn)) return MQ_ERR_PROTOCOL;
   amqp_exchange_declare(conn, MQ_CHANNEL, amqp_cstring_bytes(dlx), amqp_cstring_bytes("direct"), 0,
                         1, 0, 0, amqp_empty_table);
-  if (!mqconn_rpc_ok(conn)) return MQ_EPROTO;
+  if (!mqconn_rpc_ok(conn)) return MQ_ERR_PROTOCOL;
   for (size_t i = 0; i < t->n_queues; i++) {
     const mq_queue_spec *q = &t->queues[i];
     const char *key = q->binding_key ? q->binding_key : q->name;
     amqp_table_entry_t main_args[2] = {mq__str_entry("x-dead-letter-exchange", dlx),
                                        mq__str_entry("x-dead-letter-routing-key", q->name)};
-    if (declare_queue(conn, q->name, main_args, 2, t->exchange, key)) return MQ_EPROTO;
+    if (declare_queue(conn, q->name, main_args, 2, t->exchange, key)) return MQ_ERR_PROTOCOL;
     if (q->dead_letter) {
       mq__suffixed(aux, sizeof aux, q->name, ".dlq");
-      if (declare_queue(conn, aux, NULL, 0, dlx, q->name)) return MQ_EPROTO;
+      if (declare_queue(conn, aux, NULL, 0, dlx, q->name)) return MQ_ERR_PROTOCOL;
     }
     if (q->retry) {
       /* Expired retries go back to Q by name through the default exchange. */
       amqp_table_entry_t retry_args[2] = {mq__str_entry("x-dead-letter-exchange", ""),
                                           mq__str_entry("x-dead-letter-routing-key", q->name)};
       mq__suffixed(aux, sizeof aux, q->name, ".retry");
-      if (declare_queue(conn, aux, retry_args, 2, NULL, NULL)) return MQ_EPROTO;
+      if (declare_queue(conn, aux, retry_args, 2, NULL, NULL)) return MQ_ERR_PROTOCOL;
     }
   }
   return 0;

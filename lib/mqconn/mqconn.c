@@ -19,7 +19,7 @@
 
 static int copy_str(char *dst, size_t cap, const char *src) {
   size_t n = strlen(src);
-  if (n >= cap) return MQCONN_EINVAL;
+  if (n >= cap) return MQCONN_ERR_INVALID;
   memcpy(dst, src, n + 1);
   return 0;
 }
@@ -27,17 +27,17 @@ static int copy_str(char *dst, size_t cap, const char *src) {
 int mqconn_params_from_url(const char *url, mqconn_params *out) {
   char buf[MQCONN_URL_MAX];
   struct amqp_connection_info ci;
-  if (!url || !out || copy_str(buf, sizeof buf, url) != 0) return MQCONN_EINVAL;
+  if (!url || !out || copy_str(buf, sizeof buf, url) != 0) return MQCONN_ERR_INVALID;
   memset(out, 0, sizeof *out);
   amqp_default_connection_info(&ci);
   /* amqp_parse_url writes into buf; ci's strings point into it */
-  if (amqp_parse_url(buf, &ci) != AMQP_STATUS_OK) return MQCONN_EINVAL;
-  if (!ci.host || !*ci.host || ci.port <= 0 || ci.port > 65535) return MQCONN_EINVAL;
+  if (amqp_parse_url(buf, &ci) != AMQP_STATUS_OK) return MQCONN_ERR_INVALID;
+  if (!ci.host || !*ci.host || ci.port <= 0 || ci.port > 65535) return MQCONN_ERR_INVALID;
   const char *vhost = (ci.vhost && *ci.vhost) ? ci.vhost : "/";
   if (copy_str(out->host, sizeof out->host, ci.host) || copy_str(out->user, sizeof out->user, ci.user) ||
       copy_str(out->password, sizeof out->password, ci.password) ||
       copy_str(out->vhost, sizeof out->vhost, vhost))
-    return MQCONN_EINVAL;
+    return MQCONN_ERR_INVALID;
   out->port = ci.port;
   out->tls = ci.ssl ? 1 : 0;
   out->heartbeat_s = 30;
@@ -47,19 +47,19 @@ int mqconn_params_from_url(const char *url, mqconn_params *out) {
 }
 
 int mqconn_set_password(mqconn_params *p, const char *password) {
-  if (!p) return MQCONN_EINVAL;
+  if (!p) return MQCONN_ERR_INVALID;
   if (!password || !*password) return 0;
   return copy_str(p->password, sizeof p->password, password);
 }
 
 int mqconn_set_ca_file(mqconn_params *p, const char *path) {
-  if (!p) return MQCONN_EINVAL;
+  if (!p) return MQCONN_ERR_INVALID;
   if (!path || !*path) {
     p->tls_ca_file[0] = '\0';
     return 0;
   }
   FILE *f = fopen(path, "r");
-  if (!f) return MQCONN_EINVAL;
+  if (!f) return MQCONN_ERR_INVALID;
   fclose(f);
   return copy_str(p->tls_ca_file, sizeof p->tls_ca_file, path);
 }
@@ -129,7 +129,7 @@ int mqconn_open(const mqconn_params *p, amqp_connection_state_t *out, const char
   amqp_connection_state_t conn = amqp_new_connection();
   if (!conn) {
     *why = "out of memory";
-    return MQCONN_ENOMEM;
+    return MQCONN_ERR_NOMEM;
   }
   amqp_socket_t *sock = p->tls ? tls_socket(conn, p, why) : amqp_tcp_socket_new(conn);
   if (!sock) {
@@ -161,5 +161,5 @@ int mqconn_open(const mqconn_params *p, amqp_connection_state_t *out, const char
   return 0;
 fail:
   amqp_destroy_connection(conn);
-  return MQCONN_EDOWN;
+  return MQCONN_ERR_DOWN;
 }

@@ -26,14 +26,14 @@
 #include <amqp.h>
 #include <stddef.h>
 
-struct log;
+struct log_sink;
 
-/* Same values as lib/mq's MQ_EINVAL, MQ_ENOMEM and MQ_EDOWN. */
+/* Same values as lib/mq's MQ_ERR_INVALID, MQ_ERR_NOMEM and MQ_ERR_DOWN. */
 enum {
   MQCONN_OK = 0,
-  MQCONN_EINVAL = -1, /* bad URL, field too long, unreadable CA file */
-  MQCONN_ENOMEM = -2,
-  MQCONN_EDOWN = -3, /* cannot connect, TLS handshake or verification failed, login refused */
+  MQCONN_ERR_INVALID = -1, /* bad URL, field too long, unreadable CA file */
+  MQCONN_ERR_NOMEM = -2,
+  MQCONN_ERR_DOWN = -3, /* cannot connect, TLS handshake or verification failed, login refused */
 };
 
 /* The channel every connection opens; the only one used. */
@@ -50,27 +50,27 @@ typedef struct mqconn_params {
   int heartbeat_s;        /* AMQP heartbeat; 0 disables. Default 30. */
   int connect_timeout_ms; /* TCP connect + TLS handshake + login. Default 5000. */
   int rpc_timeout_ms;     /* declares, qos, consume, and the publish confirm. Default 10000. */
-  struct log *log;        /* lib/log, borrowed; connection events go there. NULL = silent. */
+  struct log_sink *log;        /* lib/log, borrowed; connection events go there. NULL = silent. */
 } mqconn_params;
 
 /* Parses an amqp:// or amqps:// URL into *out with the defaults above. Returns 0 or
- * MQCONN_EINVAL (not such a URL, no host, bad port, a field longer than its buffer). */
+ * MQCONN_ERR_INVALID (not such a URL, no host, bad port, a field longer than its buffer). */
 int mqconn_params_from_url(const char *url, mqconn_params *out);
 
 /* Sets the password, replacing the URL's (NULL or "": keep it). For deployments that keep
  * the secret out of the URL (AMQP_PASSWORD), so it needs no percent-encoding. Returns 0 or
- * MQCONN_EINVAL (too long). */
+ * MQCONN_ERR_INVALID (too long). */
 int mqconn_set_password(mqconn_params *p, const char *password);
 
 /* Sets the CA bundle TLS connections trust ("" or NULL: the system's store). Refuses a path
- * that is too long or a file this process cannot read (MQCONN_EINVAL), so a typo in the
+ * that is too long or a file this process cannot read (MQCONN_ERR_INVALID), so a typo in the
  * configuration stops the service at start instead of failing every connection later. */
 int mqconn_set_ca_file(mqconn_params *p, const char *path);
 
 /* Opens TCP (and TLS), logs in, opens MQCONN_CHANNEL. On success *out is the connection;
  * on failure nothing is left allocated and *why (when why is not NULL) is a static
  * one-line reason for logs ("certificate verify failed", "login refused", ...). Returns 0,
- * MQCONN_ENOMEM or MQCONN_EDOWN. */
+ * MQCONN_ERR_NOMEM or MQCONN_ERR_DOWN. */
 int mqconn_open(const mqconn_params *p, amqp_connection_state_t *out, const char **why);
 
 /* Closes politely when the connection is believed healthy (else just frees it) and sets

@@ -42,9 +42,9 @@ const char *msgs_publish_key(msgs_side side) {
 }
 
 int msgs_encode(int32_t resource_id, char *buf, size_t cap, size_t *len) {
-  if (resource_id < 1 || !buf || !len) return MSGS_EINVAL;
+  if (resource_id < 1 || !buf || !len) return MSGS_ERR_INVALID;
   int n = snprintf(buf, cap, "{\"resourceId\":%" PRId32 "}", resource_id);
-  if (n < 0 || (size_t)n >= cap) return MSGS_EINVAL;
+  if (n < 0 || (size_t)n >= cap) return MSGS_ERR_INVALID;
   *len = (size_t)n;
   return MSGS_OK;
 }
@@ -59,12 +59,12 @@ static int bad(char *reason, size_t cap, const char *fmt, ...) {
     vsnprintf(reason, cap, fmt, ap);
     va_end(ap);
   }
-  return MSGS_EBADBODY;
+  return MSGS_ERR_BAD_BODY;
 }
 
 int msgs_decode(const void *body, size_t len, int32_t *resource_id, char *reason,
                 size_t reason_cap) {
-  if (!resource_id || (!body && len)) return MSGS_EINVAL;
+  if (!resource_id || (!body && len)) return MSGS_ERR_INVALID;
   if (reason && reason_cap) reason[0] = '\0';
   if (len == 0) return bad(reason, reason_cap, "empty body");
   if (len > MSGS_BODY_MAX)

@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mq.h"
+#include "mq/mq.h"
 
 #define MSGS_EXCHANGE "fermata"
 #define MSGS_UPLOADED "resource.uploaded"   /* queue name and routing key */
@@ -44,8 +44,8 @@
 
 enum {
   MSGS_OK = 0,
-  MSGS_EINVAL = -1,  /* bad argument: NULL, id out of range, buffer too small */
-  MSGS_EBADBODY = -2 /* the body is not a valid message; see the reason */
+  MSGS_ERR_INVALID = -1,  /* bad argument: NULL, id out of range, buffer too small */
+  MSGS_ERR_BAD_BODY = -2 /* the body is not a valid message; see the reason */
 };
 
 typedef enum msgs_side {
@@ -67,12 +67,12 @@ const char *msgs_publish_key(msgs_side side);
 
 /* Writes {"resourceId":N} NUL-terminated into buf (capacity cap, MSGS_ENCODED_MAX is
  * always enough) and its length (without the NUL) into *len. The same body serves both
- * messages. Returns MSGS_OK or MSGS_EINVAL (id not in 1..INT32_MAX, cap too small). */
+ * messages. Returns MSGS_OK or MSGS_ERR_INVALID (id not in 1..INT32_MAX, cap too small). */
 int msgs_encode(int32_t resource_id, char *buf, size_t cap, size_t *len);
 
 /* Decodes a body of either message into *resource_id. body need not be NUL-terminated.
- * Returns MSGS_OK, MSGS_EBADBODY with a reason such as "not JSON: ..." or "resourceId:
- * missing" written into reason (capacity reason_cap; may be NULL/0), or MSGS_EINVAL for
+ * Returns MSGS_OK, MSGS_ERR_BAD_BODY with a reason such as "not JSON: ..." or "resourceId:
+ * missing" written into reason (capacity reason_cap; may be NULL/0), or MSGS_ERR_INVALID for
  * NULL resource_id / NULL body with len > 0. */
 int msgs_decode(const void *body, size_t len, int32_t *resource_id, char *reason,
                 size_t reason_cap);

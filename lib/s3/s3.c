@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "curlpool.h"
+#include "curlpool/curlpool.h"
 #include "s3_internal.h"
 
 const char *s3_strerror(int code) {

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "capbuf.h"
-#include "curlpool.h"
+#include "capbuf/capbuf.h"
+#include "curlpool/curlpool.h"
 
 enum {
   S3_URL_MAX = 2048,

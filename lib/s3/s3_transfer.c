@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "curlpool.h"
+#include "curlpool/curlpool.h"
 #include "s3_internal.h"
 
 static long resp_status(s3_resp *r) {

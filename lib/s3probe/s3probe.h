@@ -31,7 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "s3.h"
+#include "s3/s3.h"
 
 typedef struct s3probe s3probe;
 

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "text.h"
+#include "text/text.h"
 
 static bool is_digits(const char *s, size_t n) {
   for (size_t i = 0; i < n; i++)

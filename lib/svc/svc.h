@@ -15,12 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "auth.h"
-#include "config.h"
-#include "db.h"
-#include "health.h"
-#include "http.h"
-#include "log.h"
+#include "auth/auth.h"
+#include "config/config.h"
+#include "db/db.h"
+#include "health/health.h"
+#include "http/http.h"
+#include "log/log.h"
 
 /* Call first in main, before creating threads. */
 void svc_block_signals(void);
@@ -88,7 +88,7 @@ typedef struct svc_app {
   auth_config auth_cfg;
   http_server_opts http;
   /* made by svc_app_open_log / svc_app_open; owned by the app */
-  log *lg;
+  log_sink *lg;
   auth *au;              /* NULL without auth, or in open mode */
   db_pool *db;           /* NULL without a database, or out of memory */
   http_server *srv;      /* NULL out of memory */

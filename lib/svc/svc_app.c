@@ -14,7 +14,7 @@ void svc_app_init(svc_app *a, const svc_app_opts *o) {
   memset(a, 0, sizeof *a);
   a->o = *o;
   config_err *err = &a->err;
-  a->level = LOG_INFO;
+  a->level = LOG_LEVEL_INFO;
   if (log_level_parse(config_str("LOG_LEVEL", "info"), &a->level) != 0)
     snprintf(err->msg, sizeof err->msg, "LOG_LEVEL: expected debug, info, warn or error");
   a->port = config_int("SERVER_PORT", o->default_port, 0, 65535, err);
@@ -36,7 +36,7 @@ int svc_app_open_log(svc_app *a) {
   if (!a->lg) return 1;
   (void)log_buffer_start(a->lg, 200, 64 * 1024); /* the access log, buffered (log.h); unbuffered if it fails */
   if (a->err.msg[0]) {
-    log_event(a->lg, LOG_ERROR, "bad configuration", "detail=\"%s\"", a->err.msg);
+    log_event(a->lg, LOG_LEVEL_ERROR, "bad configuration", "detail=\"%s\"", a->err.msg);
     log_free(a->lg);
     a->lg = NULL;
     return 2;
@@ -53,7 +53,7 @@ static http_server *new_server(svc_app *a, long long port, size_t max_body) {
 
 int svc_app_open(svc_app *a) {
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) { /* httpc, lib/s3, lib/jwkshttp */
-    log_event(a->lg, LOG_ERROR, "cannot initialise libcurl", NULL);
+    log_event(a->lg, LOG_LEVEL_ERROR, "cannot initialise libcurl", NULL);
     return 1;
   }
   a->curl = true;
@@ -75,7 +75,7 @@ int svc_app_open(svc_app *a) {
 int svc_app_migrate(svc_app *a) {
   int rc = db_migrate(a->db);
   if (rc != DB_OK)
-    log_event(a->lg, LOG_WARN, "database not ready at start; serving 503 until it is", "error=\"%s\"",
+    log_event(a->lg, LOG_LEVEL_WARN, "database not ready at start; serving 503 until it is", "error=\"%s\"",
               db_strerror(rc));
   return rc;
 }
@@ -83,21 +83,21 @@ int svc_app_migrate(svc_app *a) {
 int svc_app_listen(svc_app *a) {
   if (http_server_start(a->srv) == HTTP_OK && (!a->isrv || http_server_start(a->isrv) == HTTP_OK)) return 0;
   if (a->o.internal)
-    log_event(a->lg, LOG_ERROR, "cannot listen", "port=%lld internal_port=%lld", a->port, a->internal_port);
+    log_event(a->lg, LOG_LEVEL_ERROR, "cannot listen", "port=%lld internal_port=%lld", a->port, a->internal_port);
   else
-    log_event(a->lg, LOG_ERROR, "cannot listen", "port=%lld", a->port);
+    log_event(a->lg, LOG_LEVEL_ERROR, "cannot listen", "port=%lld", a->port);
   return -1;
 }
 
 int svc_app_run(svc_app *a, const char *fields) {
   if (fields)
-    log_event(a->lg, LOG_INFO, "started", "%s", fields);
+    log_event(a->lg, LOG_LEVEL_INFO, "started", "%s", fields);
   else
-    log_event(a->lg, LOG_INFO, "started", "port=%u internal_port=%u", http_server_port(a->srv),
+    log_event(a->lg, LOG_LEVEL_INFO, "started", "port=%u internal_port=%u", http_server_port(a->srv),
               a->isrv ? http_server_port(a->isrv) : 0);
   int sig = svc_wait_for_stop();
   health_lifecycle_drain(&a->life);
-  log_event(a->lg, LOG_INFO, "stopping", "signal=%d drain_delay_ms=%lld", sig, a->drain_delay_ms);
+  log_event(a->lg, LOG_LEVEL_INFO, "stopping", "signal=%d drain_delay_ms=%lld", sig, a->drain_delay_ms);
   svc_sleep_ms(a->drain_delay_ms);
   return sig;
 }
@@ -121,7 +121,7 @@ void svc_app_close(svc_app *a) {
   a->db = NULL;
   if (a->curl) curl_global_cleanup();
   a->curl = false;
-  if (a->lg && a->opened) log_event(a->lg, LOG_INFO, "stopped", NULL);
+  if (a->lg && a->opened) log_event(a->lg, LOG_LEVEL_INFO, "stopped", NULL);
   log_free(a->lg);
   a->lg = NULL;
 }

@@ -1,7 +1,7 @@
 /* svc_routes: see svc.h ("routes every service has"). */
 #include "svc.h"
 
-#include "ids.h"
+#include "ids/ids.h"
 
 static void health(http_req *r, void *vact) {
   svc_actuator *act = vact;

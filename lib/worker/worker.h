@@ -23,7 +23,7 @@
 
 #include <stdint.h>
 
-#include "retry.h"
+#include "retry/retry.h"
 
 enum { WORKER_OK = 0, WORKER_ERR_THREAD = -1 };
 

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "health.h"
+#include "health/health.h"
 
 static json_t *counters(const proc_stats *s) {
   return json_pack("{s:I, s:I, s:I, s:I, s:I}",

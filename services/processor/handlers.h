@@ -11,9 +11,9 @@
 #ifndef FERMATA_PROC_HANDLERS_H
 #define FERMATA_PROC_HANDLERS_H
 
-#include "http.h"
+#include "http/http.h"
 #include "proc.h"
-#include "svc.h"
+#include "svc/svc.h"
 #include "workers.h"
 
 typedef struct proc_http_ctx {

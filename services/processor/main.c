@@ -19,16 +19,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "handlers.h"
-#include "http.h"
-#include "httpc.h"
-#include "log.h"
-#include "mq.h"
+#include "http/http.h"
+#include "httpc/httpc.h"
+#include "log/log.h"
+#include "mq/mq.h"
 #include "pipeline.h"
-#include "health.h"
+#include "health/health.h"
 #include "proc.h"
-#include "svc.h"
+#include "svc/svc.h"
 #include "workers.h"
 
 typedef struct proc_config {
@@ -97,7 +97,7 @@ int main(void) {
   workers *pool = NULL;
   int status = svc_app_open_log(&app);
   if (status) return status;
-  log *lg = app.lg;
+  log_sink *lg = app.lg;
   mqp.log = lg;
   status = svc_app_open(&app);
   if (status) goto out;
@@ -126,12 +126,12 @@ int main(void) {
   pool = workers_new(&wo);
   proc_http_ctx hctx = {.srv = app.srv, .pool = pool, .stats = &stats, .life = &app.life};
   if (!pool || !app.srv || proc_routes(app.srv, &hctx) != HTTP_OK) {
-    log_event(lg, LOG_ERROR, "cannot set up", NULL);
+    log_event(lg, LOG_LEVEL_ERROR, "cannot set up", NULL);
     goto out;
   }
   if (svc_app_listen(&app) != 0) goto out;
   if (workers_start(pool) != 0) {
-    log_event(lg, LOG_ERROR, "cannot start consumers", NULL);
+    log_event(lg, LOG_LEVEL_ERROR, "cannot start consumers", NULL);
     goto out;
   }
   char fields[2048];

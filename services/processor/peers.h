@@ -17,8 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "httpc.h"
-#include "mp3.h"
+#include "httpc/httpc.h"
+#include "mp3/mp3.h"
 #include "proc.h"
 
 typedef enum peer_result {

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "mp3.h"
+#include "mp3/mp3.h"
 
 typedef struct call_ctx {
   const proc_pipeline *pl;
@@ -34,7 +34,7 @@ static int get_op(void *ud, unsigned attempt, bool *retryable) {
   cx->result = peers_get_resource(cx->pl->peers, cx->id, cx->request_id, &cx->resp,
                                   cx->reason, sizeof cx->reason);
   if (cx->result == PEER_TRANSIENT)
-    log_event(cx->pl->lg, LOG_DEBUG, "resource fetch failed", "resource_id=%" PRId32
+    log_event(cx->pl->lg, LOG_LEVEL_DEBUG, "resource fetch failed", "resource_id=%" PRId32
               " try=%u reason=\"%s\"", cx->id, attempt, cx->reason);
   return settle_op(cx, retryable);
 }
@@ -44,7 +44,7 @@ static int post_op(void *ud, unsigned attempt, bool *retryable) {
   cx->result = peers_post_song(cx->pl->peers, cx->id, cx->song, cx->request_id, cx->reason,
                                sizeof cx->reason);
   if (cx->result == PEER_TRANSIENT)
-    log_event(cx->pl->lg, LOG_DEBUG, "song post failed", "resource_id=%" PRId32
+    log_event(cx->pl->lg, LOG_LEVEL_DEBUG, "song post failed", "resource_id=%" PRId32
               " try=%u reason=\"%s\"", cx->id, attempt, cx->reason);
   return settle_op(cx, retryable);
 }
@@ -75,7 +75,7 @@ static proc_outcome extract(const httpc_response *resp, mp3_song *song, char *re
   }
   mp3_meta meta;
   int rc = mp3_extract(buf, resp->body_len, &meta);
-  if (rc == MP3_ENOMEM) return fail(PROC_RETRY, reason, cap, "extract: out of memory");
+  if (rc == MP3_ERR_NOMEM) return fail(PROC_RETRY, reason, cap, "extract: out of memory");
   if (rc != MP3_OK) {
     snprintf(reason, cap, "extract: %s", mp3_strerror(rc));
     return PROC_POISON;
@@ -110,7 +110,7 @@ proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *reques
   case PEER_PERMANENT: return fail(PROC_POISON, reason, reason_cap, post.reason);
   default: return fail(PROC_RETRY, reason, reason_cap, post.reason);
   }
-  log_event(pl->lg, LOG_DEBUG, "metadata stored", "resource_id=%" PRId32 " song=%s",
+  log_event(pl->lg, LOG_LEVEL_DEBUG, "metadata stored", "resource_id=%" PRId32 " song=%s",
             id, post.result == PEER_EXISTS ? "existing" : "created");
 
   char why[256] = "";

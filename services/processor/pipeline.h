@@ -27,10 +27,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log.h"
+#include "log/log.h"
 #include "peers.h"
 #include "proc.h"
-#include "retry.h"
+#include "retry/retry.h"
 
 /* Publishes "processed" for id and waits for the broker's confirm. Returns 0 on success,
  * else nonzero with a reason written. */
@@ -41,7 +41,7 @@ typedef struct proc_pipeline {
   const peers *peers;
   retry_policy call_retry;  /* in-place retries of one HTTP call (max_attempts >= 1) */
   const atomic_bool *stop;  /* raised at shutdown; may be NULL */
-  log *lg;                  /* borrowed */
+  log_sink *lg;                  /* borrowed */
 } proc_pipeline;
 
 /* Handles resource id. request_id (may be NULL) is passed to the peers for tracing.

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "msgs.h"
+#include "msgs/msgs.h"
 
 typedef struct worker {
   struct workers *pool;
@@ -84,7 +84,7 @@ static mq_verdict on_delivery(const mq_message *m, void *arg, char *reason, size
     snprintf(reason, reason_cap, "bad message: %s", why);
     atomic_fetch_add(&o->stats->failed, 1);
     atomic_fetch_add(&o->stats->dead_lettered, 1);
-    log_event(o->lg, LOG_WARN, "message dead-lettered", "worker=%u attempt=%u reason=%s",
+    log_event(o->lg, LOG_LEVEL_WARN, "message dead-lettered", "worker=%u attempt=%u reason=%s",
               wk->index, m->attempt, log_quote(qwhy, sizeof qwhy, reason));
     return MQ_REJECT;
   }
@@ -95,7 +95,7 @@ static mq_verdict on_delivery(const mq_message *m, void *arg, char *reason, size
                                  sizeof why);
   uint64_t elapsed = now_ms(CLOCK_MONOTONIC) - t0;
   mq_verdict v = MQ_ACK;
-  log_level lvl = LOG_INFO;
+  log_level lvl = LOG_LEVEL_INFO;
   const char *what = outcome_name(out);
   switch (out) {
   case PROC_DONE:
@@ -104,7 +104,7 @@ static mq_verdict on_delivery(const mq_message *m, void *arg, char *reason, size
     break;
   case PROC_GONE:
     atomic_fetch_add(&o->stats->gone, 1);
-    lvl = LOG_WARN;
+    lvl = LOG_LEVEL_WARN;
     what = "gone (resource deleted), acknowledged";
     break;
   case PROC_RETRY:
@@ -112,11 +112,11 @@ static mq_verdict on_delivery(const mq_message *m, void *arg, char *reason, size
     /* lib/mq turns a retry of the last allowed attempt into a dead letter (mq_retry_decide) */
     if (m->attempt >= o->max_attempts) {
       atomic_fetch_add(&o->stats->dead_lettered, 1);
-      lvl = LOG_ERROR;
+      lvl = LOG_LEVEL_ERROR;
       what = "dead-lettered (attempts exhausted)";
     } else {
       atomic_fetch_add(&o->stats->retried, 1);
-      lvl = LOG_WARN;
+      lvl = LOG_LEVEL_WARN;
       what = "retry later";
     }
     v = MQ_RETRY;
@@ -125,7 +125,7 @@ static mq_verdict on_delivery(const mq_message *m, void *arg, char *reason, size
   case PROC_POISON:
     atomic_fetch_add(&o->stats->failed, 1);
     atomic_fetch_add(&o->stats->dead_lettered, 1);
-    lvl = LOG_ERROR;
+    lvl = LOG_LEVEL_ERROR;
     what = "dead-lettered (poison)";
     v = MQ_REJECT;
     snprintf(reason, reason_cap, "%s", why);

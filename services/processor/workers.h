@@ -21,8 +21,8 @@
 
 #include <stdatomic.h>
 
-#include "log.h"
-#include "mq.h"
+#include "log/log.h"
+#include "mq/mq.h"
 #include "pipeline.h"
 #include "proc.h"
 
@@ -33,7 +33,7 @@ typedef struct workers_opts {
   mq_backoff retry;             /* delay-queue backoff of a message */
   const proc_pipeline *pipeline; /* borrowed; must outlive the pool */
   proc_stats *stats;            /* borrowed */
-  log *lg;                      /* borrowed */
+  log_sink *lg;                      /* borrowed */
 } workers_opts;
 
 typedef struct workers workers;

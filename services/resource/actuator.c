@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "breakerview.h"
-#include "health.h"
+#include "breakerview/breakerview.h"
+#include "health/health.h"
 
 #define JSON_TYPE "application/json"
 
@@ -48,7 +48,7 @@ static void post_breaker(http_req *r, void *vctx) {
   char *out = breakerview_update_state(ab->reg, http_req_param(r, "name"), body, &status);
   free(body);
   if (out && status == 200)
-    log_event(http_req_log(r), LOG_WARN, "circuit breaker state changed by request", "name=%s request_id=%s",
+    log_event(http_req_log(r), LOG_LEVEL_WARN, "circuit breaker state changed by request", "name=%s request_id=%s",
               http_req_param(r, "name"), http_req_id(r));
   reply_view(r, status, out);
 }

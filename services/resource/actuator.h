@@ -24,9 +24,9 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "auth.h"
-#include "breaker.h"
-#include "http.h"
+#include "auth/auth.h"
+#include "breaker/breaker.h"
+#include "http/http.h"
 
 typedef struct {
   breaker_registry *reg;

@@ -11,8 +11,8 @@
 
 #include <stdbool.h>
 
-#include "breaker.h"
-#include "config.h"
+#include "breaker/breaker.h"
+#include "config/config.h"
 
 #define BREAKER_ENV_PREFIX "RESILIENCE4J_CIRCUITBREAKER_INSTANCES_STORAGESERVICE_"
 

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "health.h"
-#include "ids.h"
-#include "mp3.h"
-#include "range.h"
+#include "health/health.h"
+#include "ids/ids.h"
+#include "mp3/mp3.h"
+#include "range/range.h"
 
 static void reply_failure(http_req *r, int rc) {
   switch (rc) {

@@ -8,14 +8,14 @@
 #include <stddef.h>
 
 #include "actuator.h"
-#include "auth.h"
-#include "breaker.h"
-#include "http.h"
-#include "mq.h"
+#include "auth/auth.h"
+#include "breaker/breaker.h"
+#include "http/http.h"
+#include "mq/mq.h"
 #include "outbox.h"
 #include "resource.h"
-#include "s3probe.h"
-#include "svc.h"
+#include "s3probe/s3probe.h"
+#include "svc/svc.h"
 
 typedef struct {
   resource_svc *svc;

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "resource_repo.h"
-#include "worker.h"
+#include "worker/worker.h"
 
 #define SWEEP_MS 2000u /* between sweeps unless kicked */
 

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db.h"
-#include "s3.h"
+#include "db/db.h"
+#include "s3/s3.h"
 #include "songs.h"
 
 typedef struct janitor janitor;

@@ -9,14 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
+#include "auth/auth.h"
 #include "breaker_env.h"
-#include "config.h"
+#include "config/config.h"
 #include "handlers.h"
 #include "janitor.h"
-#include "msgs.h"
+#include "msgs/msgs.h"
 #include "outbox.h"
-#include "svc.h"
+#include "svc/svc.h"
 
 /* The settings of this service alone; the common ones are lib/svc's (svc_app). */
 typedef struct {
@@ -70,21 +70,21 @@ static void read_settings(settings *s, config_err *err) {
 /* The storageService breaker's listener: one log line per state transition (and why it
  * tripped). It runs with the breaker's lock held, so it only formats and writes a line. */
 static void on_breaker_event(void *ctx, const breaker *b, const breaker_event *ev) {
-  log *lg = ctx;
+  log_sink *lg = ctx;
   char rate[48];
   switch (ev->type) {
     case BREAKER_EV_STATE_TRANSITION:
-      log_event(lg, ev->to == BREAKER_CLOSED ? LOG_INFO : LOG_WARN, "circuit breaker state transition",
+      log_event(lg, ev->to == BREAKER_CLOSED ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "circuit breaker state transition",
                 "name=%s from=%s to=%s", breaker_name(b), breaker_state_name(ev->from), breaker_state_name(ev->to));
       break;
     case BREAKER_EV_FAILURE_RATE_EXCEEDED:
     case BREAKER_EV_SLOW_CALL_RATE_EXCEEDED:
       breaker_format_float(ev->rate, rate, sizeof rate);
-      log_event(lg, LOG_WARN, "circuit breaker threshold exceeded", "name=%s event=%s rate=%s", breaker_name(b),
+      log_event(lg, LOG_LEVEL_WARN, "circuit breaker threshold exceeded", "name=%s event=%s rate=%s", breaker_name(b),
                 breaker_event_type_name(ev->type), rate);
       break;
     case BREAKER_EV_RESET:
-      log_event(lg, LOG_INFO, "circuit breaker reset", "name=%s", breaker_name(b));
+      log_event(lg, LOG_LEVEL_INFO, "circuit breaker reset", "name=%s", breaker_name(b));
       break;
     default:
       break; /* per-call events: the access log and the metrics tell those */
@@ -98,7 +98,7 @@ static mq_verdict on_processed(const mq_message *m, void *arg, char *reason, siz
   int rc = resource_make_permanent(svc, id, *m->request_id ? m->request_id : NULL);
   if (rc == RES_OK) return MQ_ACK;
   if (rc == RES_NOT_FOUND) {
-    log_event(svc->lg, LOG_WARN, "processed message for an unknown resource; acknowledged", "id=%d", id);
+    log_event(svc->lg, LOG_LEVEL_WARN, "processed message for an unknown resource; acknowledged", "id=%d", id);
     return MQ_ACK;
   }
   snprintf(reason, cap, "move to permanent storage failed (%d)", rc);
@@ -125,13 +125,13 @@ int main(void) {
     snprintf(app.err.msg, sizeof app.err.msg, "AMQP_PASSWORD: longer than 127 bytes");
   int status = svc_app_open_log(&app);
   if (status) return status;
-  log *lg = app.lg;
+  log_sink *lg = app.lg;
   s.bc.listener = on_breaker_event;
   s.bc.listener_ctx = lg;
   syncbar *sync = NULL;
   int src = syncbar_new(s.s3_sync_dir, NULL, NULL, &sync);
   if (src != 0) {
-    log_event(lg, LOG_ERROR, "bad configuration", "detail=\"S3_SYNC_DIR: cannot open the directory\" errno=%d", -src);
+    log_event(lg, LOG_LEVEL_ERROR, "bad configuration", "detail=\"S3_SYNC_DIR: cannot open the directory\" errno=%d", -src);
     svc_app_close(&app);
     return 2;
   }
@@ -158,7 +158,7 @@ int main(void) {
   s3probe *probe = s3probe_new(&po);
   if (!reg || !probe || !svc.db || s3_new(&s3c, &svc.s3) != S3_OK || httpc_new(&hc, &svc.http) != HTTPC_OK) goto out;
   if (breaker_new("storageService", &s.bc, &br, bmsg, sizeof bmsg) != 0) {
-    log_event(lg, LOG_ERROR, "cannot create the circuit breaker", "detail=\"%s\"", bmsg);
+    log_event(lg, LOG_LEVEL_ERROR, "cannot create the circuit breaker", "detail=\"%s\"", bmsg);
     goto out;
   }
   if (breaker_registry_add(reg, br) != 0) {
@@ -182,14 +182,14 @@ int main(void) {
                         .consumer = cons, .store_probe = probe, .life = &app.life};
   if (!app.srv || resource_routes(app.srv, &hctx, app.au) != HTTP_OK) goto out;
   if (app.internal_port && (!app.isrv || resource_internal_routes(app.isrv, &hctx) != HTTP_OK)) goto out;
-  if (db_migrate(svc.db) != DB_OK) log_event(lg, LOG_WARN, "database not ready at start; serving 503 until it is", NULL);
+  if (db_migrate(svc.db) != DB_OK) log_event(lg, LOG_LEVEL_WARN, "database not ready at start; serving 503 until it is", NULL);
   if (outbox_start(svc.ob) != 0 || janitor_start(svc.jn) != 0 || mq_consumer_start(cons) != MQ_OK) goto out;
   if (svc_app_listen(&app) != 0) goto out;
   svc_app_run(&app, NULL);
   svc_app_stop_http(&app);
   status = 0;
 out:
-  if (status) log_event(lg, LOG_ERROR, "start-up failed", NULL);
+  if (status) log_event(lg, LOG_LEVEL_ERROR, "start-up failed", NULL);
   svc_app_free_http(&app);
   mq_consumer_free(cons);
   outbox_free(svc.ob);

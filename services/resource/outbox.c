@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "msgs.h"
+#include "msgs/msgs.h"
 #include "resource_repo.h"
-#include "worker.h"
+#include "worker/worker.h"
 
 #define BATCH REPO_OUTBOX_BATCH /* a full batch means more may be waiting */
 #define IDLE_MS 1000u           /* between batches while the outbox is empty */
@@ -16,7 +16,7 @@
 struct outbox {
   db_pool *db;
   mq_publisher *pub;
-  log *lg;
+  log_sink *lg;
   worker *w;
   worker_backoff backoff; /* after a failed batch: 200 ms doubling, at most 5 s */
   atomic_bool broker_ok;
@@ -25,7 +25,7 @@ struct outbox {
 
 static uint32_t relay_step(void *arg);
 
-outbox *outbox_new(db_pool *db, mq_publisher *pub, log *lg) {
+outbox *outbox_new(db_pool *db, mq_publisher *pub, log_sink *lg) {
   outbox *o = calloc(1, sizeof *o);
   if (!o) return NULL;
   o->db = db;
@@ -67,12 +67,12 @@ static int publish_row(void *ud, const outbox_row *row) {
   int prc = mq_publish(o->pub, MSGS_EXCHANGE, row->routing_key, row->payload, strlen(row->payload), &po);
   if (prc != MQ_OK) {
     if (atomic_exchange(&o->broker_ok, false))
-      log_event(o->lg, LOG_WARN, "broker unavailable; messages wait in the outbox", "error=\"%s\"",
+      log_event(o->lg, LOG_LEVEL_WARN, "broker unavailable; messages wait in the outbox", "error=\"%s\"",
                 mq_strerror(prc));
     r->broker_failed = true;
     return -1;
   }
-  if (!atomic_exchange(&o->broker_ok, true)) log_event(o->lg, LOG_INFO, "broker back; relaying the outbox", NULL);
+  if (!atomic_exchange(&o->broker_ok, true)) log_event(o->lg, LOG_LEVEL_INFO, "broker back; relaying the outbox", NULL);
   return 0;
 }
 

@@ -18,14 +18,14 @@
 
 #include <stdbool.h>
 
-#include "db.h"
-#include "log.h"
-#include "mq.h"
+#include "db/db.h"
+#include "log/log.h"
+#include "mq/mq.h"
 
 typedef struct outbox outbox;
 
 /* `db` and `pub` are borrowed; the publisher is used only by the relay thread. */
-outbox *outbox_new(db_pool *db, mq_publisher *pub, log *lg);
+outbox *outbox_new(db_pool *db, mq_publisher *pub, log_sink *lg);
 int outbox_start(outbox *o);
 void outbox_kick(outbox *o);
 void outbox_stop(outbox *o); /* joins the thread */

@@ -54,13 +54,13 @@ static int store_durable(resource_svc *svc) {
   if (svc->sync == NULL) return RES_OK;
   int rc = syncbar_wait(svc->sync);
   if (rc == 0) return RES_OK;
-  log_event(svc->lg, LOG_ERROR, "object store's disk did not confirm the write", "errno=%d", -rc);
+  log_event(svc->lg, LOG_LEVEL_ERROR, "object store's disk did not confirm the write", "errno=%d", -rc);
   return RES_ERR_STORE;
 }
 
 static int s3_to_res(resource_svc *svc, int rc, const s3_error *e, const char *what) {
   char q[400];
-  log_event(svc->lg, LOG_WARN, what, "error=%s detail=%s", s3_strerror(rc), log_quote(q, sizeof q, e->message));
+  log_event(svc->lg, LOG_LEVEL_WARN, what, "error=%s detail=%s", s3_strerror(rc), log_quote(q, sizeof q, e->message));
   return resource_s3_err(rc);
 }
 
@@ -71,7 +71,7 @@ int resource_upload(resource_svc *svc, const void *data, size_t len, const char 
   snprintf(r.state, sizeof r.state, "STAGING");
   snprintf(r.bucket, sizeof r.bucket, "%s", loc.bucket);
   if (make_key(loc.path, NULL, r.key, sizeof r.key) != 0) {
-    log_event(svc->lg, LOG_ERROR, "cannot build an object key from the storage path", "storage_id=%lld",
+    log_event(svc->lg, LOG_LEVEL_ERROR, "cannot build an object key from the storage path", "storage_id=%lld",
               (long long)loc.id);
     return RES_ERR_INTERNAL;
   }
@@ -88,11 +88,11 @@ int resource_upload(resource_svc *svc, const void *data, size_t len, const char 
   if (rc != DB_OK) {
     /* no row will point at it: remove the object, or leave it for the janitor's sweep */
     if (s3_delete(svc->s3, r.bucket, r.key, &e) != S3_OK)
-      log_event(svc->lg, LOG_WARN, "orphan object after failed insert", "bucket=%s key=%s", r.bucket, r.key);
+      log_event(svc->lg, LOG_LEVEL_WARN, "orphan object after failed insert", "bucket=%s key=%s", r.bucket, r.key);
     return db_to_res(rc);
   }
   if (svc->ob) outbox_kick(svc->ob);
-  log_event(svc->lg, LOG_INFO, "resource stored", "id=%d state=STAGING bucket=%s size=%zu request_id=%s", *id,
+  log_event(svc->lg, LOG_LEVEL_INFO, "resource stored", "id=%d state=STAGING bucket=%s size=%zu request_id=%s", *id,
             r.bucket, len, request_id ? request_id : "-");
   return RES_OK;
 }
@@ -113,7 +113,7 @@ int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char 
     /* the synchronous call, retried a little; the janitor retries for as long as it takes */
     if (svc->jn) janitor_delete_songs_now(svc->jn, out, *nout, request_id);
     if (svc->jn) janitor_kick(svc->jn);
-    log_event(svc->lg, LOG_INFO, "resources deleted", "count=%zu request_id=%s", *nout,
+    log_event(svc->lg, LOG_LEVEL_INFO, "resources deleted", "count=%zu request_id=%s", *nout,
               request_id ? request_id : "-");
   }
   return RES_OK;
@@ -159,10 +159,10 @@ int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_i
   }
   if (!same_place && s3_delete(svc->s3, row.bucket, row.key, &e) != S3_OK) {
     if (repo_pending_object_delete(svc->db, row.bucket, row.key) != DB_OK)
-      log_event(svc->lg, LOG_WARN, "orphan staging object", "bucket=%s key=%s", row.bucket, row.key);
+      log_event(svc->lg, LOG_LEVEL_WARN, "orphan staging object", "bucket=%s key=%s", row.bucket, row.key);
     if (svc->jn) janitor_kick(svc->jn);
   }
-  log_event(svc->lg, LOG_INFO, "resource moved", "id=%d state=PERMANENT bucket=%s request_id=%s", id, to.bucket,
+  log_event(svc->lg, LOG_LEVEL_INFO, "resource moved", "id=%d state=PERMANENT bucket=%s request_id=%s", id, to.bucket,
             request_id ? request_id : "-");
   return RES_OK;
 }

@@ -21,19 +21,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db.h"
-#include "httpc.h"
-#include "log.h"
+#include "db/db.h"
+#include "httpc/httpc.h"
+#include "log/log.h"
 #include "resource_repo.h"
-#include "s3.h"
+#include "s3/s3.h"
 #include "storages.h"
-#include "syncbar.h"
+#include "syncbar/syncbar.h"
 
 typedef struct outbox outbox;
 typedef struct janitor janitor;
 
 typedef struct {
-  log *lg;
+  log_sink *lg;
   db_pool *db;
   s3_client *s3;
   httpc *http;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "msgs.h"
+#include "msgs/msgs.h"
 
 const db_migration resource_migrations[] = {
     {1, "create resources and outbox",

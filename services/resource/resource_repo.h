@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db.h"
+#include "db/db.h"
 #include "storages.h"
 
 enum { REPO_NOT_FOUND = 1 };

@@ -97,13 +97,13 @@ static void *producer(void *arg) {
       }
       /* the store is up and says twice that the object the row names is not there: lost,
        * not in transit. "Retry later" would never come true, so 500, and loudly. */
-      log_event(st->svc->lg, LOG_ERROR, "object missing from the object store", "id=%d bucket=%s key=%s state=%s",
+      log_event(st->svc->lg, LOG_LEVEL_ERROR, "object missing from the object store", "id=%d bucket=%s key=%s state=%s",
                 st->id, row.bucket, row.key, row.state);
       err = RES_ERR_INTERNAL;
       break;
     }
     char q[400];
-    log_event(st->svc->lg, LOG_WARN, "download from object store failed", "id=%d error=%s detail=%s", st->id,
+    log_event(st->svc->lg, LOG_LEVEL_WARN, "download from object store failed", "id=%d error=%s detail=%s", st->id,
               s3_strerror(rc), log_quote(q, sizeof q, e.message));
     err = resource_s3_err(rc);
     break;

@@ -8,10 +8,10 @@
 struct songs {
   char *url;
   httpc *http;
-  log *lg;
+  log_sink *lg;
 };
 
-songs *songs_new(const char *url, httpc *http, log *lg) {
+songs *songs_new(const char *url, httpc *http, log_sink *lg) {
   songs *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->url = strdup(url);
@@ -53,7 +53,7 @@ int songs_delete(songs *s, const int32_t *ids, size_t n, const char *request_id)
     long status = resp.status;
     httpc_response_free(&resp);
     if (rc != 0 || status != 200) {
-      log_event(s->lg, LOG_WARN, "song metadata deletion failed; will retry", "error=\"%s\" status=%ld ids=%s",
+      log_event(s->lg, LOG_LEVEL_WARN, "song metadata deletion failed; will retry", "error=\"%s\" status=%ld ids=%s",
                 rc ? httpc_strerror(rc) : "http", status, csv);
       return -1;
     }

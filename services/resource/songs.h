@@ -13,13 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "httpc.h"
-#include "log.h"
+#include "httpc/httpc.h"
+#include "log/log.h"
 
 typedef struct songs songs;
 
 /* `url` is the Song Service's base URL. NULL on allocation failure. */
-songs *songs_new(const char *url, httpc *http, log *lg);
+songs *songs_new(const char *url, httpc *http, log_sink *lg);
 /* songs_free(NULL) does nothing. */
 void songs_free(songs *s);
 

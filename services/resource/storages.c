@@ -12,13 +12,13 @@ struct storages {
   char *url;
   httpc *http;
   breaker *b;
-  log *lg;
+  log_sink *lg;
   pthread_mutex_t mu;
   storage_loc cache[STORAGES_MAX];
   int ncache; /* 0: nothing received yet */
 };
 
-storages *storages_new(const storages_config *cfg, httpc *http, breaker *b, log *lg) {
+storages *storages_new(const storages_config *cfg, httpc *http, breaker *b, log_sink *lg) {
   storages *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->cfg = *cfg;
@@ -100,7 +100,7 @@ static int fetch_live(storages *s, const char *request_id, storage_loc *locs) {
     else snprintf(msg, sizeof msg, "malformed storage list");
     breaker_record_msg(s->b, BREAKER_FAILURE, dur, msg);
     /* a list too large to read is not an outage: say so loudly, it will not heal itself */
-    log_event(s->lg, rc == HTTPC_ERR_TOO_LARGE ? LOG_ERROR : LOG_WARN, "storage service call failed; using fallback",
+    log_event(s->lg, rc == HTTPC_ERR_TOO_LARGE ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, "storage service call failed; using fallback",
               "error=\"%s\"%s request_id=%s", msg,
               rc == HTTPC_ERR_TOO_LARGE ? " hint=\"the storage list is over the response cap: lower STORAGE_MAX_COUNT\"" : "",
               request_id ? request_id : "-");

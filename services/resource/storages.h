@@ -18,9 +18,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "breaker.h"
-#include "httpc.h"
-#include "log.h"
+#include "breaker/breaker.h"
+#include "httpc/httpc.h"
+#include "log/log.h"
 
 #define STORAGES_MAX 64
 
@@ -42,7 +42,7 @@ typedef struct {
 typedef struct storages storages;
 
 /* `http` and `b` are borrowed and must outlive the object. NULL on allocation failure. */
-storages *storages_new(const storages_config *cfg, httpc *http, breaker *b, log *lg);
+storages *storages_new(const storages_config *cfg, httpc *http, breaker *b, log_sink *lg);
 void storages_free(storages *s);
 
 typedef enum { STORAGES_LIVE = 0, STORAGES_CACHED, STORAGES_STUB } storages_source;

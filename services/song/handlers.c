@@ -5,10 +5,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "ids.h"
+#include "ids/ids.h"
 #include "song.h"
 #include "song_render.h"
-#include "svc.h"
+#include "svc/svc.h"
 
 #define SONG_MAX_BODY (64 * 1024)
 

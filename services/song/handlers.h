@@ -5,10 +5,10 @@
 #ifndef FERMATA_SONG_HANDLERS_H
 #define FERMATA_SONG_HANDLERS_H
 
-#include "auth.h"
-#include "db.h"
-#include "http.h"
-#include "svc.h"
+#include "auth/auth.h"
+#include "db/db.h"
+#include "http/http.h"
+#include "svc/svc.h"
 
 typedef struct {
   db_pool *db;

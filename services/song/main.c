@@ -16,7 +16,7 @@
 
 #include "handlers.h"
 #include "song.h"
-#include "svc.h"
+#include "svc/svc.h"
 
 int main(void) {
   svc_app app;

@@ -13,8 +13,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "db.h"
-#include "songrules.h"
+#include "db/db.h"
+#include "songrules/songrules.h"
 
 typedef struct {
   int32_t id;

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "song.h"
-#include "songrules.h"
+#include "songrules/songrules.h"
 
 typedef bool (*str_rule)(const char *);
 

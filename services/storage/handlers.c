@@ -5,8 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "health.h"
-#include "s3.h"
+#include "health/health.h"
+#include "s3/s3.h"
 #include "storage.h"
 #include "storage_render.h"
 

@@ -5,11 +5,11 @@
 #ifndef FERMATA_STORAGE_HANDLERS_H
 #define FERMATA_STORAGE_HANDLERS_H
 
-#include "auth.h"
-#include "db.h"
-#include "http.h"
+#include "auth/auth.h"
+#include "db/db.h"
+#include "http/http.h"
 #include "keeper.h"
-#include "svc.h"
+#include "svc/svc.h"
 
 typedef struct {
   db_pool *db;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "worker.h"
+#include "worker/worker.h"
 
 #define DEFAULT_INTERVAL_MS 5000u
 
@@ -61,9 +61,9 @@ int keeper_provision(void *vk, const char *bucket) {
   int rc = s3_create_bucket(k->o.s3, bucket, &e);
   char qb[96], qc[80];
   if (rc == S3_OK)
-    log_event(k->o.lg, LOG_INFO, "bucket ready", "bucket=%s", log_quote(qb, sizeof qb, bucket));
+    log_event(k->o.lg, LOG_LEVEL_INFO, "bucket ready", "bucket=%s", log_quote(qb, sizeof qb, bucket));
   else
-    log_event(k->o.lg, LOG_WARN, "cannot create bucket", "bucket=%s error=\"%s\" s3_status=%ld s3_code=%s",
+    log_event(k->o.lg, LOG_LEVEL_WARN, "cannot create bucket", "bucket=%s error=\"%s\" s3_status=%ld s3_code=%s",
               log_quote(qb, sizeof qb, bucket), s3_strerror(rc), e.http_status,
               log_quote(qc, sizeof qc, e.s3_code[0] ? e.s3_code : "-")); /* the store's words: quoted */
   return rc;
@@ -80,7 +80,7 @@ static bool seed(keeper *k) {
   int rc = storage_seed(k->o.db, k->o.seeds, n, results);
   if (rc != STORAGE_OK) {
     if (!k->seed_warned)
-      log_event(k->o.lg, LOG_WARN, "cannot seed storages yet; will retry", "error=\"%s\"", db_strerror(rc));
+      log_event(k->o.lg, LOG_LEVEL_WARN, "cannot seed storages yet; will retry", "error=\"%s\"", db_strerror(rc));
     k->seed_warned = true;
     return false;
   }
@@ -90,9 +90,9 @@ static bool seed(keeper *k) {
     log_quote(qb, sizeof qb, s->bucket);
     log_quote(qp, sizeof qp, s->path);
     if (results[i] == STORAGE_OK)
-      log_event(k->o.lg, LOG_INFO, "seeded storage", "type=%s bucket=%s path=%s", s->type, qb, qp);
+      log_event(k->o.lg, LOG_LEVEL_INFO, "seeded storage", "type=%s bucket=%s path=%s", s->type, qb, qp);
     else if (results[i] == STORAGE_TAKEN)
-      log_event(k->o.lg, LOG_WARN, "not seeding storage: its bucket and path belong to another storage",
+      log_event(k->o.lg, LOG_LEVEL_WARN, "not seeding storage: its bucket and path belong to another storage",
                 "type=%s bucket=%s path=%s", s->type, qb, qp);
   }
   pthread_mutex_lock(&k->mu);
@@ -151,7 +151,7 @@ static void publish(keeper *k, const keeper_status *st) {
   k->logged_any = true;
   pthread_mutex_unlock(&k->mu);
   if (!changed) return;
-  log_level lvl = st->store == KEEPER_STORE_UP ? LOG_INFO : LOG_WARN;
+  log_level lvl = st->store == KEEPER_STORE_UP ? LOG_LEVEL_INFO : LOG_LEVEL_WARN;
   log_event(k->o.lg, lvl, "object store check", "store=\"%s\" buckets=%zu missing=%zu", store_name(st->store),
             st->buckets, st->missing);
 }

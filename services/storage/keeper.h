@@ -25,9 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db.h"
-#include "log.h"
-#include "s3.h"
+#include "db/db.h"
+#include "log/log.h"
+#include "s3/s3.h"
 #include "storage.h"
 
 typedef struct keeper keeper;
@@ -35,7 +35,7 @@ typedef struct keeper keeper;
 typedef struct {
   db_pool *db;
   s3_client *s3;
-  log *lg;
+  log_sink *lg;
   const storage *seeds; /* created at start when their type is absent */
   size_t nseeds;
   uint32_t interval_ms; /* between clean passes; also the backoff cap; 0 = 5000 */

@@ -15,12 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "handlers.h"
 #include "keeper.h"
-#include "s3.h"
+#include "s3/s3.h"
 #include "storage.h"
-#include "svc.h"
+#include "svc/svc.h"
 
 /* Short enough that a store that does not answer cannot hold a request (and its database
  * transaction) for long; long enough for a bucket creation on a loaded emulator. */
@@ -76,11 +76,11 @@ int main(void) {
   status = svc_app_open(&app);
   if (status) goto out;
   status = 1;
-  log *lg = app.lg;
+  log_sink *lg = app.lg;
   int src = s3_new(&s3c, &s3);
   if (src != S3_OK) {
     /* the endpoint or region is malformed; credentials are not part of the message */
-    log_event(lg, LOG_ERROR, "bad configuration", "detail=\"S3_ENDPOINT or S3_REGION: %s\"",
+    log_event(lg, LOG_LEVEL_ERROR, "bad configuration", "detail=\"S3_ENDPOINT or S3_REGION: %s\"",
               s3_strerror(src));
     status = 2;
     goto out;
@@ -95,7 +95,7 @@ int main(void) {
     keeper_run_once(kp); /* seeds before the first request; the thread retries what fails */
   if (svc_app_listen(&app) != 0) goto out;
   if (keeper_start(kp) != 0) {
-    log_event(lg, LOG_ERROR, "cannot start the bucket keeper thread", NULL);
+    log_event(lg, LOG_LEVEL_ERROR, "cannot start the bucket keeper thread", NULL);
     goto out;
   }
   svc_app_run(&app, NULL);

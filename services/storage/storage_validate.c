@@ -13,9 +13,9 @@
  */
 #include <string.h>
 
-#include "s3.h"
+#include "s3/s3.h"
 #include "storage.h"
-#include "text.h"
+#include "text/text.h"
 
 #define MSG_TYPE_MISSING "Storage type is required"
 #define MSG_TYPE_INVALID "Storage type must be STAGING or PERMANENT"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mp3.h"
+#include "mp3/mp3.h"
 
 /* 1..100 code points of valid UTF-8, no control characters, no edge spaces. */
 static void check_text(const char *s)
@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *reason = NULL;
     int rc = mp3_validate(data, size, &reason);
-    if (!reason || rc > 0 || rc < MP3_EDECODE)
+    if (!reason || rc > 0 || rc < MP3_ERR_DECODE)
         abort();
 
     mp3_meta *meta = malloc(sizeof *meta);

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "song.h"
-#include "text.h"
+#include "text/text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   json_error_t err;

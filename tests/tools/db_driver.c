@@ -21,8 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "db.h"
-#include "log.h"
+#include "db/db.h"
+#include "log/log.h"
 
 #define WAITERS 4
 
@@ -149,7 +149,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: db_driver fifo|timeout URL\n");
     return 2;
   }
-  log *lg = log_new("db_driver", LOG_WARN, stderr);
+  log_sink *lg = log_new("db_driver", LOG_LEVEL_WARN, stderr);
   db_opts o = {.conninfo = argv[2], .max_conns = 1, .acquire_timeout_ms = strcmp(argv[1], "fifo") == 0 ? 10000 : 200};
   db_pool *pool = lg ? db_pool_new(&o, lg) : NULL;
   int rc = 2;

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "httpc.h"
+#include "httpc/httpc.h"
 
 typedef struct job {
   httpc *c;

@@ -32,7 +32,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "jwt.h"
+#include "jwt/jwt.h"
 #include "jwtmint.h"
 
 #define MAX_AUD 8

@@ -3,7 +3,7 @@
  * signatures are converted from OpenSSL's DER to the fixed-size r||s of RFC 7518 3.4. */
 #include "jwtmint.h"
 
-#include "b64url.h"
+#include "b64url/b64url.h"
 
 #include <openssl/core_names.h>
 #include <openssl/ecdsa.h>

@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-#include "mp3.h"
+#include "mp3/mp3.h"
 
 #define PROBE_MAX_FILE (256u * 1024 * 1024)
 

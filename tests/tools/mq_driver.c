@@ -24,8 +24,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-#include "mq.h"
+#include "log/log.h"
+#include "mq/mq.h"
 
 typedef struct {
   const char *url, *exchange, *queue, *key, *rk, *body, *request_id, *mode, *reason;
@@ -200,7 +200,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (strcmp(cmd, "publish") != 0 && strcmp(cmd, "consume") != 0) goto usage;
   /* connection failures (and their reasons: TLS verification, login) on stderr */
-  p.log = log_new("mq_driver", LOG_INFO, stderr);
+  p.log = log_new("mq_driver", LOG_LEVEL_INFO, stderr);
   int rc = strcmp(cmd, "publish") == 0 ? do_publish(&a, &p, &t) : do_consume(&a, &p, &t);
   log_free(p.log);
   return rc;

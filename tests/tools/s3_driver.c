@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "s3.h"
+#include "s3/s3.h"
 
 static long env_long(const char *name) {
   const char *v = getenv(name);

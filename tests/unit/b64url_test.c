@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "b64url.h"
+#include "b64url/b64url.h"
 
 static void check_pair(const char *plain, const char *enc) {
   char out[64];

@@ -27,8 +27,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "breaker.h"
-#include "breaker_stripe.h"
+#include "breaker/breaker.h"
+#include "breaker/breaker_stripe.h"
 
 #define MS INT64_C(1000000)
 #define SEC INT64_C(1000000000)

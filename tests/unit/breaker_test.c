@@ -10,7 +10,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 
-#include "breaker.h"
+#include "breaker/breaker.h"
 
 #define MS INT64_C(1000000)
 #define SEC INT64_C(1000000000)
@@ -104,7 +104,7 @@ static void expect_invalid(breaker_config *c, const char *want)
 {
     char msg[256] = "";
     breaker *b = (breaker *)1;
-    assert_int_equal(breaker_new("x", c, &b, msg, sizeof msg), BREAKER_EINVAL);
+    assert_int_equal(breaker_new("x", c, &b, msg, sizeof msg), BREAKER_ERR_INVALID);
     assert_null(b);
     assert_string_equal(msg, want);
     breaker_config_default(c);
@@ -526,11 +526,11 @@ static void test_disabled_forced_open_metrics_only(void **st)
     for (int i = 0; i < f.nevents; i++)
         exceeded += f.events[i] == BREAKER_EV_FAILURE_RATE_EXCEEDED;
     assert_int_equal(exceeded, 1);
-    assert_int_equal(breaker_transition(b, BREAKER_OPEN), BREAKER_EILLEGAL);
-    assert_int_equal(breaker_transition(b, BREAKER_HALF_OPEN), BREAKER_EILLEGAL);
+    assert_int_equal(breaker_transition(b, BREAKER_OPEN), BREAKER_ERR_ILLEGAL_STATE);
+    assert_int_equal(breaker_transition(b, BREAKER_HALF_OPEN), BREAKER_ERR_ILLEGAL_STATE);
     assert_int_equal(breaker_get_state(b), BREAKER_METRICS_ONLY);
     assert_int_equal(breaker_transition(b, BREAKER_CLOSED), 0);
-    assert_int_equal(breaker_transition(b, BREAKER_HALF_OPEN), BREAKER_EILLEGAL);
+    assert_int_equal(breaker_transition(b, BREAKER_HALF_OPEN), BREAKER_ERR_ILLEGAL_STATE);
     breaker_free(b);
 }
 
@@ -646,7 +646,7 @@ static void test_names_and_classify(void **st)
     assert_string_equal(breaker_state_name(BREAKER_METRICS_ONLY), "METRICS_ONLY");
     assert_int_equal(breaker_state_parse("FORCED_OPEN", &s), 0);
     assert_int_equal(s, BREAKER_FORCED_OPEN);
-    assert_int_equal(breaker_state_parse("nope", &s), BREAKER_EINVAL);
+    assert_int_equal(breaker_state_parse("nope", &s), BREAKER_ERR_INVALID);
     assert_int_equal(breaker_event_type_parse("NOT_PERMITTED", &t), 0);
     assert_int_equal(t, BREAKER_EV_NOT_PERMITTED);
     assert_string_equal(breaker_event_type_name(BREAKER_EV_SLOW_CALL_RATE_EXCEEDED),
@@ -674,7 +674,7 @@ static void test_registry(void **st)
     }
     breaker *dup = NULL;
     breaker_new("alpha", &c, &dup, NULL, 0);
-    assert_int_equal(breaker_registry_add(r, dup), BREAKER_EEXIST);
+    assert_int_equal(breaker_registry_add(r, dup), BREAKER_ERR_EXISTS);
     breaker_free(dup);
     assert_int_equal(breaker_registry_count(r), 3);
     assert_string_equal(breaker_name(breaker_registry_at(r, 0)), "alpha");

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "breakerview.h"
+#include "breakerview/breakerview.h"
 
 #define MS INT64_C(1000000)
 

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "capbuf.h"
+#include "capbuf/capbuf.h"
 
 static void test_append_to_the_cap(void **state) {
   (void)state;

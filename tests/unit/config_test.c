@@ -5,7 +5,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "config.h"
+#include "config/config.h"
 
 static void defaults_and_values(void **state) {
   (void)state;

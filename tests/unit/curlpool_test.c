@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "curlpool.h"
+#include "curlpool/curlpool.h"
 
 static void test_reuse(void **state) {
   (void)state;

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "http/http.h"
 
 typedef struct {
   char body[4096];

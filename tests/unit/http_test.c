@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "http/http.h"
 
 typedef struct {
   char body[32768];

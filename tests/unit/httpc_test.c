@@ -10,7 +10,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "httpc.h"
+#include "httpc/httpc.h"
 
 static void test_failure_rule(void **state) {
   (void)state;

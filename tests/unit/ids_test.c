@@ -5,7 +5,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ids.h"
+#include "ids/ids.h"
 
 static void path_ids(void **state) {
   (void)state;

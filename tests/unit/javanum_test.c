@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "javanum.h"
+#include "javanum/javanum.h"
 
 static void test_float(void **state) {
   (void)state;

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "b64url.h"
-#include "jwks.h"
+#include "b64url/b64url.h"
+#include "jwks/jwks.h"
 #include "jwtmint.h"
 
 typedef struct keys {

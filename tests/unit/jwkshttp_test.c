@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "jwkshttp.h"
+#include "jwkshttp/jwkshttp.h"
 
 static void test_max_age(void **state) {
   (void)state;

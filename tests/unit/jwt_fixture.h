@@ -9,7 +9,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-#include "jwt.h"
+#include "jwt/jwt.h"
 #include "jwtmint.h"
 
 #define ISS "https://issuer.fermata.test/realms/fermata"

@@ -65,7 +65,7 @@ static void test_authorize(void **state) {
   assert_int_equal(jwt_authorize(f->v, auth, 0, &f->claims), 0);
   snprintf(auth, sizeof auth, "bearer \t%s  ", t); /* scheme case, spaces */
   assert_int_equal(jwt_authorize(f->v, auth, JWT_SCOPE_READ, &f->claims), 0);
-  /* a missing scope: 403, and the claims are there for the log */
+  /* a missing scope: 403, and the claims are there for the log_sink */
   snprintf(auth, sizeof auth, "Bearer %s", t);
   assert_int_equal(jwt_authorize(f->v, auth, JWT_SCOPE_ADMIN, &f->claims), JWT_ERR_INSUFFICIENT_SCOPE);
   assert_string_equal(f->claims.subject, "alice");

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mp3.h"
+#include "mp3/mp3.h"
 
 /* ---- builders ---------------------------------------------------------------------- */
 
@@ -88,9 +88,9 @@ static int validate(const buf *b)
 static void test_empty(void **state)
 {
     const char *reason = NULL;
-    assert_int_equal(mp3_validate(NULL, 0, &reason), MP3_EEMPTY);
+    assert_int_equal(mp3_validate(NULL, 0, &reason), MP3_ERR_EMPTY);
     assert_string_equal(reason, "The file is empty");
-    assert_int_equal(mp3_validate((const uint8_t *)"", 0, NULL), MP3_EEMPTY);
+    assert_int_equal(mp3_validate((const uint8_t *)"", 0, NULL), MP3_ERR_EMPTY);
 }
 
 static void test_frames_all_versions(void **state)
@@ -136,10 +136,10 @@ static void test_truncated(void **state)
 {
     buf b = {0};
     put_frames(&b, HDR_V1, LEN_V1, 5);
-    assert_int_equal(mp3_validate(b.p, LEN_V1 + 100, NULL), MP3_ETRUNCATED); /* in frame 2 */
-    assert_int_equal(mp3_validate(b.p, 3, NULL), MP3_ETRUNCATED);            /* in header 1 */
-    assert_int_equal(mp3_validate(b.p, 200, NULL), MP3_ETRUNCATED);          /* in frame 1 */
-    assert_int_equal(mp3_validate(b.p, 5 * LEN_V1 - 1, NULL), MP3_ETRUNCATED); /* last frame */
+    assert_int_equal(mp3_validate(b.p, LEN_V1 + 100, NULL), MP3_ERR_TRUNCATED); /* in frame 2 */
+    assert_int_equal(mp3_validate(b.p, 3, NULL), MP3_ERR_TRUNCATED);            /* in header 1 */
+    assert_int_equal(mp3_validate(b.p, 200, NULL), MP3_ERR_TRUNCATED);          /* in frame 1 */
+    assert_int_equal(mp3_validate(b.p, 5 * LEN_V1 - 1, NULL), MP3_ERR_TRUNCATED); /* last frame */
     assert_int_equal(mp3_validate(b.p, 4 * LEN_V1 + 2, NULL), MP3_OK); /* 2 stray bytes */
     free(b.p);
 }
@@ -187,8 +187,8 @@ static void test_id3v24_footer(void **state)
      * (a validator ignoring the flag would call it "no audio" instead). */
     buf b = {0};
     put_id3v2(&b, 4, 0x10, 100);
-    assert_int_equal(mp3_validate(b.p, b.len - 10, NULL), MP3_ETRUNCATED);
-    assert_int_equal(mp3_validate(b.p, b.len, NULL), MP3_ENOAUDIO);
+    assert_int_equal(mp3_validate(b.p, b.len - 10, NULL), MP3_ERR_TRUNCATED);
+    assert_int_equal(mp3_validate(b.p, b.len, NULL), MP3_ERR_NO_AUDIO);
     put_frames(&b, HDR_V1, LEN_V1, 3);
     assert_int_equal(validate(&b), MP3_OK);
     free(b.p);
@@ -210,10 +210,10 @@ static void test_id3_without_audio(void **state)
 {
     buf b = {0};
     put_id3v2(&b, 3, 0, 1000);
-    assert_int_equal(validate(&b), MP3_ENOAUDIO);
+    assert_int_equal(validate(&b), MP3_ERR_NO_AUDIO);
     uint8_t junk[500] = {0};
     put(&b, junk, sizeof junk);
-    assert_int_equal(validate(&b), MP3_ENOAUDIO);
+    assert_int_equal(validate(&b), MP3_ERR_NO_AUDIO);
     free(b.p);
 }
 
@@ -222,13 +222,13 @@ static void test_id3_bad_or_cut(void **state)
     buf b = {0};
     put_id3v2(&b, 3, 0, 1000);
     put_frames(&b, HDR_V1, LEN_V1, 3);
-    assert_int_equal(mp3_validate(b.p, 500, NULL), MP3_ETRUNCATED); /* cut inside the tag */
-    assert_int_equal(mp3_validate(b.p, 6, NULL), MP3_ETRUNCATED);   /* cut in its header */
+    assert_int_equal(mp3_validate(b.p, 500, NULL), MP3_ERR_TRUNCATED); /* cut inside the tag */
+    assert_int_equal(mp3_validate(b.p, 6, NULL), MP3_ERR_TRUNCATED);   /* cut in its header */
     b.p[7] |= 0x80; /* not syncsafe */
-    assert_int_equal(mp3_validate(b.p, b.len, NULL), MP3_EBADTAG);
+    assert_int_equal(mp3_validate(b.p, b.len, NULL), MP3_ERR_BAD_TAG);
     b.p[7] &= 0x7F;
     b.p[3] = 5; /* unknown major version */
-    assert_int_equal(mp3_validate(b.p, b.len, NULL), MP3_EBADTAG);
+    assert_int_equal(mp3_validate(b.p, b.len, NULL), MP3_ERR_BAD_TAG);
     free(b.p);
 }
 
@@ -269,7 +269,7 @@ static void test_strerror(void **state)
 {
     for (int c = 0; c >= -10; c--)
         assert_non_null(mp3_strerror(c));
-    assert_string_equal(mp3_strerror(MP3_ETRUNCATED),
+    assert_string_equal(mp3_strerror(MP3_ERR_TRUNCATED),
                         "The file is not a valid MP3: it is truncated");
 }
 
@@ -278,11 +278,11 @@ static void test_strerror(void **state)
 static void test_extract_bad_input(void **state)
 {
     mp3_meta m;
-    assert_int_equal(mp3_extract(NULL, 0, &m), MP3_EEMPTY);
-    assert_int_equal(mp3_extract(NULL, 5, &m), MP3_EINVAL);
-    assert_int_equal(mp3_extract((const uint8_t *)"x", 1, NULL), MP3_EINVAL);
+    assert_int_equal(mp3_extract(NULL, 0, &m), MP3_ERR_EMPTY);
+    assert_int_equal(mp3_extract(NULL, 5, &m), MP3_ERR_INVALID);
+    assert_int_equal(mp3_extract((const uint8_t *)"x", 1, NULL), MP3_ERR_INVALID);
     uint8_t zeros[5000] = {0};
-    assert_int_equal(mp3_extract(zeros, sizeof zeros, &m), MP3_EDECODE);
+    assert_int_equal(mp3_extract(zeros, sizeof zeros, &m), MP3_ERR_DECODE);
     assert_string_equal(m.title, "");
 }
 
@@ -483,8 +483,8 @@ static void test_song_fields(void **state)
     assert_string_equal(s.album, "Unknown");
     assert_string_equal(s.year, "1977");
     assert_string_equal(s.duration, "02:59");
-    assert_int_equal(mp3_song_fields(NULL, &s), MP3_EINVAL);
-    assert_int_equal(mp3_song_fields(&m, NULL), MP3_EINVAL);
+    assert_int_equal(mp3_song_fields(NULL, &s), MP3_ERR_INVALID);
+    assert_int_equal(mp3_song_fields(&m, NULL), MP3_ERR_INVALID);
 }
 
 /* ---- fuzzer regressions ------------------------------------------------------------ */

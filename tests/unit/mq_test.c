@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "mq.h"
+#include "mq/mq.h"
 
 /* URL parsing is lib/mqconn's (tests/unit/mqconn_test.c); mq_params are its params. */
 static void params_from_url_delegates(void **state) {
@@ -19,8 +19,8 @@ static void params_from_url_delegates(void **state) {
   assert_int_equal(mq_params_from_url("amqps://u:p@broker.example:5671/%2f", &p), 0);
   assert_int_equal(p.tls, 1);
   assert_string_equal(p.host, "broker.example");
-  assert_int_equal(mq_params_from_url("http://h:1/", &p), MQ_EINVAL);
-  assert_int_equal(mq_params_set_ca_file(&p, "/nonexistent/ca.pem"), MQ_EINVAL);
+  assert_int_equal(mq_params_from_url("http://h:1/", &p), MQ_ERR_INVALID);
+  assert_int_equal(mq_params_set_ca_file(&p, "/nonexistent/ca.pem"), MQ_ERR_INVALID);
   assert_int_equal(mq_params_set_ca_file(&p, ""), 0);
 }
 
@@ -51,38 +51,38 @@ static void topology_valid(void **state) {
 static void topology_invalid(void **state) {
   (void)state;
   mq_topology t = good;
-  assert_int_equal(mq_topology_validate(NULL), MQ_EINVAL);
+  assert_int_equal(mq_topology_validate(NULL), MQ_ERR_INVALID);
   t.exchange = NULL;
-  assert_int_equal(mq_topology_validate(&t), MQ_EINVAL);
+  assert_int_equal(mq_topology_validate(&t), MQ_ERR_INVALID);
   t.exchange = "";
-  assert_int_equal(mq_topology_validate(&t), MQ_EINVAL);
+  assert_int_equal(mq_topology_validate(&t), MQ_ERR_INVALID);
   t.exchange = "has space";
-  assert_int_equal(mq_topology_validate(&t), MQ_EINVAL);
+  assert_int_equal(mq_topology_validate(&t), MQ_ERR_INVALID);
   t = good;
   t.exchange_type = "headers";
-  assert_int_equal(mq_topology_validate(&t), MQ_EINVAL);
+  assert_int_equal(mq_topology_validate(&t), MQ_ERR_INVALID);
   t.exchange_type = NULL;
-  assert_int_equal(mq_topology_validate(&t), MQ_EINVAL);
+  assert_int_equal(mq_topology_validate(&t), MQ_ERR_INVALID);
   t = good;
   t.queues = NULL;
-  assert_int_equal(mq_topology_validate(&t), MQ_EINVAL);
+  assert_int_equal(mq_topology_validate(&t), MQ_ERR_INVALID);
 
   mq_queue_spec dup[] = {{.name = "a"}, {.name = "a"}};
   t = (mq_topology){"x", "topic", dup, 2};
-  assert_int_equal(mq_topology_validate(&t), MQ_EINVAL);
+  assert_int_equal(mq_topology_validate(&t), MQ_ERR_INVALID);
   mq_queue_spec noname[] = {{.name = NULL}};
   t = (mq_topology){"x", "topic", noname, 1};
-  assert_int_equal(mq_topology_validate(&t), MQ_EINVAL);
+  assert_int_equal(mq_topology_validate(&t), MQ_ERR_INVALID);
   mq_queue_spec badkey[] = {{.name = "q", .binding_key = "a b"}};
   t = (mq_topology){"x", "topic", badkey, 1};
-  assert_int_equal(mq_topology_validate(&t), MQ_EINVAL);
+  assert_int_equal(mq_topology_validate(&t), MQ_ERR_INVALID);
 
   char longname[MQ_NAME_MAX + 2];
   memset(longname, 'q', sizeof longname - 1);
   longname[sizeof longname - 1] = '\0';
   mq_queue_spec toolong[] = {{.name = longname}};
   t = (mq_topology){"x", "topic", toolong, 1};
-  assert_int_equal(mq_topology_validate(&t), MQ_EINVAL);
+  assert_int_equal(mq_topology_validate(&t), MQ_ERR_INVALID);
   longname[MQ_NAME_MAX] = '\0'; /* exactly MQ_NAME_MAX is fine */
   assert_int_equal(mq_topology_validate(&t), 0);
 }
@@ -147,8 +147,8 @@ static void constructors_check_arguments(void **state) {
   mq_publisher *pub = mq_publisher_new(&p, &good, NULL);
   assert_non_null(pub);
   assert_int_equal(mq_publisher_connected(pub), 0);
-  assert_int_equal(mq_publish(pub, NULL, "k", "x", 1, NULL), MQ_EINVAL);
-  assert_int_equal(mq_publish(pub, "x", "k", NULL, 1, NULL), MQ_EINVAL);
+  assert_int_equal(mq_publish(pub, NULL, "k", "x", 1, NULL), MQ_ERR_INVALID);
+  assert_int_equal(mq_publish(pub, "x", "k", NULL, 1, NULL), MQ_ERR_INVALID);
   mq_publisher_free(pub);
   mq_publisher_free(NULL);
 
@@ -168,9 +168,9 @@ static void publish_to_closed_port_fails_fast_then_backs_off(void **state) {
   mq_backoff slow = {60000, 60000};
   mq_publisher *pub = mq_publisher_new(&p, NULL, &slow);
   assert_non_null(pub);
-  assert_int_equal(mq_publish(pub, "x", "k", "{}", 2, NULL), MQ_EDOWN);
+  assert_int_equal(mq_publish(pub, "x", "k", "{}", 2, NULL), MQ_ERR_DOWN);
   /* Inside the backoff window: fails without trying. */
-  assert_int_equal(mq_publish(pub, "x", "k", "{}", 2, NULL), MQ_EDOWN);
+  assert_int_equal(mq_publish(pub, "x", "k", "{}", 2, NULL), MQ_ERR_DOWN);
   assert_int_equal(mq_publisher_connected(pub), 0);
   mq_publisher_free(pub);
 }
@@ -183,7 +183,7 @@ static void consumer_start_stop_without_broker(void **state) {
   mq_consumer *c = mq_consumer_new(&p, &good, &o, noop_handler, NULL);
   assert_non_null(c);
   assert_int_equal(mq_consumer_start(c), 0);
-  assert_int_equal(mq_consumer_start(c), MQ_ETHREAD); /* already running */
+  assert_int_equal(mq_consumer_start(c), MQ_ERR_THREAD); /* already running */
   struct timespec ts = {0, 300 * 1000000L};
   nanosleep(&ts, NULL); /* a few failed connects with backoff */
   assert_int_equal(mq_consumer_connected(c), 0);
@@ -194,7 +194,7 @@ static void consumer_start_stop_without_broker(void **state) {
 
 static void strerror_covers_codes(void **state) {
   (void)state;
-  for (int e = MQ_OK; e >= MQ_ETHREAD; e--) assert_string_not_equal(mq_strerror(e), "unknown error");
+  for (int e = MQ_OK; e >= MQ_ERR_THREAD; e--) assert_string_not_equal(mq_strerror(e), "unknown error");
   assert_string_equal(mq_strerror(-999), "unknown error");
 }
 

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "mqconn.h"
+#include "mqconn/mqconn.h"
 
 static void url_full(void **state) {
   (void)state;
@@ -49,24 +49,24 @@ static void url_defaults_and_vhost(void **state) {
 static void url_bad(void **state) {
   (void)state;
   mqconn_params p;
-  assert_int_equal(mqconn_params_from_url(NULL, &p), MQCONN_EINVAL);
-  assert_int_equal(mqconn_params_from_url("amqp://h", NULL), MQCONN_EINVAL);
-  assert_int_equal(mqconn_params_from_url("http://h:1/", &p), MQCONN_EINVAL);
-  assert_int_equal(mqconn_params_from_url("amqps://h:0/", &p), MQCONN_EINVAL);
-  assert_int_equal(mqconn_params_from_url("amqps://h:70000/", &p), MQCONN_EINVAL);
-  assert_int_equal(mqconn_params_from_url("amqpx://h:1/", &p), MQCONN_EINVAL);
-  assert_int_equal(mqconn_params_from_url("amqp://h:notaport/", &p), MQCONN_EINVAL);
-  assert_int_equal(mqconn_params_from_url("", &p), MQCONN_EINVAL);
+  assert_int_equal(mqconn_params_from_url(NULL, &p), MQCONN_ERR_INVALID);
+  assert_int_equal(mqconn_params_from_url("amqp://h", NULL), MQCONN_ERR_INVALID);
+  assert_int_equal(mqconn_params_from_url("http://h:1/", &p), MQCONN_ERR_INVALID);
+  assert_int_equal(mqconn_params_from_url("amqps://h:0/", &p), MQCONN_ERR_INVALID);
+  assert_int_equal(mqconn_params_from_url("amqps://h:70000/", &p), MQCONN_ERR_INVALID);
+  assert_int_equal(mqconn_params_from_url("amqpx://h:1/", &p), MQCONN_ERR_INVALID);
+  assert_int_equal(mqconn_params_from_url("amqp://h:notaport/", &p), MQCONN_ERR_INVALID);
+  assert_int_equal(mqconn_params_from_url("", &p), MQCONN_ERR_INVALID);
   char longurl[2048];
   memset(longurl, 'a', sizeof longurl - 1);
   memcpy(longurl, "amqp://", 7);
   longurl[sizeof longurl - 1] = '\0';
-  assert_int_equal(mqconn_params_from_url(longurl, &p), MQCONN_EINVAL); /* capped, not truncated */
+  assert_int_equal(mqconn_params_from_url(longurl, &p), MQCONN_ERR_INVALID); /* capped, not truncated */
   char longhost[400];
   memset(longhost, 'h', sizeof longhost);
   memcpy(longhost, "amqp://", 7);
   memcpy(longhost + sizeof longhost - 4, ":1/", 4);
-  assert_int_equal(mqconn_params_from_url(longhost, &p), MQCONN_EINVAL); /* host > 255 */
+  assert_int_equal(mqconn_params_from_url(longhost, &p), MQCONN_ERR_INVALID); /* host > 255 */
 }
 
 static void url_tls(void **state) {
@@ -95,7 +95,7 @@ static void url_userinfo_is_percent_decoded(void **state) {
   assert_string_equal(p.vhost, "v/h");
   /* an unencoded "@" in the password splits at the last one in rabbitmq-c: the user must
    * encode; an unencoded "/" ends the authority and is refused */
-  assert_int_equal(mqconn_params_from_url("amqp://u:pa/ss@h:1/", &p), MQCONN_EINVAL);
+  assert_int_equal(mqconn_params_from_url("amqp://u:pa/ss@h:1/", &p), MQCONN_ERR_INVALID);
 }
 
 /* AMQP_PASSWORD: the secret kept out of the URL, used as is (no decoding). */
@@ -111,14 +111,14 @@ static void password_replaces_the_urls(void **state) {
   char longpw[200];
   memset(longpw, 'x', sizeof longpw - 1);
   longpw[sizeof longpw - 1] = '\0';
-  assert_int_equal(mqconn_set_password(&p, longpw), MQCONN_EINVAL);
+  assert_int_equal(mqconn_set_password(&p, longpw), MQCONN_ERR_INVALID);
 }
 
 static void ca_file_must_be_readable(void **state) {
   (void)state;
   mqconn_params p;
   assert_int_equal(mqconn_params_from_url("amqps://h", &p), 0);
-  assert_int_equal(mqconn_set_ca_file(&p, "/nonexistent/ca.pem"), MQCONN_EINVAL);
+  assert_int_equal(mqconn_set_ca_file(&p, "/nonexistent/ca.pem"), MQCONN_ERR_INVALID);
   assert_string_equal(p.tls_ca_file, "");
   char path[] = "/tmp/mqconn_test_ca_XXXXXX";
   int fd = mkstemp(path);
@@ -132,7 +132,7 @@ static void ca_file_must_be_readable(void **state) {
   memset(longpath, 'a', sizeof longpath - 1);
   longpath[0] = '/';
   longpath[sizeof longpath - 1] = '\0';
-  assert_int_equal(mqconn_set_ca_file(&p, longpath), MQCONN_EINVAL);
+  assert_int_equal(mqconn_set_ca_file(&p, longpath), MQCONN_ERR_INVALID);
   unlink(path);
 }
 
@@ -145,7 +145,7 @@ static void open_fails_with_a_reason(void **state) {
     p.connect_timeout_ms = 500;
     amqp_connection_state_t c = NULL;
     const char *why = NULL;
-    assert_int_equal(mqconn_open(&p, &c, &why), MQCONN_EDOWN);
+    assert_int_equal(mqconn_open(&p, &c, &why), MQCONN_ERR_DOWN);
     assert_null(c);
     assert_non_null(why);
     assert_true(strlen(why) > 0);

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "msgs.h"
+#include "msgs/msgs.h"
 
 static void test_topology(void **state) {
   (void)state;
@@ -49,11 +49,11 @@ static void test_encode(void **state) {
   assert_int_equal(len, strlen(buf));
   assert_int_equal(msgs_encode(INT32_MAX, buf, sizeof buf, &len), MSGS_OK);
   assert_string_equal(buf, "{\"resourceId\":2147483647}");
-  assert_int_equal(msgs_encode(0, buf, sizeof buf, &len), MSGS_EINVAL);
-  assert_int_equal(msgs_encode(-5, buf, sizeof buf, &len), MSGS_EINVAL);
-  assert_int_equal(msgs_encode(12345, buf, 8, &len), MSGS_EINVAL);
-  assert_int_equal(msgs_encode(1, NULL, 0, &len), MSGS_EINVAL);
-  assert_int_equal(msgs_encode(1, buf, sizeof buf, NULL), MSGS_EINVAL);
+  assert_int_equal(msgs_encode(0, buf, sizeof buf, &len), MSGS_ERR_INVALID);
+  assert_int_equal(msgs_encode(-5, buf, sizeof buf, &len), MSGS_ERR_INVALID);
+  assert_int_equal(msgs_encode(12345, buf, 8, &len), MSGS_ERR_INVALID);
+  assert_int_equal(msgs_encode(1, NULL, 0, &len), MSGS_ERR_INVALID);
+  assert_int_equal(msgs_encode(1, buf, sizeof buf, NULL), MSGS_ERR_INVALID);
 }
 
 static void test_round_trip(void **state) {
@@ -87,7 +87,7 @@ static void test_decode_accepts(void **state) {
 static void expect_bad(const char *body, const char *reason_prefix) {
   int32_t id = -77;
   char reason[160];
-  assert_int_equal(msgs_decode(body, strlen(body), &id, reason, sizeof reason), MSGS_EBADBODY);
+  assert_int_equal(msgs_decode(body, strlen(body), &id, reason, sizeof reason), MSGS_ERR_BAD_BODY);
   assert_int_equal(id, -77); /* untouched */
   if (strncmp(reason, reason_prefix, strlen(reason_prefix)) != 0)
     fail_msg("body %s: reason \"%s\", expected prefix \"%s\"", body, reason, reason_prefix);
@@ -123,19 +123,19 @@ static void test_decode_limits(void **state) {
   assert_int_equal(msgs_decode(big, MSGS_BODY_MAX, &id, reason, sizeof reason), MSGS_OK);
   assert_int_equal(id, 5);
   assert_int_equal(msgs_decode(big, MSGS_BODY_MAX + 1, &id, reason, sizeof reason),
-                   MSGS_EBADBODY);
+                   MSGS_ERR_BAD_BODY);
   assert_string_equal(reason, "body too large: 4097 bytes (max 4096)");
   /* an embedded NUL is not JSON */
   const char nul[] = "{\"resourceId\":5}\0";
-  assert_int_equal(msgs_decode(nul, sizeof nul, &id, NULL, 0), MSGS_EBADBODY);
+  assert_int_equal(msgs_decode(nul, sizeof nul, &id, NULL, 0), MSGS_ERR_BAD_BODY);
   /* a tiny reason buffer is truncated, never overrun */
   char tiny[4];
-  assert_int_equal(msgs_decode("x", 1, &id, tiny, sizeof tiny), MSGS_EBADBODY);
+  assert_int_equal(msgs_decode("x", 1, &id, tiny, sizeof tiny), MSGS_ERR_BAD_BODY);
   assert_string_equal(tiny, "not");
   /* bad arguments */
-  assert_int_equal(msgs_decode("{}", 2, NULL, NULL, 0), MSGS_EINVAL);
-  assert_int_equal(msgs_decode(NULL, 3, &id, NULL, 0), MSGS_EINVAL);
-  assert_int_equal(msgs_decode(NULL, 0, &id, reason, sizeof reason), MSGS_EBADBODY);
+  assert_int_equal(msgs_decode("{}", 2, NULL, NULL, 0), MSGS_ERR_INVALID);
+  assert_int_equal(msgs_decode(NULL, 3, &id, NULL, 0), MSGS_ERR_INVALID);
+  assert_int_equal(msgs_decode(NULL, 0, &id, reason, sizeof reason), MSGS_ERR_BAD_BODY);
   assert_string_equal(reason, "empty body");
 }
 

@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "range.h"
+#include "range/range.h"
 
 static void expect(const char *h, uint64_t size, range_result want, uint64_t f, uint64_t l) {
   uint64_t first = 999, last = 999;

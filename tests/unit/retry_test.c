@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "retry.h"
+#include "retry/retry.h"
 
 static const retry_policy exp100 = {.initial_ms = 100, .multiplier = 2.0,
                                     .max_delay_ms = 1000, .jitter = RETRY_JITTER_NONE,

@@ -10,7 +10,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "s3.h"
+#include "s3/s3.h"
 
 static void test_bucket_names(void **state) {
   (void)state;

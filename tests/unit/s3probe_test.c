@@ -20,7 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "s3probe.h"
+#include "s3probe/s3probe.h"
 
 /* ---- a scripted server: answers HEAD, PUT and DELETE with the configured statuses ---- */
 typedef struct fake {

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "http.h"
+#include "http/http.h"
 #include "song_render.h"
 
 static void renders_the_contract_shape(void **state) {

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "songrules.h"
+#include "songrules/songrules.h"
 
 static void ids(void **state) {
   (void)state;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "http.h"
+#include "http/http.h"
 #include "storage_render.h"
 
 static char *render(const storage_row *rows, size_t n) {

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "svc.h"
+#include "svc/svc.h"
 
 typedef struct {
   char body[8192];

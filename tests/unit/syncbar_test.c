@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "syncbar.h"
+#include "syncbar/syncbar.h"
 
 static void test_disabled(void **state) {
   (void)state;

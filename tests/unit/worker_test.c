@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "worker.h"
+#include "worker/worker.h"
 
 #define LONG_MS 60000u
 

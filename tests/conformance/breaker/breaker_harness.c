@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "breaker.h"
+#include "breaker/breaker.h"
 
 typedef struct harness {
     int64_t now;
@@ -157,7 +157,7 @@ static const char *run_step(harness *h, breaker *b, char **t, int n)
         breaker_state s;
         if (breaker_state_parse(t[1], &s))
             return "bad";
-        return breaker_transition(b, s) == BREAKER_EILLEGAL ? "illegal" : "ok";
+        return breaker_transition(b, s) == BREAKER_ERR_ILLEGAL_STATE ? "illegal" : "ok";
     }
     if (strcmp(t[0], "reset") == 0) {
         breaker_reset(b);
