@@ -34,7 +34,8 @@ void auth_config_read(auth_config *c, config_err *err) {
   c->issuer = config_str(ENV_ISSUER, "");
   c->jwk_set_uri = config_str(ENV_JWKS, "");
   c->audiences = config_str(ENV_AUD, "fermata");
-  c->clock_skew_s = (long)(config_duration_ms("FERMATA_AUTH_CLOCK_SKEW", 60000, 0, JWT_MAX_SKEW_S * 1000LL, err) / 1000);
+  c->clock_skew_s =
+      (long)(config_duration_ms("FERMATA_AUTH_CLOCK_SKEW", 60000, 0, JWT_MAX_SKEW_S * 1000LL, err) / 1000);
   c->jwks_min_refresh_s =
       (long)(config_duration_ms("FERMATA_AUTH_JWKS_MIN_REFRESH", 30000, 1000, 3600 * 1000LL, err) / 1000);
   if (err && !err->msg[0] && c->issuer[0] && !c->jwk_set_uri[0])
@@ -66,7 +67,9 @@ int auth_new(const auth_config *cfg, log_sink *lg, auth **out) {
   const char *why = NULL;
   jwkshttp_config hc = {.url = cfg->jwk_set_uri, .user_agent = "fermata"};
   jwks_cache_config cc = {.fetch = jwkshttp_fetch, .min_refresh_interval_s = cfg->jwks_min_refresh_s};
-  jwt_config jc = {.issuer = cfg->issuer, .audiences = aud, .n_audiences = naud,
+  jwt_config jc = {.issuer = cfg->issuer,
+                   .audiences = aud,
+                   .n_audiences = naud,
                    .clock_skew_s = cfg->clock_skew_s ? cfg->clock_skew_s : JWT_NO_SKEW};
   if (naud == 0 || naud > JWT_MAX_AUDIENCES)
     why = "the audiences list is empty or too long";
@@ -120,16 +123,16 @@ static void guarded(http_req *r, void *vg) {
   if (jwt_www_authenticate(rc, g->scopes, challenge, sizeof challenge) > 0)
     http_reply_header(r, "WWW-Authenticate", challenge);
   if (status >= 500) {
-    log_event(g->a->lg, LOG_LEVEL_WARN, "cannot verify tokens", "detail=\"%s\" request_id=%s", jwt_error_description(rc),
-              http_req_id(r));
+    log_event(g->a->lg, LOG_LEVEL_WARN, "cannot verify tokens", "detail=\"%s\" request_id=%s",
+              jwt_error_description(rc), http_req_id(r));
     http_reply_error(r, 503, "Authentication is temporarily unavailable, please retry later");
     return;
   }
   http_reply_error(r, (unsigned)status, jwt_error_description(rc));
 }
 
-int auth_route(http_server *srv, auth *a, const char *method, const char *pattern, unsigned scopes,
-               http_handler h, void *ctx, size_t max_body) {
+int auth_route(http_server *srv, auth *a, const char *method, const char *pattern, unsigned scopes, http_handler h,
+               void *ctx, size_t max_body) {
   if (a == NULL || scopes == AUTH_OPEN) return http_server_route(srv, method, pattern, h, ctx, max_body);
   guard *g = calloc(1, sizeof *g);
   if (g == NULL) return HTTP_ERR_NOMEM;

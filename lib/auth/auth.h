@@ -43,9 +43,9 @@
 typedef struct auth auth;
 
 typedef struct auth_config {
-  const char *issuer;       /* NULL or "": open mode */
+  const char *issuer; /* NULL or "": open mode */
   const char *jwk_set_uri;
-  const char *audiences;    /* comma-separated */
+  const char *audiences; /* comma-separated */
   long clock_skew_s;
   long jwks_min_refresh_s;
 } auth_config;
@@ -67,7 +67,7 @@ void auth_log_mode(const auth *a, log_sink *lg, const char *service);
  * of JWT_SCOPE_*; 0 means any valid token). With a NULL auth, or scopes AUTH_OPEN, the
  * route is registered unguarded. Returns HTTP_OK or an HTTP_ERR_* code. */
 #define AUTH_OPEN (~0u)
-int auth_route(http_server *srv, auth *a, const char *method, const char *pattern, unsigned scopes,
-               http_handler h, void *ctx, size_t max_body);
+int auth_route(http_server *srv, auth *a, const char *method, const char *pattern, unsigned scopes, http_handler h,
+               void *ctx, size_t max_body);
 
 #endif

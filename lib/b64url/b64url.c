@@ -51,8 +51,7 @@ int b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap, si
   return 0;
 }
 
-int b64url_decode_alloc(const char *in, size_t len, size_t max_out, unsigned char **out,
-                        size_t *out_len) {
+int b64url_decode_alloc(const char *in, size_t len, size_t max_out, unsigned char **out, size_t *out_len) {
   *out = NULL;
   *out_len = 0;
   size_t max = b64url_decoded_max(len);

@@ -31,8 +31,7 @@ int b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap, si
 /* Like b64url_decode into a new buffer that the caller frees. The buffer holds one extra
  * NUL byte after the data (handy for JSON). Refuses (B64URL_ERR_SPACE) input that would
  * decode to more than max_out bytes, before allocating. */
-int b64url_decode_alloc(const char *in, size_t len, size_t max_out, unsigned char **out,
-                        size_t *out_len);
+int b64url_decode_alloc(const char *in, size_t len, size_t max_out, unsigned char **out, size_t *out_len);
 
 /* Encodes in[0..len) into out (capacity cap, which must hold b64url_encoded_len(len) + 1
  * for the NUL); *out_len (may be NULL) gets the character count. */

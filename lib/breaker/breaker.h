@@ -69,23 +69,23 @@ typedef struct breaker breaker;
 typedef struct breaker_registry breaker_registry;
 
 enum {
-    BREAKER_OK = 0,
-    BREAKER_ERR_INVALID = -1,   /* invalid configuration or argument; message filled in */
-    BREAKER_ERR_NOMEM = -2,
-    BREAKER_ERR_ILLEGAL_STATE = -3, /* illegal state transition; state unchanged */
-    BREAKER_ERR_NOT_FOUND = -4,
-    BREAKER_ERR_EXISTS = -5,   /* registry already holds that name */
+  BREAKER_OK = 0,
+  BREAKER_ERR_INVALID = -1, /* invalid configuration or argument; message filled in */
+  BREAKER_ERR_NOMEM = -2,
+  BREAKER_ERR_ILLEGAL_STATE = -3, /* illegal state transition; state unchanged */
+  BREAKER_ERR_NOT_FOUND = -4,
+  BREAKER_ERR_EXISTS = -5, /* registry already holds that name */
 };
 
 /* Java's declaration order is not used anywhere we print, so states are listed as the
  * actuator prints them. */
 typedef enum {
-    BREAKER_CLOSED = 0,
-    BREAKER_OPEN,
-    BREAKER_HALF_OPEN,
-    BREAKER_DISABLED,
-    BREAKER_FORCED_OPEN,
-    BREAKER_METRICS_ONLY,
+  BREAKER_CLOSED = 0,
+  BREAKER_OPEN,
+  BREAKER_HALF_OPEN,
+  BREAKER_DISABLED,
+  BREAKER_FORCED_OPEN,
+  BREAKER_METRICS_ONLY,
 } breaker_state;
 #define BREAKER_STATE_COUNT 6
 
@@ -94,26 +94,26 @@ typedef enum { BREAKER_COUNT_BASED = 0, BREAKER_TIME_BASED } breaker_window_type
 typedef enum { BREAKER_SUCCESS = 0, BREAKER_FAILURE, BREAKER_IGNORED } breaker_outcome;
 
 typedef enum {
-    BREAKER_EV_SUCCESS = 0,
-    BREAKER_EV_ERROR,
-    BREAKER_EV_IGNORED_ERROR,
-    BREAKER_EV_NOT_PERMITTED,
-    BREAKER_EV_STATE_TRANSITION,
-    BREAKER_EV_RESET,
-    BREAKER_EV_FAILURE_RATE_EXCEEDED,
-    BREAKER_EV_SLOW_CALL_RATE_EXCEEDED,
+  BREAKER_EV_SUCCESS = 0,
+  BREAKER_EV_ERROR,
+  BREAKER_EV_IGNORED_ERROR,
+  BREAKER_EV_NOT_PERMITTED,
+  BREAKER_EV_STATE_TRANSITION,
+  BREAKER_EV_RESET,
+  BREAKER_EV_FAILURE_RATE_EXCEEDED,
+  BREAKER_EV_SLOW_CALL_RATE_EXCEEDED,
 } breaker_event_type;
 #define BREAKER_EVENT_TYPE_COUNT 8
 
 #define BREAKER_MSG_MAX 160
 
 typedef struct breaker_event {
-    breaker_event_type type;
-    int64_t wall_ns;          /* creation time, from the wall clock */
-    int64_t duration_ns;      /* SUCCESS, ERROR, IGNORED_ERROR */
-    breaker_state from, to;   /* STATE_TRANSITION */
-    float rate;               /* *_RATE_EXCEEDED */
-    char message[BREAKER_MSG_MAX]; /* ERROR, IGNORED_ERROR: what the caller passed */
+  breaker_event_type type;
+  int64_t wall_ns;               /* creation time, from the wall clock */
+  int64_t duration_ns;           /* SUCCESS, ERROR, IGNORED_ERROR */
+  breaker_state from, to;        /* STATE_TRANSITION */
+  float rate;                    /* *_RATE_EXCEEDED */
+  char message[BREAKER_MSG_MAX]; /* ERROR, IGNORED_ERROR: what the caller passed */
 } breaker_event;
 
 /* Returns nanoseconds. `ctx` is the pointer given next to it in the config. */
@@ -124,53 +124,53 @@ typedef void (*breaker_listener_fn)(void *ctx, const breaker *b, const breaker_e
 typedef double (*breaker_random_fn)(void *ctx);
 
 typedef struct breaker_config {
-    float failure_rate_threshold;          /* percent, (0, 100]; default 50 */
-    float slow_call_rate_threshold;        /* percent, (0, 100]; default 100 */
-    int64_t slow_call_duration_threshold_ns; /* >= 1; default 60 s; slow if duration > it */
-    int32_t permitted_calls_in_half_open;  /* >= 1; default 10 */
-    int64_t max_wait_in_half_open_ms;      /* >= 0; 0 = stay HALF_OPEN until decided */
-    breaker_state transition_after_wait;   /* OPEN (default) or CLOSED */
-    breaker_window_type window_type;       /* default COUNT_BASED */
-    int32_t window_size;                   /* calls or seconds, >= 1; default 100 */
-    int32_t minimum_calls;                 /* >= 1; default 100 */
-    int64_t wait_in_open_ms;               /* >= 1; default 60000 */
-    /* Interval function for the wait in OPEN (Spring's names). attempt n waits
+  float failure_rate_threshold;            /* percent, (0, 100]; default 50 */
+  float slow_call_rate_threshold;          /* percent, (0, 100]; default 100 */
+  int64_t slow_call_duration_threshold_ns; /* >= 1; default 60 s; slow if duration > it */
+  int32_t permitted_calls_in_half_open;    /* >= 1; default 10 */
+  int64_t max_wait_in_half_open_ms;        /* >= 0; 0 = stay HALF_OPEN until decided */
+  breaker_state transition_after_wait;     /* OPEN (default) or CLOSED */
+  breaker_window_type window_type;         /* default COUNT_BASED */
+  int32_t window_size;                     /* calls or seconds, >= 1; default 100 */
+  int32_t minimum_calls;                   /* >= 1; default 100 */
+  int64_t wait_in_open_ms;                 /* >= 1; default 60000 */
+  /* Interval function for the wait in OPEN (Spring's names). attempt n waits
      * wait * multiplier^(n-1) (truncated at each step, like Java), capped by max if > 0,
      * then randomized by +-factor. */
-    bool exponential_backoff;              /* default false */
-    double exponential_multiplier;         /* default 1.5 */
-    int64_t exponential_max_wait_ms;       /* 0 = no cap */
-    bool randomized_wait;                  /* default false */
-    double randomized_wait_factor;         /* [0, 1]; default 0.5 */
-    bool automatic_transition;             /* automaticTransitionFromOpenToHalfOpenEnabled */
-    breaker_state initial_state;           /* default CLOSED */
-    int32_t event_buffer_size;             /* ring of last events; default 100; 0 = keep
+  bool exponential_backoff;        /* default false */
+  double exponential_multiplier;   /* default 1.5 */
+  int64_t exponential_max_wait_ms; /* 0 = no cap */
+  bool randomized_wait;            /* default false */
+  double randomized_wait_factor;   /* [0, 1]; default 0.5 */
+  bool automatic_transition;       /* automaticTransitionFromOpenToHalfOpenEnabled */
+  breaker_state initial_state;     /* default CLOSED */
+  int32_t event_buffer_size;       /* ring of last events; default 100; 0 = keep
                                             * none (with no listener, events cost nothing) */
-    breaker_clock_fn clock;                /* NULL = CLOCK_MONOTONIC */
-    void *clock_ctx;
-    breaker_clock_fn wall_clock;           /* NULL = CLOCK_REALTIME */
-    void *wall_clock_ctx;
-    breaker_random_fn random;              /* NULL = internal xorshift seeded per breaker */
-    void *random_ctx;
-    breaker_listener_fn listener;          /* NULL = none */
-    void *listener_ctx;
+  breaker_clock_fn clock;          /* NULL = CLOCK_MONOTONIC */
+  void *clock_ctx;
+  breaker_clock_fn wall_clock; /* NULL = CLOCK_REALTIME */
+  void *wall_clock_ctx;
+  breaker_random_fn random; /* NULL = internal xorshift seeded per breaker */
+  void *random_ctx;
+  breaker_listener_fn listener; /* NULL = none */
+  void *listener_ctx;
 } breaker_config;
 
 /* Snapshot of the current state's metrics (they restart with most states, see README). */
 typedef struct breaker_metrics {
-    float failure_rate;   /* -1 below the minimum number of calls */
-    float slow_call_rate; /* -1 likewise */
-    int32_t buffered, failed, successful, slow, slow_successful, slow_failed;
-    int64_t not_permitted;
+  float failure_rate;   /* -1 below the minimum number of calls */
+  float slow_call_rate; /* -1 likewise */
+  int32_t buffered, failed, successful, slow, slow_successful, slow_failed;
+  int64_t not_permitted;
 } breaker_metrics;
 
 /* Cumulative counters fed by published events, for Prometheus (micrometer's timer and
  * counter): index 0 successful, 1 failed, 2 ignored. max is the lifetime maximum. */
 typedef struct breaker_counters {
-    int64_t calls[3];
-    int64_t sum_ns[3];
-    int64_t max_ns[3];
-    int64_t not_permitted;
+  int64_t calls[3];
+  int64_t sum_ns[3];
+  int64_t max_ns[3];
+  int64_t not_permitted;
 } breaker_counters;
 
 /* Fills Resilience4j's defaults (and no clocks, no listener). */
@@ -180,8 +180,7 @@ void breaker_config_default(breaker_config *cfg);
 int breaker_config_validate(const breaker_config *cfg, char *msg, size_t msglen);
 
 /* Creates a breaker; copies name and cfg. On BREAKER_ERR_INVALID, msg says why. */
-int breaker_new(const char *name, const breaker_config *cfg, breaker **out, char *msg,
-                size_t msglen);
+int breaker_new(const char *name, const breaker_config *cfg, breaker **out, char *msg, size_t msglen);
 /* No call on b may be in progress; see the top comment for threads that used b. */
 void breaker_free(breaker *b);
 
@@ -193,8 +192,7 @@ bool breaker_try_acquire(breaker *b);
 /* onSuccess / onError / ignored error. duration_ns >= 0. message (may be NULL) is kept in
  * ERROR and IGNORED_ERROR events, truncated to BREAKER_MSG_MAX - 1 bytes. */
 void breaker_record(breaker *b, breaker_outcome outcome, int64_t duration_ns);
-void breaker_record_msg(breaker *b, breaker_outcome outcome, int64_t duration_ns,
-                        const char *message);
+void breaker_record_msg(breaker *b, breaker_outcome outcome, int64_t duration_ns, const char *message);
 
 /* Manual transition (transitionToXState). BREAKER_ERR_ILLEGAL_STATE for CLOSED->HALF_OPEN,
  * METRICS_ONLY->OPEN and METRICS_ONLY->HALF_OPEN. A same-state transition restarts the

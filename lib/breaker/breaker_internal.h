@@ -21,18 +21,18 @@
 enum { OUT_SUCCESS = 0, OUT_ERROR, OUT_SLOW_SUCCESS, OUT_SLOW_ERROR };
 
 typedef struct bucket {
-    int64_t epoch_s; /* TIME_BASED only */
-    int32_t calls, failed, slow, slow_failed;
+  int64_t epoch_s; /* TIME_BASED only */
+  int32_t calls, failed, slow, slow_failed;
 } bucket;
 
 typedef struct win {
-    breaker_window_type type;
-    int32_t size;     /* buckets */
-    int32_t min_calls; /* effective minimumNumberOfCalls */
-    int32_t head;
-    bucket *b;
-    int32_t calls, failed, slow, slow_failed; /* totals over the window */
-    int64_t not_permitted;
+  breaker_window_type type;
+  int32_t size;      /* buckets */
+  int32_t min_calls; /* effective minimumNumberOfCalls */
+  int32_t head;
+  bucket *b;
+  int32_t calls, failed, slow, slow_failed; /* totals over the window */
+  int64_t not_permitted;
 } win;
 
 /* word: bits 0-2 the state, bit 3 W_FAST, bits 8-63 the window generation. */
@@ -41,63 +41,60 @@ typedef struct win {
 #define W_GEN_SHIFT 8
 
 struct breaker {
-    /* Read by the lock-free paths and written rarely: at creation, `word` when the state
+  /* Read by the lock-free paths and written rarely: at creation, `word` when the state
      * it copies changes, `stripes` when a thread claims or gives back a stripe. Kept on
      * cache lines of their own, so that locked work does not take them from readers. */
-    _Alignas(128) _Atomic uint64_t word;
-    bool fast_records;     /* the config allows fast records (COUNT_BASED, no consumer) */
-    breaker__stripes stripes;
-    breaker_config cfg;
-    char *name;
-    /* Everything below: under mu. */
-    _Alignas(128) pthread_mutex_t mu;
-    breaker_state state;
-    uint64_t gen;          /* incarnation of cur (see the top comment) */
-    int64_t applied;       /* stripe successes of gen already moved into main */
-    int attempts;
-    win main, half, none;
-    win *cur;
-    int64_t retry_after;   /* OPEN: refuses until now > retry_after */
-    bool timer_armed;
-    int64_t timer_due;
-    int32_t half_permits;  /* HALF_OPEN */
-    bool mo_fr_published, mo_sc_published; /* METRICS_ONLY: one EXCEEDED each per entry */
-    breaker_event *ring;
-    int32_t ring_head, ring_len;
-    breaker_counters counters;
-    uint64_t rng;
+  _Alignas(128) _Atomic uint64_t word;
+  bool fast_records; /* the config allows fast records (COUNT_BASED, no consumer) */
+  breaker__stripes stripes;
+  breaker_config cfg;
+  char *name;
+  /* Everything below: under mu. */
+  _Alignas(128) pthread_mutex_t mu;
+  breaker_state state;
+  uint64_t gen;    /* incarnation of cur (see the top comment) */
+  int64_t applied; /* stripe successes of gen already moved into main */
+  int attempts;
+  win main, half, none;
+  win *cur;
+  int64_t retry_after; /* OPEN: refuses until now > retry_after */
+  bool timer_armed;
+  int64_t timer_due;
+  int32_t half_permits;                  /* HALF_OPEN */
+  bool mo_fr_published, mo_sc_published; /* METRICS_ONLY: one EXCEEDED each per entry */
+  breaker_event *ring;
+  int32_t ring_head, ring_len;
+  breaker_counters counters;
+  uint64_t rng;
 };
 
 /* ---- clocks (inline: the locked paths read them on every call) ------------------ */
 
-static inline int64_t breaker__clock_read(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+static inline int64_t breaker__clock_read(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
-static inline int64_t breaker__now_ns(const breaker *b)
-{
-    return b->cfg.clock ? b->cfg.clock(b->cfg.clock_ctx) : breaker__clock_read(CLOCK_MONOTONIC);
+static inline int64_t breaker__now_ns(const breaker *b) {
+  return b->cfg.clock ? b->cfg.clock(b->cfg.clock_ctx) : breaker__clock_read(CLOCK_MONOTONIC);
 }
 
 /* The monotonic clock read at most once per entry point, and only when the path needs it
  * (CLOSED with a COUNT_BASED window never does): reading it costs as much as the rest of
  * an acquire. */
 typedef struct lazy_now {
-    breaker *b;
-    int64_t v;
-    bool have;
+  breaker *b;
+  int64_t v;
+  bool have;
 } lazy_now;
 
-static inline int64_t breaker__lz(lazy_now *n)
-{
-    if (!n->have) {
-        n->v = breaker__now_ns(n->b);
-        n->have = true;
-    }
-    return n->v;
+static inline int64_t breaker__lz(lazy_now *n) {
+  if (!n->have) {
+    n->v = breaker__now_ns(n->b);
+    n->have = true;
+  }
+  return n->v;
 }
 
 /* ---- breaker_state.c ------------------------------------------------------------ */

@@ -50,29 +50,29 @@ enum { BREAKER__K_SUCCESS = 0, BREAKER__K_IGNORED = 1, BREAKER__KINDS = 2 };
 typedef struct breaker__stripes breaker__stripes;
 
 typedef struct breaker__stripe {
-    _Alignas(128) _Atomic uint32_t seq; /* even between writes */
-    _Atomic uint64_t gen;               /* window generation in_gen belongs to */
-    _Atomic int64_t in_gen;             /* SUCCESS records made in generation gen */
-    _Atomic int64_t calls[BREAKER__KINDS];
-    _Atomic int64_t sum_ns[BREAKER__KINDS];
-    _Atomic int64_t max_ns[BREAKER__KINDS];
+  _Alignas(128) _Atomic uint32_t seq; /* even between writes */
+  _Atomic uint64_t gen;               /* window generation in_gen belongs to */
+  _Atomic int64_t in_gen;             /* SUCCESS records made in generation gen */
+  _Atomic int64_t calls[BREAKER__KINDS];
+  _Atomic int64_t sum_ns[BREAKER__KINDS];
+  _Atomic int64_t max_ns[BREAKER__KINDS];
 } breaker__stripe;
 
 struct breaker__stripes {
-    breaker__stripe *s;     /* BREAKER__STRIPES of them; NULL: no key, no fast path */
-    /* owner[i]: the thread pointer of stripe i's owner, 0 when free. Apart from the
+  breaker__stripe *s; /* BREAKER__STRIPES of them; NULL: no key, no fast path */
+  /* owner[i]: the thread pointer of stripe i's owner, 0 when free. Apart from the
      * stripes, on lines written only at claim and release: a thread probing past another
      * one's slot must not pull that thread's counters away from it. */
-    _Atomic uintptr_t *owner;
-    pthread_key_t key;
-    uint64_t claimed;       /* bit i: stripe i was claimed at least once (breaker mutex) */
+  _Atomic uintptr_t *owner;
+  pthread_key_t key;
+  uint64_t claimed; /* bit i: stripe i was claimed at least once (breaker mutex) */
 };
 
 /* A stripe as a reader saw it between two of its owner's writes. */
 typedef struct breaker__stripe_view {
-    uint64_t gen;
-    int64_t in_gen;
-    int64_t calls[BREAKER__KINDS], sum_ns[BREAKER__KINDS], max_ns[BREAKER__KINDS];
+  uint64_t gen;
+  int64_t in_gen;
+  int64_t calls[BREAKER__KINDS], sum_ns[BREAKER__KINDS], max_ns[BREAKER__KINDS];
 } breaker__stripe_view;
 
 /* BREAKER_OK or BREAKER_ERR_NOMEM. Out of pthread keys is not an error: the set is empty
@@ -83,31 +83,25 @@ int breaker__stripes_init(breaker__stripes *set);
 void breaker__stripes_destroy(breaker__stripes *set);
 
 /* Unique among live threads; the same for a thread's whole life. */
-static inline uintptr_t breaker__thread_token(void)
-{
-    return (uintptr_t)__builtin_thread_pointer();
-}
+static inline uintptr_t breaker__thread_token(void) { return (uintptr_t)__builtin_thread_pointer(); }
 
 /* Fibonacci hashing: thread control blocks sit at large, aligned strides, so the top bits
  * of the product are the ones that differ. */
-static inline unsigned breaker__stripe_home(uintptr_t token)
-{
-    return (unsigned)(((uint64_t)token * UINT64_C(0x9E3779B97F4A7C15)) >> 58);
+static inline unsigned breaker__stripe_home(uintptr_t token) {
+  return (unsigned)(((uint64_t)token * UINT64_C(0x9E3779B97F4A7C15)) >> 58);
 }
 
 /* The calling thread's stripe, or NULL if it has none (yet). The set has stripes. */
-static inline breaker__stripe *breaker__stripe_mine(const breaker__stripes *set)
-{
-    assert(set->s);
-    uintptr_t me = breaker__thread_token();
-    unsigned home = breaker__stripe_home(me);
-    for (unsigned p = 0; p < BREAKER__PROBES; p++) {
-        unsigned i = (home + p) % BREAKER__STRIPES;
-        /* relaxed: only this thread ever stores its own token */
-        if (atomic_load_explicit(&set->owner[i], memory_order_relaxed) == me)
-            return &set->s[i];
-    }
-    return NULL;
+static inline breaker__stripe *breaker__stripe_mine(const breaker__stripes *set) {
+  assert(set->s);
+  uintptr_t me = breaker__thread_token();
+  unsigned home = breaker__stripe_home(me);
+  for (unsigned p = 0; p < BREAKER__PROBES; p++) {
+    unsigned i = (home + p) % BREAKER__STRIPES;
+    /* relaxed: only this thread ever stores its own token */
+    if (atomic_load_explicit(&set->owner[i], memory_order_relaxed) == me) return &set->s[i];
+  }
+  return NULL;
 }
 
 /* Gives the calling thread a stripe if it has none and one is free; NULL otherwise.
@@ -115,30 +109,25 @@ static inline breaker__stripe *breaker__stripe_mine(const breaker__stripes *set)
 breaker__stripe *breaker__stripe_claim(breaker__stripes *set);
 
 /* Counts one outcome of `kind`, made in window generation `gen`. Only the owner calls it. */
-static inline void breaker__stripe_add(breaker__stripe *s, int kind, uint64_t gen,
-                                       int64_t duration_ns)
-{
-    uint32_t q = atomic_load_explicit(&s->seq, memory_order_relaxed);
-    atomic_store_explicit(&s->seq, q + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release); /* seq odd before any field changes */
-    if (kind == BREAKER__K_SUCCESS) {
-        int64_t n = 1;
-        if (atomic_load_explicit(&s->gen, memory_order_relaxed) == gen)
-            n += atomic_load_explicit(&s->in_gen, memory_order_relaxed);
-        else
-            atomic_store_explicit(&s->gen, gen, memory_order_relaxed);
-        atomic_store_explicit(&s->in_gen, n, memory_order_relaxed);
-    }
-    atomic_store_explicit(&s->calls[kind],
-                          atomic_load_explicit(&s->calls[kind], memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    atomic_store_explicit(&s->sum_ns[kind],
-                          atomic_load_explicit(&s->sum_ns[kind], memory_order_relaxed) +
-                              duration_ns,
-                          memory_order_relaxed);
-    if (duration_ns > atomic_load_explicit(&s->max_ns[kind], memory_order_relaxed))
-        atomic_store_explicit(&s->max_ns[kind], duration_ns, memory_order_relaxed);
-    atomic_store_explicit(&s->seq, q + 2, memory_order_release);
+static inline void breaker__stripe_add(breaker__stripe *s, int kind, uint64_t gen, int64_t duration_ns) {
+  uint32_t q = atomic_load_explicit(&s->seq, memory_order_relaxed);
+  atomic_store_explicit(&s->seq, q + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release); /* seq odd before any field changes */
+  if (kind == BREAKER__K_SUCCESS) {
+    int64_t n = 1;
+    if (atomic_load_explicit(&s->gen, memory_order_relaxed) == gen)
+      n += atomic_load_explicit(&s->in_gen, memory_order_relaxed);
+    else
+      atomic_store_explicit(&s->gen, gen, memory_order_relaxed);
+    atomic_store_explicit(&s->in_gen, n, memory_order_relaxed);
+  }
+  atomic_store_explicit(&s->calls[kind], atomic_load_explicit(&s->calls[kind], memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+  atomic_store_explicit(&s->sum_ns[kind], atomic_load_explicit(&s->sum_ns[kind], memory_order_relaxed) + duration_ns,
+                        memory_order_relaxed);
+  if (duration_ns > atomic_load_explicit(&s->max_ns[kind], memory_order_relaxed))
+    atomic_store_explicit(&s->max_ns[kind], duration_ns, memory_order_relaxed);
+  atomic_store_explicit(&s->seq, q + 2, memory_order_release);
 }
 
 /* Reads stripe i (claimed at least once) between two of its owner's writes. Caller holds

@@ -28,14 +28,12 @@ char *breakerview_circuitbreakers_json(breaker_registry *r);
  * {"circuitBreakerName":..,"currentState":..,"message":"<name> state has been changed
  * successfully"}; 400 for a body that is not one of those (JSON error message); 404 for an
  * unknown breaker. */
-char *breakerview_update_state(breaker_registry *r, const char *name, const char *body,
-                               int *status);
+char *breakerview_update_state(breaker_registry *r, const char *name, const char *body, int *status);
 
 /* {"circuitBreakerEvents":[...]} from each breaker's event ring. name NULL = all breakers
  * (merged by creation time), event_type NULL = all types (case-insensitive, e.g. "error").
  * *status: 200, or 400 for an unknown event type. An unknown name gives an empty list. */
-char *breakerview_events_json(breaker_registry *r, const char *name, const char *event_type,
-                              int *status);
+char *breakerview_events_json(breaker_registry *r, const char *name, const char *event_type, int *status);
 
 /* Health of one breaker: {"status":"UP","details":{"failureRate":"-1.0%",...,"state":"CLOSED"}}.
  * CLOSED UP; OPEN CIRCUIT_OPEN (DOWN if open_is_down); HALF_OPEN CIRCUIT_HALF_OPEN;

@@ -27,9 +27,7 @@ typedef struct capbuf {
 } capbuf;
 
 /* An empty buffer that holds at most cap bytes. */
-static inline capbuf capbuf_make(size_t cap) {
-  return (capbuf){.buf = NULL, .len = 0, .alloc = 0, .cap = cap};
-}
+static inline capbuf capbuf_make(size_t cap) { return (capbuf){.buf = NULL, .len = 0, .alloc = 0, .cap = cap}; }
 
 /* Appends all len bytes or none. CAPBUF_ERR_FULL when they would pass the cap,
  * CAPBUF_ERR_NOMEM when the buffer cannot grow; either failure frees the buffer (b is then

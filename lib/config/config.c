@@ -93,18 +93,22 @@ int config_parse_duration_ms(const char *s, long long *out) {
   long long v = strtoll(s, &end, 10);
   if (errno || end == s || v < 0) return -1;
   long long mul;
-  if (!*end || strcmp(end, "ms") == 0) mul = 1;
-  else if (strcmp(end, "s") == 0) mul = 1000;
-  else if (strcmp(end, "m") == 0) mul = 60000;
-  else if (strcmp(end, "h") == 0) mul = 3600000;
-  else return -1;
+  if (!*end || strcmp(end, "ms") == 0)
+    mul = 1;
+  else if (strcmp(end, "s") == 0)
+    mul = 1000;
+  else if (strcmp(end, "m") == 0)
+    mul = 60000;
+  else if (strcmp(end, "h") == 0)
+    mul = 3600000;
+  else
+    return -1;
   if (v > (long long)9e15 / mul) return -1;
   *out = v * mul;
   return 0;
 }
 
-long long config_duration_ms(const char *name, long long def_ms, long long min_ms, long long max_ms,
-                             config_err *err) {
+long long config_duration_ms(const char *name, long long def_ms, long long min_ms, long long max_ms, config_err *err) {
   const char *v = config_str(name, NULL);
   if (!v) return def_ms;
   long long ms;

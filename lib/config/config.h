@@ -35,8 +35,7 @@ const char *config_ipv4(const char *name, const char *def, config_err *err);
 
 /* Parses a duration such as "250ms", "5s", "2m", "1h" or a bare number of milliseconds
  * into milliseconds (Spring's duration style). */
-long long config_duration_ms(const char *name, long long def_ms, long long min_ms, long long max_ms,
-                             config_err *err);
+long long config_duration_ms(const char *name, long long def_ms, long long min_ms, long long max_ms, config_err *err);
 
 /* Same parsers on a string, for callers that build names dynamically. Return 0 or -1. */
 int config_parse_int(const char *s, long long *out);

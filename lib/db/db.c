@@ -41,21 +41,21 @@ struct db_pool {
   pthread_mutex_t mu;
   db_conn *idle;
   waiter *head, *tail; /* FIFO of threads waiting in db_acquire */
-  uint64_t timeouts; /* db_acquire calls that gave up with DB_ERR_BUSY */
-  int open; /* connections in existence (idle + in use) and slots being opened */
+  uint64_t timeouts;   /* db_acquire calls that gave up with DB_ERR_BUSY */
+  int open;            /* connections in existence (idle + in use) and slots being opened */
   bool migrated;
   pthread_mutex_t migrate_mu;
 };
 
 const char *db_strerror(int code) {
   switch (code) {
-    case DB_OK: return "ok";
-    case DB_ERR_UNAVAILABLE: return "database unavailable";
-    case DB_ERR_UNIQUE: return "unique violation";
-    case DB_ERR_QUERY: return "statement failed";
-    case DB_ERR_NOMEM: return "out of memory";
-    case DB_ERR_BUSY: return "no database connection free";
-    default: return "unknown database error";
+  case DB_OK: return "ok";
+  case DB_ERR_UNAVAILABLE: return "database unavailable";
+  case DB_ERR_UNIQUE: return "unique violation";
+  case DB_ERR_QUERY: return "statement failed";
+  case DB_ERR_NOMEM: return "out of memory";
+  case DB_ERR_BUSY: return "no database connection free";
+  default: return "unknown database error";
   }
 }
 
@@ -120,7 +120,8 @@ static void mask_password(const char *conninfo, const char *msg, char *out, size
   const char *at = strchr(conninfo, '@'), *scheme = strstr(conninfo, "://");
   if (scheme && at && at > scheme) {
     const char *colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
-    if (colon && (size_t)(at - colon - 1) < sizeof secret) snprintf(secret, sizeof secret, "%.*s", (int)(at - colon - 1), colon + 1);
+    if (colon && (size_t)(at - colon - 1) < sizeof secret)
+      snprintf(secret, sizeof secret, "%.*s", (int)(at - colon - 1), colon + 1);
   }
   const char *kv = strstr(conninfo, "password=");
   if (!secret[0] && kv) snprintf(secret, sizeof secret, "%.*s", (int)strcspn(kv + 9, " "), kv + 9);
@@ -167,9 +168,10 @@ static int classify(PGconn *pg, PGresult *res) {
 
 static int run_migrations(db_pool *p, PGconn *pg) {
   int rc = DB_OK;
-  PGresult *res = PQexec(pg, "BEGIN; SELECT pg_advisory_xact_lock(727274);"
-                             "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
-                             " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
+  PGresult *res = PQexec(pg,
+                         "BEGIN; SELECT pg_advisory_xact_lock(727274);"
+                         "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                         " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
   if (PQresultStatus(res) != PGRES_COMMAND_OK) goto fail;
   for (size_t i = 0; i < p->opts.nmigrations; i++) {
     const db_migration *m = &p->opts.migrations[i];
@@ -177,16 +179,15 @@ static int run_migrations(db_pool *p, PGconn *pg) {
     snprintf(ver, sizeof ver, "%d", m->version);
     const char *params[] = {ver, m->name};
     PQclear(res);
-    res = PQexecParams(pg, "SELECT 1 FROM schema_migrations WHERE version = $1::int", 1, NULL, params, NULL,
-                       NULL, 0);
+    res = PQexecParams(pg, "SELECT 1 FROM schema_migrations WHERE version = $1::int", 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) goto fail;
     if (PQntuples(res) > 0) continue;
     PQclear(res);
     res = PQexec(pg, m->sql);
     if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) goto fail;
     PQclear(res);
-    res = PQexecParams(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)", 2, NULL,
-                       params, NULL, NULL, 0);
+    res = PQexecParams(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)", 2, NULL, params, NULL,
+                       NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) goto fail;
     log_event(p->lg, LOG_LEVEL_INFO, "migration applied", "version=%d name=%s", m->version, m->name);
   }
@@ -264,12 +265,15 @@ static bool wait_turn(db_pool *p, const struct timespec *deadline, db_conn **con
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&w.cv, &ca);
   pthread_condattr_destroy(&ca);
-  if (p->tail) p->tail->next = &w;
-  else p->head = &w;
-  p->tail = &w;
+  /* w lives on this stack only while it is queued: it leaves the queue before this returns
+   * (unlinked here on a timeout, or by whoever hands it a connection or a slot). */
+  if (p->tail)
+    p->tail->next = &w;
+  else
+    p->head = &w; // cppcheck-suppress autoVariables
+  p->tail = &w;   // cppcheck-suppress autoVariables
   bool timed_out = false;
-  while (!w.conn && !w.slot && !timed_out)
-    timed_out = pthread_cond_timedwait(&w.cv, &p->mu, deadline) == ETIMEDOUT;
+  while (!w.conn && !w.slot && !timed_out) timed_out = pthread_cond_timedwait(&w.cv, &p->mu, deadline) == ETIMEDOUT;
   if (!w.conn && !w.slot) unlink_waiter(p, &w); /* nothing came: leave the queue */
   pthread_cond_destroy(&w.cv);
   *conn = w.conn;
@@ -356,8 +360,8 @@ void db_release(db_pool *p, db_conn *c) {
 void db_pool_stats(db_pool *p, db_stats *st) {
   pthread_mutex_lock(&p->mu);
   *st = (db_stats){.open = p->open, .max = p->opts.max_conns, .timeouts = p->timeouts};
-  for (db_conn *c = p->idle; c; c = c->next) st->idle++;     /* at most max_conns */
-  for (waiter *w = p->head; w; w = w->next) st->pending++;  /* one per blocked thread */
+  for (db_conn *c = p->idle; c; c = c->next) st->idle++;   /* at most max_conns */
+  for (waiter *w = p->head; w; w = w->next) st->pending++; /* one per blocked thread */
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -429,8 +433,10 @@ int db_exec(db_conn *c, const char *sql, int nparams, const char *const *params,
                  : PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-      if (out) *out = res;
-      else PQclear(res);
+      if (out)
+        *out = res;
+      else
+        PQclear(res);
       return DB_OK;
     }
     int rc = classify(c->pg, res);

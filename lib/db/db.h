@@ -36,10 +36,10 @@ typedef struct {
 } db_migration;
 
 typedef struct {
-  const char *conninfo;         /* libpq URI or key=value string; copied */
-  int max_conns;                /* 0 = 10 */
-  int connect_timeout_s;        /* 0 = 3 */
-  int acquire_timeout_ms;       /* wait for a free connection; 0 = 5000 */
+  const char *conninfo;           /* libpq URI or key=value string; copied */
+  int max_conns;                  /* 0 = 10 */
+  int connect_timeout_s;          /* 0 = 3 */
+  int acquire_timeout_ms;         /* wait for a free connection; 0 = 5000 */
   const db_migration *migrations; /* borrowed, must outlive the pool */
   size_t nmigrations;
 } db_opts;
@@ -50,7 +50,7 @@ enum {
   DB_ERR_UNIQUE = -2,      /* unique violation (SQLSTATE 23505) */
   DB_ERR_QUERY = -3,       /* any other statement error: a bug or a constraint */
   DB_ERR_NOMEM = -4,
-  DB_ERR_BUSY = -5         /* no connection free within acquire_timeout_ms */
+  DB_ERR_BUSY = -5 /* no connection free within acquire_timeout_ms */
 };
 
 db_pool *db_pool_new(const db_opts *opts, log_sink *lg);

@@ -48,8 +48,8 @@ static void route_free(route *r) {
   free(r);
 }
 
-int http_server_route(http_server *s, const char *method, const char *pattern, http_handler h,
-                      void *ctx, size_t max_body) {
+int http_server_route(http_server *s, const char *method, const char *pattern, http_handler h, void *ctx,
+                      size_t max_body) {
   if (!s || !method || !pattern || pattern[0] != '/' || !h) return HTTP_ERR_ROUTE;
   route *r = calloc(1, sizeof *r);
   if (!r) return HTTP_ERR_NOMEM;
@@ -168,8 +168,10 @@ static void *worker_main(void *arg) {
 static void workq_push(workq *q, http_req *r) {
   r->next_job = NULL;
   pthread_mutex_lock(&q->mu);
-  if (q->tail) q->tail->next_job = r;
-  else q->head = r;
+  if (q->tail)
+    q->tail->next_job = r;
+  else
+    q->head = r;
   q->tail = r;
   if (q->nidle) {
     wq_worker *w = &q->w[q->idle[--q->nidle]];
@@ -269,11 +271,10 @@ void http_server_free(http_server *s) {
   free(s);
 }
 
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version, const char *upload_data,
-                                 size_t *upload_data_size, void **con_cls);
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe);
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls);
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe);
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode code) {
@@ -305,8 +306,7 @@ static void on_mhd_error(void *cls, const char *fm, va_list ap) {
 
 int http_server_start(http_server *s) {
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->opts.port)};
-  if (s->opts.bind_addr && inet_pton(AF_INET, s->opts.bind_addr, &addr.sin_addr) != 1)
-    return HTTP_ERR_START;
+  if (s->opts.bind_addr && inet_pton(AF_INET, s->opts.bind_addr, &addr.sin_addr) != 1) return HTTP_ERR_START;
   if (!s->opts.bind_addr) addr.sin_addr.s_addr = htonl(INADDR_ANY);
   if (workq_start(s) != 0) {
     workq_stop(&s->wq);
@@ -318,12 +318,11 @@ int http_server_start(http_server *s) {
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   s->daemon = MHD_start_daemon(
       flags, (uint16_t)s->opts.port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, s,
-      MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
-      s->opts.max_connections + HTTP_LIMIT_SLACK, MHD_OPTION_CONNECTION_TIMEOUT, s->opts.idle_timeout_s,
-      MHD_OPTION_THREAD_POOL_SIZE, s->opts.event_loops, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-      (size_t)(32 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
-      MHD_OPTION_END);
+      MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+      on_connection, s, MHD_OPTION_CONNECTION_LIMIT, s->opts.max_connections + HTTP_LIMIT_SLACK,
+      MHD_OPTION_CONNECTION_TIMEOUT, s->opts.idle_timeout_s, MHD_OPTION_THREAD_POOL_SIZE, s->opts.event_loops,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
   if (!s->daemon) {
     workq_stop(&s->wq);
     return HTTP_ERR_START;
@@ -367,15 +366,14 @@ static bool token_ok(const char *v) {
   if (n == 0 || n > 64) return false;
   for (size_t i = 0; i < n; i++) {
     char c = v[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-          c == '_' || c == '.'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+          c == '.'))
       return false;
   }
   return true;
 }
 
-static http_req *req_new(http_server *s, struct MHD_Connection *conn, const char *url,
-                         const char *method) {
+static http_req *req_new(http_server *s, struct MHD_Connection *conn, const char *url, const char *method) {
   http_req *r = calloc(1, sizeof *r);
   if (!r) return NULL;
   r->srv = s;
@@ -453,8 +451,7 @@ static void presize_body(http_req *r) {
 static enum MHD_Result send_reply(http_req *r) {
   if (!r->resp) {
     char why[64];
-    snprintf(why, sizeof why, "handler for %s %s gave no response", r->method,
-             r->rt ? r->rt->pattern : "?");
+    snprintf(why, sizeof why, "handler for %s %s gave no response", r->method, r->rt ? r->rt->pattern : "?");
     http_reply_internal(r, why);
   }
   if (!r->resp) return MHD_NO;
@@ -468,8 +465,7 @@ static void dispatch(http_req *r) {
     if (r->status_hint == 405) {
       http_reply_header(r, "Allow", r->allow);
       http_reply_errorf(r, 405, "Method %s is not allowed for %s", r->method, r->path);
-    }
-    else if (r->status_hint == 500)
+    } else if (r->status_hint == 500)
       http_reply_internal(r, "out of memory matching route");
     else
       http_reply_errorf(r, 404, "No endpoint %s %s", r->method, r->path);
@@ -478,9 +474,9 @@ static void dispatch(http_req *r) {
   }
 }
 
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version, const char *upload_data,
-                                 size_t *upload_data_size, void **con_cls) {
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls) {
   (void)version;
   http_server *s = cls;
   http_req *r = *con_cls;
@@ -515,8 +511,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return MHD_YES;
   }
   if (r->resp) return r->queued ? send_reply(r) : MHD_YES; /* the worker's answer, or an early one */
-  if (r->queued) return send_reply(r); /* the handler answered nothing: send_reply says 500 */
-  if (r->too_large || !r->rt) { /* no handler to run: answer on the loop */
+  if (r->queued) return send_reply(r);                     /* the handler answered nothing: send_reply says 500 */
+  if (r->too_large || !r->rt) {                            /* no handler to run: answer on the loop */
     dispatch(r);
     return send_reply(r);
   }
@@ -526,8 +522,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
   return MHD_YES;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe) {
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
   (void)conn;
   http_server *s = cls;
   http_req *r = *con_cls;
@@ -539,11 +534,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   http_record_stats(s, r, secs);
   char qpath[300], qmethod[48];
   /* the access log is deferred (buffered, see log.h) unless the line reports a failure */
-  void (*emit)(log_sink *, log_level, const char *, const char *, ...) = r->status >= 500 ? log_event : log_event_deferred;
+  void (*emit)(log_sink *, log_level, const char *, const char *, ...) =
+      r->status >= 500 ? log_event : log_event_deferred;
   emit(s->lg, r->status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "request",
        "method=%s path=%s status=%u duration_ms=%.2f bytes_in=%zu request_id=%s%s",
-       log_quote(qmethod, sizeof qmethod, r->method), log_quote(qpath, sizeof qpath, r->path), r->status,
-       secs * 1000.0, r->body_len, r->id, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
+       log_quote(qmethod, sizeof qmethod, r->method), log_quote(qpath, sizeof qpath, r->path), r->status, secs * 1000.0,
+       r->body_len, r->id, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
   req_free(r);
   *con_cls = NULL;
   atomic_fetch_sub(&s->in_flight, 1);
@@ -590,8 +586,7 @@ json_t *http_req_json(http_req *r) {
     return NULL;
   }
   json_error_t err;
-  json_t *v = json_loadb(r->body ? r->body : "", r->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
-                         &err);
+  json_t *v = json_loadb(r->body ? r->body : "", r->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
   if (!v) http_reply_error(r, 400, "Malformed JSON request body");
   return v;
 }

@@ -71,8 +71,8 @@ http_server *http_server_new(const http_server_opts *opts, log_sink *lg);
 void http_server_free(http_server *s); /* stops it first if running */
 
 /* Registers a route. `max_body` 0 = the server default. Returns HTTP_OK or HTTP_ERR_*. */
-int http_server_route(http_server *s, const char *method, const char *pattern, http_handler h,
-                      void *ctx, size_t max_body);
+int http_server_route(http_server *s, const char *method, const char *pattern, http_handler h, void *ctx,
+                      size_t max_body);
 
 int http_server_start(http_server *s);
 unsigned http_server_port(const http_server *s);
@@ -104,8 +104,7 @@ void http_reply_header(http_req *r, const char *name, const char *value);
 /* Replies; exactly one per request. */
 void http_reply_json(http_req *r, unsigned status, json_t *body); /* steals `body` */
 void http_reply_error(http_req *r, unsigned status, const char *message);
-void http_reply_errorf(http_req *r, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void http_reply_errorf(http_req *r, unsigned status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* 400 {"errorMessage":"Validation error","details":{...},"errorCode":"400"}; steals details. */
 void http_reply_validation(http_req *r, json_t *details);
 /* 500 "Internal server error"; logs `why` (never shown to the client) with the request id. */
@@ -123,8 +122,8 @@ void http_reply_buffer(http_req *r, unsigned status, const char *content_type, v
 typedef struct http_wake http_wake;
 #define HTTP_READ_WAIT (-2L)
 typedef long (*http_reader)(void *ctx, uint64_t pos, char *buf, size_t max, http_wake *wake);
-void http_reply_stream(http_req *r, unsigned status, const char *content_type, uint64_t size,
-                       http_reader reader, void *ctx, void (*done)(void *ctx));
+void http_reply_stream(http_req *r, unsigned status, const char *content_type, uint64_t size, http_reader reader,
+                       void *ctx, void (*done)(void *ctx));
 void http_wake_up(http_wake *wake);
 
 /* 200 with Prometheus text exposition format; steals `text` (malloc'd). NULL (rendering ran

@@ -41,8 +41,8 @@ typedef struct route {
 struct http_wake {
   http_server *srv;
   struct MHD_Connection *conn;
-  bool suspended; /* the connection is suspended waiting for http_wake_up */
-  bool pending;   /* http_wake_up came before the suspension: read again at once */
+  bool suspended;                /* the connection is suspended waiting for http_wake_up */
+  bool pending;                  /* http_wake_up came before the suspension: read again at once */
   struct http_wake *prev, *next; /* in srv->waiting while suspended */
 };
 
@@ -93,14 +93,14 @@ struct http_req {
   const char *method, *path; /* borrowed from libmicrohttpd, valid for the request */
   route *rt;                 /* NULL: no route; then `status_hint` says 404 or 405 */
   unsigned status_hint;
-  char allow[96];            /* for a 405: the methods the path has (RFC 9110's Allow) */
+  char allow[96]; /* for a 405: the methods the path has (RFC 9110's Allow) */
   char *pnames[MAX_PARAMS], *pvals[MAX_PARAMS];
   int nparams;
   char *body;
   size_t body_len, body_cap, body_max;
   bool too_large;
-  bool queued;   /* handed to the worker pool (its connection suspended) */
-  bool busy;     /* 503 "too many connections": answered on the loop, then closed */
+  bool queued; /* handed to the worker pool (its connection suspended) */
+  bool busy;   /* 503 "too many connections": answered on the loop, then closed */
   char id[72]; /* token_ok allows 64 characters */
   struct timespec start;
   struct MHD_Response *resp;

@@ -66,14 +66,14 @@ static void route_metrics(sbuf *b, const route *rt, const char *suffix) {
   for (int i = 0; i < rt->nstats; i++) {
     const status_stat *st = &rt->stats[i];
     if (strcmp(suffix, "count") == 0)
-      sb_printf(b, "http_server_requests_seconds_count{method=\"%s\",uri=\"%s\",status=\"%u\"} %llu\n",
-                rt->method, rt->pattern, st->status, (unsigned long long)st->count);
+      sb_printf(b, "http_server_requests_seconds_count{method=\"%s\",uri=\"%s\",status=\"%u\"} %llu\n", rt->method,
+                rt->pattern, st->status, (unsigned long long)st->count);
     else if (strcmp(suffix, "sum") == 0)
-      sb_printf(b, "http_server_requests_seconds_sum{method=\"%s\",uri=\"%s\",status=\"%u\"} %.6f\n",
-                rt->method, rt->pattern, st->status, st->sum_s);
+      sb_printf(b, "http_server_requests_seconds_sum{method=\"%s\",uri=\"%s\",status=\"%u\"} %.6f\n", rt->method,
+                rt->pattern, st->status, st->sum_s);
     else
-      sb_printf(b, "http_server_requests_seconds_max{method=\"%s\",uri=\"%s\",status=\"%u\"} %.6f\n",
-                rt->method, rt->pattern, st->status, st->max_s);
+      sb_printf(b, "http_server_requests_seconds_max{method=\"%s\",uri=\"%s\",status=\"%u\"} %.6f\n", rt->method,
+                rt->pattern, st->status, st->max_s);
   }
 }
 

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-char *http_json_dump(const json_t *body) { return json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY); }
+char *http_json_dump(const json_t *body) {
+  return json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+}
 
 void http_reply_header(http_req *r, const char *name, const char *value) {
   if (r->nheaders == MAX_HEADERS) return;
@@ -49,9 +51,8 @@ void http_finish(http_req *r, unsigned status, struct MHD_Response *resp, const 
 
 void http_reply_buffer(http_req *r, unsigned status, const char *content_type, void *data, size_t len,
                        void (*free_fn)(void *)) {
-  struct MHD_Response *resp =
-      free_fn ? MHD_create_response_from_buffer_with_free_callback(len, data, free_fn)
-              : MHD_create_response_from_buffer(len, data, MHD_RESPMEM_PERSISTENT);
+  struct MHD_Response *resp = free_fn ? MHD_create_response_from_buffer_with_free_callback(len, data, free_fn)
+                                      : MHD_create_response_from_buffer(len, data, MHD_RESPMEM_PERSISTENT);
   if (!resp && free_fn) free_fn(data);
   r->resp_bytes = len;
   http_finish(r, status, resp, content_type);
@@ -132,8 +133,7 @@ void http_reply_errorf(http_req *r, unsigned status, const char *fmt, ...) {
 }
 
 void http_reply_validation(http_req *r, json_t *details) {
-  json_t *o = json_pack("{s:s, s:o, s:s}", "errorMessage", "Validation error", "details", details,
-                        "errorCode", "400");
+  json_t *o = json_pack("{s:s, s:o, s:s}", "errorMessage", "Validation error", "details", details, "errorCode", "400");
   http_reply_json(r, 400, o);
 }
 
@@ -164,8 +164,10 @@ static void waiting_add(http_server *s, http_wake *w) {
 }
 
 static void waiting_remove(http_server *s, http_wake *w) {
-  if (w->prev) w->prev->next = w->next;
-  else if (s->waiting == w) s->waiting = w->next;
+  if (w->prev)
+    w->prev->next = w->next;
+  else if (s->waiting == w)
+    s->waiting = w->next;
   if (w->next) w->next->prev = w->prev;
   w->prev = w->next = NULL;
 }
@@ -225,8 +227,8 @@ static void stream_free(void *cls) {
   free(sc);
 }
 
-void http_reply_stream(http_req *r, unsigned status, const char *content_type, uint64_t size,
-                       http_reader reader, void *ctx, void (*done)(void *ctx)) {
+void http_reply_stream(http_req *r, unsigned status, const char *content_type, uint64_t size, http_reader reader,
+                       void *ctx, void (*done)(void *ctx)) {
   stream_ctx *sc = calloc(1, sizeof *sc);
   if (!sc) {
     if (done) done(ctx);

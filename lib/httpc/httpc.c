@@ -52,8 +52,7 @@ int httpc_new(const httpc_config *cfg, httpc **out) {
   *out = NULL;
   httpc_config d = {0};
   if (cfg == NULL) cfg = &d;
-  if (cfg->connect_timeout_ms < 0 || cfg->timeout_ms < 0 || cfg->max_idle_handles < 0)
-    return HTTPC_ERR_INVALID;
+  if (cfg->connect_timeout_ms < 0 || cfg->timeout_ms < 0 || cfg->max_idle_handles < 0) return HTTPC_ERR_INVALID;
   const char *ua = cfg->user_agent ? cfg->user_agent : "fermata-httpc";
   if (strpbrk(ua, "\r\n") != NULL) return HTTPC_ERR_INVALID;
   httpc *c = calloc(1, sizeof *c);
@@ -134,8 +133,8 @@ static int classify(CURLcode cc, CURL *h) {
 }
 
 static bool valid_method(const char *m) {
-  return m && (strcmp(m, "GET") == 0 || strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
-               strcmp(m, "DELETE") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "PATCH") == 0);
+  return m && (strcmp(m, "GET") == 0 || strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "DELETE") == 0 ||
+               strcmp(m, "HEAD") == 0 || strcmp(m, "PATCH") == 0);
 }
 
 /* Appends "name: value" to *list; false on a bad value or no memory. */
@@ -161,15 +160,14 @@ int httpc_do(httpc *c, const httpc_request *req, httpc_response *resp) {
   }
   struct curl_slist *hdrs = NULL;
   /* POST/PUT/PATCH always carry a Content-Length, even 0: some servers want one */
-  bool has_body = req->body != NULL || strcmp(req->method, "POST") == 0 ||
-                  strcmp(req->method, "PUT") == 0 || strcmp(req->method, "PATCH") == 0;
+  bool has_body = req->body != NULL || strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0 ||
+                  strcmp(req->method, "PATCH") == 0;
   /* "Expect:" off: curl would wait up to 1 s for "100 Continue" on bodies over 1 MB, and
    * our peers answer small JSON calls at once. No signing here, so removing it is safe. */
   struct curl_slist *first = curl_slist_append(NULL, "Expect:");
   if (first == NULL) return HTTPC_ERR_NOMEM;
   hdrs = first;
-  if ((has_body && !add_header(&hdrs, "Content-Type",
-                               req->content_type ? req->content_type : "application/json")) ||
+  if ((has_body && !add_header(&hdrs, "Content-Type", req->content_type ? req->content_type : "application/json")) ||
       !add_header(&hdrs, "Accept", "application/json") ||
       (req->request_id && !add_header(&hdrs, "X-Request-Id", req->request_id))) {
     curl_slist_free_all(hdrs);
@@ -215,8 +213,7 @@ int httpc_do(httpc *c, const httpc_request *req, httpc_response *resp) {
   if (cc != CURLE_OK) {
     rc = s.too_large ? HTTPC_ERR_TOO_LARGE : s.nomem ? HTTPC_ERR_NOMEM : classify(cc, h);
     int n = snprintf(resp->error, sizeof resp->error, "%s %s: %s", req->method, req->url,
-                     s.too_large ? "response body over the cap"
-                                 : (errbuf[0] ? errbuf : curl_easy_strerror(cc)));
+                     s.too_large ? "response body over the cap" : (errbuf[0] ? errbuf : curl_easy_strerror(cc)));
     (void)n; /* a cut log line is fine */
     capbuf_free(&s.body);
   } else {

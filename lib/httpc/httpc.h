@@ -26,7 +26,7 @@
 
 typedef enum httpc_err {
   HTTPC_OK = 0,
-  HTTPC_ERR_INVALID = -1,   /* bad argument (method, URL scheme, header value) */
+  HTTPC_ERR_INVALID = -1, /* bad argument (method, URL scheme, header value) */
   HTTPC_ERR_NOMEM = -2,
   HTTPC_ERR_CONNECT = -3,   /* refused, unresolvable, or connect timeout */
   HTTPC_ERR_TIMEOUT = -4,   /* connected, but no complete answer within the timeout */
@@ -53,9 +53,9 @@ int httpc_new(const httpc_config *cfg, httpc **out);
 void httpc_free(httpc *c);
 
 typedef struct httpc_request {
-  const char *method;       /* "GET", "POST", "PUT", "DELETE" */
-  const char *url;          /* http:// or https:// */
-  const char *body;         /* may be NULL; not copied, must live during the call */
+  const char *method; /* "GET", "POST", "PUT", "DELETE" */
+  const char *url;    /* http:// or https:// */
+  const char *body;   /* may be NULL; not copied, must live during the call */
   size_t body_len;
   const char *content_type; /* NULL: "application/json" when there is a body */
   const char *request_id;   /* sent as X-Request-Id when not NULL (max 128 chars, no CR/LF) */
@@ -63,13 +63,13 @@ typedef struct httpc_request {
 } httpc_request;
 
 typedef struct httpc_response {
-  long status;          /* HTTP status; 0 when none arrived */
-  char *body;           /* owned by the response, NUL-terminated (may be NULL when empty) */
+  long status; /* HTTP status; 0 when none arrived */
+  char *body;  /* owned by the response, NUL-terminated (may be NULL when empty) */
   size_t body_len;
   char content_type[128];
   long new_connections; /* connections this call opened: 0 means one was reused */
   double elapsed_ms;
-  char error[256];      /* transport error text for logs, "" on success */
+  char error[256]; /* transport error text for logs, "" on success */
 } httpc_response;
 
 /* Performs the request. Returns 0 when an HTTP answer arrived (whatever its status) or a

@@ -25,9 +25,7 @@ int ids_parse(const char *s, int32_t *out) {
   return parse_span(s, strlen(s), out);
 }
 
-void ids_invalid_message(const char *s, char *msg, size_t size) {
-  snprintf(msg, size, IDS_INVALID_FORMAT, s ? s : "");
-}
+void ids_invalid_message(const char *s, char *msg, size_t size) { snprintf(msg, size, IDS_INVALID_FORMAT, s ? s : ""); }
 
 void ids_list_free(ids_list *l) {
   if (!l) return;
@@ -51,8 +49,8 @@ int ids_csv(const char *csv, ids_list *out, char *msg, size_t size) {
   }
   size_t chars = text_utf8_len(csv);
   if (chars > IDS_CSV_MAX_CHARS) {
-    snprintf(msg, size, "CSV string is too long: received %zu characters, maximum allowed is %d",
-             chars, IDS_CSV_MAX_CHARS);
+    snprintf(msg, size, "CSV string is too long: received %zu characters, maximum allowed is %d", chars,
+             IDS_CSV_MAX_CHARS);
     return -1;
   }
   /* at most 101 elements fit in 200 characters */

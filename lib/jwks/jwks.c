@@ -67,8 +67,7 @@ struct jwks_set {
 };
 
 /* Decodes the base64url string member `name` of jwk, of at most max bytes. */
-static int member_bytes(json_t *jwk, const char *name, size_t max, unsigned char **out,
-                        size_t *len) {
+static int member_bytes(json_t *jwk, const char *name, size_t max, unsigned char **out, size_t *len) {
   const char *s = json_string_value(json_object_get(jwk, name));
   if (s == NULL) return -1;
   return b64url_decode_alloc(s, strlen(s), max, out, len) == 0 && *len > 0 ? 0 : -1;
@@ -135,9 +134,8 @@ static EVP_PKEY *ec_from_jwk(json_t *jwk) {
   size_t xlen = 0, ylen = 0;
   EVP_PKEY *pkey = NULL;
   /* RFC 7518 6.2.1.2: the full coordinate length, leading zeros included */
-  if (member_bytes(jwk, "x", P256_COORD, &x, &xlen) == 0 &&
-      member_bytes(jwk, "y", P256_COORD, &y, &ylen) == 0 && xlen == P256_COORD &&
-      ylen == P256_COORD) {
+  if (member_bytes(jwk, "x", P256_COORD, &x, &xlen) == 0 && member_bytes(jwk, "y", P256_COORD, &y, &ylen) == 0 &&
+      xlen == P256_COORD && ylen == P256_COORD) {
     unsigned char point[1 + 2 * P256_COORD];
     point[0] = 0x04; /* uncompressed */
     memcpy(point + 1, x, P256_COORD);
@@ -172,17 +170,22 @@ static bool key_from_jwk(json_t *jwk, jwks_key *k) {
   json_t *alg = json_object_get(jwk, "alg");
   json_t *kid = json_object_get(jwk, "kid");
   if (kty == NULL) return false;
-  if (json_object_get(jwk, "use") != NULL && (use == NULL || strcmp(use, "sig") != 0))
-    return false;
+  if (json_object_get(jwk, "use") != NULL && (use == NULL || strcmp(use, "sig") != 0)) return false;
   if (ops != NULL && !(json_is_array(ops) && has_string(ops, "verify"))) return false;
-  if (strcmp(kty, "RSA") == 0) k->kty = KTY_RSA;
-  else if (strcmp(kty, "EC") == 0) k->kty = KTY_EC;
-  else return false;
+  if (strcmp(kty, "RSA") == 0)
+    k->kty = KTY_RSA;
+  else if (strcmp(kty, "EC") == 0)
+    k->kty = KTY_EC;
+  else
+    return false;
   if (alg != NULL) {
     const char *a = json_string_value(alg);
-    if (a != NULL && strcmp(a, "RS256") == 0 && k->kty == KTY_RSA) k->alg = JWKS_RS256;
-    else if (a != NULL && strcmp(a, "ES256") == 0 && k->kty == KTY_EC) k->alg = JWKS_ES256;
-    else return false;
+    if (a != NULL && strcmp(a, "RS256") == 0 && k->kty == KTY_RSA)
+      k->alg = JWKS_RS256;
+    else if (a != NULL && strcmp(a, "ES256") == 0 && k->kty == KTY_EC)
+      k->alg = JWKS_ES256;
+    else
+      return false;
   }
   if (kid != NULL) {
     const char *s = json_string_value(kid);
@@ -262,8 +265,7 @@ bool jwks_set_has_key(const jwks_set *s, const char *kid, jwks_alg alg) {
 
 /* Raw r||s (RFC 7518 3.4) to the DER ECDSA-Sig-Value OpenSSL verifies. Returns the DER
  * length, or 0 when out of memory. */
-static size_t es256_to_der(const unsigned char raw[2 * P256_COORD], unsigned char *der,
-                           size_t cap) {
+static size_t es256_to_der(const unsigned char raw[2 * P256_COORD], unsigned char *der, size_t cap) {
   ECDSA_SIG *sig = ECDSA_SIG_new();
   BIGNUM *r = BN_bin2bn(raw, P256_COORD, NULL);
   BIGNUM *s = BN_bin2bn(raw + P256_COORD, P256_COORD, NULL);
@@ -281,8 +283,8 @@ static size_t es256_to_der(const unsigned char raw[2 * P256_COORD], unsigned cha
 }
 
 /* 1 verified, 0 did not, -1 out of memory. */
-static int verify_with(EVP_PKEY *pkey, jwks_alg alg, const void *data, size_t len,
-                       const unsigned char *sig, size_t sig_len) {
+static int verify_with(EVP_PKEY *pkey, jwks_alg alg, const void *data, size_t len, const unsigned char *sig,
+                       size_t sig_len) {
   unsigned char der[2 * P256_COORD + 16];
   if (alg == JWKS_RS256) {
     /* RFC 7518 3.3: exactly the modulus length */
@@ -311,8 +313,10 @@ int jwks_verify(const jwks_set *s, const char *kid, jwks_alg alg, const void *da
     if (!key_fits(&s->keys[i], kid, alg)) continue;
     int v = verify_with(s->keys[i].pkey, alg, data, len, sig, sig_len);
     if (v == 1) return 0;
-    if (v < 0) rc = JWKS_ERR_NOMEM;
-    else if (rc != JWKS_ERR_NOMEM) rc = JWKS_ERR_SIGNATURE;
+    if (v < 0)
+      rc = JWKS_ERR_NOMEM;
+    else if (rc != JWKS_ERR_NOMEM)
+      rc = JWKS_ERR_SIGNATURE;
   }
   return rc;
 }
@@ -355,8 +359,7 @@ int jwks_cache_new(const jwks_cache_config *cfg, jwks_cache **out) {
   long interval = or_default(cfg->min_refresh_interval_s, 30);
   if (ttl < 0 || min_ttl < 0 || max_ttl < 0 || interval < 0) return JWKS_ERR_INVALID;
   if (min_ttl > max_ttl || ttl < min_ttl || ttl > max_ttl) return JWKS_ERR_INVALID;
-  if (ttl > DAY_S || min_ttl > DAY_S || interval > DAY_S || max_ttl > 30 * DAY_S)
-    return JWKS_ERR_INVALID;
+  if (ttl > DAY_S || min_ttl > DAY_S || interval > DAY_S || max_ttl > 30 * DAY_S) return JWKS_ERR_INVALID;
   jwks_cache *c = calloc(1, sizeof *c);
   if (c == NULL) return JWKS_ERR_NOMEM;
   if (pthread_mutex_init(&c->lock, NULL) != 0) {

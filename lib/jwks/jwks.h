@@ -55,7 +55,7 @@
 
 typedef enum jwks_err {
   JWKS_OK = 0,
-  JWKS_ERR_INVALID = -1,   /* bad argument or configuration */
+  JWKS_ERR_INVALID = -1, /* bad argument or configuration */
   JWKS_ERR_NOMEM = -2,
   JWKS_ERR_PARSE = -3,     /* not a JWK Set: bad JSON, no "keys" array, an entry not an object */
   JWKS_ERR_TOO_LARGE = -4, /* over JWKS_MAX_DOC_BYTES, or over JWKS_MAX_ENTRIES entries */
@@ -108,9 +108,9 @@ int jwks_verify(const jwks_set *s, const char *kid, jwks_alg alg, const void *da
 
 /* One answer of the issuer's JWK Set endpoint. */
 typedef struct jwks_fetched {
-  char *body;      /* malloc'd by the fetch function; the cache frees it */
+  char *body; /* malloc'd by the fetch function; the cache frees it */
   size_t len;
-  long max_age_s;  /* from Cache-Control; -1 when the answer has none */
+  long max_age_s; /* from Cache-Control; -1 when the answer has none */
 } jwks_fetched;
 
 /* Fetches the document. Returns 0 with out filled, or a negative code (the cache treats
@@ -124,9 +124,9 @@ typedef int64_t (*jwks_clock_fn)(void *ctx);
 /* ---- cache ----------------------------------------------------------------------------- */
 
 typedef struct jwks_cache_config {
-  jwks_fetch_fn fetch;         /* required */
+  jwks_fetch_fn fetch; /* required */
   void *fetch_ctx;
-  jwks_clock_fn clock;         /* NULL: CLOCK_MONOTONIC */
+  jwks_clock_fn clock; /* NULL: CLOCK_MONOTONIC */
   void *clock_ctx;
   long ttl_s;                  /* lifetime without max-age; 0 means 300 */
   long min_ttl_s;              /* lower bound of a max-age; 0 means 30 */

@@ -28,8 +28,7 @@ static bool printable(const char *s) {
 int jwkshttp_new(const jwkshttp_config *cfg, jwkshttp **out) {
   *out = NULL;
   if (cfg == NULL || cfg->url == NULL || !printable(cfg->url)) return JWKS_ERR_INVALID;
-  if (strncasecmp(cfg->url, "http://", 7) != 0 && strncasecmp(cfg->url, "https://", 8) != 0)
-    return JWKS_ERR_INVALID;
+  if (strncasecmp(cfg->url, "http://", 7) != 0 && strncasecmp(cfg->url, "https://", 8) != 0) return JWKS_ERR_INVALID;
   if (cfg->connect_timeout_ms < 0 || cfg->timeout_ms < 0 || cfg->max_bytes > JWKS_MAX_DOC_BYTES)
     return JWKS_ERR_INVALID;
   const char *ua = cfg->user_agent ? cfg->user_agent : "fermata-jwks";
@@ -67,8 +66,10 @@ static const char *skip_ows(const char *p) {
 static const char *skip_directive(const char *p) {
   bool quoted = false;
   for (; *p && (quoted || *p != ','); p++) {
-    if (quoted && *p == '\\' && p[1]) p++;
-    else if (*p == '"') quoted = !quoted;
+    if (quoted && *p == '\\' && p[1])
+      p++;
+    else if (*p == '"')
+      quoted = !quoted;
   }
   return p;
 }

@@ -58,17 +58,12 @@ static int64_t realtime_s(void *ctx) {
 
 int jwt_verifier_new(const jwt_config *cfg, jwks_cache *keys, jwt_verifier **out) {
   *out = NULL;
-  if (cfg == NULL || keys == NULL || cfg->issuer == NULL || cfg->issuer[0] == '\0')
-    return JWT_ERR_INVALID;
-  if (cfg->audiences == NULL || cfg->n_audiences == 0 || cfg->n_audiences > JWT_MAX_AUDIENCES)
-    return JWT_ERR_INVALID;
+  if (cfg == NULL || keys == NULL || cfg->issuer == NULL || cfg->issuer[0] == '\0') return JWT_ERR_INVALID;
+  if (cfg->audiences == NULL || cfg->n_audiences == 0 || cfg->n_audiences > JWT_MAX_AUDIENCES) return JWT_ERR_INVALID;
   for (size_t i = 0; i < cfg->n_audiences; i++)
     if (cfg->audiences[i] == NULL || cfg->audiences[i][0] == '\0') return JWT_ERR_INVALID;
-  long skew = cfg->clock_skew_s == 0 ? JWT_DEFAULT_SKEW_S
-              : cfg->clock_skew_s == JWT_NO_SKEW ? 0
-                                                 : cfg->clock_skew_s;
-  if (skew < 0 || skew > JWT_MAX_SKEW_S || cfg->max_token_bytes > JWT_MAX_TOKEN)
-    return JWT_ERR_INVALID;
+  long skew = cfg->clock_skew_s == 0 ? JWT_DEFAULT_SKEW_S : cfg->clock_skew_s == JWT_NO_SKEW ? 0 : cfg->clock_skew_s;
+  if (skew < 0 || skew > JWT_MAX_SKEW_S || cfg->max_token_bytes > JWT_MAX_TOKEN) return JWT_ERR_INVALID;
   jwt_verifier *v = calloc(1, sizeof *v);
   if (v == NULL) return JWT_ERR_NOMEM;
   v->issuer = strdup(cfg->issuer);
@@ -106,8 +101,10 @@ static bool depth_ok(const char *s, size_t len, int max) {
   for (size_t i = 0; i < len; i++) {
     char c = s[i];
     if (in_string) {
-      if (c == '\\') i++;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '{' || c == '[') {
@@ -150,9 +147,12 @@ static int check_header(json_t *h, header *out) {
   const char *a = json_string_value(alg);
   if (a == NULL) return alg == NULL ? JWT_ERR_MALFORMED : JWT_ERR_UNSUPPORTED;
   /* exact, case-sensitive names (RFC 7515 4.1.1): "none", "HS256", "rs256" are refused */
-  if (strcmp(a, "RS256") == 0) out->alg = JWKS_RS256;
-  else if (strcmp(a, "ES256") == 0) out->alg = JWKS_ES256;
-  else return JWT_ERR_UNSUPPORTED;
+  if (strcmp(a, "RS256") == 0)
+    out->alg = JWKS_RS256;
+  else if (strcmp(a, "ES256") == 0)
+    out->alg = JWKS_ES256;
+  else
+    return JWT_ERR_UNSUPPORTED;
   if (json_object_get(h, "crit") != NULL) return JWT_ERR_UNSUPPORTED;
   out->kid = NULL;
   if (kid != NULL) {
@@ -163,8 +163,8 @@ static int check_header(json_t *h, header *out) {
 }
 
 /* The signature check, with one refresh of the key set for a kid it lacks. */
-static int check_signature(jwt_verifier *v, const header *h, const char *input, size_t len,
-                           const unsigned char *sig, size_t sig_len) {
+static int check_signature(jwt_verifier *v, const header *h, const char *input, size_t len, const unsigned char *sig,
+                           size_t sig_len) {
   jwks_set *set = NULL;
   if (jwks_cache_get(v->keys, &set) != 0) return JWT_ERR_KEYS_UNAVAILABLE;
   if (!jwks_set_has_key(set, h->kid, h->alg)) {
@@ -314,8 +314,7 @@ int jwt_verify(jwt_verifier *v, const char *token, size_t len, jwt_claims *out) 
   }
   rc = b64url_decode_alloc(dot2 + 1, sig_b64_len, MAX_SIG_BYTES, &sig, &sig_len);
   if (rc != 0) {
-    rc = rc == B64URL_ERR_NOMEM ? JWT_ERR_NOMEM : rc == B64URL_ERR_SPACE ? JWT_ERR_SIGNATURE
-                                                                          : JWT_ERR_MALFORMED;
+    rc = rc == B64URL_ERR_NOMEM ? JWT_ERR_NOMEM : rc == B64URL_ERR_SPACE ? JWT_ERR_SIGNATURE : JWT_ERR_MALFORMED;
     goto done;
   }
   rc = check_signature(v, &h, token, (size_t)(dot2 - token), sig, sig_len);
@@ -338,20 +337,18 @@ done:
 
 /* RFC 6750 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
 static bool b64token_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_' || c == '~' || c == '+' || c == '/';
 }
 
-int jwt_authorize(jwt_verifier *v, const char *authorization, unsigned required_scopes,
-                  jwt_claims *out) {
+int jwt_authorize(jwt_verifier *v, const char *authorization, unsigned required_scopes, jwt_claims *out) {
   memset(out, 0, sizeof *out);
   if (v == NULL) return JWT_ERR_INVALID;
   if (authorization == NULL) return JWT_ERR_NO_TOKEN;
   const char *p = authorization;
   while (*p == ' ' || *p == '\t') p++;
   /* the scheme is case-insensitive (RFC 9110 11.1); another scheme is not our business */
-  if (strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t' && p[6] != '\0'))
-    return JWT_ERR_NO_TOKEN;
+  if (strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t' && p[6] != '\0')) return JWT_ERR_NO_TOKEN;
   p += 6;
   while (*p == ' ' || *p == '\t') p++;
   const char *token = p;
@@ -391,8 +388,7 @@ const char *jwt_error_description(int err) {
   case JWT_ERR_EXPIRED: return "Jwt expired";
   case JWT_ERR_NOT_YET_VALID: return "Jwt used before it is valid";
   case JWT_ERR_CLAIMS: return "A required claim is missing or malformed";
-  case JWT_ERR_INSUFFICIENT_SCOPE:
-    return "The request requires higher privileges than provided by the access token.";
+  case JWT_ERR_INSUFFICIENT_SCOPE: return "The request requires higher privileges than provided by the access token.";
   case JWT_ERR_KEYS_UNAVAILABLE: return "Token signing keys are unavailable";
   default: return "Internal server error";
   }
@@ -407,8 +403,7 @@ int jwt_www_authenticate(int err, unsigned required_scopes, char *buf, size_t ca
   } else if (err == JWT_ERR_NO_TOKEN) {
     n = snprintf(buf, cap, "Bearer");
   } else if (status == 401) {
-    n = snprintf(buf, cap, "Bearer error=\"invalid_token\", error_description=\"%s\"",
-                 jwt_error_description(err));
+    n = snprintf(buf, cap, "Bearer error=\"invalid_token\", error_description=\"%s\"", jwt_error_description(err));
   } else {
     char names[64] = "";
     size_t used = 0;

@@ -61,21 +61,21 @@
 
 typedef enum jwt_err {
   JWT_OK = 0,
-  JWT_ERR_INVALID = -1,            /* bad argument or configuration: a bug here, not the client's */
+  JWT_ERR_INVALID = -1, /* bad argument or configuration: a bug here, not the client's */
   JWT_ERR_NOMEM = -2,
-  JWT_ERR_NO_TOKEN = -3,           /* 401: no Bearer credentials at all */
-  JWT_ERR_MALFORMED = -4,          /* 401 invalid_token: not a compact JWS, bad base64url or JSON */
-  JWT_ERR_TOO_LARGE = -5,          /* 401 invalid_token: over max_token_bytes */
-  JWT_ERR_UNSUPPORTED = -6,        /* 401 invalid_token: alg not RS256/ES256, or a crit header */
-  JWT_ERR_UNKNOWN_KEY = -7,        /* 401 invalid_token: no key for kid and alg, even after a refresh */
-  JWT_ERR_SIGNATURE = -8,          /* 401 invalid_token */
-  JWT_ERR_ISSUER = -9,             /* 401 invalid_token: iss missing or not the issuer */
-  JWT_ERR_AUDIENCE = -10,          /* 401 invalid_token: aud missing or holds none of ours */
-  JWT_ERR_EXPIRED = -11,           /* 401 invalid_token: exp (plus skew) has passed */
-  JWT_ERR_NOT_YET_VALID = -12,     /* 401 invalid_token: nbf or iat (minus skew) is ahead */
-  JWT_ERR_CLAIMS = -13,            /* 401 invalid_token: exp missing, a claim of the wrong type */
+  JWT_ERR_NO_TOKEN = -3,            /* 401: no Bearer credentials at all */
+  JWT_ERR_MALFORMED = -4,           /* 401 invalid_token: not a compact JWS, bad base64url or JSON */
+  JWT_ERR_TOO_LARGE = -5,           /* 401 invalid_token: over max_token_bytes */
+  JWT_ERR_UNSUPPORTED = -6,         /* 401 invalid_token: alg not RS256/ES256, or a crit header */
+  JWT_ERR_UNKNOWN_KEY = -7,         /* 401 invalid_token: no key for kid and alg, even after a refresh */
+  JWT_ERR_SIGNATURE = -8,           /* 401 invalid_token */
+  JWT_ERR_ISSUER = -9,              /* 401 invalid_token: iss missing or not the issuer */
+  JWT_ERR_AUDIENCE = -10,           /* 401 invalid_token: aud missing or holds none of ours */
+  JWT_ERR_EXPIRED = -11,            /* 401 invalid_token: exp (plus skew) has passed */
+  JWT_ERR_NOT_YET_VALID = -12,      /* 401 invalid_token: nbf or iat (minus skew) is ahead */
+  JWT_ERR_CLAIMS = -13,             /* 401 invalid_token: exp missing, a claim of the wrong type */
   JWT_ERR_INSUFFICIENT_SCOPE = -14, /* 403 insufficient_scope: valid token, scopes missing */
-  JWT_ERR_KEYS_UNAVAILABLE = -15,  /* 503: no JWK Set could be fetched yet */
+  JWT_ERR_KEYS_UNAVAILABLE = -15,   /* 503: no JWK Set could be fetched yet */
 } jwt_err;
 
 /* The scopes this system grants on. */
@@ -103,9 +103,9 @@ typedef struct jwt_config {
   const char *issuer;           /* required: iss must equal it exactly; copied */
   const char *const *audiences; /* required, 1..JWT_MAX_AUDIENCES non-empty strings; copied */
   size_t n_audiences;
-  long clock_skew_s;            /* 0 means 60; JWT_NO_SKEW for none; at most 300 */
-  size_t max_token_bytes;       /* 0 means 8192; at most 65536 */
-  jwt_clock_fn clock;           /* NULL: CLOCK_REALTIME */
+  long clock_skew_s;      /* 0 means 60; JWT_NO_SKEW for none; at most 300 */
+  size_t max_token_bytes; /* 0 means 8192; at most 65536 */
+  jwt_clock_fn clock;     /* NULL: CLOCK_REALTIME */
   void *clock_ctx;
 } jwt_config;
 
@@ -114,9 +114,9 @@ typedef struct jwt_claims {
   char subject[JWT_MAX_SUBJECT + 1]; /* "sub"; "" when absent */
   char key_id[JWKS_MAX_KID + 1];     /* the header's kid; "" when absent (for logs) */
   jwks_alg alg;
-  unsigned scopes;                   /* JWT_SCOPE_* granted */
-  int64_t expires_at;                /* exp, epoch seconds */
-  int64_t issued_at;                 /* iat; 0 when absent */
+  unsigned scopes;    /* JWT_SCOPE_* granted */
+  int64_t expires_at; /* exp, epoch seconds */
+  int64_t issued_at;  /* iat; 0 when absent */
 } jwt_claims;
 
 typedef struct jwt_verifier jwt_verifier;
@@ -137,8 +137,7 @@ int jwt_verify(jwt_verifier *v, const char *token, size_t len, jwt_claims *out);
  * Another scheme than Bearer counts as no token, as in Spring. Returns 0 with *out
  * filled; JWT_ERR_INSUFFICIENT_SCOPE with *out filled too (for logs); otherwise as
  * jwt_verify(). */
-int jwt_authorize(jwt_verifier *v, const char *authorization, unsigned required_scopes,
-                  jwt_claims *out);
+int jwt_authorize(jwt_verifier *v, const char *authorization, unsigned required_scopes, jwt_claims *out);
 
 /* 401, 403 or 503 for the outcomes above; 500 for JWT_ERR_INVALID, JWT_ERR_NOMEM and
  * unknown codes; 200 for 0. */

@@ -168,16 +168,16 @@ const char *log_quote(char *buf, size_t size, const char *s) {
 
 /* Formats one line, newline included, into line (2 KiB); returns its length. */
 __attribute__((format(printf, 6, 0))) static size_t format_line(const log_sink *lg, char *line, size_t size,
-                                                                log_level level, const char *msg,
-                                                                const char *fields, va_list ap) {
+                                                                log_level level, const char *msg, const char *fields,
+                                                                va_list ap) {
   struct timespec ts;
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &ts);
   gmtime_r(&ts.tv_sec, &tm);
   char qmsg[512];
-  int n = snprintf(line, size, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s service=%s msg=%s",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                   ts.tv_nsec / 1000000L, level_names[level], lg->service, log_quote(qmsg, sizeof qmsg, msg));
+  int n = snprintf(line, size, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s service=%s msg=%s", tm.tm_year + 1900,
+                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
+                   level_names[level], lg->service, log_quote(qmsg, sizeof qmsg, msg));
   if (n < 0) return 0;
   size_t len = (size_t)n < size ? (size_t)n : size - 1;
   if (fields && *fields && len + 2 < size) {

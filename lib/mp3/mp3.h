@@ -71,15 +71,15 @@
 #define MP3_META_TEXT_MAX 1024
 
 enum mp3_error {
-    MP3_OK = 0,
-    MP3_ERR_EMPTY = -1,     /* no bytes at all */
-    MP3_ENOTMP3 = -2,    /* no chain of MPEG audio frames where the audio should start */
-    MP3_ERR_TRUNCATED = -3, /* the data ends inside an ID3 tag or an audio frame */
-    MP3_ERR_NO_AUDIO = -4,   /* an ID3v2 tag and nothing after it */
-    MP3_ERR_BAD_TAG = -5,    /* an ID3v2 header that cannot be (bad size or version) */
-    MP3_ERR_INVALID = -6,     /* NULL where a pointer is required */
-    MP3_ERR_NOMEM = -7,     /* allocation failed */
-    MP3_ERR_DECODE = -8,    /* the decoder found no audio to measure */
+  MP3_OK = 0,
+  MP3_ERR_EMPTY = -1,     /* no bytes at all */
+  MP3_ENOTMP3 = -2,       /* no chain of MPEG audio frames where the audio should start */
+  MP3_ERR_TRUNCATED = -3, /* the data ends inside an ID3 tag or an audio frame */
+  MP3_ERR_NO_AUDIO = -4,  /* an ID3v2 tag and nothing after it */
+  MP3_ERR_BAD_TAG = -5,   /* an ID3v2 header that cannot be (bad size or version) */
+  MP3_ERR_INVALID = -6,   /* NULL where a pointer is required */
+  MP3_ERR_NOMEM = -7,     /* allocation failed */
+  MP3_ERR_DECODE = -8,    /* the decoder found no audio to measure */
 };
 
 /* Human-readable text for an mp3_error, fit for an HTTP 400 message: it names no
@@ -95,15 +95,15 @@ int mp3_validate(const uint8_t *buf, size_t len, const char **reason);
 /* Raw metadata as found in the file. Text fields are NUL-terminated UTF-8 (possibly
  * empty = not present); multiple values in one ID3v2.4 frame are joined with " / ". */
 typedef struct mp3_meta {
-    char title[MP3_META_TEXT_MAX];
-    char artist[MP3_META_TEXT_MAX];
-    char album[MP3_META_TEXT_MAX];
-    char year[MP3_META_TEXT_MAX]; /* as written: "1977", "2004-05-01", "" */
-    double duration_s;            /* from the audio itself, encoder delay/padding removed */
-    long sample_rate;             /* Hz */
-    int64_t samples;              /* total PCM samples per channel */
-    int id3v2_version;            /* 2, 3, 4, or 0 when there is no ID3v2 tag */
-    int has_id3v1;
+  char title[MP3_META_TEXT_MAX];
+  char artist[MP3_META_TEXT_MAX];
+  char album[MP3_META_TEXT_MAX];
+  char year[MP3_META_TEXT_MAX]; /* as written: "1977", "2004-05-01", "" */
+  double duration_s;            /* from the audio itself, encoder delay/padding removed */
+  long sample_rate;             /* Hz */
+  int64_t samples;              /* total PCM samples per channel */
+  int id3v2_version;            /* 2, 3, 4, or 0 when there is no ID3v2 tag */
+  int has_id3v1;
 } mp3_meta;
 
 /* Reads tags and exact duration from buf[0..len) into *meta (zeroed first).
@@ -114,11 +114,11 @@ int mp3_extract(const uint8_t *buf, size_t len, mp3_meta *meta);
 
 /* The six Song Service strings (id excepted), always valid for its validation. */
 typedef struct mp3_song {
-    char name[SONGRULES_TEXT_MAX_BYTES];
-    char artist[SONGRULES_TEXT_MAX_BYTES];
-    char album[SONGRULES_TEXT_MAX_BYTES];
-    char year[5];     /* "1900".."2099" */
-    char duration[6]; /* "mm:ss" */
+  char name[SONGRULES_TEXT_MAX_BYTES];
+  char artist[SONGRULES_TEXT_MAX_BYTES];
+  char album[SONGRULES_TEXT_MAX_BYTES];
+  char year[5];     /* "1900".."2099" */
+  char duration[6]; /* "mm:ss" */
 } mp3_song;
 
 #define MP3_UNKNOWN_TEXT "Unknown"

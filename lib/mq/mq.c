@@ -80,10 +80,8 @@ _Static_assert((int)MQCONN_ERR_INVALID == (int)MQ_ERR_INVALID && (int)MQCONN_ERR
 uint32_t mq_backoff_delay_ms(const mq_backoff *b, unsigned attempt, uint32_t rnd) {
   uint32_t base = b->base_ms ? b->base_ms : 1;
   uint32_t cap = b->max_ms ? b->max_ms : base;
-  retry_policy p = {.initial_ms = base < cap ? base : cap,
-                    .multiplier = 2.0,
-                    .max_delay_ms = cap,
-                    .jitter = RETRY_JITTER_NONE};
+  retry_policy p = {
+      .initial_ms = base < cap ? base : cap, .multiplier = 2.0, .max_delay_ms = cap, .jitter = RETRY_JITTER_NONE};
   assert(retry_policy_check(&p) == 0);
   uint64_t unused_rng = 0; /* no jitter: retry_delay_ms draws nothing */
   uint64_t d = retry_delay_ms(&p, attempt ? attempt : 1, &unused_rng);

@@ -82,11 +82,11 @@ struct log_sink;
 
 enum {
   MQ_OK = 0,
-  MQ_ERR_INVALID = -1,      /* bad argument, URL or topology */
+  MQ_ERR_INVALID = -1,    /* bad argument, URL or topology */
   MQ_ERR_NOMEM = -2,      /* out of memory */
   MQ_ERR_DOWN = -3,       /* cannot connect or log in, or waiting out the reconnect backoff */
-  MQ_ERR_PROTOCOL = -4,      /* the broker closed the channel/connection or a declare failed */
-  MQ_ERR_TIMEOUT = -5,   /* no confirm within the timeout */
+  MQ_ERR_PROTOCOL = -4,   /* the broker closed the channel/connection or a declare failed */
+  MQ_ERR_TIMEOUT = -5,    /* no confirm within the timeout */
   MQ_ERR_NACK = -6,       /* the broker nacked the message: not stored */
   MQ_ERR_UNROUTABLE = -7, /* the message reached no queue (returned as mandatory) */
   MQ_ERR_THREAD = -8,     /* could not start the consumer thread / already running */
@@ -150,8 +150,7 @@ typedef struct mq_publisher mq_publisher;
 
 /* Creates a publisher; it connects lazily on the first mq_publish. topo may be NULL (no
  * declarations) and must outlive the publisher. Returns NULL on bad arguments/memory. */
-mq_publisher *mq_publisher_new(const mq_params *params, const mq_topology *topo,
-                               const mq_backoff *reconnect);
+mq_publisher *mq_publisher_new(const mq_params *params, const mq_topology *topo, const mq_backoff *reconnect);
 void mq_publisher_free(mq_publisher *p);
 
 typedef struct mq_publish_opts {
@@ -164,8 +163,8 @@ typedef struct mq_publish_opts {
 /* Publishes body persistently to exchange/routing_key ("" = default exchange) and waits
  * for the broker's confirm. Returns 0 only when the broker acked it and it reached a
  * queue. opts may be NULL. Blocks up to connect_timeout_ms + rpc_timeout_ms. */
-int mq_publish(mq_publisher *p, const char *exchange, const char *routing_key,
-               const void *body, size_t len, const mq_publish_opts *opts);
+int mq_publish(mq_publisher *p, const char *exchange, const char *routing_key, const void *body, size_t len,
+               const mq_publish_opts *opts);
 
 /* Connects and declares the topology now instead of at the first mq_publish (a service
  * that wants its exchange and queues to exist at start). Same backoff rule as mq_publish.
@@ -182,40 +181,37 @@ typedef enum mq_verdict { MQ_ACK, MQ_REQUEUE, MQ_REJECT, MQ_RETRY } mq_verdict;
 typedef struct mq_message {
   const void *body;
   size_t len;
-  const char *routing_key; /* as published */
-  const char *request_id;  /* x-request-id, "" if none */
+  const char *routing_key;  /* as published */
+  const char *request_id;   /* x-request-id, "" if none */
   const char *content_type; /* "" if none */
-  unsigned attempt;        /* x-attempt, 1 if none */
-  int redelivered;         /* the broker delivered it before (crash, nack, lost ack) */
+  unsigned attempt;         /* x-attempt, 1 if none */
+  int redelivered;          /* the broker delivered it before (crash, nack, lost ack) */
 } mq_message;
 
 /* Called once per delivery on the consumer thread. For MQ_REJECT and MQ_RETRY write a
  * short reason into reason (capacity reason_cap, already "" on entry). MQ_RETRY on a queue
  * declared without retry is handled as MQ_REJECT. */
-typedef mq_verdict (*mq_handler_fn)(const mq_message *msg, void *arg, char *reason,
-                                    size_t reason_cap);
+typedef mq_verdict (*mq_handler_fn)(const mq_message *msg, void *arg, char *reason, size_t reason_cap);
 
 typedef struct mq_consumer_opts {
-  const char *queue;      /* one of the topology's queues */
-  uint16_t prefetch;      /* unacked deliveries in flight; 0 = 1 */
-  unsigned max_attempts;  /* MQ_RETRY beyond this dead-letters; 0 = 5 */
-  mq_backoff retry;       /* TTL of retries; 0s = {1000, 60000} */
-  mq_backoff reconnect;   /* after a lost connection; 0s = {200, 5000} */
+  const char *queue;     /* one of the topology's queues */
+  uint16_t prefetch;     /* unacked deliveries in flight; 0 = 1 */
+  unsigned max_attempts; /* MQ_RETRY beyond this dead-letters; 0 = 5 */
+  mq_backoff retry;      /* TTL of retries; 0s = {1000, 60000} */
+  mq_backoff reconnect;  /* after a lost connection; 0s = {200, 5000} */
 } mq_consumer_opts;
 
 /* What to do with a delivery of the given attempt whose handler said MQ_RETRY: returns
  * MQ_RETRY with *delay_ms set, or MQ_REJECT once attempt >= max_attempts. Pure; exposed
  * for tests. */
-mq_verdict mq_retry_decide(const mq_consumer_opts *opts, unsigned attempt, uint32_t rnd,
-                           uint32_t *delay_ms);
+mq_verdict mq_retry_decide(const mq_consumer_opts *opts, unsigned attempt, uint32_t rnd, uint32_t *delay_ms);
 
 typedef struct mq_consumer mq_consumer;
 
 /* topo must contain opts->queue and outlive the consumer. Returns NULL on bad
  * arguments (see mq_topology_validate) or memory. Nothing runs until mq_consumer_start. */
-mq_consumer *mq_consumer_new(const mq_params *params, const mq_topology *topo,
-                             const mq_consumer_opts *opts, mq_handler_fn handler,
-                             void *arg);
+mq_consumer *mq_consumer_new(const mq_params *params, const mq_topology *topo, const mq_consumer_opts *opts,
+                             mq_handler_fn handler, void *arg);
 
 /* Starts the consumer thread, which connects (retrying with backoff forever) and
  * consumes until mq_consumer_stop. Returns 0 or MQ_ERR_THREAD. */

@@ -43,8 +43,7 @@ static mq_consumer_opts opts_with_defaults(const mq_consumer_opts *in) {
   return o;
 }
 
-mq_verdict mq_retry_decide(const mq_consumer_opts *in, unsigned attempt, uint32_t rnd,
-                           uint32_t *delay_ms) {
+mq_verdict mq_retry_decide(const mq_consumer_opts *in, unsigned attempt, uint32_t rnd, uint32_t *delay_ms) {
   mq_consumer_opts o = opts_with_defaults(in);
   if (attempt == 0) attempt = 1;
   if (attempt >= o.max_attempts) return MQ_REJECT;
@@ -65,15 +64,14 @@ struct mq_consumer {
   char retry_q[MQ_NAME_MAX + 8];
   unsigned seed;
   pthread_t thread;
-  int started;       /* touched only by the owner's thread (start/stop/free) */
+  int started; /* touched only by the owner's thread (start/stop/free) */
   atomic_int stop;
   atomic_int connected;
 };
 
-mq_consumer *mq_consumer_new(const mq_params *params, const mq_topology *topo,
-                             const mq_consumer_opts *opts, mq_handler_fn handler, void *arg) {
-  if (!params || !topo || !opts || !opts->queue || !handler || mq_topology_validate(topo) != 0)
-    return NULL;
+mq_consumer *mq_consumer_new(const mq_params *params, const mq_topology *topo, const mq_consumer_opts *opts,
+                             mq_handler_fn handler, void *arg) {
+  if (!params || !topo || !opts || !opts->queue || !handler || mq_topology_validate(topo) != 0) return NULL;
   const mq_queue_spec *q = NULL;
   for (size_t i = 0; i < topo->n_queues; i++)
     if (strcmp(topo->queues[i].name, opts->queue) == 0) q = &topo->queues[i];
@@ -117,8 +115,8 @@ static int consumer_connect(mq_consumer *c, const char **why) {
     if (!mqconn_rpc_ok(c->conn)) rc = MQ_ERR_PROTOCOL;
   }
   if (rc == 0) {
-    amqp_basic_consume(c->conn, MQ_CHANNEL, amqp_cstring_bytes(c->queue->name), amqp_empty_bytes,
-                       0, 0, 0, amqp_empty_table);
+    amqp_basic_consume(c->conn, MQ_CHANNEL, amqp_cstring_bytes(c->queue->name), amqp_empty_bytes, 0, 0, 0,
+                       amqp_empty_table);
     if (!mqconn_rpc_ok(c->conn)) rc = MQ_ERR_PROTOCOL;
   }
   if (rc != 0) {
@@ -174,14 +172,13 @@ static unsigned header_attempt(const amqp_basic_properties_t *pr) {
 static void header_str(const amqp_basic_properties_t *pr, const char *key, char *dst, size_t cap) {
   const amqp_field_value_t *v = header_find(pr, key);
   dst[0] = '\0';
-  if (v && (v->kind == AMQP_FIELD_KIND_UTF8 || v->kind == AMQP_FIELD_KIND_BYTES))
-    copy_bytes(dst, cap, v->value.bytes);
+  if (v && (v->kind == AMQP_FIELD_KIND_UTF8 || v->kind == AMQP_FIELD_KIND_BYTES)) copy_bytes(dst, cap, v->value.bytes);
 }
 
 /* Republishes the delivery with x-attempt / x-reason replaced and an optional TTL, and waits
  * for the confirm. Other headers and the content type and message id are kept. */
-static int republish(mq_consumer *c, const amqp_envelope_t *env, const char *exchange,
-                     const char *key, unsigned attempt, const char *reason, uint32_t ttl_ms) {
+static int republish(mq_consumer *c, const amqp_envelope_t *env, const char *exchange, const char *key,
+                     unsigned attempt, const char *reason, uint32_t ttl_ms) {
   const amqp_basic_properties_t *in = &env->message.properties;
   amqp_basic_properties_t out = {0};
   amqp_table_entry_t h[MQ_MAX_HEADERS + 2];
@@ -200,8 +197,7 @@ static int republish(mq_consumer *c, const amqp_envelope_t *env, const char *exc
   if (in->_flags & AMQP_BASIC_HEADERS_FLAG) {
     for (int i = 0; i < in->headers.num_entries && nh < MQ_MAX_HEADERS; i++) {
       amqp_bytes_t k = in->headers.entries[i].key;
-      if ((k.len == 9 && memcmp(k.bytes, "x-attempt", 9) == 0) ||
-          (k.len == 8 && memcmp(k.bytes, "x-reason", 8) == 0))
+      if ((k.len == 9 && memcmp(k.bytes, "x-attempt", 9) == 0) || (k.len == 8 && memcmp(k.bytes, "x-reason", 8) == 0))
         continue;
       h[nh++] = in->headers.entries[i];
     }
@@ -221,8 +217,7 @@ static int republish(mq_consumer *c, const amqp_envelope_t *env, const char *exc
 
 /* Carries out the handler's verdict. Returns 0, or nonzero when the consuming connection is
  * no longer usable. */
-static int settle(mq_consumer *c, const amqp_envelope_t *env, mq_verdict v, unsigned attempt,
-                  const char *reason) {
+static int settle(mq_consumer *c, const amqp_envelope_t *env, mq_verdict v, unsigned attempt, const char *reason) {
   amqp_connection_state_t conn = c->conn;
   uint64_t tag = env->delivery_tag;
   char why[512];
@@ -285,8 +280,7 @@ static int consumer_other_frame(mq_consumer *c) {
   switch (f.payload.method.id) {
   case AMQP_CHANNEL_CLOSE_METHOD:
   case AMQP_CONNECTION_CLOSE_METHOD:
-  case AMQP_BASIC_CANCEL_METHOD: /* queue deleted: reconnecting redeclares it */
-    return -1;
+  case AMQP_BASIC_CANCEL_METHOD: /* queue deleted: reconnecting redeclares it */ return -1;
   default: return 0;
   }
 }
@@ -306,8 +300,8 @@ static void *consumer_main(void *arg) {
         consumer_sleep(c, d);
         continue;
       }
-      log_event(c->params.log, LOG_LEVEL_INFO, "mq consumer connected", "queue=%s prefetch=%u",
-                c->queue->name, (unsigned)c->opts.prefetch);
+      log_event(c->params.log, LOG_LEVEL_INFO, "mq consumer connected", "queue=%s prefetch=%u", c->queue->name,
+                (unsigned)c->opts.prefetch);
       failures = 0;
     }
     amqp_envelope_t env;
@@ -318,11 +312,9 @@ static void *consumer_main(void *arg) {
     if (r.reply_type == AMQP_RESPONSE_NORMAL) {
       broken = consumer_handle(c, &env) != 0;
       amqp_destroy_envelope(&env);
-    } else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-               r.library_error == AMQP_STATUS_TIMEOUT) {
+    } else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) {
       continue;
-    } else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-               r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+    } else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
       broken = consumer_other_frame(c) != 0;
     } else {
       broken = 1;

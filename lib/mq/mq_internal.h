@@ -36,7 +36,7 @@ int mq__declare_topology(amqp_connection_state_t conn, const mq_topology *t);
 
 /* Publishes with ready-made properties and waits for the confirm; shared by mq_publish and
  * the consumer's republishing. Returns as mq_publish does. */
-int mq__pub_send(mq_publisher *p, const char *exchange, const char *routing_key,
-                 const void *body, size_t len, const amqp_basic_properties_t *props);
+int mq__pub_send(mq_publisher *p, const char *exchange, const char *routing_key, const void *body, size_t len,
+                 const amqp_basic_properties_t *props);
 
 #endif

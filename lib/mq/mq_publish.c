@@ -32,8 +32,7 @@ struct mq_publisher {
   unsigned seed;
 };
 
-mq_publisher *mq_publisher_new(const mq_params *params, const mq_topology *topo,
-                               const mq_backoff *reconnect) {
+mq_publisher *mq_publisher_new(const mq_params *params, const mq_topology *topo, const mq_backoff *reconnect) {
   if (!params || (topo && mq_topology_validate(topo) != 0)) return NULL;
   mq_publisher *p = calloc(1, sizeof *p);
   if (!p) return NULL;
@@ -78,8 +77,8 @@ static int pub_connect(mq_publisher *p) {
     rc = mqconn_rpc_ok(p->conn) ? mq__declare_topology(p->conn, p->topo) : MQ_ERR_PROTOCOL;
   }
   if (rc != 0) {
-    log_event(p->params.log, LOG_LEVEL_WARN, "mq publisher connect failed", "host=%s port=%d tls=%d err=%d reason=\"%s\"",
-              p->params.host, p->params.port, p->params.tls, rc, why);
+    log_event(p->params.log, LOG_LEVEL_WARN, "mq publisher connect failed",
+              "host=%s port=%d tls=%d err=%d reason=\"%s\"", p->params.host, p->params.port, p->params.tls, rc, why);
     pub_fail(p, 0);
     return rc == MQ_ERR_NOMEM ? rc : MQ_ERR_DOWN;
   }
@@ -135,13 +134,13 @@ static int pub_wait_confirm(mq_publisher *p) {
 
 /* Publishes with ready-made properties; shared by mq_publish and the consumer's
  * republishing. */
-int mq__pub_send(mq_publisher *p, const char *exchange, const char *routing_key,
-                    const void *body, size_t len, const amqp_basic_properties_t *props) {
+int mq__pub_send(mq_publisher *p, const char *exchange, const char *routing_key, const void *body, size_t len,
+                 const amqp_basic_properties_t *props) {
   int rc = pub_connect(p);
   if (rc != 0) return rc;
   amqp_bytes_t b = {.len = len, .bytes = (void *)body};
-  rc = amqp_basic_publish(p->conn, MQ_CHANNEL, amqp_cstring_bytes(exchange),
-                          amqp_cstring_bytes(routing_key), 1, 0, props, b);
+  rc = amqp_basic_publish(p->conn, MQ_CHANNEL, amqp_cstring_bytes(exchange), amqp_cstring_bytes(routing_key), 1, 0,
+                          props, b);
   if (rc != AMQP_STATUS_OK) {
     pub_fail(p, 0);
     return MQ_ERR_DOWN;
@@ -149,16 +148,16 @@ int mq__pub_send(mq_publisher *p, const char *exchange, const char *routing_key,
   p->seq++;
   rc = pub_wait_confirm(p);
   if (rc == MQ_ERR_TIMEOUT || rc == MQ_ERR_PROTOCOL || rc == MQ_ERR_DOWN) {
-    log_event(p->params.log, LOG_LEVEL_WARN, "mq publish failed", "exchange=%s key=%s err=%d", exchange,
-              routing_key, rc);
+    log_event(p->params.log, LOG_LEVEL_WARN, "mq publish failed", "exchange=%s key=%s err=%d", exchange, routing_key,
+              rc);
     pub_fail(p, 0);
   }
   if (p->conn) amqp_maybe_release_buffers(p->conn);
   return rc;
 }
 
-int mq_publish(mq_publisher *p, const char *exchange, const char *routing_key,
-               const void *body, size_t len, const mq_publish_opts *opts) {
+int mq_publish(mq_publisher *p, const char *exchange, const char *routing_key, const void *body, size_t len,
+               const mq_publish_opts *opts) {
   if (!p || !exchange || !routing_key || (!body && len)) return MQ_ERR_INVALID;
   if (strlen(exchange) > MQ_NAME_MAX || strlen(routing_key) > 255) return MQ_ERR_INVALID;
   mq_publish_opts o = opts ? *opts : (mq_publish_opts){0};

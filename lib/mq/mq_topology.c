@@ -12,8 +12,8 @@
 #include "mqconn/mqconn.h"
 
 static int name_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == '-' || c == ':';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+         c == '-' || c == ':';
 }
 
 static int valid_name(const char *s) {
@@ -65,14 +65,14 @@ amqp_table_entry_t mq__str_entry(const char *key, const char *val) {
   return e;
 }
 
-static int declare_queue(amqp_connection_state_t conn, const char *name, amqp_table_entry_t *args,
-                         int nargs, const char *exchange, const char *key) {
+static int declare_queue(amqp_connection_state_t conn, const char *name, amqp_table_entry_t *args, int nargs,
+                         const char *exchange, const char *key) {
   amqp_table_t t = {.num_entries = nargs, .entries = args};
   amqp_queue_declare(conn, MQ_CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, t);
   if (!mqconn_rpc_ok(conn)) return MQ_ERR_PROTOCOL;
   if (!exchange) return 0;
-  amqp_queue_bind(conn, MQ_CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(exchange),
-                  amqp_cstring_bytes(key), amqp_empty_table);
+  amqp_queue_bind(conn, MQ_CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(exchange), amqp_cstring_bytes(key),
+                  amqp_empty_table);
   return mqconn_rpc_ok(conn) ? 0 : MQ_ERR_PROTOCOL;
 }
 
@@ -81,11 +81,11 @@ int mq__declare_topology(amqp_connection_state_t conn, const mq_topology *t) {
   char dlx[MQ_NAME_MAX + 8], aux[MQ_NAME_MAX + 8];
   if (!t) return 0;
   mq__suffixed(dlx, sizeof dlx, t->exchange, ".dlx");
-  amqp_exchange_declare(conn, MQ_CHANNEL, amqp_cstring_bytes(t->exchange),
-                        amqp_cstring_bytes(t->exchange_type), 0, 1, 0, 0, amqp_empty_table);
+  amqp_exchange_declare(conn, MQ_CHANNEL, amqp_cstring_bytes(t->exchange), amqp_cstring_bytes(t->exchange_type), 0, 1,
+                        0, 0, amqp_empty_table);
   if (!mqconn_rpc_ok(conn)) return MQ_ERR_PROTOCOL;
-  amqp_exchange_declare(conn, MQ_CHANNEL, amqp_cstring_bytes(dlx), amqp_cstring_bytes("direct"), 0,
-                        1, 0, 0, amqp_empty_table);
+  amqp_exchange_declare(conn, MQ_CHANNEL, amqp_cstring_bytes(dlx), amqp_cstring_bytes("direct"), 0, 1, 0, 0,
+                        amqp_empty_table);
   if (!mqconn_rpc_ok(conn)) return MQ_ERR_PROTOCOL;
   for (size_t i = 0; i < t->n_queues; i++) {
     const mq_queue_spec *q = &t->queues[i];

@@ -35,8 +35,7 @@ int mqconn_params_from_url(const char *url, mqconn_params *out) {
   if (!ci.host || !*ci.host || ci.port <= 0 || ci.port > 65535) return MQCONN_ERR_INVALID;
   const char *vhost = (ci.vhost && *ci.vhost) ? ci.vhost : "/";
   if (copy_str(out->host, sizeof out->host, ci.host) || copy_str(out->user, sizeof out->user, ci.user) ||
-      copy_str(out->password, sizeof out->password, ci.password) ||
-      copy_str(out->vhost, sizeof out->vhost, vhost))
+      copy_str(out->password, sizeof out->password, ci.password) || copy_str(out->vhost, sizeof out->vhost, vhost))
     return MQCONN_ERR_INVALID;
   out->port = ci.port;
   out->tls = ci.ssl ? 1 : 0;
@@ -64,9 +63,7 @@ int mqconn_set_ca_file(mqconn_params *p, const char *path) {
   return copy_str(p->tls_ca_file, sizeof p->tls_ca_file, path);
 }
 
-int mqconn_rpc_ok(amqp_connection_state_t conn) {
-  return amqp_get_rpc_reply(conn).reply_type == AMQP_RESPONSE_NORMAL;
-}
+int mqconn_rpc_ok(amqp_connection_state_t conn) { return amqp_get_rpc_reply(conn).reply_type == AMQP_RESPONSE_NORMAL; }
 
 void mqconn_drop(amqp_connection_state_t *conn, int healthy) {
   if (!*conn) return;
@@ -85,8 +82,8 @@ int mqconn_drain_idle(amqp_connection_state_t conn) {
     int rc = amqp_simple_wait_frame_noblock(conn, &f, &zero);
     if (rc == AMQP_STATUS_TIMEOUT) return 0;
     if (rc != AMQP_STATUS_OK ||
-        (f.frame_type == AMQP_FRAME_METHOD && (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
-                                               f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)))
+        (f.frame_type == AMQP_FRAME_METHOD &&
+         (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD || f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)))
       return -1;
   }
   return 0;
@@ -145,8 +142,8 @@ int mqconn_open(const mqconn_params *p, amqp_connection_state_t *out, const char
   }
   amqp_set_handshake_timeout(conn, &ct);
   amqp_set_rpc_timeout(conn, &rt);
-  amqp_rpc_reply_t r = amqp_login(conn, p->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, p->heartbeat_s,
-                                  AMQP_SASL_METHOD_PLAIN, p->user, p->password);
+  amqp_rpc_reply_t r = amqp_login(conn, p->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, p->heartbeat_s, AMQP_SASL_METHOD_PLAIN,
+                                  p->user, p->password);
   if (r.reply_type != AMQP_RESPONSE_NORMAL) {
     *why = r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION ? amqp_error_string2(r.library_error)
                                                            : "login refused (user, password or vhost)";

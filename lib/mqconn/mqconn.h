@@ -50,7 +50,7 @@ typedef struct mqconn_params {
   int heartbeat_s;        /* AMQP heartbeat; 0 disables. Default 30. */
   int connect_timeout_ms; /* TCP connect + TLS handshake + login. Default 5000. */
   int rpc_timeout_ms;     /* declares, qos, consume, and the publish confirm. Default 10000. */
-  struct log_sink *log;        /* lib/log, borrowed; connection events go there. NULL = silent. */
+  struct log_sink *log;   /* lib/log, borrowed; connection events go there. NULL = silent. */
 } mqconn_params;
 
 /* Parses an amqp:// or amqps:// URL into *out with the defaults above. Returns 0 or

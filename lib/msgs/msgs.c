@@ -49,8 +49,7 @@ int msgs_encode(int32_t resource_id, char *buf, size_t cap, size_t *len) {
   return MSGS_OK;
 }
 
-static int bad(char *reason, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int bad(char *reason, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int bad(char *reason, size_t cap, const char *fmt, ...) {
   if (reason && cap) {
@@ -62,13 +61,11 @@ static int bad(char *reason, size_t cap, const char *fmt, ...) {
   return MSGS_ERR_BAD_BODY;
 }
 
-int msgs_decode(const void *body, size_t len, int32_t *resource_id, char *reason,
-                size_t reason_cap) {
+int msgs_decode(const void *body, size_t len, int32_t *resource_id, char *reason, size_t reason_cap) {
   if (!resource_id || (!body && len)) return MSGS_ERR_INVALID;
   if (reason && reason_cap) reason[0] = '\0';
   if (len == 0) return bad(reason, reason_cap, "empty body");
-  if (len > MSGS_BODY_MAX)
-    return bad(reason, reason_cap, "body too large: %zu bytes (max %d)", len, MSGS_BODY_MAX);
+  if (len > MSGS_BODY_MAX) return bad(reason, reason_cap, "body too large: %zu bytes (max %d)", len, MSGS_BODY_MAX);
 
   json_error_t jerr;
   json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
@@ -82,8 +79,8 @@ int msgs_decode(const void *body, size_t len, int32_t *resource_id, char *reason
   else if (!json_is_integer(id))
     rc = bad(reason, reason_cap, "resourceId: not an integer");
   else if (json_integer_value(id) < 1 || json_integer_value(id) > INT32_MAX)
-    rc = bad(reason, reason_cap, "resourceId: %" JSON_INTEGER_FORMAT " out of range 1..%d",
-             json_integer_value(id), INT32_MAX);
+    rc = bad(reason, reason_cap, "resourceId: %" JSON_INTEGER_FORMAT " out of range 1..%d", json_integer_value(id),
+             INT32_MAX);
   else
     *resource_id = (int32_t)json_integer_value(id);
   json_decref(root);

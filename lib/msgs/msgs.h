@@ -44,7 +44,7 @@
 
 enum {
   MSGS_OK = 0,
-  MSGS_ERR_INVALID = -1,  /* bad argument: NULL, id out of range, buffer too small */
+  MSGS_ERR_INVALID = -1, /* bad argument: NULL, id out of range, buffer too small */
   MSGS_ERR_BAD_BODY = -2 /* the body is not a valid message; see the reason */
 };
 
@@ -74,7 +74,6 @@ int msgs_encode(int32_t resource_id, char *buf, size_t cap, size_t *len);
  * Returns MSGS_OK, MSGS_ERR_BAD_BODY with a reason such as "not JSON: ..." or "resourceId:
  * missing" written into reason (capacity reason_cap; may be NULL/0), or MSGS_ERR_INVALID for
  * NULL resource_id / NULL body with len > 0. */
-int msgs_decode(const void *body, size_t len, int32_t *resource_id, char *reason,
-                size_t reason_cap);
+int msgs_decode(const void *body, size_t len, int32_t *resource_id, char *reason, size_t reason_cap);
 
 #endif

@@ -44,7 +44,7 @@ range_result range_parse(const char *header, uint64_t size, uint64_t *first, uin
   if (*p != '\0') return RANGE_NONE;
   if (!has_a && !has_b) return RANGE_NONE;
   if (has_a && has_b && b < a) return RANGE_NONE; /* invalid: ignored per RFC */
-  if (!has_a) { /* suffix: the last b bytes */
+  if (!has_a) {                                   /* suffix: the last b bytes */
     if (b == 0 || size == 0) return RANGE_UNSATISFIABLE;
     *first = b >= size ? 0 : size - b;
     *last = size - 1;

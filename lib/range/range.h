@@ -12,9 +12,9 @@
 #include <stdint.h>
 
 typedef enum {
-  RANGE_NONE = 0,      /* no (usable) Range: send everything with 200 */
-  RANGE_PARTIAL,       /* send [first, last] with 206 */
-  RANGE_UNSATISFIABLE  /* 416 with Content-Range: bytes * /size */
+  RANGE_NONE = 0,     /* no (usable) Range: send everything with 200 */
+  RANGE_PARTIAL,      /* send [first, last] with 206 */
+  RANGE_UNSATISFIABLE /* 416 with Content-Range: bytes * /size */
 } range_result;
 
 /* header may be NULL. On RANGE_PARTIAL, *first and *last (inclusive) are within

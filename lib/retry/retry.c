@@ -18,8 +18,7 @@ int retry_policy_check(const retry_policy *p) {
   if (p == NULL || p->initial_ms == 0 || !(p->multiplier >= 1.0 && p->multiplier <= 100.0) ||
       p->max_delay_ms < p->initial_ms)
     return RETRY_ERR_INVALID;
-  if (p->jitter != RETRY_JITTER_NONE && p->jitter != RETRY_JITTER_FULL &&
-      p->jitter != RETRY_JITTER_EQUAL)
+  if (p->jitter != RETRY_JITTER_NONE && p->jitter != RETRY_JITTER_FULL && p->jitter != RETRY_JITTER_EQUAL)
     return RETRY_ERR_INVALID;
   return 0;
 }
@@ -40,8 +39,7 @@ static uint32_t uniform(uint64_t *state, uint32_t n) {
 uint32_t retry_delay_ms(const retry_policy *p, unsigned retry, uint64_t *rng_state) {
   if (retry == 0) return 0;
   double base = (double)p->initial_ms * pow(p->multiplier, (double)(retry - 1));
-  uint32_t b = (!isfinite(base) || base >= (double)p->max_delay_ms) ? p->max_delay_ms
-                                                                      : (uint32_t)base;
+  uint32_t b = (!isfinite(base) || base >= (double)p->max_delay_ms) ? p->max_delay_ms : (uint32_t)base;
   switch (p->jitter) {
   case RETRY_JITTER_FULL: return uniform(rng_state, b);
   case RETRY_JITTER_EQUAL: return b / 2 + uniform(rng_state, b - b / 2);
@@ -65,8 +63,7 @@ static void real_sleep(void *ud, uint32_t ms) {
   }
 }
 
-int retry_run(const retry_policy *p, retry_op_fn op, void *op_ud, const retry_hooks *hooks,
-              unsigned *attempts) {
+int retry_run(const retry_policy *p, retry_op_fn op, void *op_ud, const retry_hooks *hooks, unsigned *attempts) {
   if (attempts) *attempts = 0;
   if (retry_policy_check(p) != 0 || op == NULL) return RETRY_ERR_INVALID;
   retry_hooks h = hooks ? *hooks : (retry_hooks){0};

@@ -58,16 +58,15 @@ typedef int (*retry_op_fn)(void *ud, unsigned attempt, bool *retryable);
 typedef void (*retry_sleep_fn)(void *ud, uint32_t ms);
 
 typedef struct retry_hooks {
-  retry_sleep_fn sleep;   /* NULL: a real sleep (nanosleep, in slices so stop is seen) */
+  retry_sleep_fn sleep; /* NULL: a real sleep (nanosleep, in slices so stop is seen) */
   void *sleep_ud;
-  uint64_t *rng_state;    /* NULL: a state seeded from the clock, local to the call */
+  uint64_t *rng_state;     /* NULL: a state seeded from the clock, local to the call */
   const atomic_bool *stop; /* NULL, or raised by another thread to end the loop early */
 } retry_hooks;
 
 /* Runs op until success, a non-retryable error, max_attempts, or *stop. Returns op's last
  * result (0 on success), or RETRY_ERR_INVALID for a bad policy (op never runs). When
  * attempts is not NULL it receives the number of attempts made. hooks may be NULL. */
-int retry_run(const retry_policy *p, retry_op_fn op, void *op_ud, const retry_hooks *hooks,
-              unsigned *attempts);
+int retry_run(const retry_policy *p, retry_op_fn op, void *op_ud, const retry_hooks *hooks, unsigned *attempts);
 
 #endif

@@ -56,8 +56,7 @@ const char *s3_strerror(int code) {
 int s3_sigv4_param(const char *region, char *buf, size_t cap) {
   if (region == NULL || region[0] == '\0' || strlen(region) > 32) return S3_ERR_INVALID;
   for (const char *p = region; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
-      return S3_ERR_INVALID;
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-')) return S3_ERR_INVALID;
   int n = snprintf(buf, cap, "aws:amz:%s:s3", region);
   return (n < 0 || (size_t)n >= cap) ? S3_ERR_INVALID : 0;
 }
@@ -65,16 +64,13 @@ int s3_sigv4_param(const char *region, char *buf, size_t cap) {
 
 int s3_new(const s3_config *cfg, s3_client **out) {
   *out = NULL;
-  if (cfg == NULL || cfg->endpoint == NULL || cfg->access_key == NULL ||
-      cfg->secret_key == NULL || cfg->region == NULL)
+  if (cfg == NULL || cfg->endpoint == NULL || cfg->access_key == NULL || cfg->secret_key == NULL || cfg->region == NULL)
     return S3_ERR_INVALID;
-  if (strncmp(cfg->endpoint, "http://", 7) != 0 && strncmp(cfg->endpoint, "https://", 8) != 0)
-    return S3_ERR_INVALID;
+  if (strncmp(cfg->endpoint, "http://", 7) != 0 && strncmp(cfg->endpoint, "https://", 8) != 0) return S3_ERR_INVALID;
   const char *host = strstr(cfg->endpoint, "//") + 2;
   const char *slash = strchr(host, '/');
   if (host[0] == '\0' || host[0] == '/' || (slash && slash[1] != '\0')) return S3_ERR_INVALID;
-  if (cfg->connect_timeout_ms < 0 || cfg->timeout_ms < 0 || cfg->max_idle_handles < 0)
-    return S3_ERR_INVALID;
+  if (cfg->connect_timeout_ms < 0 || cfg->timeout_ms < 0 || cfg->max_idle_handles < 0) return S3_ERR_INVALID;
 
   s3_client *c = calloc(1, sizeof *c);
   if (c == NULL) return S3_ERR_NOMEM;

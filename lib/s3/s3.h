@@ -57,10 +57,10 @@ typedef struct s3_error {
 } s3_error;
 
 typedef struct s3_config {
-  const char *endpoint;   /* "http://127.0.0.1:29000" (http or https, no path) */
-  const char *region;     /* "us-east-1" */
-  const char *access_key; /* AWS_ACCESS_KEY_ID */
-  const char *secret_key; /* AWS_SECRET_ACCESS_KEY */
+  const char *endpoint;    /* "http://127.0.0.1:29000" (http or https, no path) */
+  const char *region;      /* "us-east-1" */
+  const char *access_key;  /* AWS_ACCESS_KEY_ID */
+  const char *secret_key;  /* AWS_SECRET_ACCESS_KEY */
   long connect_timeout_ms; /* TCP (+TLS) connect; 0 means 2000 */
   long timeout_ms;         /* whole request, body included; 0 means 60000 */
   int max_idle_handles;    /* handles kept for reuse; 0 means 8 */
@@ -113,13 +113,12 @@ int s3_create_bucket(s3_client *c, const char *bucket, s3_error *err);
 int s3_bucket_exists(s3_client *c, const char *bucket, bool *exists, s3_error *err);
 /* s3_bucket_exists that also reports what the answer's headers said (info may be NULL):
  * info->server tells which store answered (see s3_store_kind). */
-int s3_bucket_info(s3_client *c, const char *bucket, bool *exists, s3_object_info *info,
-                   s3_error *err);
+int s3_bucket_info(s3_client *c, const char *bucket, bool *exists, s3_object_info *info, s3_error *err);
 
 /* Puts len bytes from memory; the body's SHA-256 is sent and signed, so the server
  * rejects corrupted uploads. content_type may be NULL (application/octet-stream). */
-int s3_put(s3_client *c, const char *bucket, const char *key, const void *data, size_t len,
-           const char *content_type, s3_error *err);
+int s3_put(s3_client *c, const char *bucket, const char *key, const void *data, size_t len, const char *content_type,
+           s3_error *err);
 /* s3_put for a caller that has hashed the body already (say, for its own checksum):
  * sha256_hex is the body's SHA-256 as 64 lowercase hex digits, sent and signed as is, so
  * the body is not hashed twice. AWS S3 refuses a body that does not match it
@@ -128,23 +127,22 @@ int s3_put_hashed(s3_client *c, const char *bucket, const char *key, const void 
                   const char *sha256_hex, const char *content_type, s3_error *err);
 /* Puts exactly size bytes pulled from read(); the payload is sent UNSIGNED-PAYLOAD (the
  * stream cannot be hashed before it is sent). The stream is not rewound: no retry here. */
-int s3_put_stream(s3_client *c, const char *bucket, const char *key, s3_read_fn read,
-                  void *ud, uint64_t size, const char *content_type, s3_error *err);
+int s3_put_stream(s3_client *c, const char *bucket, const char *key, s3_read_fn read, void *ud, uint64_t size,
+                  const char *content_type, s3_error *err);
 /* Puts size bytes read from fp's current position (UNSIGNED-PAYLOAD, as above). */
-int s3_put_file(s3_client *c, const char *bucket, const char *key, FILE *fp, uint64_t size,
-                const char *content_type, s3_error *err);
+int s3_put_file(s3_client *c, const char *bucket, const char *key, FILE *fp, uint64_t size, const char *content_type,
+                s3_error *err);
 
 /* Streams the object (or the range, when range is not NULL) to write(). info, when not NULL,
  * is complete before the first write() call, so write() may look at it (e.g. through ud)
  * to send its own headers first. A 0-byte object calls write() never. */
-int s3_get(s3_client *c, const char *bucket, const char *key, const s3_range *range,
-           s3_write_fn write, void *ud, s3_object_info *info, s3_error *err);
+int s3_get(s3_client *c, const char *bucket, const char *key, const s3_range *range, s3_write_fn write, void *ud,
+           s3_object_info *info, s3_error *err);
 /* HEAD: size, ETag, content type. */
-int s3_head(s3_client *c, const char *bucket, const char *key, s3_object_info *info,
-            s3_error *err);
+int s3_head(s3_client *c, const char *bucket, const char *key, s3_object_info *info, s3_error *err);
 /* Server-side copy; a 200 that carries an <Error> body is a failure. */
-int s3_copy(s3_client *c, const char *src_bucket, const char *src_key, const char *dst_bucket,
-            const char *dst_key, s3_error *err);
+int s3_copy(s3_client *c, const char *src_bucket, const char *src_key, const char *dst_bucket, const char *dst_key,
+            s3_error *err);
 /* Deletes the object. Idempotent: a missing key (or bucket) is success. */
 int s3_delete(s3_client *c, const char *bucket, const char *key, s3_error *err);
 
@@ -166,19 +164,16 @@ const char *s3_store_kind(const char *server_header);
 int s3_sigv4_param(const char *region, char *buf, size_t cap);
 /* endpoint "/" bucket ["/" key] into buf (key may be NULL). Validates bucket and key.
  * Returns 0, S3_ERR_INVALID, or S3_ERR_NOMEM when buf is too small. */
-int s3_url_build(const char *endpoint, const char *bucket, const char *key, char *buf,
-                 size_t cap);
+int s3_url_build(const char *endpoint, const char *bucket, const char *key, char *buf, size_t cap);
 /* "bytes=..." for the Range header. Returns 0 or S3_ERR_INVALID (last < first, suffix 0). */
 int s3_range_format(const s3_range *range, char *buf, size_t cap);
 /* Parses "bytes FIRST-LAST/TOTAL" (TOTAL may be "*"; then *total is 0). Returns 0 or
  * S3_ERR_PROTOCOL. */
-int s3_content_range_parse(const char *value, uint64_t *first, uint64_t *last,
-                           uint64_t *total);
+int s3_content_range_parse(const char *value, uint64_t *first, uint64_t *last, uint64_t *total);
 /* Finds <Error><Code>..</Code><Message>..</Message> in an S3 XML body of len bytes (no NUL
  * needed). Returns true when the body is an error document; code and message (CDATA
  * unwrapped, control characters replaced) are copied, truncated, always NUL-terminated. */
-bool s3_error_parse(const char *body, size_t len, char *code, size_t code_cap, char *message,
-                    size_t message_cap);
+bool s3_error_parse(const char *body, size_t len, char *code, size_t code_cap, char *message, size_t message_cap);
 /* The s3_err for an HTTP status and S3 error code ("" or NULL when none): the code wins
  * when it is one we know (e.g. SlowDown -> S3_ERR_UNAVAILABLE), else the status decides. */
 int s3_classify(long http_status, const char *s3_code);

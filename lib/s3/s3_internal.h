@@ -76,8 +76,7 @@ int s3__parse_u64(const char **p, uint64_t *out);
 
 /* Fills err (when not NULL) for a failure of request q: code, HTTP status, S3 code (may be
  * NULL) and a detail (NULL or "" = s3_strerror(code)). */
-void s3__err_set(s3_error *err, int code, long status, const char *s3code, const s3_req *q,
-                 const char *detail);
+void s3__err_set(s3_error *err, int code, long status, const char *s3code, const s3_req *q, const char *detail);
 
 /* A zeroed s3_resp with its empty body buffer, or NULL; s3__resp_free frees both. */
 s3_resp *s3__resp_new(void);

@@ -42,11 +42,9 @@ int s3_create_bucket(s3_client *c, const char *bucket, s3_error *err) {
   return rc;
 }
 
-int s3_bucket_info(s3_client *c, const char *bucket, bool *exists, s3_object_info *info,
-                   s3_error *err) {
-  s3_object_info scratch;
-  s3_req q = {.method = "HEAD", .bucket = bucket, .payload_hash = s3__empty_sha256,
-              .info = info ? info : &scratch};
+int s3_bucket_info(s3_client *c, const char *bucket, bool *exists, s3_object_info *info, s3_error *err) {
+  s3_object_info scratch = {0};
+  s3_req q = {.method = "HEAD", .bucket = bucket, .payload_hash = s3__empty_sha256, .info = info ? info : &scratch};
   s3_resp *r = s3__resp_new();
   if (r == NULL) return S3_ERR_NOMEM;
   int rc = s3__perform(c, &q, r, err);
@@ -76,8 +74,8 @@ static int put_common(s3_client *c, s3_req *q, const char *content_type, s3_erro
   return rc;
 }
 
-int s3_put(s3_client *c, const char *bucket, const char *key, const void *data, size_t len,
-           const char *content_type, s3_error *err) {
+int s3_put(s3_client *c, const char *bucket, const char *key, const void *data, size_t len, const char *content_type,
+           s3_error *err) {
   if (key == NULL || (data == NULL && len > 0)) return S3_ERR_INVALID;
   char hash[65];
   s3__hex_sha256(data ? data : "", len, hash);
@@ -89,16 +87,20 @@ int s3_put_hashed(s3_client *c, const char *bucket, const char *key, const void 
   if (key == NULL || (data == NULL && len > 0) || sha256_hex == NULL || strlen(sha256_hex) != 64 ||
       strspn(sha256_hex, "0123456789abcdef") != 64)
     return S3_ERR_INVALID;
-  s3_req q = {.bucket = bucket, .key = key, .payload_hash = sha256_hex,
-              .mem = data ? data : (const void *)"", .mem_len = len};
+  s3_req q = {
+      .bucket = bucket, .key = key, .payload_hash = sha256_hex, .mem = data ? data : (const void *)"", .mem_len = len};
   return put_common(c, &q, content_type, err);
 }
 
-int s3_put_stream(s3_client *c, const char *bucket, const char *key, s3_read_fn read,
-                  void *ud, uint64_t size, const char *content_type, s3_error *err) {
+int s3_put_stream(s3_client *c, const char *bucket, const char *key, s3_read_fn read, void *ud, uint64_t size,
+                  const char *content_type, s3_error *err) {
   if (key == NULL || read == NULL || size > (uint64_t)INT64_MAX) return S3_ERR_INVALID;
-  s3_req q = {.bucket = bucket, .key = key, .payload_hash = "UNSIGNED-PAYLOAD",
-              .read = read, .read_ud = ud, .upload_size = size};
+  s3_req q = {.bucket = bucket,
+              .key = key,
+              .payload_hash = "UNSIGNED-PAYLOAD",
+              .read = read,
+              .read_ud = ud,
+              .upload_size = size};
   return put_common(c, &q, content_type, err);
 }
 
@@ -108,18 +110,23 @@ static int read_file(void *ud, void *buf, size_t cap, size_t *got) {
   return (*got == 0 && ferror(fp)) ? -1 : 0;
 }
 
-int s3_put_file(s3_client *c, const char *bucket, const char *key, FILE *fp, uint64_t size,
-                const char *content_type, s3_error *err) {
+int s3_put_file(s3_client *c, const char *bucket, const char *key, FILE *fp, uint64_t size, const char *content_type,
+                s3_error *err) {
   if (fp == NULL) return S3_ERR_INVALID;
   return s3_put_stream(c, bucket, key, read_file, fp, size, content_type, err);
 }
 
-int s3_get(s3_client *c, const char *bucket, const char *key, const s3_range *range,
-           s3_write_fn write, void *ud, s3_object_info *info, s3_error *err) {
+int s3_get(s3_client *c, const char *bucket, const char *key, const s3_range *range, s3_write_fn write, void *ud,
+           s3_object_info *info, s3_error *err) {
   if (write == NULL || key == NULL) return S3_ERR_INVALID;
   char rh[80] = "Range: ";
-  s3_req q = {.method = "GET", .bucket = bucket, .key = key, .payload_hash = s3__empty_sha256,
-              .write = write, .write_ud = ud, .info = info};
+  s3_req q = {.method = "GET",
+              .bucket = bucket,
+              .key = key,
+              .payload_hash = s3__empty_sha256,
+              .write = write,
+              .write_ud = ud,
+              .info = info};
   if (range) {
     if (s3_range_format(range, rh + 7, sizeof rh - 7) != 0) return S3_ERR_INVALID;
     q.headers[0] = rh;
@@ -131,10 +138,8 @@ int s3_get(s3_client *c, const char *bucket, const char *key, const s3_range *ra
   return rc;
 }
 
-int s3_head(s3_client *c, const char *bucket, const char *key, s3_object_info *info,
-            s3_error *err) {
-  s3_req q = {.method = "HEAD", .bucket = bucket, .key = key, .payload_hash = s3__empty_sha256,
-              .info = info};
+int s3_head(s3_client *c, const char *bucket, const char *key, s3_object_info *info, s3_error *err) {
+  s3_req q = {.method = "HEAD", .bucket = bucket, .key = key, .payload_hash = s3__empty_sha256, .info = info};
   if (key == NULL) return S3_ERR_INVALID;
   s3_resp *r = s3__resp_new();
   if (r == NULL) return S3_ERR_NOMEM;
@@ -143,15 +148,18 @@ int s3_head(s3_client *c, const char *bucket, const char *key, s3_object_info *i
   return rc;
 }
 
-int s3_copy(s3_client *c, const char *src_bucket, const char *src_key, const char *dst_bucket,
-            const char *dst_key, s3_error *err) {
-  if (!s3_valid_bucket_name(src_bucket) || !s3_valid_key(src_key) || dst_key == NULL)
-    return S3_ERR_INVALID;
+int s3_copy(s3_client *c, const char *src_bucket, const char *src_key, const char *dst_bucket, const char *dst_key,
+            s3_error *err) {
+  if (!s3_valid_bucket_name(src_bucket) || !s3_valid_key(src_key) || dst_key == NULL) return S3_ERR_INVALID;
   char src[1200];
   int n = snprintf(src, sizeof src, "x-amz-copy-source: /%s/%s", src_bucket, src_key);
   if (n < 0 || (size_t)n >= sizeof src) return S3_ERR_INVALID;
-  s3_req q = {.method = "PUT", .bucket = dst_bucket, .key = dst_key, .upload = true,
-              .payload_hash = s3__empty_sha256, .headers = {src}};
+  s3_req q = {.method = "PUT",
+              .bucket = dst_bucket,
+              .key = dst_key,
+              .upload = true,
+              .payload_hash = s3__empty_sha256,
+              .headers = {src}};
   s3_resp *r = s3__resp_new();
   if (r == NULL) return S3_ERR_NOMEM;
   int rc = s3__perform(c, &q, r, err);

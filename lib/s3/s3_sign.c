@@ -20,8 +20,7 @@ bool s3_valid_bucket_name(const char *b) {
   int dots = 0, all_digits_or_dots = 1;
   for (size_t i = 0; i < n; i++) {
     char ch = b[i];
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-'))
-      return false;
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-')) return false;
     if (ch == '.') {
       dots++;
       if (b[i + 1] == '.') return false;
@@ -53,14 +52,12 @@ bool s3_valid_key(const char *k) {
       seg_start = i + 1;
       continue;
     }
-    if (!(isalnum((unsigned char)ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~'))
-      return false;
+    if (!(isalnum((unsigned char)ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~')) return false;
   }
   return true;
 }
 
-int s3_url_build(const char *endpoint, const char *bucket, const char *key, char *buf,
-                 size_t cap) {
+int s3_url_build(const char *endpoint, const char *bucket, const char *key, char *buf, size_t cap) {
   if (endpoint == NULL || !s3_valid_bucket_name(bucket)) return S3_ERR_INVALID;
   if (key != NULL && !s3_valid_key(key)) return S3_ERR_INVALID;
   size_t elen = strlen(endpoint);
@@ -78,5 +75,4 @@ void s3__hex_sha256(const void *data, size_t len, char out[65]) {
 }
 
 /* SHA-256 of the empty body, what every body-less request announces. */
-const char s3__empty_sha256[] =
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+const char s3__empty_sha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";

@@ -23,8 +23,7 @@ static long resp_status(s3_resp *r) {
 
 static void info_finish(s3_resp *r) {
   r->hdr.http_status = resp_status(r);
-  if (r->hdr.total_size == 0 && r->hdr.http_status == 200)
-    r->hdr.total_size = r->hdr.content_length;
+  if (r->hdr.total_size == 0 && r->hdr.http_status == 200) r->hdr.total_size = r->hdr.content_length;
 }
 
 static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
@@ -105,21 +104,19 @@ static size_t on_read(char *buf, size_t size, size_t n, void *ud) {
 static int on_seek(void *ud, curl_off_t off, int origin) {
   s3_resp *r = ud;
   s3_req *q = r->req;
-  if (q->read != NULL || origin != SEEK_SET || off < 0 || (uint64_t)off > q->mem_len)
-    return CURL_SEEKFUNC_CANTSEEK;
+  if (q->read != NULL || origin != SEEK_SET || off < 0 || (uint64_t)off > q->mem_len) return CURL_SEEKFUNC_CANTSEEK;
   q->mem_off = (size_t)off;
   return CURL_SEEKFUNC_OK;
 }
 
-void s3__err_set(s3_error *err, int code, long status, const char *s3code,
-                    const s3_req *q, const char *detail) {
+void s3__err_set(s3_error *err, int code, long status, const char *s3code, const s3_req *q, const char *detail) {
   if (err == NULL) return;
   err->code = code;
   err->http_status = status;
   snprintf(err->s3_code, sizeof err->s3_code, "%s", s3code ? s3code : "");
-  snprintf(err->message, sizeof err->message, "%s /%s%s%s: %ld%s%s: %s", q->method, q->bucket,
-           q->key ? "/" : "", q->key ? q->key : "", status, err->s3_code[0] ? " " : "",
-           err->s3_code, detail && detail[0] ? detail : s3_strerror(code));
+  snprintf(err->message, sizeof err->message, "%s /%s%s%s: %ld%s%s: %s", q->method, q->bucket, q->key ? "/" : "",
+           q->key ? q->key : "", status, err->s3_code[0] ? " " : "", err->s3_code,
+           detail && detail[0] ? detail : s3_strerror(code));
 }
 
 static int curl_to_err(CURLcode rc) {
@@ -201,8 +198,7 @@ int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
   } else if (q->upload) { /* PUT with Content-Length, even 0 (S3 wants it) */
     curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
-                     (curl_off_t)(q->read ? q->upload_size : q->mem_len));
+    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)(q->read ? q->upload_size : q->mem_len));
     curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(h, CURLOPT_READDATA, r);
     curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);

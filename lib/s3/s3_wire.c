@@ -84,8 +84,7 @@ static bool xml_text(const char *body, size_t len, const char *tag, char *out, s
   return true;
 }
 
-bool s3_error_parse(const char *body, size_t len, char *code, size_t code_cap, char *message,
-                    size_t message_cap) {
+bool s3_error_parse(const char *body, size_t len, char *code, size_t code_cap, char *message, size_t message_cap) {
   if (code_cap) code[0] = '\0';
   if (message_cap) message[0] = '\0';
   if (body == NULL || len == 0) return false;
@@ -102,16 +101,25 @@ int s3_classify(long status, const char *code) {
     const char *code;
     int err;
   } known[] = {
-      {"NoSuchKey", S3_ERR_NOT_FOUND},          {"NoSuchBucket", S3_ERR_NOT_FOUND},
-      {"NotFound", S3_ERR_NOT_FOUND},           {"AccessDenied", S3_ERR_DENIED},
-      {"SignatureDoesNotMatch", S3_ERR_DENIED}, {"InvalidAccessKeyId", S3_ERR_DENIED},
-      {"AuthorizationHeaderMalformed", S3_ERR_DENIED}, {"RequestTimeTooSkewed", S3_ERR_DENIED},
-      {"ExpiredToken", S3_ERR_DENIED},          {"InvalidToken", S3_ERR_DENIED},
+      {"NoSuchKey", S3_ERR_NOT_FOUND},
+      {"NoSuchBucket", S3_ERR_NOT_FOUND},
+      {"NotFound", S3_ERR_NOT_FOUND},
+      {"AccessDenied", S3_ERR_DENIED},
+      {"SignatureDoesNotMatch", S3_ERR_DENIED},
+      {"InvalidAccessKeyId", S3_ERR_DENIED},
+      {"AuthorizationHeaderMalformed", S3_ERR_DENIED},
+      {"RequestTimeTooSkewed", S3_ERR_DENIED},
+      {"ExpiredToken", S3_ERR_DENIED},
+      {"InvalidToken", S3_ERR_DENIED},
       {"XAdminUserNotFound", S3_ERR_DENIED}, /* versitygw: an unknown access key, as a 404 */
-      {"SlowDown", S3_ERR_UNAVAILABLE},         {"ServiceUnavailable", S3_ERR_UNAVAILABLE},
-      {"InternalError", S3_ERR_UNAVAILABLE},    {"RequestTimeout", S3_ERR_UNAVAILABLE},
-      {"BucketAlreadyExists", S3_ERR_CONFLICT}, {"BucketNotEmpty", S3_ERR_CONFLICT},
-      {"OperationAborted", S3_ERR_CONFLICT},    {"InvalidRange", S3_ERR_RANGE},
+      {"SlowDown", S3_ERR_UNAVAILABLE},
+      {"ServiceUnavailable", S3_ERR_UNAVAILABLE},
+      {"InternalError", S3_ERR_UNAVAILABLE},
+      {"RequestTimeout", S3_ERR_UNAVAILABLE},
+      {"BucketAlreadyExists", S3_ERR_CONFLICT},
+      {"BucketNotEmpty", S3_ERR_CONFLICT},
+      {"OperationAborted", S3_ERR_CONFLICT},
+      {"InvalidRange", S3_ERR_RANGE},
       {"InsufficientStorage", S3_ERR_NO_SPACE},
   };
   if (code != NULL && code[0] != '\0')
@@ -131,9 +139,9 @@ const char *s3_store_kind(const char *server) {
   static const struct {
     const char *prefix, *kind;
   } kinds[] = {
-      {"VERSITYGW", "versitygw"}, {"AmazonS3", "aws-s3"}, {"MinIO", "minio"},
+      {"VERSITYGW", "versitygw"},   {"AmazonS3", "aws-s3"},       {"MinIO", "minio"},
       {"localstack", "localstack"}, {"TwistedWeb", "localstack"}, {"hypercorn", "localstack"},
-      {"Werkzeug", "moto"}, {"Ceph", "ceph-rgw"}, {"garage", "garage"},
+      {"Werkzeug", "moto"},         {"Ceph", "ceph-rgw"},         {"garage", "garage"},
   };
   if (server != NULL)
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)

@@ -17,8 +17,8 @@ struct s3probe {
   int64_t (*now_ms)(void *);
   void *now_ud;
   pthread_mutex_t mu;
-  bool have;       /* a result is cached */
-  int64_t at_ms;   /* when it was taken */
+  bool have;     /* a result is cached */
+  int64_t at_ms; /* when it was taken */
   s3probe_result last;
 };
 
@@ -79,9 +79,10 @@ static void probe(s3probe *p, s3probe_result *r) {
   int rc = s3_bucket_info(p->s3, p->bucket, &exists, &info, &e);
   r->kind = s3_store_kind(info.server);
   if (rc != S3_OK) {
-    fail(r, rc == S3_ERR_UNAVAILABLE ? "object store unreachable"
-            : rc == S3_ERR_DENIED    ? "object store denies access"
-                                     : "object store answers wrongly",
+    fail(r,
+         rc == S3_ERR_UNAVAILABLE ? "object store unreachable"
+         : rc == S3_ERR_DENIED    ? "object store denies access"
+                                  : "object store answers wrongly",
          &e);
     return;
   }
@@ -92,9 +93,10 @@ static void probe(s3probe *p, s3probe_result *r) {
   rc = s3_put(p->s3, p->bucket, p->key, "1", 1, "text/plain", &e);
   if (rc == S3_OK) rc = s3_delete(p->s3, p->bucket, p->key, &e);
   if (rc != S3_OK) {
-    fail(r, rc == S3_ERR_NOT_FOUND  ? "bucket missing"
-            : rc == S3_ERR_NO_SPACE ? "object store is out of space"
-                                    : "object store refuses writes",
+    fail(r,
+         rc == S3_ERR_NOT_FOUND  ? "bucket missing"
+         : rc == S3_ERR_NO_SPACE ? "object store is out of space"
+                                 : "object store refuses writes",
          &e);
     return;
   }

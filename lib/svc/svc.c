@@ -36,16 +36,14 @@ int svc_wait_for_stop(void) {
   sigset_t set;
   stop_set(&set);
   int sig = 0;
-  while (sigwait(&set, &sig) != 0) {
-  }
+  while (sigwait(&set, &sig) != 0) {}
   return sig;
 }
 
 void svc_sleep_ms(long long ms) {
   if (ms <= 0) return;
   struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0) {
-  }
+  while (nanosleep(&ts, &ts) != 0) {}
 }
 
 void svc_instance_name(const char *service, char *buf, size_t cap) {

@@ -67,16 +67,16 @@ int svc_wait_for_stop(void);
  * SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE (30s), lib/auth's (with auth), HTTP_*.
  * Not thread-safe: main's thread only. */
 typedef struct svc_app_opts {
-  const char *name;          /* the service's name in the log ("song") */
-  long long default_port;    /* SERVER_PORT's default */
-  const char *db_var;        /* the database URL's variable; NULL: no database */
+  const char *name;       /* the service's name in the log ("song") */
+  long long default_port; /* SERVER_PORT's default */
+  const char *db_var;     /* the database URL's variable; NULL: no database */
   const char *db_default;
   const db_migration *migrations;
   size_t nmigrations;
-  bool internal;             /* an internal listener on FERMATA_INTERNAL_PORT */
-  bool auth;                 /* lib/auth's settings and verifier */
-  http_server_opts http;     /* defaults below HTTP_* (threads, limits), both servers */
-  size_t max_body;           /* the public server's default body cap; 0 = lib/http's */
+  bool internal;         /* an internal listener on FERMATA_INTERNAL_PORT */
+  bool auth;             /* lib/auth's settings and verifier */
+  http_server_opts http; /* defaults below HTTP_* (threads, limits), both servers */
+  size_t max_body;       /* the public server's default body cap; 0 = lib/http's */
 } svc_app_opts;
 
 typedef struct svc_app {
@@ -129,9 +129,9 @@ void svc_app_close(svc_app *a);
  *               `metrics` returns (malloc'd text, stolen; NULL fails the answer with 500)
  * The struct is borrowed by the routes and must outlive the server. */
 typedef struct svc_actuator {
-  http_server *srv;      /* whose metrics /actuator/prometheus starts with */
+  http_server *srv;       /* whose metrics /actuator/prometheus starts with */
   health_lifecycle *life; /* for /actuator/health/readiness */
-  db_pool *db;           /* NULL: neither the db component nor the pool's gauges */
+  db_pool *db;            /* NULL: neither the db component nor the pool's gauges */
   const char *pool_name;
   void (*components)(json_t *components, void *ctx); /* NULL: none */
   char *(*metrics)(void *ctx);                       /* NULL: none */

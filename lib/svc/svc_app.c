@@ -63,7 +63,9 @@ int svc_app_open(svc_app *a) {
   }
   a->opened = true;
   if (a->o.db_var) {
-    db_opts dbo = {.conninfo = a->db_url, .max_conns = (int)a->pool, .migrations = a->o.migrations,
+    db_opts dbo = {.conninfo = a->db_url,
+                   .max_conns = (int)a->pool,
+                   .migrations = a->o.migrations,
                    .nmigrations = a->o.nmigrations};
     a->db = db_pool_new(&dbo, a->lg);
   }

@@ -9,12 +9,9 @@
 #include "health/health.h"
 
 static json_t *counters(const proc_stats *s) {
-  return json_pack("{s:I, s:I, s:I, s:I, s:I}",
-                   "processed", (json_int_t)atomic_load(&s->processed),
-                   "gone", (json_int_t)atomic_load(&s->gone),
-                   "failed", (json_int_t)atomic_load(&s->failed),
-                   "retried", (json_int_t)atomic_load(&s->retried),
-                   "deadLettered", (json_int_t)atomic_load(&s->dead_lettered));
+  return json_pack("{s:I, s:I, s:I, s:I, s:I}", "processed", (json_int_t)atomic_load(&s->processed), "gone",
+                   (json_int_t)atomic_load(&s->gone), "failed", (json_int_t)atomic_load(&s->failed), "retried",
+                   (json_int_t)atomic_load(&s->retried), "deadLettered", (json_int_t)atomic_load(&s->dead_lettered));
 }
 
 /* health's components: the broker and the pipeline (no database). */
@@ -23,8 +20,7 @@ static void health_parts(json_t *components, void *vctx) {
   unsigned up = workers_connected(ctx->pool), n = workers_count(ctx->pool);
   const char *st = up == n ? "UP" : up == 0 ? "DOWN" : "UNKNOWN";
   health_component(components, "broker", st,
-                   json_pack("{s:s, s:i, s:i}", "broker", "RabbitMQ", "connected", (int)up,
-                             "workers", (int)n));
+                   json_pack("{s:s, s:i, s:i}", "broker", "RabbitMQ", "connected", (int)up, "workers", (int)n));
   json_t *details = counters(ctx->stats);
   long long last = atomic_load(&ctx->stats->last_success_ms);
   if (details && last > 0) {
@@ -49,20 +45,18 @@ static void write_counter(FILE *f, const char *name, const char *help, unsigned 
 /* Our metrics in Prometheus text format, appended after the server's own. */
 static void write_metrics(FILE *f, const proc_stats *s) {
   write_counter(f, "processor_messages_processed_total",
-                "Messages fully processed (metadata stored, processed published)",
-                atomic_load(&s->processed));
-  write_counter(f, "processor_messages_gone_total",
-                "Messages acknowledged because the resource no longer exists",
+                "Messages fully processed (metadata stored, processed published)", atomic_load(&s->processed));
+  write_counter(f, "processor_messages_gone_total", "Messages acknowledged because the resource no longer exists",
                 atomic_load(&s->gone));
-  write_counter(f, "processor_messages_failed_total",
-                "Deliveries that failed (retried or dead-lettered)", atomic_load(&s->failed));
-  write_counter(f, "processor_messages_retried_total",
-                "Deliveries sent to the delay queue for a later attempt",
+  write_counter(f, "processor_messages_failed_total", "Deliveries that failed (retried or dead-lettered)",
+                atomic_load(&s->failed));
+  write_counter(f, "processor_messages_retried_total", "Deliveries sent to the delay queue for a later attempt",
                 atomic_load(&s->retried));
-  write_counter(f, "processor_messages_dead_lettered_total",
-                "Deliveries sent to the dead-letter queue", atomic_load(&s->dead_lettered));
-  fprintf(f, "# HELP processor_http_client_requests_seconds Outgoing HTTP calls by peer and "
-             "result\n# TYPE processor_http_client_requests_seconds summary\n");
+  write_counter(f, "processor_messages_dead_lettered_total", "Deliveries sent to the dead-letter queue",
+                atomic_load(&s->dead_lettered));
+  fprintf(f,
+          "# HELP processor_http_client_requests_seconds Outgoing HTTP calls by peer and "
+          "result\n# TYPE processor_http_client_requests_seconds summary\n");
   for (int p = 0; p < PROC_NPEERS; p++)
     for (int k = 0; k < PROC_NCLASSES; k++) {
       unsigned long long n = atomic_load(&s->calls[p][k]);
@@ -90,7 +84,7 @@ static char *metrics(void *vctx) {
 }
 
 int proc_routes(http_server *srv, proc_http_ctx *ctx) {
-  ctx->act = (svc_actuator){.srv = ctx->srv, .life = ctx->life, .components = health_parts, .metrics = metrics,
-                            .ctx = ctx};
+  ctx->act =
+      (svc_actuator){.srv = ctx->srv, .life = ctx->life, .components = health_parts, .metrics = metrics, .ctx = ctx};
   return svc_actuator_routes(srv, &ctx->act);
 }

@@ -17,8 +17,8 @@
 #include "workers.h"
 
 typedef struct proc_http_ctx {
-  http_server *srv;  /* for the server's own request metrics */
-  workers *pool;     /* for the broker state */
+  http_server *srv; /* for the server's own request metrics */
+  workers *pool;    /* for the broker state */
   proc_stats *stats;
   health_lifecycle *life; /* for /actuator/health/readiness */
   svc_actuator act;       /* the actuator routes' context, filled by proc_routes */

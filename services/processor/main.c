@@ -58,10 +58,8 @@ static void base_url(const char *name, const char *def, char *out, size_t cap, c
 }
 
 static void read_config(proc_config *c, config_err *err) {
-  snprintf(c->amqp_url, sizeof c->amqp_url, "%s",
-           config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:26720/"));
-  base_url("RESOURCE_SERVICE_URL", "http://127.0.0.1:8081", c->resource_url,
-           sizeof c->resource_url, err);
+  snprintf(c->amqp_url, sizeof c->amqp_url, "%s", config_str("AMQP_URL", "amqp://fermata:fermata@127.0.0.1:26720/"));
+  base_url("RESOURCE_SERVICE_URL", "http://127.0.0.1:8081", c->resource_url, sizeof c->resource_url, err);
   base_url("SONG_SERVICE_URL", "http://127.0.0.1:8082", c->song_url, sizeof c->song_url, err);
   c->concurrency = (unsigned)config_int("PROCESSOR_CONCURRENCY", 4, 1, 64, err);
   c->max_attempts = (unsigned)config_int("PROCESSOR_MAX_ATTEMPTS", 5, 1, 1000, err);
@@ -70,8 +68,7 @@ static void read_config(proc_config *c, config_err *err) {
   if (c->retry_max_ms < c->retry_initial_ms && !err->msg[0])
     snprintf(err->msg, sizeof err->msg, "PROCESSOR_RETRY_MAX: below PROCESSOR_RETRY_INITIAL");
   c->http_attempts = (unsigned)config_int("PROCESSOR_HTTP_ATTEMPTS", 3, 1, 10, err);
-  c->max_resource_bytes =
-      config_int("PROCESSOR_MAX_RESOURCE_SIZE", 50LL * 1024 * 1024, 1024, 1LL << 31, err);
+  c->max_resource_bytes = config_int("PROCESSOR_MAX_RESOURCE_SIZE", 50LL * 1024 * 1024, 1024, 1LL << 31, err);
   c->connect_timeout_ms = config_duration_ms("HTTP_CONNECT_TIMEOUT", 1000, 1, 60000, err);
   c->timeout_ms = config_duration_ms("HTTP_TIMEOUT", 5000, 1, 600000, err);
 }
@@ -79,8 +76,8 @@ static void read_config(proc_config *c, config_err *err) {
 int main(void) {
   svc_app app;
   /* health and metrics only: one loop, two workers by default */
-  svc_app_init(&app, &(svc_app_opts){.name = "processor", .default_port = 8084,
-                                     .http = {.event_loops = 1, .workers = 2}});
+  svc_app_init(&app,
+               &(svc_app_opts){.name = "processor", .default_port = 8084, .http = {.event_loops = 1, .workers = 2}});
   config_err *cerr = &app.err;
   proc_config cfg = {0};
   read_config(&cfg, cerr);
@@ -109,20 +106,29 @@ int main(void) {
                          .user_agent = "fermata-processor"};
   httpc_config sc_cfg = rc_cfg;
   sc_cfg.max_response_bytes = 64 * 1024;
-  if (httpc_new(&rc_cfg, &res_http) != HTTPC_OK || httpc_new(&sc_cfg, &song_http) != HTTPC_OK)
-    goto out;
-  peers pe = {.resource_http = res_http, .song_http = song_http,
-              .resource_url = cfg.resource_url, .song_url = cfg.song_url, .stats = &stats};
+  if (httpc_new(&rc_cfg, &res_http) != HTTPC_OK || httpc_new(&sc_cfg, &song_http) != HTTPC_OK) goto out;
+  peers pe = {.resource_http = res_http,
+              .song_http = song_http,
+              .resource_url = cfg.resource_url,
+              .song_url = cfg.song_url,
+              .stats = &stats};
   /* In-place retries ride out blips of a peer; longer outages go through the delay queue.
    * Kept short because heartbeats are not serviced while a handler runs. */
   proc_pipeline pl = {.peers = &pe,
-                      .call_retry = {.initial_ms = 200, .multiplier = 2.0, .max_delay_ms = 2000,
+                      .call_retry = {.initial_ms = 200,
+                                     .multiplier = 2.0,
+                                     .max_delay_ms = 2000,
                                      .jitter = RETRY_JITTER_EQUAL,
                                      .max_attempts = cfg.http_attempts},
-                      .stop = &stop, .lg = lg};
-  workers_opts wo = {.mq = &mqp, .count = cfg.concurrency, .max_attempts = cfg.max_attempts,
+                      .stop = &stop,
+                      .lg = lg};
+  workers_opts wo = {.mq = &mqp,
+                     .count = cfg.concurrency,
+                     .max_attempts = cfg.max_attempts,
                      .retry = {(uint32_t)cfg.retry_initial_ms, (uint32_t)cfg.retry_max_ms},
-                     .pipeline = &pl, .stats = &stats, .lg = lg};
+                     .pipeline = &pl,
+                     .stats = &stats,
+                     .lg = lg};
   pool = workers_new(&wo);
   proc_http_ctx hctx = {.srv = app.srv, .pool = pool, .stats = &stats, .life = &app.life};
   if (!pool || !app.srv || proc_routes(app.srv, &hctx) != HTTP_OK) {
@@ -138,8 +144,8 @@ int main(void) {
   snprintf(fields, sizeof fields,
            "port=%u broker=%s:%d workers=%u max_attempts=%u retry_ms=%lld..%lld "
            "resource=%s song=%s",
-           http_server_port(app.srv), mqp.host, mqp.port, cfg.concurrency, cfg.max_attempts,
-           cfg.retry_initial_ms, cfg.retry_max_ms, cfg.resource_url, cfg.song_url);
+           http_server_port(app.srv), mqp.host, mqp.port, cfg.concurrency, cfg.max_attempts, cfg.retry_initial_ms,
+           cfg.retry_max_ms, cfg.resource_url, cfg.song_url);
   svc_app_run(&app, fields);
   status = 0;
 out:

@@ -24,39 +24,32 @@ static void count_call(const peers *p, proc_peer peer, int rc, const httpc_respo
 }
 
 /* Statuses that say "not now" rather than "never". */
-static int transient_status(long status) {
-  return status >= 500 || status == 408 || status == 429;
-}
+static int transient_status(long status) { return status >= 500 || status == 408 || status == 429; }
 
 /* The contract's error bodies carry errorMessage; show it (or the start of the body). */
-static void describe_answer(const httpc_response *resp, const char *what, char *reason,
-                            size_t cap) {
+static void describe_answer(const httpc_response *resp, const char *what, char *reason, size_t cap) {
   const char *msg = NULL;
   json_t *j = resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
   if (json_is_object(j)) msg = json_string_value(json_object_get(j, "errorMessage"));
   json_t *details = msg ? json_object_get(j, "details") : NULL;
   char *dump = details ? json_dumps(details, JSON_COMPACT) : NULL;
   if (msg)
-    snprintf(reason, cap, "%s: HTTP %ld: %s%s%s", what, resp->status, msg, dump ? " " : "",
-             dump ? dump : "");
+    snprintf(reason, cap, "%s: HTTP %ld: %s%s%s", what, resp->status, msg, dump ? " " : "", dump ? dump : "");
   else
-    snprintf(reason, cap, "%s: HTTP %ld: %.120s", what, resp->status,
-             resp->body ? resp->body : "");
+    snprintf(reason, cap, "%s: HTTP %ld: %.120s", what, resp->status, resp->body ? resp->body : "");
   free(dump);
   json_decref(j);
 }
 
-static peer_result transport_failure(int rc, const httpc_response *resp, const char *what,
-                                     char *reason, size_t cap) {
-  snprintf(reason, cap, "%s: %s%s%s", what, httpc_strerror(rc), resp->error[0] ? ": " : "",
-           resp->error);
+static peer_result transport_failure(int rc, const httpc_response *resp, const char *what, char *reason, size_t cap) {
+  snprintf(reason, cap, "%s: %s%s%s", what, httpc_strerror(rc), resp->error[0] ? ": " : "", resp->error);
   /* A body over the cap will be over it next time too; a bad URL stays bad. */
   if (rc == HTTPC_ERR_TOO_LARGE || rc == HTTPC_ERR_INVALID) return PEER_PERMANENT;
   return PEER_TRANSIENT;
 }
 
-peer_result peers_get_resource(const peers *p, int32_t id, const char *request_id,
-                               httpc_response *resp, char *reason, size_t reason_cap) {
+peer_result peers_get_resource(const peers *p, int32_t id, const char *request_id, httpc_response *resp, char *reason,
+                               size_t reason_cap) {
   char url[1024];
   snprintf(url, sizeof url, "%s/resources/%" PRId32, p->resource_url, id);
   httpc_request req = {.method = "GET", .url = url, .request_id = request_id};
@@ -79,11 +72,10 @@ peer_result peers_get_resource(const peers *p, int32_t id, const char *request_i
   return out;
 }
 
-peer_result peers_post_song(const peers *p, int32_t id, const mp3_song *song,
-                            const char *request_id, char *reason, size_t reason_cap) {
-  json_t *doc = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "id", (json_int_t)id, "name",
-                          song->name, "artist", song->artist, "album", song->album,
-                          "duration", song->duration, "year", song->year);
+peer_result peers_post_song(const peers *p, int32_t id, const mp3_song *song, const char *request_id, char *reason,
+                            size_t reason_cap) {
+  json_t *doc = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "id", (json_int_t)id, "name", song->name, "artist",
+                          song->artist, "album", song->album, "duration", song->duration, "year", song->year);
   char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
   json_decref(doc);
   if (!body) {
@@ -92,8 +84,7 @@ peer_result peers_post_song(const peers *p, int32_t id, const mp3_song *song,
   }
   char url[1024];
   snprintf(url, sizeof url, "%s/songs", p->song_url);
-  httpc_request req = {.method = "POST", .url = url, .body = body, .body_len = strlen(body),
-                       .request_id = request_id};
+  httpc_request req = {.method = "POST", .url = url, .body = body, .body_len = strlen(body), .request_id = request_id};
   httpc_response resp;
   int rc = httpc_do(p->song_http, &req, &resp);
   free(body);

@@ -41,11 +41,11 @@ typedef struct peers {
  * and the caller must httpc_response_free(resp); on any other result resp holds nothing
  * to free (it is freed here). reason receives a short text for logs and dead letters.
  * request_id may be NULL. */
-peer_result peers_get_resource(const peers *p, int32_t id, const char *request_id,
-                               httpc_response *resp, char *reason, size_t reason_cap);
+peer_result peers_get_resource(const peers *p, int32_t id, const char *request_id, httpc_response *resp, char *reason,
+                               size_t reason_cap);
 
 /* Posts the metadata of resource id. */
-peer_result peers_post_song(const peers *p, int32_t id, const mp3_song *song,
-                            const char *request_id, char *reason, size_t reason_cap);
+peer_result peers_post_song(const peers *p, int32_t id, const mp3_song *song, const char *request_id, char *reason,
+                            size_t reason_cap);
 
 #endif

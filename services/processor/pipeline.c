@@ -13,8 +13,8 @@ typedef struct call_ctx {
   const proc_pipeline *pl;
   int32_t id;
   const char *request_id;
-  const mp3_song *song;   /* POST only */
-  httpc_response resp;    /* GET only: the bytes on PEER_OK */
+  const mp3_song *song; /* POST only */
+  httpc_response resp;  /* GET only: the bytes on PEER_OK */
   peer_result result;
   char reason[256];
 } call_ctx;
@@ -31,21 +31,19 @@ static int settle_op(call_ctx *cx, bool *retryable) {
 
 static int get_op(void *ud, unsigned attempt, bool *retryable) {
   call_ctx *cx = ud;
-  cx->result = peers_get_resource(cx->pl->peers, cx->id, cx->request_id, &cx->resp,
-                                  cx->reason, sizeof cx->reason);
+  cx->result = peers_get_resource(cx->pl->peers, cx->id, cx->request_id, &cx->resp, cx->reason, sizeof cx->reason);
   if (cx->result == PEER_TRANSIENT)
-    log_event(cx->pl->lg, LOG_LEVEL_DEBUG, "resource fetch failed", "resource_id=%" PRId32
-              " try=%u reason=\"%s\"", cx->id, attempt, cx->reason);
+    log_event(cx->pl->lg, LOG_LEVEL_DEBUG, "resource fetch failed", "resource_id=%" PRId32 " try=%u reason=\"%s\"",
+              cx->id, attempt, cx->reason);
   return settle_op(cx, retryable);
 }
 
 static int post_op(void *ud, unsigned attempt, bool *retryable) {
   call_ctx *cx = ud;
-  cx->result = peers_post_song(cx->pl->peers, cx->id, cx->song, cx->request_id, cx->reason,
-                               sizeof cx->reason);
+  cx->result = peers_post_song(cx->pl->peers, cx->id, cx->song, cx->request_id, cx->reason, sizeof cx->reason);
   if (cx->result == PEER_TRANSIENT)
-    log_event(cx->pl->lg, LOG_LEVEL_DEBUG, "song post failed", "resource_id=%" PRId32
-              " try=%u reason=\"%s\"", cx->id, attempt, cx->reason);
+    log_event(cx->pl->lg, LOG_LEVEL_DEBUG, "song post failed", "resource_id=%" PRId32 " try=%u reason=\"%s\"", cx->id,
+              attempt, cx->reason);
   return settle_op(cx, retryable);
 }
 
@@ -65,8 +63,7 @@ static proc_outcome fail(proc_outcome o, char *reason, size_t cap, const char *t
 }
 
 /* Bytes -> the Song Service's six fields. Returns PROC_DONE or PROC_POISON. */
-static proc_outcome extract(const httpc_response *resp, mp3_song *song, char *reason,
-                            size_t cap) {
+static proc_outcome extract(const httpc_response *resp, mp3_song *song, char *reason, size_t cap) {
   const uint8_t *buf = (const uint8_t *)resp->body;
   const char *why = NULL;
   if (mp3_validate(buf, buf ? resp->body_len : 0, &why) != MP3_OK) {
@@ -80,14 +77,12 @@ static proc_outcome extract(const httpc_response *resp, mp3_song *song, char *re
     snprintf(reason, cap, "extract: %s", mp3_strerror(rc));
     return PROC_POISON;
   }
-  if (mp3_song_fields(&meta, song) != MP3_OK)
-    return fail(PROC_POISON, reason, cap, "extract: no song fields");
+  if (mp3_song_fields(&meta, song) != MP3_OK) return fail(PROC_POISON, reason, cap, "extract: no song fields");
   return PROC_DONE;
 }
 
-proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *request_id,
-                         uint64_t *rng_state, proc_publish_fn publish, void *publish_ud,
-                         char *reason, size_t reason_cap) {
+proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *request_id, uint64_t *rng_state,
+                         proc_publish_fn publish, void *publish_ud, char *reason, size_t reason_cap) {
   call_ctx get = {.pl = pl, .id = id, .request_id = request_id};
   call(pl, get_op, &get, rng_state);
   switch (get.result) {
@@ -110,8 +105,8 @@ proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *reques
   case PEER_PERMANENT: return fail(PROC_POISON, reason, reason_cap, post.reason);
   default: return fail(PROC_RETRY, reason, reason_cap, post.reason);
   }
-  log_event(pl->lg, LOG_LEVEL_DEBUG, "metadata stored", "resource_id=%" PRId32 " song=%s",
-            id, post.result == PEER_EXISTS ? "existing" : "created");
+  log_event(pl->lg, LOG_LEVEL_DEBUG, "metadata stored", "resource_id=%" PRId32 " song=%s", id,
+            post.result == PEER_EXISTS ? "existing" : "created");
 
   char why[256] = "";
   if (publish(publish_ud, id, request_id, why, sizeof why) != 0) {

@@ -34,21 +34,19 @@
 
 /* Publishes "processed" for id and waits for the broker's confirm. Returns 0 on success,
  * else nonzero with a reason written. */
-typedef int (*proc_publish_fn)(void *ud, int32_t id, const char *request_id, char *reason,
-                               size_t reason_cap);
+typedef int (*proc_publish_fn)(void *ud, int32_t id, const char *request_id, char *reason, size_t reason_cap);
 
 typedef struct proc_pipeline {
   const peers *peers;
-  retry_policy call_retry;  /* in-place retries of one HTTP call (max_attempts >= 1) */
-  const atomic_bool *stop;  /* raised at shutdown; may be NULL */
-  log_sink *lg;                  /* borrowed */
+  retry_policy call_retry; /* in-place retries of one HTTP call (max_attempts >= 1) */
+  const atomic_bool *stop; /* raised at shutdown; may be NULL */
+  log_sink *lg;            /* borrowed */
 } proc_pipeline;
 
 /* Handles resource id. request_id (may be NULL) is passed to the peers for tracing.
  * rng_state is the caller's (see retry.h). reason receives why on anything but PROC_DONE
  * ("ok" then). */
-proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *request_id,
-                         uint64_t *rng_state, proc_publish_fn publish, void *publish_ud,
-                         char *reason, size_t reason_cap);
+proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *request_id, uint64_t *rng_state,
+                         proc_publish_fn publish, void *publish_ud, char *reason, size_t reason_cap);
 
 #endif

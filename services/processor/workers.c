@@ -39,15 +39,14 @@ static const char *sane_request_id(const char *rid) {
   if (n == 0 || n > 128) return NULL;
   for (size_t i = 0; i < n; i++) {
     char c = rid[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '-' || c == '_' || c == '.' || c == ':'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+          c == '.' || c == ':'))
       return NULL;
   }
   return rid;
 }
 
-static int publish_processed(void *ud, int32_t id, const char *request_id, char *reason,
-                             size_t reason_cap) {
+static int publish_processed(void *ud, int32_t id, const char *request_id, char *reason, size_t reason_cap) {
   worker *wk = ud;
   char body[MSGS_ENCODED_MAX];
   size_t len;
@@ -56,8 +55,7 @@ static int publish_processed(void *ud, int32_t id, const char *request_id, char 
     return -1;
   }
   mq_publish_opts po = {.request_id = request_id};
-  int rc = mq_publish(wk->pub, MSGS_EXCHANGE, msgs_publish_key(MSGS_SIDE_PROCESSOR), body, len,
-                      &po);
+  int rc = mq_publish(wk->pub, MSGS_EXCHANGE, msgs_publish_key(MSGS_SIDE_PROCESSOR), body, len, &po);
   if (rc != MQ_OK) {
     snprintf(reason, reason_cap, "%s", mq_strerror(rc));
     return -1;
@@ -84,15 +82,14 @@ static mq_verdict on_delivery(const mq_message *m, void *arg, char *reason, size
     snprintf(reason, reason_cap, "bad message: %s", why);
     atomic_fetch_add(&o->stats->failed, 1);
     atomic_fetch_add(&o->stats->dead_lettered, 1);
-    log_event(o->lg, LOG_LEVEL_WARN, "message dead-lettered", "worker=%u attempt=%u reason=%s",
-              wk->index, m->attempt, log_quote(qwhy, sizeof qwhy, reason));
+    log_event(o->lg, LOG_LEVEL_WARN, "message dead-lettered", "worker=%u attempt=%u reason=%s", wk->index, m->attempt,
+              log_quote(qwhy, sizeof qwhy, reason));
     return MQ_REJECT;
   }
 
   const char *rid = sane_request_id(m->request_id);
   uint64_t t0 = now_ms(CLOCK_MONOTONIC);
-  proc_outcome out = proc_handle(o->pipeline, id, rid, &wk->rng, publish_processed, wk, why,
-                                 sizeof why);
+  proc_outcome out = proc_handle(o->pipeline, id, rid, &wk->rng, publish_processed, wk, why, sizeof why);
   uint64_t elapsed = now_ms(CLOCK_MONOTONIC) - t0;
   mq_verdict v = MQ_ACK;
   log_level lvl = LOG_LEVEL_INFO;
@@ -132,7 +129,8 @@ static mq_verdict on_delivery(const mq_message *m, void *arg, char *reason, size
     break;
   }
   log_event(o->lg, lvl, "message handled",
-            "resource_id=%" PRId32 " outcome=\"%s\" attempt=%u redelivered=%d worker=%u "
+            "resource_id=%" PRId32
+            " outcome=\"%s\" attempt=%u redelivered=%d worker=%u "
             "elapsed_ms=%" PRIu64 " request_id=%s reason=%s",
             id, what, m->attempt, m->redelivered, wk->index, elapsed, rid ? rid : "-",
             log_quote(qwhy, sizeof qwhy, why));
@@ -140,9 +138,7 @@ static mq_verdict on_delivery(const mq_message *m, void *arg, char *reason, size
 }
 
 workers *workers_new(const workers_opts *opts) {
-  if (!opts || !opts->mq || !opts->pipeline || !opts->stats || opts->count == 0 ||
-      opts->max_attempts == 0)
-    return NULL;
+  if (!opts || !opts->mq || !opts->pipeline || !opts->stats || opts->count == 0 || opts->max_attempts == 0) return NULL;
   workers *p = calloc(1, sizeof *p);
   if (!p) return NULL;
   p->opts = *opts;
@@ -154,8 +150,10 @@ workers *workers_new(const workers_opts *opts) {
   const mq_topology *topo = msgs_topology(MSGS_SIDE_PROCESSOR);
   /* prefetch 1 per worker: a worker holds only the message it is working on, so a slow
    * message never hides others from idle workers. */
-  mq_consumer_opts co = {.queue = msgs_consume_queue(MSGS_SIDE_PROCESSOR), .prefetch = 1,
-                         .max_attempts = opts->max_attempts, .retry = opts->retry,
+  mq_consumer_opts co = {.queue = msgs_consume_queue(MSGS_SIDE_PROCESSOR),
+                         .prefetch = 1,
+                         .max_attempts = opts->max_attempts,
+                         .retry = opts->retry,
                          .reconnect = {200, 5000}};
   mq_backoff pub_backoff = {200, 5000};
   uint64_t seed = now_ms(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);

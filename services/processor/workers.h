@@ -27,13 +27,13 @@
 #include "proc.h"
 
 typedef struct workers_opts {
-  const mq_params *mq;          /* copied by lib/mq */
-  unsigned count;               /* workers = messages in flight; >= 1 */
-  unsigned max_attempts;        /* deliveries before the DLQ; >= 1 */
-  mq_backoff retry;             /* delay-queue backoff of a message */
+  const mq_params *mq;           /* copied by lib/mq */
+  unsigned count;                /* workers = messages in flight; >= 1 */
+  unsigned max_attempts;         /* deliveries before the DLQ; >= 1 */
+  mq_backoff retry;              /* delay-queue backoff of a message */
   const proc_pipeline *pipeline; /* borrowed; must outlive the pool */
-  proc_stats *stats;            /* borrowed */
-  log_sink *lg;                      /* borrowed */
+  proc_stats *stats;             /* borrowed */
+  log_sink *lg;                  /* borrowed */
 } workers_opts;
 
 typedef struct workers workers;

@@ -55,8 +55,8 @@ void breaker_env_config(breaker_config *cfg, config_err *err) {
    * which refuses it with Resilience4j's own message. */
   cfg->failure_rate_threshold =
       (float)config_double(name("FAILURERATETHRESHOLD", n, sizeof n), cfg->failure_rate_threshold, -1e9, 1e9, err);
-  cfg->slow_call_rate_threshold = (float)config_double(name("SLOWCALLRATETHRESHOLD", n, sizeof n),
-                                                       cfg->slow_call_rate_threshold, -1e9, 1e9, err);
+  cfg->slow_call_rate_threshold =
+      (float)config_double(name("SLOWCALLRATETHRESHOLD", n, sizeof n), cfg->slow_call_rate_threshold, -1e9, 1e9, err);
   cfg->slow_call_duration_threshold_ns =
       config_duration_ms(name("SLOWCALLDURATIONTHRESHOLD", n, sizeof n),
                          cfg->slow_call_duration_threshold_ns / 1000000LL, 0, 86400000LL, err) *
@@ -72,12 +72,12 @@ void breaker_env_config(breaker_config *cfg, config_err *err) {
       (int32_t)config_int(name("MINIMUMNUMBEROFCALLS", n, sizeof n), cfg->minimum_calls, -1000000, 1000000, err);
   cfg->wait_in_open_ms =
       config_duration_ms(name("WAITDURATIONINOPENSTATE", n, sizeof n), cfg->wait_in_open_ms, 0, 86400000LL, err);
-  cfg->automatic_transition = config_bool(name("AUTOMATICTRANSITIONFROMOPENTOHALFOPENENABLED", n, sizeof n),
-                                          cfg->automatic_transition, err);
+  cfg->automatic_transition =
+      config_bool(name("AUTOMATICTRANSITIONFROMOPENTOHALFOPENENABLED", n, sizeof n), cfg->automatic_transition, err);
   state_opt("INITIALSTATE", &cfg->initial_state, err);
   cfg->exponential_backoff = config_bool(name("ENABLEEXPONENTIALBACKOFF", n, sizeof n), cfg->exponential_backoff, err);
-  cfg->exponential_multiplier = config_double(name("EXPONENTIALBACKOFFMULTIPLIER", n, sizeof n),
-                                              cfg->exponential_multiplier, -1e9, 1e9, err);
+  cfg->exponential_multiplier =
+      config_double(name("EXPONENTIALBACKOFFMULTIPLIER", n, sizeof n), cfg->exponential_multiplier, -1e9, 1e9, err);
   if (cfg->exponential_backoff && cfg->exponential_multiplier < 1.0) {
     /* IntervalFunction.checkMultiplier refuses it when Spring builds the function */
     fail(err, "storageService circuit breaker: Illegal argument multiplier: %g", cfg->exponential_multiplier);
@@ -87,15 +87,18 @@ void breaker_env_config(breaker_config *cfg, config_err *err) {
   cfg->randomized_wait = config_bool(name("ENABLERANDOMIZEDWAIT", n, sizeof n), cfg->randomized_wait, err);
   cfg->randomized_wait_factor =
       config_double(name("RANDOMIZEDWAITFACTOR", n, sizeof n), cfg->randomized_wait_factor, -1e9, 1e9, err);
-  cfg->event_buffer_size = (int32_t)config_int(name("EVENTCONSUMERBUFFERSIZE", n, sizeof n), cfg->event_buffer_size,
-                                               -1000000, 1000000, err);
+  cfg->event_buffer_size =
+      (int32_t)config_int(name("EVENTCONSUMERBUFFERSIZE", n, sizeof n), cfg->event_buffer_size, -1000000, 1000000, err);
   if (cfg->event_buffer_size < 1) /* Spring's InstanceProperties check, not the builder's */
     fail(err, "storageService circuit breaker: eventConsumerBufferSize must be greater than or equal to 1.");
   const char *wt = config_str(name("SLIDINGWINDOWTYPE", n, sizeof n), NULL);
   if (wt) {
-    if (strcasecmp(wt, "COUNT_BASED") == 0) cfg->window_type = BREAKER_COUNT_BASED;
-    else if (strcasecmp(wt, "TIME_BASED") == 0) cfg->window_type = BREAKER_TIME_BASED;
-    else fail(err, "%s='%s': expected COUNT_BASED or TIME_BASED", n, wt);
+    if (strcasecmp(wt, "COUNT_BASED") == 0)
+      cfg->window_type = BREAKER_COUNT_BASED;
+    else if (strcasecmp(wt, "TIME_BASED") == 0)
+      cfg->window_type = BREAKER_TIME_BASED;
+    else
+      fail(err, "%s='%s': expected COUNT_BASED or TIME_BASED", n, wt);
   }
 }
 

@@ -14,11 +14,11 @@
 
 static void reply_failure(http_req *r, int rc) {
   switch (rc) {
-    case RES_ERR_DB: http_reply_error(r, 503, "Service temporarily unavailable, please retry later"); break;
-    case RES_ERR_STORE: http_reply_error(r, 503, "File storage is temporarily unavailable, please retry later"); break;
-    case RES_ERR_STORE_FULL: http_reply_error(r, 507, "File storage is full, please retry later"); break;
-    case RES_ERR_NO_STORAGE: http_reply_error(r, 503, "No storage is available for the file, please retry later"); break;
-    default: http_reply_internal(r, "resource operation failed"); break;
+  case RES_ERR_DB: http_reply_error(r, 503, "Service temporarily unavailable, please retry later"); break;
+  case RES_ERR_STORE: http_reply_error(r, 503, "File storage is temporarily unavailable, please retry later"); break;
+  case RES_ERR_STORE_FULL: http_reply_error(r, 507, "File storage is full, please retry later"); break;
+  case RES_ERR_NO_STORAGE: http_reply_error(r, 503, "No storage is available for the file, please retry later"); break;
+  default: http_reply_internal(r, "resource operation failed"); break;
   }
 }
 
@@ -106,12 +106,10 @@ static void get_resource(http_req *r, void *vctx) {
     snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last, row.size);
     http_reply_header(r, "Content-Range", cr);
   }
-  http_reply_stream(r, rr == RANGE_PARTIAL ? 206 : 200, "audio/mpeg", last - first + 1, stream_reader, st,
-                    stream_done);
+  http_reply_stream(r, rr == RANGE_PARTIAL ? 206 : 200, "audio/mpeg", last - first + 1, stream_reader, st, stream_done);
 }
 
-static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
-                       size_t *nout) {
+static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out, size_t *nout) {
   resource_http *ctx = vctx;
   return resource_delete(ctx->svc, ids, n, request_id, out, nout);
 }
@@ -141,7 +139,8 @@ static void health_parts(json_t *c, void *vctx) {
   resource_http *ctx = vctx;
   health_object_store(c, ctx->store_probe);
   bool broker = outbox_broker_ok(ctx->svc->ob) && (!ctx->consumer || mq_consumer_connected(ctx->consumer));
-  health_component(c, "broker", broker ? "UP" : "DOWN", json_pack("{s:I}", "published", (json_int_t)outbox_published(ctx->svc->ob)));
+  health_component(c, "broker", broker ? "UP" : "DOWN",
+                   json_pack("{s:I}", "published", (json_int_t)outbox_published(ctx->svc->ob)));
   actuator_health_component(c, &ctx->breakers);
 }
 
@@ -164,8 +163,13 @@ static char *metrics(void *vctx) {
 }
 
 static svc_actuator *actuator(resource_http *ctx) {
-  ctx->act = (svc_actuator){.srv = ctx->srv, .life = ctx->life, .db = ctx->svc->db, .pool_name = "resource",
-                            .components = health_parts, .metrics = metrics, .ctx = ctx};
+  ctx->act = (svc_actuator){.srv = ctx->srv,
+                            .life = ctx->life,
+                            .db = ctx->svc->db,
+                            .pool_name = "resource",
+                            .components = health_parts,
+                            .metrics = metrics,
+                            .ctx = ctx};
   return &ctx->act;
 }
 

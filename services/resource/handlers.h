@@ -22,10 +22,10 @@ typedef struct {
   http_server *srv;
   size_t max_upload;
   actuator_breakers breakers; /* circuit breaker endpoints, health and metrics */
-  mq_consumer *consumer; /* for health */
-  s3probe *store_probe; /* the objectStore health component: reachable, bucket, writable */
-  health_lifecycle *life; /* for /actuator/health/readiness */
-  svc_actuator act;       /* the actuator routes' context, filled by resource_routes */
+  mq_consumer *consumer;      /* for health */
+  s3probe *store_probe;       /* the objectStore health component: reachable, bucket, writable */
+  health_lifecycle *life;     /* for /actuator/health/readiness */
+  svc_actuator act;           /* the actuator routes' context, filled by resource_routes */
 } resource_http;
 
 /* Every route of the service, the API guarded by `a` (NULL: open): GET needs fermata.read,

@@ -73,21 +73,18 @@ static void on_breaker_event(void *ctx, const breaker *b, const breaker_event *e
   log_sink *lg = ctx;
   char rate[48];
   switch (ev->type) {
-    case BREAKER_EV_STATE_TRANSITION:
-      log_event(lg, ev->to == BREAKER_CLOSED ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "circuit breaker state transition",
-                "name=%s from=%s to=%s", breaker_name(b), breaker_state_name(ev->from), breaker_state_name(ev->to));
-      break;
-    case BREAKER_EV_FAILURE_RATE_EXCEEDED:
-    case BREAKER_EV_SLOW_CALL_RATE_EXCEEDED:
-      breaker_format_float(ev->rate, rate, sizeof rate);
-      log_event(lg, LOG_LEVEL_WARN, "circuit breaker threshold exceeded", "name=%s event=%s rate=%s", breaker_name(b),
-                breaker_event_type_name(ev->type), rate);
-      break;
-    case BREAKER_EV_RESET:
-      log_event(lg, LOG_LEVEL_INFO, "circuit breaker reset", "name=%s", breaker_name(b));
-      break;
-    default:
-      break; /* per-call events: the access log and the metrics tell those */
+  case BREAKER_EV_STATE_TRANSITION:
+    log_event(lg, ev->to == BREAKER_CLOSED ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "circuit breaker state transition",
+              "name=%s from=%s to=%s", breaker_name(b), breaker_state_name(ev->from), breaker_state_name(ev->to));
+    break;
+  case BREAKER_EV_FAILURE_RATE_EXCEEDED:
+  case BREAKER_EV_SLOW_CALL_RATE_EXCEEDED:
+    breaker_format_float(ev->rate, rate, sizeof rate);
+    log_event(lg, LOG_LEVEL_WARN, "circuit breaker threshold exceeded", "name=%s event=%s rate=%s", breaker_name(b),
+              breaker_event_type_name(ev->type), rate);
+    break;
+  case BREAKER_EV_RESET: log_event(lg, LOG_LEVEL_INFO, "circuit breaker reset", "name=%s", breaker_name(b)); break;
+  default: break; /* per-call events: the access log and the metrics tell those */
   }
 }
 
@@ -107,10 +104,15 @@ static mq_verdict on_processed(const mq_message *m, void *arg, char *reason, siz
 
 int main(void) {
   svc_app app;
-  svc_app_init(&app, &(svc_app_opts){.name = "resource", .default_port = 8081, .db_var = "RESOURCE_DB_URL",
+  svc_app_init(&app, &(svc_app_opts){.name = "resource",
+                                     .default_port = 8081,
+                                     .db_var = "RESOURCE_DB_URL",
                                      .db_default = "postgresql://resource:resource@127.0.0.1:25432/resources",
-                                     .migrations = resource_migrations, .nmigrations = resource_nmigrations,
-                                     .internal = true, .auth = true, .max_body = 1 << 20});
+                                     .migrations = resource_migrations,
+                                     .nmigrations = resource_nmigrations,
+                                     .internal = true,
+                                     .auth = true,
+                                     .max_body = 1 << 20});
   settings s;
   read_settings(&s, &app.err);
   char bmsg[200] = "";
@@ -131,7 +133,8 @@ int main(void) {
   syncbar *sync = NULL;
   int src = syncbar_new(s.s3_sync_dir, NULL, NULL, &sync);
   if (src != 0) {
-    log_event(lg, LOG_LEVEL_ERROR, "bad configuration", "detail=\"S3_SYNC_DIR: cannot open the directory\" errno=%d", -src);
+    log_event(lg, LOG_LEVEL_ERROR, "bad configuration", "detail=\"S3_SYNC_DIR: cannot open the directory\" errno=%d",
+              -src);
     svc_app_close(&app);
     return 2;
   }
@@ -145,8 +148,7 @@ int main(void) {
   status = 1;
   resource_svc svc = {.lg = lg, .sync = sync, .db = app.db};
   songs *sg = NULL;
-  s3_config s3c = {.endpoint = s.s3_endpoint, .region = s.s3_region, .access_key = s.s3_key,
-                   .secret_key = s.s3_secret};
+  s3_config s3c = {.endpoint = s.s3_endpoint, .region = s.s3_region, .access_key = s.s3_key, .secret_key = s.s3_secret};
   httpc_config hc = {.connect_timeout_ms = s.storage_connect_ms, .timeout_ms = s.storage_timeout_ms};
   mq_publisher *pub = NULL;
   mq_consumer *cons = NULL;
@@ -173,16 +175,23 @@ int main(void) {
   svc.ob = pub ? outbox_new(svc.db, pub, lg) : NULL;
   sg = songs_new(s.song_url, svc.http, lg);
   svc.jn = sg ? janitor_new(svc.db, svc.s3, sg) : NULL;
-  mq_consumer_opts co = {.queue = msgs_consume_queue(MSGS_SIDE_RESOURCE), .prefetch = 4, .max_attempts = 10,
-                         .retry = {1000, 60000}};
+  mq_consumer_opts co = {
+      .queue = msgs_consume_queue(MSGS_SIDE_RESOURCE), .prefetch = 4, .max_attempts = 10, .retry = {1000, 60000}};
   cons = mq_consumer_new(&mp, msgs_topology(MSGS_SIDE_RESOURCE), &co, on_processed, &svc);
   if (!svc.ob || !svc.jn || !cons) goto out;
 
-  resource_http hctx = {.svc = &svc, .srv = app.srv, .max_upload = (size_t)s.max_upload, .breakers = {.reg = reg, .register_health = s.bh.register_health, .open_is_down = s.bh.open_is_down},
-                        .consumer = cons, .store_probe = probe, .life = &app.life};
+  resource_http hctx = {
+      .svc = &svc,
+      .srv = app.srv,
+      .max_upload = (size_t)s.max_upload,
+      .breakers = {.reg = reg, .register_health = s.bh.register_health, .open_is_down = s.bh.open_is_down},
+      .consumer = cons,
+      .store_probe = probe,
+      .life = &app.life};
   if (!app.srv || resource_routes(app.srv, &hctx, app.au) != HTTP_OK) goto out;
   if (app.internal_port && (!app.isrv || resource_internal_routes(app.isrv, &hctx) != HTTP_OK)) goto out;
-  if (db_migrate(svc.db) != DB_OK) log_event(lg, LOG_LEVEL_WARN, "database not ready at start; serving 503 until it is", NULL);
+  if (db_migrate(svc.db) != DB_OK)
+    log_event(lg, LOG_LEVEL_WARN, "database not ready at start; serving 503 until it is", NULL);
   if (outbox_start(svc.ob) != 0 || janitor_start(svc.jn) != 0 || mq_consumer_start(cons) != MQ_OK) goto out;
   if (svc_app_listen(&app) != 0) goto out;
   svc_app_run(&app, NULL);

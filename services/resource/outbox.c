@@ -31,8 +31,8 @@ outbox *outbox_new(db_pool *db, mq_publisher *pub, log_sink *lg) {
   o->db = db;
   o->pub = pub;
   o->lg = lg;
-  o->backoff.policy = (retry_policy){.initial_ms = 200, .multiplier = 2.0, .max_delay_ms = 5000,
-                                     .jitter = RETRY_JITTER_NONE};
+  o->backoff.policy =
+      (retry_policy){.initial_ms = 200, .multiplier = 2.0, .max_delay_ms = 5000, .jitter = RETRY_JITTER_NONE};
   atomic_store(&o->broker_ok, true);
   o->w = worker_new(relay_step, o);
   if (!o->w) {

@@ -38,8 +38,8 @@ typedef struct {
   s3_client *s3;
   httpc *http;
   storages *st;
-  outbox *ob;  /* may be NULL (tests): then nobody is woken up */
-  janitor *jn; /* may be NULL likewise */
+  outbox *ob;    /* may be NULL (tests): then nobody is woken up */
+  janitor *jn;   /* may be NULL likewise */
   syncbar *sync; /* objects durable before rows name them (disabled for a remote store) */
 } resource_svc;
 
@@ -50,7 +50,7 @@ enum {
   RES_ERR_STORE = -2,      /* object store unavailable */
   RES_ERR_NO_STORAGE = -3, /* no storage of the needed type, live or fallback */
   RES_ERR_INTERNAL = -4,
-  RES_ERR_STORE_FULL = -5  /* the object store is out of space */
+  RES_ERR_STORE_FULL = -5 /* the object store is out of space */
 };
 
 /* ---- domain operations (resource.c) ---- */

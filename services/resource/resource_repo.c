@@ -81,8 +81,7 @@ int repo_find(db_pool *db, int32_t id, resource_row *out) {
   snprintf(ids, sizeof ids, "%d", id);
   const char *p[] = {ids};
   PGresult *res;
-  int rc = db_query(db, "SELECT state, storage_id, bucket, s3_key, size FROM resources WHERE id = $1::int", 1, p,
-                    &res);
+  int rc = db_query(db, "SELECT state, storage_id, bucket, s3_key, size FROM resources WHERE id = $1::int", 1, p, &res);
   if (rc != DB_OK) return rc;
   if (PQntuples(res) == 0) {
     PQclear(res);
@@ -162,8 +161,9 @@ int repo_pending_object_delete(db_pool *db, const char *bucket, const char *key)
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-#define BACKOFF_SQL \
-  "attempts = attempts + 1, next_attempt_at = now() + least(interval '1 second' * power(2, least(attempts, 12)), interval '5 minutes')"
+#define BACKOFF_SQL                                                                                                \
+  "attempts = attempts + 1, next_attempt_at = now() + least(interval '1 second' * power(2, least(attempts, 12)), " \
+  "interval '5 minutes')"
 
 int repo_sweep_object_deletes(db_pool *db, repo_object_delete_fn del, void *ud) {
   PGresult *res;
@@ -217,9 +217,9 @@ int repo_sweep_song_deletes(db_pool *db, repo_song_delete_fn del, void *ud) {
 
 int repo_pending_deletes(db_pool *db, long *n) {
   PGresult *res;
-  int rc = db_query(db,
-                    "SELECT (SELECT count(*) FROM pending_song_deletes) + (SELECT count(*) FROM pending_object_deletes)",
-                    0, NULL, &res);
+  int rc =
+      db_query(db, "SELECT (SELECT count(*) FROM pending_song_deletes) + (SELECT count(*) FROM pending_object_deletes)",
+               0, NULL, &res);
   if (rc != DB_OK) return rc;
   *n = atol(PQgetvalue(res, 0, 0));
   PQclear(res);

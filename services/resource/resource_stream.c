@@ -26,7 +26,7 @@ struct resource_stream {
   char *ring;
   size_t cap, head, len; /* bytes [head, head+len) modulo cap are waiting */
   bool started, finished, aborted;
-  int err; /* RES_OK, or why the fetch ended badly */
+  int err;                /* RES_OK, or why the fetch ended badly */
   void (*notify)(void *); /* set while the reader waits for bytes: called once, under mu */
   void *notify_arg;
 };

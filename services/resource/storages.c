@@ -95,15 +95,19 @@ static int fetch_live(storages *s, const char *request_id, storage_loc *locs) {
   if (rc == 0 && resp.status == 200) n = storages_parse(resp.body ? resp.body : "", resp.body_len, locs, STORAGES_MAX);
   char msg[BREAKER_MSG_MAX];
   if (httpc_is_failure(rc, resp.status) || (rc == 0 && resp.status == 200 && n < 0)) {
-    if (rc != 0) snprintf(msg, sizeof msg, "%s", httpc_strerror(rc));
-    else if (resp.status >= 500) snprintf(msg, sizeof msg, "HTTP %ld", resp.status);
-    else snprintf(msg, sizeof msg, "malformed storage list");
+    if (rc != 0)
+      snprintf(msg, sizeof msg, "%s", httpc_strerror(rc));
+    else if (resp.status >= 500)
+      snprintf(msg, sizeof msg, "HTTP %ld", resp.status);
+    else
+      snprintf(msg, sizeof msg, "malformed storage list");
     breaker_record_msg(s->b, BREAKER_FAILURE, dur, msg);
     /* a list too large to read is not an outage: say so loudly, it will not heal itself */
-    log_event(s->lg, rc == HTTPC_ERR_TOO_LARGE ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, "storage service call failed; using fallback",
-              "error=\"%s\"%s request_id=%s", msg,
-              rc == HTTPC_ERR_TOO_LARGE ? " hint=\"the storage list is over the response cap: lower STORAGE_MAX_COUNT\"" : "",
-              request_id ? request_id : "-");
+    log_event(
+        s->lg, rc == HTTPC_ERR_TOO_LARGE ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN,
+        "storage service call failed; using fallback", "error=\"%s\"%s request_id=%s", msg,
+        rc == HTTPC_ERR_TOO_LARGE ? " hint=\"the storage list is over the response cap: lower STORAGE_MAX_COUNT\"" : "",
+        request_id ? request_id : "-");
     n = -1;
   } else {
     breaker_record(s->b, BREAKER_SUCCESS, dur);
@@ -119,8 +123,7 @@ static const storage_loc *find(const storage_loc *locs, int n, const char *type)
   return NULL;
 }
 
-int storages_pick(storages *s, const char *type, const char *request_id, storage_loc *out,
-                  storages_source *source) {
+int storages_pick(storages *s, const char *type, const char *request_id, storage_loc *out, storages_source *source) {
   storage_loc live[STORAGES_MAX];
   int n = fetch_live(s, request_id, live);
   if (n >= 0) {

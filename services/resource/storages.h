@@ -26,13 +26,13 @@
 
 typedef struct {
   int64_t id;
-  char type[16];   /* STAGING, PERMANENT */
+  char type[16]; /* STAGING, PERMANENT */
   char bucket[64];
   char path[256];
 } storage_loc;
 
 typedef struct {
-  const char *url;        /* Storage Service base URL */
+  const char *url; /* Storage Service base URL */
   long connect_timeout_ms;
   long timeout_ms;
   /* stub storages used when no live list was ever received */
@@ -49,8 +49,7 @@ typedef enum { STORAGES_LIVE = 0, STORAGES_CACHED, STORAGES_STUB } storages_sour
 
 /* Finds the first storage of `type`. Returns 0 and fills *out (and *source when not
  * NULL), or -1 when neither the live list nor the fallback has one. */
-int storages_pick(storages *s, const char *type, const char *request_id, storage_loc *out,
-                  storages_source *source);
+int storages_pick(storages *s, const char *type, const char *request_id, storage_loc *out, storages_source *source);
 
 /* Parses a GET /storages body into locs (at most max). Returns the count or -1 when the
  * body is not a list of storages. Exposed for tests. */

@@ -61,8 +61,7 @@ static void get_song(http_req *r, void *vctx) {
     song_reply_db_error(r, rc);
 }
 
-static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
-                       size_t *nout) {
+static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out, size_t *nout) {
   song_ctx *ctx = vctx;
   (void)request_id;
   return song_delete(ctx->db, ids, n, out, nout);
@@ -90,8 +89,8 @@ int song_routes(http_server *srv, song_ctx *ctx, auth *a) {
 
 int song_internal_routes(http_server *srv, song_ctx *ctx) {
   int rc = HTTP_OK;
-  rc |= http_server_route(srv, "POST", "/songs", post_song, ctx, SONG_MAX_BODY);     /* the processor */
-  rc |= http_server_route(srv, "DELETE", "/songs", delete_songs, ctx, 0);           /* the Resource Service */
+  rc |= http_server_route(srv, "POST", "/songs", post_song, ctx, SONG_MAX_BODY); /* the processor */
+  rc |= http_server_route(srv, "DELETE", "/songs", delete_songs, ctx, 0);        /* the Resource Service */
   rc |= svc_actuator_internal_routes(srv, actuator(ctx));
   return rc;
 }

@@ -20,10 +20,14 @@
 
 int main(void) {
   svc_app app;
-  svc_app_init(&app, &(svc_app_opts){.name = "song", .default_port = 8082, .db_var = "SONG_DB_URL",
+  svc_app_init(&app, &(svc_app_opts){.name = "song",
+                                     .default_port = 8082,
+                                     .db_var = "SONG_DB_URL",
                                      .db_default = "postgresql://song:song@127.0.0.1:25432/songs",
-                                     .migrations = song_migrations, .nmigrations = song_nmigrations,
-                                     .internal = true, .auth = true});
+                                     .migrations = song_migrations,
+                                     .nmigrations = song_nmigrations,
+                                     .internal = true,
+                                     .auth = true});
   int status = svc_app_open_log(&app);
   if (status) return status;
   status = svc_app_open(&app);

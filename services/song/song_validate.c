@@ -14,8 +14,8 @@
 typedef bool (*str_rule)(const char *);
 
 /* Checks one string field; returns its value or NULL (and records the message). */
-static const char *check_str(const json_t *body, json_t *errs, const char *field, str_rule ok,
-                             const char *missing, const char *invalid) {
+static const char *check_str(const json_t *body, json_t *errs, const char *field, str_rule ok, const char *missing,
+                             const char *invalid) {
   json_t *v = json_object_get(body, field);
   if (!v || json_is_null(v)) {
     json_object_set_new(errs, field, json_string(missing));
@@ -45,11 +45,10 @@ json_t *song_validate(const json_t *body, song *out) {
     out->id = (int32_t)json_integer_value(id);
   }
   out->name = check_str(body, errs, "name", songrules_text_ok, SONGRULES_NAME_MISSING, SONGRULES_NAME_INVALID);
-  out->artist =
-      check_str(body, errs, "artist", songrules_text_ok, SONGRULES_ARTIST_MISSING, SONGRULES_ARTIST_INVALID);
+  out->artist = check_str(body, errs, "artist", songrules_text_ok, SONGRULES_ARTIST_MISSING, SONGRULES_ARTIST_INVALID);
   out->album = check_str(body, errs, "album", songrules_text_ok, SONGRULES_ALBUM_MISSING, SONGRULES_ALBUM_INVALID);
-  out->duration = check_str(body, errs, "duration", songrules_duration_ok, SONGRULES_DURATION_MISSING,
-                            SONGRULES_DURATION_INVALID);
+  out->duration =
+      check_str(body, errs, "duration", songrules_duration_ok, SONGRULES_DURATION_MISSING, SONGRULES_DURATION_INVALID);
   out->year = check_str(body, errs, "year", songrules_year_ok, SONGRULES_YEAR_MISSING, SONGRULES_YEAR_INVALID);
   if (json_object_size(errs) == 0) {
     json_decref(errs);

@@ -71,8 +71,7 @@ static void get_storages(http_req *r, void *vctx) {
     reply_db_error(r, rc == STORAGE_OK ? DB_ERR_NOMEM : rc); /* rendering ran out of memory */
 }
 
-static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
-                       size_t *nout) {
+static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out, size_t *nout) {
   storage_ctx *ctx = vctx;
   (void)request_id;
   return storage_delete(ctx->db, ids, n, out, nout);
@@ -105,15 +104,18 @@ static void object_store_health(json_t *components, void *vctx) {
                      json_pack("{s:s, s:s, s:I}", "kind", kind, "error", "buckets pending", "bucketsPending",
                                (json_int_t)st.missing));
     break;
-  default:
-    health_component(components, "objectStore", "UNKNOWN", json_pack("{s:s}", "kind", kind));
+  default: health_component(components, "objectStore", "UNKNOWN", json_pack("{s:s}", "kind", kind));
   }
 }
 
 /* health: the database, then the object store; metrics: the server's and the pool's (lib/svc). */
 static svc_actuator *actuator(storage_ctx *ctx) {
-  ctx->act = (svc_actuator){.srv = ctx->srv, .life = ctx->life, .db = ctx->db, .pool_name = "storage",
-                            .components = object_store_health, .ctx = ctx};
+  ctx->act = (svc_actuator){.srv = ctx->srv,
+                            .life = ctx->life,
+                            .db = ctx->db,
+                            .pool_name = "storage",
+                            .components = object_store_health,
+                            .ctx = ctx};
   return &ctx->act;
 }
 

@@ -13,9 +13,9 @@
 
 typedef struct {
   db_pool *db;
-  keeper *keeper;   /* bucket provisioning and the object store's health */
-  http_server *srv; /* for /actuator/prometheus */
-  long max_count;   /* STORAGE_MAX_COUNT: POST /storages refuses more */
+  keeper *keeper;         /* bucket provisioning and the object store's health */
+  http_server *srv;       /* for /actuator/prometheus */
+  long max_count;         /* STORAGE_MAX_COUNT: POST /storages refuses more */
   health_lifecycle *life; /* for /actuator/health/readiness */
   svc_actuator act;       /* the actuator routes' context, filled by storage_routes */
 } storage_ctx;

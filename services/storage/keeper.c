@@ -20,8 +20,8 @@ struct keeper {
   keeper_status status;
   keeper_status logged; /* what the log last said, to log changes only */
   bool logged_any;
-  bool seed_warned;   /* the "cannot seed yet" warning is logged once */
-  bool ran;           /* a pass has run (main skips the first one when the database is down) */
+  bool seed_warned; /* the "cannot seed yet" warning is logged once */
+  bool ran;         /* a pass has run (main skips the first one when the database is down) */
 };
 
 static uint32_t pass_step(void *vk);
@@ -32,8 +32,8 @@ keeper *keeper_new(const keeper_opts *opts) {
   k->o = *opts;
   if (k->o.interval_ms == 0) k->o.interval_ms = DEFAULT_INTERVAL_MS;
   uint32_t first = k->o.interval_ms < 500 ? k->o.interval_ms : 500;
-  k->backoff.policy = (retry_policy){.initial_ms = first, .multiplier = 2.0, .max_delay_ms = k->o.interval_ms,
-                                     .jitter = RETRY_JITTER_EQUAL};
+  k->backoff.policy = (retry_policy){
+      .initial_ms = first, .multiplier = 2.0, .max_delay_ms = k->o.interval_ms, .jitter = RETRY_JITTER_EQUAL};
   k->backoff.rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)k;
   k->w = worker_new(pass_step, k); /* its waits follow CLOCK_MONOTONIC: immune to clock jumps */
   if (!k->w) {
@@ -182,9 +182,9 @@ bool keeper_run_once(keeper *k) {
 /* The wait before the next pass: the first try soon, the interval after a clean pass, the
  * backoff after unclean ones. */
 static uint32_t next_delay(keeper *k) {
-  return !k->ran                     ? k->backoff.policy.initial_ms
+  return !k->ran                    ? k->backoff.policy.initial_ms
          : k->backoff.failures == 0 ? k->o.interval_ms
-                                     : worker_backoff_delay(&k->backoff);
+                                    : worker_backoff_delay(&k->backoff);
 }
 
 /* One background pass (lib/worker's step). */

@@ -51,8 +51,8 @@ typedef enum {
 typedef struct {
   bool seeded;
   keeper_store store;
-  size_t buckets; /* distinct buckets of the last listing */
-  size_t missing; /* of those, not known to exist after the last pass */
+  size_t buckets;   /* distinct buckets of the last listing */
+  size_t missing;   /* of those, not known to exist after the last pass */
   const char *kind; /* s3_store_kind() of the last answer seen; NULL before any */
 } keeper_status;
 

@@ -40,22 +40,24 @@ static void check_seeds(const storage seeds[2], config_err *cerr) {
       snprintf(cerr->msg, sizeof cerr->msg, "%s: %s", path_var[i], problem);
   }
   if (!cerr->msg[0] && strcmp(seeds[0].bucket, seeds[1].bucket) == 0)
-    snprintf(cerr->msg, sizeof cerr->msg,
-             "STORAGE_STAGING_BUCKET and STORAGE_PERMANENT_BUCKET must differ");
+    snprintf(cerr->msg, sizeof cerr->msg, "STORAGE_STAGING_BUCKET and STORAGE_PERMANENT_BUCKET must differ");
 }
 
 int main(void) {
   svc_app app;
-  svc_app_init(&app, &(svc_app_opts){.name = "storage", .default_port = 8083, .db_var = "STORAGE_DB_URL",
+  svc_app_init(&app, &(svc_app_opts){.name = "storage",
+                                     .default_port = 8083,
+                                     .db_var = "STORAGE_DB_URL",
                                      .db_default = "postgresql://storage:storage@127.0.0.1:25432/storages",
-                                     .migrations = storage_migrations, .nmigrations = storage_nmigrations,
-                                     .internal = true, .auth = true});
+                                     .migrations = storage_migrations,
+                                     .nmigrations = storage_nmigrations,
+                                     .internal = true,
+                                     .auth = true});
   config_err *cerr = &app.err;
   /* 1000 storages render to about 350 KB: well within the Resource Service's 1 MiB cap on
    * the list it reads, so the list can never grow out of its reach */
   long long max_count = config_int("STORAGE_MAX_COUNT", 100, 2, 1000, cerr);
-  long long interval =
-      config_duration_ms("STORAGE_BUCKET_CHECK_INTERVAL", 5000, 100, 3600 * 1000LL, cerr);
+  long long interval = config_duration_ms("STORAGE_BUCKET_CHECK_INTERVAL", 5000, 100, 3600 * 1000LL, cerr);
   const storage seeds[2] = {
       {"STAGING", config_str("STORAGE_STAGING_BUCKET", "fermata-staging"),
        config_str("STORAGE_STAGING_PATH", "/files")},
@@ -80,13 +82,11 @@ int main(void) {
   int src = s3_new(&s3c, &s3);
   if (src != S3_OK) {
     /* the endpoint or region is malformed; credentials are not part of the message */
-    log_event(lg, LOG_LEVEL_ERROR, "bad configuration", "detail=\"S3_ENDPOINT or S3_REGION: %s\"",
-              s3_strerror(src));
+    log_event(lg, LOG_LEVEL_ERROR, "bad configuration", "detail=\"S3_ENDPOINT or S3_REGION: %s\"", s3_strerror(src));
     status = 2;
     goto out;
   }
-  keeper_opts ko = {.db = app.db, .s3 = s3, .lg = lg, .seeds = seeds, .nseeds = 2,
-                    .interval_ms = (uint32_t)interval};
+  keeper_opts ko = {.db = app.db, .s3 = s3, .lg = lg, .seeds = seeds, .nseeds = 2, .interval_ms = (uint32_t)interval};
   kp = app.db ? keeper_new(&ko) : NULL;
   storage_ctx ctx = {.db = app.db, .keeper = kp, .srv = app.srv, .max_count = (long)max_count, .life = &app.life};
   if (!app.db || !app.srv || !kp || storage_routes(app.srv, &ctx, app.au) != HTTP_OK) goto out;

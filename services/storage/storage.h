@@ -75,8 +75,8 @@ typedef int (*storage_provision_fn)(void *ud, const char *bucket);
  * already it gives STORAGE_FULL (creations take a transaction-scoped advisory lock for the
  * count, so racing requests cannot pass the cap together). On STORAGE_OK *id is set.
  * Otherwise a negative DB_ERR_*. */
-int storage_create(db_pool *db, const storage *s, long max_count, storage_provision_fn provision,
-                   void *ud, int32_t *id, int *provision_rc);
+int storage_create(db_pool *db, const storage *s, long max_count, storage_provision_fn provision, void *ud, int32_t *id,
+                   int *provision_rc);
 
 /* Every storage, ordered by id: *out a malloc'd array of *n rows the caller frees (NULL
  * when there are none). STORAGE_OK or a negative DB_ERR_*. */

@@ -21,12 +21,12 @@ const db_migration storage_migrations[] = {
 };
 const size_t storage_nmigrations = sizeof storage_migrations / sizeof storage_migrations[0];
 
-#define INSERT_SQL                                                                                 \
-  "INSERT INTO storages (storage_type, bucket, path) VALUES ($1, $2, $3)"                         \
+#define INSERT_SQL                                                        \
+  "INSERT INTO storages (storage_type, bucket, path) VALUES ($1, $2, $3)" \
   " ON CONFLICT (bucket, path) DO NOTHING RETURNING id"
 
-int storage_create(db_pool *db, const storage *s, long max_count, storage_provision_fn provision,
-                   void *ud, int32_t *id, int *provision_rc) {
+int storage_create(db_pool *db, const storage *s, long max_count, storage_provision_fn provision, void *ud, int32_t *id,
+                   int *provision_rc) {
   db_conn *c;
   int rc = db_acquire(db, &c);
   if (rc != DB_OK) return rc;

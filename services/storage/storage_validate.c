@@ -20,7 +20,7 @@
 #define MSG_TYPE_MISSING "Storage type is required"
 #define MSG_TYPE_INVALID "Storage type must be STAGING or PERMANENT"
 #define MSG_BUCKET_MISSING "Bucket is required"
-#define MSG_BUCKET_INVALID                                                                     \
+#define MSG_BUCKET_INVALID                                                                   \
   "Bucket must be a valid S3 bucket name (3-63 characters: lowercase letters, digits, dots " \
   "and hyphens, starting and ending with a letter or digit)"
 #define MSG_PATH_MISSING "Path is required"
@@ -36,8 +36,8 @@ bool storage_type_valid(const char *type) {
 bool storage_bucket_valid(const char *bucket) { return bucket && s3_valid_bucket_name(bucket); }
 
 static bool path_char_ok(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '_' || c == '.' || c == '~' || c == '/';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+         c == '.' || c == '~' || c == '/';
 }
 
 const char *storage_path_problem(const char *path) {
@@ -47,10 +47,9 @@ const char *storage_path_problem(const char *path) {
     if (!path_char_ok(*p)) return MSG_PATH_CHARS;
   if (strcmp(path, "/") == 0) return NULL;
   /* each segment after a '/' must be non-empty and not "." or ".." */
-  for (const char *seg = path + 1;; ) {
+  for (const char *seg = path + 1;;) {
     size_t n = strcspn(seg, "/");
-    if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
-      return MSG_PATH_SEGMENTS;
+    if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.')) return MSG_PATH_SEGMENTS;
     if (seg[n] == '\0') return NULL;
     seg += n + 1;
   }

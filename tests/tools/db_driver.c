@@ -135,9 +135,10 @@ static int timeout(db_pool *pool) {
   int exec_rc = again_rc == DB_OK ? db_exec(again, "SELECT 1", 0, NULL, &res) : again_rc;
   PQclear(res);
   db_release(pool, again);
-  json_t *out = json_pack("{s:i, s:i, s:i, s:I, s:i, s:i, s:i}", "waiter_rc", (int)(intptr_t)ret, "pending_after_timeout",
-                          during.pending, "open_after_release", after.open, "timeouts", (json_int_t)during.timeouts,
-                          "idle_after_release", after.idle, "again_rc", again_rc, "exec_rc", exec_rc);
+  json_t *out =
+      json_pack("{s:i, s:i, s:i, s:I, s:i, s:i, s:i}", "waiter_rc", (int)(intptr_t)ret, "pending_after_timeout",
+                during.pending, "open_after_release", after.open, "timeouts", (json_int_t)during.timeouts,
+                "idle_after_release", after.idle, "again_rc", again_rc, "exec_rc", exec_rc);
   json_dumpf(out, stdout, JSON_COMPACT);
   json_decref(out);
   putchar('\n');

@@ -30,8 +30,10 @@ static void *worker(void *p) {
   for (int i = 0; i < j->repeat; i++) {
     httpc_response r;
     int rc = httpc_do(j->c, &j->req, &r);
-    if (rc != 0) j->errors++;
-    else if (r.status >= 200 && r.status < 300) j->ok2xx++;
+    if (rc != 0)
+      j->errors++;
+    else if (r.status >= 200 && r.status < 300)
+      j->ok2xx++;
     j->connects += r.new_connections;
     httpc_response_free(&r);
   }
@@ -42,9 +44,12 @@ static void print_json_string(const char *s, size_t n) {
   putchar('"');
   for (size_t i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)s[i];
-    if (ch == '"' || ch == '\\') printf("\\%c", ch);
-    else if (ch < 0x20 || ch >= 0x7f) printf("\\u%04x", ch);
-    else putchar(ch);
+    if (ch == '"' || ch == '\\')
+      printf("\\%c", ch);
+    else if (ch < 0x20 || ch >= 0x7f)
+      printf("\\u%04x", ch);
+    else
+      putchar(ch);
   }
   putchar('"');
 }
@@ -54,15 +59,20 @@ int main(int argc, char **argv) {
   httpc_request req = {0};
   int repeat = 0, threads = 1, i = 1;
   for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
-    if (strcmp(argv[i], "--request-id") == 0) req.request_id = argv[i + 1];
-    else if (strcmp(argv[i], "--timeout-ms") == 0) cfg.timeout_ms = atol(argv[i + 1]);
+    if (strcmp(argv[i], "--request-id") == 0)
+      req.request_id = argv[i + 1];
+    else if (strcmp(argv[i], "--timeout-ms") == 0)
+      cfg.timeout_ms = atol(argv[i + 1]);
     else if (strcmp(argv[i], "--connect-timeout-ms") == 0)
       cfg.connect_timeout_ms = atol(argv[i + 1]);
     else if (strcmp(argv[i], "--max-bytes") == 0)
       cfg.max_response_bytes = (size_t)atol(argv[i + 1]);
-    else if (strcmp(argv[i], "--repeat") == 0) repeat = atoi(argv[i + 1]);
-    else if (strcmp(argv[i], "--threads") == 0) threads = atoi(argv[i + 1]);
-    else return 2;
+    else if (strcmp(argv[i], "--repeat") == 0)
+      repeat = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--threads") == 0)
+      threads = atoi(argv[i + 1]);
+    else
+      return 2;
   }
   if (argc - i < 2 || argc - i > 3 || threads < 1 || threads > 64) {
     fprintf(stderr, "usage: see the top of tests/tools/httpc_driver.c\n");
@@ -108,17 +118,17 @@ int main(int argc, char **argv) {
       connects += jobs[k].connects;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    printf("{\"calls\":%d,\"errors\":%d,\"statuses_2xx\":%d,\"new_connections\":%ld,"
-           "\"seconds\":%.3f}\n",
-           threads * repeat, errors, ok, connects,
-           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    printf(
+        "{\"calls\":%d,\"errors\":%d,\"statuses_2xx\":%d,\"new_connections\":%ld,"
+        "\"seconds\":%.3f}\n",
+        threads * repeat, errors, ok, connects,
+        (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     exit_code = errors ? 1 : 0;
   } else {
     httpc_response r;
     int rc = httpc_do(c, &req, &r);
-    printf("{\"rc\":%d,\"err\":\"%s\",\"status\":%ld,\"failure\":%s,\"body_len\":%zu,\"body\":",
-           rc, httpc_strerror(rc), r.status, httpc_is_failure(rc, r.status) ? "true" : "false",
-           r.body_len);
+    printf("{\"rc\":%d,\"err\":\"%s\",\"status\":%ld,\"failure\":%s,\"body_len\":%zu,\"body\":", rc, httpc_strerror(rc),
+           r.status, httpc_is_failure(rc, r.status) ? "true" : "false", r.body_len);
     print_json_string(r.body ? r.body : "", r.body_len);
     printf(",\"content_type\":");
     print_json_string(r.content_type, strlen(r.content_type));

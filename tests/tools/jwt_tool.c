@@ -140,9 +140,9 @@ static int cmd_mint(const opts *o) {
   jwtmint_key *k = load(o->key);
   if (k == NULL) return 2;
   long long now = (long long)time(NULL);
-  json_t *c = json_pack("{s:s,s:s,s:I,s:I}", "iss", o->iss, "sub", o->sub,
-                        "exp", (json_int_t)(o->has_exp ? o->exp : now + o->ttl),
-                        "iat", (json_int_t)(o->has_iat ? o->iat : now));
+  json_t *c =
+      json_pack("{s:s,s:s,s:I,s:I}", "iss", o->iss, "sub", o->sub, "exp",
+                (json_int_t)(o->has_exp ? o->exp : now + o->ttl), "iat", (json_int_t)(o->has_iat ? o->iat : now));
   if (o->n_aud == 1) {
     json_object_set_new(c, "aud", json_string(o->aud[0]));
   } else {
@@ -152,13 +152,15 @@ static int cmd_mint(const opts *o) {
   }
   if (o->has_nbf) json_object_set_new(c, "nbf", json_integer((json_int_t)o->nbf));
   if (o->scope) json_object_set_new(c, o->scp ? "scp" : "scope", o->scp ? scp_array(o->scope) : json_string(o->scope));
-  json_t *h = json_pack("{s:s,s:s,s:s}", "alg", o->header_alg ? o->header_alg : jwtmint_key_alg(k),
-                        "typ", "JWT", "kid", o->kid);
+  json_t *h = json_pack("{s:s,s:s,s:s}", "alg", o->header_alg ? o->header_alg : jwtmint_key_alg(k), "typ", "JWT", "kid",
+                        o->kid);
   char *hs = json_dumps(h, JSON_COMPACT), *cs = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
   char *token = hs && cs ? jwtmint_token(k, hs, cs, false) : NULL;
   int rc = token ? 0 : 2;
-  if (token) printf("%s\n", token);
-  else fprintf(stderr, "jwt_tool: signing failed\n");
+  if (token)
+    printf("%s\n", token);
+  else
+    fprintf(stderr, "jwt_tool: signing failed\n");
   free(token);
   free(hs);
   free(cs);
@@ -211,9 +213,8 @@ static int cmd_verify(const opts *o) {
   json_t *scopes = json_array();
   for (unsigned bit = JWT_SCOPE_READ; bit <= JWT_SCOPE_ADMIN; bit <<= 1)
     if (c.scopes & bit) json_array_append_new(scopes, json_string(jwt_scope_name(bit)));
-  json_t *out = json_pack("{s:i,s:s,s:s,s:s,s:o}", "status", jwt_http_status(err), "error",
-                          jwt_error_description(err), "www_authenticate", challenge, "sub", c.subject,
-                          "scopes", scopes);
+  json_t *out = json_pack("{s:i,s:s,s:s,s:s,s:o}", "status", jwt_http_status(err), "error", jwt_error_description(err),
+                          "www_authenticate", challenge, "sub", c.subject, "scopes", scopes);
   char *s = json_dumps(out, JSON_COMPACT);
   printf("%s\n", s);
   free(s);
@@ -228,14 +229,22 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   opts o = {.kid = "test-key", .sub = "fermata-test", .ttl = 300};
   static const struct option longopts[] = {
-      {"key", required_argument, NULL, 'k'},  {"jwks", required_argument, NULL, 'j'},
-      {"alg", required_argument, NULL, 'a'},  {"kid", required_argument, NULL, 'i'},
-      {"append", no_argument, NULL, 'A'},     {"iss", required_argument, NULL, 's'},
-      {"aud", required_argument, NULL, 'u'},  {"scope", required_argument, NULL, 'c'},
-      {"scp", no_argument, NULL, 'C'},        {"sub", required_argument, NULL, 'b'},
-      {"ttl", required_argument, NULL, 't'},  {"exp", required_argument, NULL, 'e'},
-      {"nbf", required_argument, NULL, 'n'},  {"iat", required_argument, NULL, 'I'},
-      {"need", required_argument, NULL, 'N'}, {"token", required_argument, NULL, 'T'},
+      {"key", required_argument, NULL, 'k'},
+      {"jwks", required_argument, NULL, 'j'},
+      {"alg", required_argument, NULL, 'a'},
+      {"kid", required_argument, NULL, 'i'},
+      {"append", no_argument, NULL, 'A'},
+      {"iss", required_argument, NULL, 's'},
+      {"aud", required_argument, NULL, 'u'},
+      {"scope", required_argument, NULL, 'c'},
+      {"scp", no_argument, NULL, 'C'},
+      {"sub", required_argument, NULL, 'b'},
+      {"ttl", required_argument, NULL, 't'},
+      {"exp", required_argument, NULL, 'e'},
+      {"nbf", required_argument, NULL, 'n'},
+      {"iat", required_argument, NULL, 'I'},
+      {"need", required_argument, NULL, 'N'},
+      {"token", required_argument, NULL, 'T'},
       {NULL, 0, NULL, 0},
   };
   optind = 2;
@@ -255,10 +264,18 @@ int main(int argc, char **argv) {
     case 'c': o.scope = optarg; break;
     case 'C': o.scp = true; break;
     case 'b': o.sub = optarg; break;
-    case 't': if (!parse_ll(optarg, &o.ttl)) return usage("--ttl needs seconds"); break;
-    case 'e': if (!(o.has_exp = parse_ll(optarg, &o.exp))) return usage("--exp needs an epoch"); break;
-    case 'n': if (!(o.has_nbf = parse_ll(optarg, &o.nbf))) return usage("--nbf needs an epoch"); break;
-    case 'I': if (!(o.has_iat = parse_ll(optarg, &o.iat))) return usage("--iat needs an epoch"); break;
+    case 't':
+      if (!parse_ll(optarg, &o.ttl)) return usage("--ttl needs seconds");
+      break;
+    case 'e':
+      if (!(o.has_exp = parse_ll(optarg, &o.exp))) return usage("--exp needs an epoch");
+      break;
+    case 'n':
+      if (!(o.has_nbf = parse_ll(optarg, &o.nbf))) return usage("--nbf needs an epoch");
+      break;
+    case 'I':
+      if (!(o.has_iat = parse_ll(optarg, &o.iat))) return usage("--iat needs an epoch");
+      break;
     case 'N': {
       unsigned bit = 0;
       for (unsigned b = JWT_SCOPE_READ; b <= JWT_SCOPE_ADMIN; b <<= 1)

@@ -142,14 +142,12 @@ static int der_to_raw(const unsigned char *der, size_t len, unsigned char raw[64
   const unsigned char *p = der;
   ECDSA_SIG *s = d2i_ECDSA_SIG(NULL, &p, (long)len);
   if (s == NULL) return -1;
-  int ok = BN_bn2binpad(ECDSA_SIG_get0_r(s), raw, 32) == 32 &&
-           BN_bn2binpad(ECDSA_SIG_get0_s(s), raw + 32, 32) == 32;
+  int ok = BN_bn2binpad(ECDSA_SIG_get0_r(s), raw, 32) == 32 && BN_bn2binpad(ECDSA_SIG_get0_s(s), raw + 32, 32) == 32;
   ECDSA_SIG_free(s);
   return ok ? 0 : -1;
 }
 
-int jwtmint_sign(const jwtmint_key *k, const void *data, size_t len, bool der, unsigned char **sig,
-                 size_t *sig_len) {
+int jwtmint_sign(const jwtmint_key *k, const void *data, size_t len, bool der, unsigned char **sig, size_t *sig_len) {
   *sig = NULL;
   EVP_MD_CTX *md = EVP_MD_CTX_new();
   size_t n = 0;
@@ -213,7 +211,7 @@ char *jwtmint_token(const jwtmint_key *k, const char *header_json, const char *p
   return out;
 }
 
-char *jwtmint_token_with_sig(const char *header_json, const char *payload_json,
-                             const unsigned char *sig, size_t sig_len) {
+char *jwtmint_token_with_sig(const char *header_json, const char *payload_json, const unsigned char *sig,
+                             size_t sig_len) {
   return append_sig(signing_input(header_json, payload_json), sig, sig_len);
 }

@@ -36,15 +36,14 @@ char *jwtmint_b64(const void *data, size_t len);
 
 /* Signs data with SHA-256. ES256 gives the JWS raw r||s unless der is true (a DER
  * signature, which verifiers must refuse). 0 with *sig malloc'd, or -1. */
-int jwtmint_sign(const jwtmint_key *k, const void *data, size_t len, bool der, unsigned char **sig,
-                 size_t *sig_len);
+int jwtmint_sign(const jwtmint_key *k, const void *data, size_t len, bool der, unsigned char **sig, size_t *sig_len);
 
 /* "b64(header).b64(payload).b64(signature)" from JSON texts, signed with k; k NULL leaves
  * the signature empty (an unsecured JWS). NULL on error. */
 char *jwtmint_token(const jwtmint_key *k, const char *header_json, const char *payload_json, bool der);
 
 /* Same, with the signature given (for forged tokens). */
-char *jwtmint_token_with_sig(const char *header_json, const char *payload_json,
-                             const unsigned char *sig, size_t sig_len);
+char *jwtmint_token_with_sig(const char *header_json, const char *payload_json, const unsigned char *sig,
+                             size_t sig_len);
 
 #endif

@@ -39,7 +39,10 @@ typedef struct {
 } consume_ctx;
 
 static volatile sig_atomic_t got_signal;
-static void on_signal(int sig) { (void)sig; got_signal = 1; }
+static void on_signal(int sig) {
+  (void)sig;
+  got_signal = 1;
+}
 
 static long ms_since(const struct timespec *t0) {
   struct timespec t;
@@ -66,17 +69,20 @@ static void emit(json_t *json) {
 static mq_verdict handler(const mq_message *m, void *arg, char *reason, size_t cap) {
   consume_ctx *ctx = arg;
   const args *a = ctx->a;
-  emit(json_pack("{s:s, s:s%, s:i, s:b, s:s, s:s, s:s, s:I}", "event", "msg", "body", m->body,
-                 m->len, "attempt", (int)m->attempt, "redelivered", m->redelivered, "request_id",
-                 m->request_id, "routing_key", m->routing_key, "content_type", m->content_type,
-                 "t_ms", (json_int_t)ms_since(&ctx->t0)));
+  emit(json_pack("{s:s, s:s%, s:i, s:b, s:s, s:s, s:s, s:I}", "event", "msg", "body", m->body, m->len, "attempt",
+                 (int)m->attempt, "redelivered", m->redelivered, "request_id", m->request_id, "routing_key",
+                 m->routing_key, "content_type", m->content_type, "t_ms", (json_int_t)ms_since(&ctx->t0)));
   if (a->hold_ms > 0) sleep_ms(a->hold_ms);
   mq_verdict v = MQ_ACK;
   const char *mode = a->mode;
-  if (strcmp(mode, "reject") == 0) v = MQ_REJECT;
-  else if (strcmp(mode, "retry") == 0) v = MQ_RETRY;
-  else if (strcmp(mode, "retry-once") == 0) v = m->attempt < 2 ? MQ_RETRY : MQ_ACK;
-  else if (strcmp(mode, "requeue-once") == 0) v = m->redelivered ? MQ_ACK : MQ_REQUEUE;
+  if (strcmp(mode, "reject") == 0)
+    v = MQ_REJECT;
+  else if (strcmp(mode, "retry") == 0)
+    v = MQ_RETRY;
+  else if (strcmp(mode, "retry-once") == 0)
+    v = m->attempt < 2 ? MQ_RETRY : MQ_ACK;
+  else if (strcmp(mode, "requeue-once") == 0)
+    v = m->redelivered ? MQ_ACK : MQ_REQUEUE;
   if (v == MQ_REJECT || v == MQ_RETRY) snprintf(reason, cap, "%s", a->reason);
   atomic_fetch_add(&ctx->handled, 1);
   return v;
@@ -94,12 +100,13 @@ static int do_publish(const args *a, const mq_params *p, const mq_topology *t) {
   for (long i = 0; i < a->count; i++) {
     char body[1024];
     if (i > 0 && a->gap_ms > 0) sleep_ms(a->gap_ms);
-    if (a->count == 1) snprintf(body, sizeof body, "%s", a->body);
-    else snprintf(body, sizeof body, "%s-%ld", a->body, i);
+    if (a->count == 1)
+      snprintf(body, sizeof body, "%s", a->body);
+    else
+      snprintf(body, sizeof body, "%s-%ld", a->body, i);
     mq_publish_opts o = {.request_id = a->request_id, .attempt = 0};
     int rc = mq_publish(pub, a->exchange, a->rk, body, strlen(body), &o);
-    emit(json_pack("{s:s, s:s, s:i, s:s}", "event", "published", "body", body, "rc", rc, "error",
-                   mq_strerror(rc)));
+    emit(json_pack("{s:s, s:s, s:i, s:s}", "event", "published", "body", body, "rc", rc, "error", mq_strerror(rc)));
     if (rc != 0) failed++;
   }
   mq_publisher_free(pub);
@@ -128,8 +135,7 @@ static int do_consume(const args *a, const mq_params *p, const mq_topology *t) {
          (a->seconds <= 0 || ms_since(&ctx.t0) < a->seconds * 1000)) {
     int now = mq_consumer_connected(c);
     if (now != was_connected)
-      emit(json_pack("{s:s, s:I}", "event", now ? "connected" : "disconnected", "t_ms",
-                     (json_int_t)ms_since(&ctx.t0)));
+      emit(json_pack("{s:s, s:I}", "event", now ? "connected" : "disconnected", "t_ms", (json_int_t)ms_since(&ctx.t0)));
     was_connected = now;
     sleep_ms(20);
   }
@@ -140,19 +146,31 @@ static int do_consume(const args *a, const mq_params *p, const mq_topology *t) {
 }
 
 int main(int argc, char **argv) {
-  args a = {.exchange = "fm.test", .body = "{}", .mode = "ack", .reason = "driver says no",
-            .count = 1, .prefetch = 1, .max_attempts = 5, .retry_ms = 1000};
-  static const struct option longopts[] = {
-      {"url", required_argument, NULL, 'u'},        {"exchange", required_argument, NULL, 'x'},
-      {"queue", required_argument, NULL, 'q'},      {"key", required_argument, NULL, 'k'},
-      {"body", required_argument, NULL, 'b'},       {"count", required_argument, NULL, 'n'},
-      {"request-id", required_argument, NULL, 'r'}, {"mode", required_argument, NULL, 'm'},
-      {"hold-ms", required_argument, NULL, 'h'},    {"seconds", required_argument, NULL, 's'},
-      {"prefetch", required_argument, NULL, 'p'},   {"max-attempts", required_argument, NULL, 'a'},
-      {"retry-ms", required_argument, NULL, 't'},   {"reason", required_argument, NULL, 'R'},
-      {"rk", required_argument, NULL, 'K'},
-      {"gap-ms", required_argument, NULL, 'g'},
-      {0, 0, 0, 0}};
+  args a = {.exchange = "fm.test",
+            .body = "{}",
+            .mode = "ack",
+            .reason = "driver says no",
+            .count = 1,
+            .prefetch = 1,
+            .max_attempts = 5,
+            .retry_ms = 1000};
+  static const struct option longopts[] = {{"url", required_argument, NULL, 'u'},
+                                           {"exchange", required_argument, NULL, 'x'},
+                                           {"queue", required_argument, NULL, 'q'},
+                                           {"key", required_argument, NULL, 'k'},
+                                           {"body", required_argument, NULL, 'b'},
+                                           {"count", required_argument, NULL, 'n'},
+                                           {"request-id", required_argument, NULL, 'r'},
+                                           {"mode", required_argument, NULL, 'm'},
+                                           {"hold-ms", required_argument, NULL, 'h'},
+                                           {"seconds", required_argument, NULL, 's'},
+                                           {"prefetch", required_argument, NULL, 'p'},
+                                           {"max-attempts", required_argument, NULL, 'a'},
+                                           {"retry-ms", required_argument, NULL, 't'},
+                                           {"reason", required_argument, NULL, 'R'},
+                                           {"rk", required_argument, NULL, 'K'},
+                                           {"gap-ms", required_argument, NULL, 'g'},
+                                           {0, 0, 0, 0}};
   if (argc < 2) goto usage;
   const char *cmd = argv[1];
   optind = 2;

@@ -27,11 +27,9 @@ static long env_long(const char *name) {
   return v ? strtol(v, NULL, 10) : 0;
 }
 
-static void print_result(int rc, const s3_error *e, const s3_object_info *info,
-                         const char *extra) {
-  printf("{\"rc\":%d,\"err\":\"%s\",\"http_status\":%ld,\"s3_code\":\"%s\"", rc,
-         s3_strerror(rc), rc ? e->http_status : (info ? info->http_status : 0),
-         rc ? e->s3_code : "");
+static void print_result(int rc, const s3_error *e, const s3_object_info *info, const char *extra) {
+  printf("{\"rc\":%d,\"err\":\"%s\",\"http_status\":%ld,\"s3_code\":\"%s\"", rc, s3_strerror(rc),
+         rc ? e->http_status : (info ? info->http_status : 0), rc ? e->s3_code : "");
   if (info && rc == 0) {
     /* ETags come quoted; drop the quotes so the line stays valid JSON */
     const char *etag = info->etag;
@@ -40,8 +38,7 @@ static void print_result(int rc, const s3_error *e, const s3_object_info *info,
       etag++;
       n -= 2;
     }
-    printf(",\"content_length\":%" PRIu64 ",\"total_size\":%" PRIu64
-           ",\"etag\":\"%.*s\",\"content_type\":\"%s\"",
+    printf(",\"content_length\":%" PRIu64 ",\"total_size\":%" PRIu64 ",\"etag\":\"%.*s\",\"content_type\":\"%s\"",
            info->content_length, info->total_size, (int)n, etag, info->content_type);
   }
   if (extra) printf(",%s", extra);
@@ -124,8 +121,8 @@ static void *stress_thread(void *p) {
     s3_error e;
     mem_sink m = {.len = 0};
     if (s3_put(a->c, a->bucket, key, body, sizeof body, NULL, &e) != 0 ||
-        s3_get(a->c, a->bucket, key, NULL, mem_write, &m, NULL, &e) != 0 ||
-        m.len != sizeof body || memcmp(m.buf, body, sizeof body) != 0) {
+        s3_get(a->c, a->bucket, key, NULL, mem_write, &m, NULL, &e) != 0 || m.len != sizeof body ||
+        memcmp(m.buf, body, sizeof body) != 0) {
       a->failures++;
     }
   }
@@ -149,8 +146,8 @@ static int stress(s3_client *c, const char *bucket, int threads, int ops) {
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-  printf("{\"rc\":%d,\"failures\":%d,\"ops\":%d,\"seconds\":%.3f}\n", failures ? -1 : 0,
-         failures, threads * ops * 2, secs);
+  printf("{\"rc\":%d,\"failures\":%d,\"ops\":%d,\"seconds\":%.3f}\n", failures ? -1 : 0, failures, threads * ops * 2,
+         secs);
   return failures ? 1 : 0;
 }
 

@@ -64,16 +64,16 @@ static void expect_invalid(const char *s) {
 
 static void test_strictness(void **state) {
   (void)state;
-  expect_invalid("Zg==");     /* padding */
-  expect_invalid("Zm9v+A");   /* base64, not base64url */
+  expect_invalid("Zg==");   /* padding */
+  expect_invalid("Zm9v+A"); /* base64, not base64url */
   expect_invalid("Zm9v/A");
-  expect_invalid("Zm 9v");    /* white space */
+  expect_invalid("Zm 9v"); /* white space */
   expect_invalid("Zm9v\n");
-  expect_invalid("Z");        /* 4k+1 characters */
+  expect_invalid("Z"); /* 4k+1 characters */
   expect_invalid("Zm9vY");
-  expect_invalid("Zh");       /* unused bits set: "Zg" is the only encoding of "f" */
-  expect_invalid("Zm9");      /* "Zm8" is the only encoding of "fo" */
-  expect_invalid("Zm\x80v");  /* a high byte */
+  expect_invalid("Zh");      /* unused bits set: "Zg" is the only encoding of "f" */
+  expect_invalid("Zm9");     /* "Zm8" is the only encoding of "fo" */
+  expect_invalid("Zm\x80v"); /* a high byte */
   unsigned char dec[4];
   size_t n;
   assert_int_equal(b64url_decode("Zm\0v", 4, dec, sizeof dec, &n), B64URL_ERR_INVALID);

@@ -189,8 +189,11 @@ static int setup(void **state) {
   pthread_mutex_init(&f->rv.mu, NULL);
   pthread_cond_init(&f->rv.cv, NULL);
   pthread_mutex_init(&f->body.mu, NULL);
-  http_server_opts o = {.bind_addr = "127.0.0.1", .event_loops = 1, .workers = PEERS + 2,
-                        .max_connections = 200, .shutdown_grace_ms = 300};
+  http_server_opts o = {.bind_addr = "127.0.0.1",
+                        .event_loops = 1,
+                        .workers = PEERS + 2,
+                        .max_connections = 200,
+                        .shutdown_grace_ms = 300};
   f->srv = http_server_new(&o, NULL);
   assert_non_null(f->srv);
   assert_int_equal(http_server_route(f->srv, "GET", "/together", h_rendezvous, &f->rv, 0), HTTP_OK);
@@ -250,7 +253,7 @@ static void blocking_handlers_run_together(void **state) {
  * lets another take the next request: hence "at most 3", not "exactly 1". */
 static void requests_one_at_a_time_stay_on_few_workers(void **state) {
   fixture *f = *state;
-  char seen[PEERS + 2][sizeof ((resp *)0)->body];
+  char seen[PEERS + 2][sizeof((resp *)0)->body];
   int distinct = 0;
   for (int i = 0; i < 60; i++) {
     resp r = get(f->port, "/who");
@@ -313,7 +316,7 @@ static void waiting_stream_does_not_block_the_loop(void **state) {
   pthread_create(&t, NULL, call_thread, &s);
   for (long long until = now_ms() + 5000; atomic_load(&f->body.waits) == 0 && now_ms() < until;) usleep(2000);
   assert_true(atomic_load(&f->body.waits) > 0); /* the reader is waiting for its producer */
-  resp quick = get(f->port, "/ok");              /* on the same, only, event loop */
+  resp quick = get(f->port, "/ok");             /* on the same, only, event loop */
   long long quick_done = now_ms();
   assert_int_equal(quick.status, 200);
   pthread_join(t, NULL);

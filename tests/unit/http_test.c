@@ -31,8 +31,10 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
 static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
   resp *r = ud;
   size_t k = sz * n;
-  if (k > 14 && strncasecmp(p, "Content-Type: ", 14) == 0) snprintf(r->ctype, sizeof r->ctype, "%.*s", (int)(k - 16), p + 14);
-  if (k > 14 && strncasecmp(p, "X-Request-Id: ", 14) == 0) snprintf(r->reqid, sizeof r->reqid, "%.*s", (int)(k - 16), p + 14);
+  if (k > 14 && strncasecmp(p, "Content-Type: ", 14) == 0)
+    snprintf(r->ctype, sizeof r->ctype, "%.*s", (int)(k - 16), p + 14);
+  if (k > 14 && strncasecmp(p, "X-Request-Id: ", 14) == 0)
+    snprintf(r->reqid, sizeof r->reqid, "%.*s", (int)(k - 16), p + 14);
   if (k > 7 && strncasecmp(p, "Allow: ", 7) == 0) snprintf(r->allow, sizeof r->allow, "%.*s", (int)(k - 9), p + 7);
   return k;
 }
@@ -67,8 +69,9 @@ static resp call(const char *method, const char *path, const char *body, long bo
 
 static void h_item(http_req *r, void *ctx) {
   (void)ctx;
-  http_reply_json(r, 200, json_pack("{s:s, s:s}", "id", http_req_param(r, "id"), "q",
-                                    http_req_query(r, "q") ? http_req_query(r, "q") : ""));
+  http_reply_json(r, 200,
+                  json_pack("{s:s, s:s}", "id", http_req_param(r, "id"), "q",
+                            http_req_query(r, "q") ? http_req_query(r, "q") : ""));
 }
 static void h_echo(http_req *r, void *ctx) {
   (void)ctx;
@@ -178,8 +181,9 @@ static void json_bodies(void **state) {
   assert_int_equal(r.status, 200);
   r = call("POST", "/json", "{}", -1, "Content-Type: text/plain");
   assert_int_equal(r.status, 415);
-  assert_string_equal(r.body, "{\"errorMessage\":\"Content type 'text/plain' is not supported. Use "
-                              "application/json\",\"errorCode\":\"415\"}");
+  assert_string_equal(r.body,
+                      "{\"errorMessage\":\"Content type 'text/plain' is not supported. Use "
+                      "application/json\",\"errorCode\":\"415\"}");
 }
 
 static void silent_handler_is_500(void **state) {
@@ -226,9 +230,12 @@ static void stop_lets_in_flight_finish(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(routes_with_params),     cmocka_unit_test(not_found_and_method_not_allowed),
-      cmocka_unit_test(body_limits),            cmocka_unit_test(json_bodies),
-      cmocka_unit_test(silent_handler_is_500),  cmocka_unit_test(metrics_count_requests),
+      cmocka_unit_test(routes_with_params),
+      cmocka_unit_test(not_found_and_method_not_allowed),
+      cmocka_unit_test(body_limits),
+      cmocka_unit_test(json_bodies),
+      cmocka_unit_test(silent_handler_is_500),
+      cmocka_unit_test(metrics_count_requests),
       cmocka_unit_test(stop_lets_in_flight_finish),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -59,8 +59,8 @@ static void test_invalid_requests(void **state) {
   assert_int_equal(httpc_do(c, &q, &r), HTTPC_ERR_INVALID);
   q = (httpc_request){.method = "POST", .url = "http://127.0.0.1:1/", .body_len = 3};
   assert_int_equal(httpc_do(c, &q, &r), HTTPC_ERR_INVALID);
-  q = (httpc_request){.method = "POST", .url = "http://127.0.0.1:1/", .body = "{}",
-                      .body_len = 2, .content_type = "a\nb"};
+  q = (httpc_request){
+      .method = "POST", .url = "http://127.0.0.1:1/", .body = "{}", .body_len = 2, .content_type = "a\nb"};
   assert_int_equal(httpc_do(c, &q, &r), HTTPC_ERR_INVALID);
   httpc_response_free(&r);
   httpc_response_free(&r);
@@ -73,8 +73,8 @@ static void test_refused_is_connect_error(void **state) {
   httpc_config cfg = {.connect_timeout_ms = 500, .timeout_ms = 1000};
   assert_int_equal(httpc_new(&cfg, &c), 0);
   httpc_response r;
-  httpc_request q = {.method = "POST", .url = "http://127.0.0.1:1/songs", .body = "{}",
-                     .body_len = 2, .request_id = "req-1"};
+  httpc_request q = {
+      .method = "POST", .url = "http://127.0.0.1:1/songs", .body = "{}", .body_len = 2, .request_id = "req-1"};
   assert_int_equal(httpc_do(c, &q, &r), HTTPC_ERR_CONNECT);
   assert_int_equal(r.status, 0);
   assert_null(r.body);

@@ -61,8 +61,7 @@ static jwks_set *parse_ok(const char *doc) {
 
 static void test_parse_usable_keys(void **state) {
   keys *k = *state;
-  json_t *j[] = {jwtmint_jwk(k->rsa, "r1", true), jwtmint_jwk(k->ec, "e1", false),
-                 jwtmint_jwk(k->rsa2, NULL, false)};
+  json_t *j[] = {jwtmint_jwk(k->rsa, "r1", true), jwtmint_jwk(k->ec, "e1", false), jwtmint_jwk(k->rsa2, NULL, false)};
   char *doc = doc_of(3, j);
   jwks_set *s = parse_ok(doc);
   assert_int_equal(jwks_set_count(s), 3);
@@ -265,13 +264,13 @@ static void test_strerror(void **state) {
 typedef struct fake {
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  char *doc;     /* served */
+  char *doc; /* served */
   long max_age;
-  int rc;        /* returned instead when not 0 */
+  int rc; /* returned instead when not 0 */
   bool null_body;
   int calls;
-  bool block;    /* a fetch waits until block is cleared */
-  int blocked;   /* fetches waiting */
+  bool block;  /* a fetch waits until block is cleared */
+  int blocked; /* fetches waiting */
   atomic_llong now;
 } fake;
 
@@ -350,7 +349,7 @@ static void test_cache_config(void **state) {
       {.fetch = fake_fetch, .max_ttl_s = -1},
       {.fetch = fake_fetch, .min_refresh_interval_s = -1},
       {.fetch = fake_fetch, .min_ttl_s = 100, .max_ttl_s = 50, .ttl_s = 60},
-      {.fetch = fake_fetch, .ttl_s = 10},           /* under min_ttl's 30 */
+      {.fetch = fake_fetch, .ttl_s = 10},                         /* under min_ttl's 30 */
       {.fetch = fake_fetch, .ttl_s = 90000, .max_ttl_s = 100000}, /* over a day */
       {.fetch = fake_fetch, .max_ttl_s = 31 * 86400},
       {.fetch = fake_fetch, .min_refresh_interval_s = 86401},
@@ -623,11 +622,16 @@ static void test_cache_single_flight(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_parse_usable_keys),   cmocka_unit_test(test_parse_skips_unusable),
-      cmocka_unit_test(test_parse_refuses_documents), cmocka_unit_test(test_verify),
-      cmocka_unit_test(test_strerror),            cmocka_unit_test(test_cache_config),
-      cmocka_unit_test(test_cache_lifetime),      cmocka_unit_test(test_cache_failures),
-      cmocka_unit_test(test_cache_rotation),      cmocka_unit_test(test_cache_single_flight),
+      cmocka_unit_test(test_parse_usable_keys),
+      cmocka_unit_test(test_parse_skips_unusable),
+      cmocka_unit_test(test_parse_refuses_documents),
+      cmocka_unit_test(test_verify),
+      cmocka_unit_test(test_strerror),
+      cmocka_unit_test(test_cache_config),
+      cmocka_unit_test(test_cache_lifetime),
+      cmocka_unit_test(test_cache_failures),
+      cmocka_unit_test(test_cache_rotation),
+      cmocka_unit_test(test_cache_single_flight),
   };
   return cmocka_run_group_tests(tests, setup_keys, teardown_keys);
 }

@@ -27,7 +27,7 @@ static void test_max_age(void **state) {
   assert_int_equal(jwkshttp_max_age("max-age=120"), 120);
   assert_int_equal(jwkshttp_max_age("public, max-age=3600, must-revalidate"), 3600);
   assert_int_equal(jwkshttp_max_age(" MAX-AGE = 5 "), 0); /* no space before '=': malformed */
-  assert_int_equal(jwkshttp_max_age("Max-Age=5"), 5);    /* directive names are case-insensitive */
+  assert_int_equal(jwkshttp_max_age("Max-Age=5"), 5);     /* directive names are case-insensitive */
   assert_int_equal(jwkshttp_max_age("max-age=\"60\""), 60);
   assert_int_equal(jwkshttp_max_age("max-age=\"60"), 0);
   assert_int_equal(jwkshttp_max_age("max-age=60, max-age=5"), 60); /* the first wins */
@@ -128,10 +128,11 @@ static void test_fetch_ok(void **state) {
   (void)state;
   canned c;
   jwks_fetched f;
-  int rc = fetch_canned("HTTP/1.1 200 OK\r\nContent-Type: application/jwk-set+json\r\n"
-                        "Cache-Control: public\r\ncache-control: max-age=120\r\n"
-                        "Content-Length: 11\r\nConnection: close\r\n\r\n{\"keys\":[]}",
-                        0, &f, &c);
+  int rc = fetch_canned(
+      "HTTP/1.1 200 OK\r\nContent-Type: application/jwk-set+json\r\n"
+      "Cache-Control: public\r\ncache-control: max-age=120\r\n"
+      "Content-Length: 11\r\nConnection: close\r\n\r\n{\"keys\":[]}",
+      0, &f, &c);
   assert_int_equal(rc, 0);
   assert_int_equal(f.len, 11);
   assert_string_equal(f.body, "{\"keys\":[]}");
@@ -151,9 +152,9 @@ static void test_fetch_failures(void **state) {
   (void)state;
   canned c;
   jwks_fetched f;
-  assert_int_equal(fetch_canned("HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
-                                0, &f, &c),
-                   JWKS_ERR_FETCH);
+  assert_int_equal(
+      fetch_canned("HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}", 0, &f, &c),
+      JWKS_ERR_FETCH);
   assert_null(f.body);
   /* a redirect is not followed */
   assert_int_equal(fetch_canned("HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/\r\n"
@@ -162,9 +163,9 @@ static void test_fetch_failures(void **state) {
                    JWKS_ERR_FETCH);
   assert_null(f.body);
   /* over the cap */
-  assert_int_equal(fetch_canned("HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"keys\":[]}",
-                                10, &f, &c),
-                   JWKS_ERR_FETCH);
+  assert_int_equal(
+      fetch_canned("HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"keys\":[]}", 10, &f, &c),
+      JWKS_ERR_FETCH);
   assert_null(f.body);
   /* an empty body */
   assert_int_equal(fetch_canned("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 0, &f, &c),

@@ -78,8 +78,8 @@ static int setup_with(fx *f, long skew) {
   atomic_store(&f->mono, 100);
   atomic_store(&f->wall, NOW);
   jwks_cache_config kc = {.fetch = fetch, .fetch_ctx = f, .clock = mono, .clock_ctx = f};
-  jwt_config c = {.issuer = ISS, .audiences = audiences, .n_audiences = 2, .clock_skew_s = skew,
-                  .clock = wall, .clock_ctx = f};
+  jwt_config c = {
+      .issuer = ISS, .audiences = audiences, .n_audiences = 2, .clock_skew_s = skew, .clock = wall, .clock_ctx = f};
   if (jwks_cache_new(&kc, &f->cache) != 0) return -1;
   return jwt_verifier_new(&c, f->cache, &f->v);
 }
@@ -98,9 +98,8 @@ int teardown(void **state) {
 
 /* The claims of a good token, with `field` replaced by the JSON `value` (NULL: removed). */
 char *claims_with(const char *field, const char *value) {
-  json_t *c = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "iss", ISS, "aud", "fermata", "sub", "alice",
-                        "scope", "fermata.read fermata.write", "exp", (json_int_t)(NOW + 300), "iat",
-                        (json_int_t)NOW);
+  json_t *c = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "iss", ISS, "aud", "fermata", "sub", "alice", "scope",
+                        "fermata.read fermata.write", "exp", (json_int_t)(NOW + 300), "iat", (json_int_t)NOW);
   if (field != NULL && value == NULL) {
     json_object_del(c, field);
   } else if (field != NULL) {
@@ -116,14 +115,15 @@ char *claims_with(const char *field, const char *value) {
 
 char *header(const char *alg, const char *kid) {
   char buf[512];
-  if (kid) snprintf(buf, sizeof buf, "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}", alg, kid);
-  else snprintf(buf, sizeof buf, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
+  if (kid)
+    snprintf(buf, sizeof buf, "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}", alg, kid);
+  else
+    snprintf(buf, sizeof buf, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
   return strdup(buf);
 }
 
 /* A token signed by key under alg/kid, with one claim changed. */
-char *token_with(const jwtmint_key *key, const char *alg, const char *kid, const char *field,
-                        const char *value) {
+char *token_with(const jwtmint_key *key, const char *alg, const char *kid, const char *field, const char *value) {
   char *h = header(alg, kid), *c = claims_with(field, value);
   char *t = jwtmint_token(key, h, c, false);
   assert_non_null(t);

@@ -45,8 +45,7 @@ char *claims_with(const char *field, const char *value);
 /* {"alg":alg,"typ":"JWT","kid":kid}, kid left out when NULL. Caller frees. */
 char *header(const char *alg, const char *kid);
 /* A token signed by key under alg/kid, with one claim changed. Caller frees. */
-char *token_with(const jwtmint_key *key, const char *alg, const char *kid, const char *field,
-                 const char *value);
+char *token_with(const jwtmint_key *key, const char *alg, const char *kid, const char *field, const char *value);
 /* A good RS256 token of r1. Caller frees. */
 char *good(fx *f);
 /* Verifies the token (into f->claims), frees it, returns the code. */

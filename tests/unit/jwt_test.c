@@ -69,8 +69,7 @@ static void test_authorize(void **state) {
   snprintf(auth, sizeof auth, "Bearer %s", t);
   assert_int_equal(jwt_authorize(f->v, auth, JWT_SCOPE_ADMIN, &f->claims), JWT_ERR_INSUFFICIENT_SCOPE);
   assert_string_equal(f->claims.subject, "alice");
-  assert_int_equal(jwt_authorize(f->v, auth, JWT_SCOPE_READ | JWT_SCOPE_ADMIN, &f->claims),
-                   JWT_ERR_INSUFFICIENT_SCOPE);
+  assert_int_equal(jwt_authorize(f->v, auth, JWT_SCOPE_READ | JWT_SCOPE_ADMIN, &f->claims), JWT_ERR_INSUFFICIENT_SCOPE);
   /* no token */
   assert_int_equal(jwt_authorize(f->v, NULL, JWT_SCOPE_READ, &f->claims), JWT_ERR_NO_TOKEN);
   assert_int_equal(jwt_authorize(f->v, "", JWT_SCOPE_READ, &f->claims), JWT_ERR_NO_TOKEN);
@@ -93,16 +92,28 @@ static void test_authorize(void **state) {
 
 static void test_malformed(void **state) {
   fx *f = *state;
-  const char *bad[] = {"", "abc", "a.b", "a.b.c.d", "a.b.c.d.e", ".eyJ9.c", "eyJhbGciOiJSUzI1NiJ9..c",
-                       "!!!.eyJ9.c", "eyJhbGciOiJSUzI1NiJ9=.e30.c"};
+  const char *bad[] = {"",
+                       "abc",
+                       "a.b",
+                       "a.b.c.d",
+                       "a.b.c.d.e",
+                       ".eyJ9.c",
+                       "eyJhbGciOiJSUzI1NiJ9..c",
+                       "!!!.eyJ9.c",
+                       "eyJhbGciOiJSUzI1NiJ9=.e30.c"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(jwt_verify(f->v, bad[i], strlen(bad[i]), &f->claims), JWT_ERR_MALFORMED);
     assert_string_equal(f->claims.subject, "");
   }
   char *c = claims_with(NULL, NULL);
   /* headers that are not a JSON object, or lack alg, or have a bad kid */
-  const char *headers[] = {"not json", "[\"alg\",\"RS256\"]", "\"RS256\"", "{}", "{\"typ\":\"JWT\"}",
-                           "{\"alg\":\"RS256\",\"kid\":7}", "{\"alg\":\"RS256\",\"alg\":\"RS256\"}"};
+  const char *headers[] = {"not json",
+                           "[\"alg\",\"RS256\"]",
+                           "\"RS256\"",
+                           "{}",
+                           "{\"typ\":\"JWT\"}",
+                           "{\"alg\":\"RS256\",\"kid\":7}",
+                           "{\"alg\":\"RS256\",\"alg\":\"RS256\"}"};
   for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++)
     assert_int_equal(check(f, jwtmint_token(f->rsa, headers[i], c, false)), JWT_ERR_MALFORMED);
   char longkid[JWKS_MAX_KID + 2];
@@ -197,9 +208,9 @@ static void test_other_algs(void **state) {
   char *c = claims_with(NULL, NULL);
   assert_int_equal(check(f, jwtmint_token(f->rsa, "{\"alg\":256}", c, false)), JWT_ERR_UNSUPPORTED);
   /* crit: an extension we do not implement */
-  assert_int_equal(check(f, jwtmint_token(f->rsa, "{\"alg\":\"RS256\",\"kid\":\"r1\",\"crit\":[\"exp\"],\"exp\":1}",
-                                          c, false)),
-                   JWT_ERR_UNSUPPORTED);
+  assert_int_equal(
+      check(f, jwtmint_token(f->rsa, "{\"alg\":\"RS256\",\"kid\":\"r1\",\"crit\":[\"exp\"],\"exp\":1}", c, false)),
+      JWT_ERR_UNSUPPORTED);
   /* jku/x5u/jwk in the header are ignored: the evil key they carry is never used */
   char hdr[2048];
   json_t *ej = jwtmint_jwk(f->evil, "r1", false);
@@ -238,8 +249,8 @@ static void test_hs256_key_confusion(void **state) {
   char *rh = header("RS256", "r1");
   unsigned char mac[32];
   size_t mac_len;
-  assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, pem, pem_len,
-                            (const unsigned char *)input, strlen(input), mac, sizeof mac, &mac_len));
+  assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, pem, pem_len, (const unsigned char *)input,
+                            strlen(input), mac, sizeof mac, &mac_len));
   assert_int_equal(check(f, jwtmint_token_with_sig(rh, c, mac, mac_len)), JWT_ERR_SIGNATURE);
   free(rh);
   free(hb);
@@ -390,8 +401,7 @@ static void test_claim_types(void **state) {
   assert_int_equal(check_claim(f, "scope", "[\"fermata.read\",7]"), JWT_ERR_CLAIMS);
 }
 
-static unsigned scopes_of(fx *f, const char *field, const char *value, const char *field2,
-                          const char *value2) {
+static unsigned scopes_of(fx *f, const char *field, const char *value, const char *field2, const char *value2) {
   char *h = header("RS256", "r1"), *c = claims_with(field, value);
   json_error_t e;
   json_t *j = json_loads(c, 0, &e);
@@ -456,7 +466,10 @@ static void test_config(void **state) {
     assert_int_equal(jwt_verifier_new(&bad[i], f->cache, &v), JWT_ERR_INVALID);
     assert_null(v);
   }
-  jwt_config ok = {.issuer = ISS, .audiences = one, .n_audiences = 1, .clock_skew_s = JWT_MAX_SKEW_S,
+  jwt_config ok = {.issuer = ISS,
+                   .audiences = one,
+                   .n_audiences = 1,
+                   .clock_skew_s = JWT_MAX_SKEW_S,
                    .max_token_bytes = JWT_MAX_TOKEN};
   assert_int_equal(jwt_verifier_new(&ok, NULL, &v), JWT_ERR_INVALID);
   assert_int_equal(jwt_verifier_new(NULL, f->cache, &v), JWT_ERR_INVALID);
@@ -477,10 +490,10 @@ static void test_answers(void **state) {
   assert_true(jwt_www_authenticate(JWT_ERR_EXPIRED, 0, buf, sizeof buf) > 0);
   assert_string_equal(buf, "Bearer error=\"invalid_token\", error_description=\"Jwt expired\"");
   assert_true(jwt_www_authenticate(JWT_ERR_INSUFFICIENT_SCOPE, JWT_SCOPE_WRITE, buf, sizeof buf) > 0);
-  assert_string_equal(buf, "Bearer error=\"insufficient_scope\", error_description=\"The request requires "
-                           "higher privileges than provided by the access token.\", scope=\"fermata.write\"");
-  assert_true(jwt_www_authenticate(JWT_ERR_INSUFFICIENT_SCOPE, JWT_SCOPE_READ | JWT_SCOPE_ADMIN, buf,
-                                   sizeof buf) > 0);
+  assert_string_equal(buf,
+                      "Bearer error=\"insufficient_scope\", error_description=\"The request requires "
+                      "higher privileges than provided by the access token.\", scope=\"fermata.write\"");
+  assert_true(jwt_www_authenticate(JWT_ERR_INSUFFICIENT_SCOPE, JWT_SCOPE_READ | JWT_SCOPE_ADMIN, buf, sizeof buf) > 0);
   assert_non_null(strstr(buf, "scope=\"fermata.read fermata.admin\""));
   assert_int_equal(jwt_www_authenticate(JWT_ERR_KEYS_UNAVAILABLE, 0, buf, sizeof buf), 0);
   assert_string_equal(buf, "");
@@ -510,15 +523,23 @@ static void test_answers(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      T(test_right_token),        T(test_authorize),
-      T(test_malformed),          T(test_oversize),
-      T(test_alg_none),           T(test_other_algs),
-      T(test_hs256_key_confusion), T(test_forged_signature),
-      T(test_es256_der_refused),  T(test_key_type_binding),
-      T(test_expiry),             T(test_not_before),
+      T(test_right_token),
+      T(test_authorize),
+      T(test_malformed),
+      T(test_oversize),
+      T(test_alg_none),
+      T(test_other_algs),
+      T(test_hs256_key_confusion),
+      T(test_forged_signature),
+      T(test_es256_der_refused),
+      T(test_key_type_binding),
+      T(test_expiry),
+      T(test_not_before),
       cmocka_unit_test_setup_teardown(test_no_skew, setup_no_skew, teardown),
-      T(test_issuer),             T(test_audience),
-      T(test_claim_types),        T(test_scopes),
+      T(test_issuer),
+      T(test_audience),
+      T(test_claim_types),
+      T(test_scopes),
       T(test_config),
       T(test_answers),
   };

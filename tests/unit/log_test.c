@@ -78,7 +78,7 @@ static void the_flusher_writes_on_its_interval_and_when_full(void **state) {
   lg = log_new("song", LOG_LEVEL_INFO, s.f);
   assert_int_equal(log_buffer_start(lg, 60000, 4096), 0);
   for (int i = 0; i < 100; i++) log_event_deferred(lg, LOG_LEVEL_INFO, "request", "i=%d", i);
-  assert_true(s.len > 0);        /* 100 lines of ~90 bytes overflow 4 KiB: written */
+  assert_true(s.len > 0); /* 100 lines of ~90 bytes overflow 4 KiB: written */
   assert_non_null(strstr(s.text, "i=0\n"));
   log_free(lg);
   assert_non_null(strstr(s.text, "i=99\n"));

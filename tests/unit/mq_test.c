@@ -97,7 +97,7 @@ static void backoff_grows_and_caps(void **state) {
   assert_int_equal(mq_backoff_delay_ms(&b, 2, 0), 100);
   assert_int_equal(mq_backoff_delay_ms(&b, 3, 0), 200);
   assert_int_equal(mq_backoff_delay_ms(&b, 4, 0), 400);
-  assert_int_equal(mq_backoff_delay_ms(&b, 5, 0), 500); /* capped at 1000 */
+  assert_int_equal(mq_backoff_delay_ms(&b, 5, 0), 500);       /* capped at 1000 */
   assert_int_equal(mq_backoff_delay_ms(&b, 1000000, 0), 500); /* no overflow */
   for (uint32_t r = 0; r < 5000; r += 7) {
     uint32_t d = mq_backoff_delay_ms(&b, 3, r);

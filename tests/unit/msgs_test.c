@@ -78,8 +78,7 @@ static void test_decode_accepts(void **state) {
   assert_int_equal(id, 42);
   assert_string_equal(reason, "");
   /* not NUL-terminated: only len bytes count */
-  const char raw[] = {'{', '"', 'r', 'e', 's', 'o', 'u', 'r', 'c', 'e', 'I', 'd', '"', ':',
-                      '9', '}', 'X'};
+  const char raw[] = {'{', '"', 'r', 'e', 's', 'o', 'u', 'r', 'c', 'e', 'I', 'd', '"', ':', '9', '}', 'X'};
   assert_int_equal(msgs_decode(raw, sizeof raw - 1, &id, NULL, 0), MSGS_OK);
   assert_int_equal(id, 9);
 }
@@ -122,8 +121,7 @@ static void test_decode_limits(void **state) {
   memcpy(big, "{\"resourceId\":5}", 16);
   assert_int_equal(msgs_decode(big, MSGS_BODY_MAX, &id, reason, sizeof reason), MSGS_OK);
   assert_int_equal(id, 5);
-  assert_int_equal(msgs_decode(big, MSGS_BODY_MAX + 1, &id, reason, sizeof reason),
-                   MSGS_ERR_BAD_BODY);
+  assert_int_equal(msgs_decode(big, MSGS_BODY_MAX + 1, &id, reason, sizeof reason), MSGS_ERR_BAD_BODY);
   assert_string_equal(reason, "body too large: 4097 bytes (max 4096)");
   /* an embedded NUL is not JSON */
   const char nul[] = "{\"resourceId\":5}\0";
@@ -141,9 +139,9 @@ static void test_decode_limits(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_topology),        cmocka_unit_test(test_sides),
-      cmocka_unit_test(test_encode),          cmocka_unit_test(test_round_trip),
-      cmocka_unit_test(test_decode_accepts),  cmocka_unit_test(test_decode_refuses),
+      cmocka_unit_test(test_topology),       cmocka_unit_test(test_sides),
+      cmocka_unit_test(test_encode),         cmocka_unit_test(test_round_trip),
+      cmocka_unit_test(test_decode_accepts), cmocka_unit_test(test_decode_refuses),
       cmocka_unit_test(test_decode_limits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,9 +11,8 @@
 
 #include "retry/retry.h"
 
-static const retry_policy exp100 = {.initial_ms = 100, .multiplier = 2.0,
-                                    .max_delay_ms = 1000, .jitter = RETRY_JITTER_NONE,
-                                    .max_attempts = 5};
+static const retry_policy exp100 = {
+    .initial_ms = 100, .multiplier = 2.0, .max_delay_ms = 1000, .jitter = RETRY_JITTER_NONE, .max_attempts = 5};
 
 static void test_policy_check(void **state) {
   (void)state;
@@ -47,7 +46,7 @@ static void test_exponential_exact(void **state) {
   assert_int_equal(retry_delay_ms(&p, 2, &rng), 750);
   assert_int_equal(retry_delay_ms(&p, 3, &rng), 1125);
   assert_int_equal(retry_delay_ms(&p, 4, &rng), 1687); /* floor of 1687.5 */
-  p.multiplier = 1.0;                                   /* constant backoff */
+  p.multiplier = 1.0;                                  /* constant backoff */
   assert_int_equal(retry_delay_ms(&p, 50, &rng), 500);
 }
 
@@ -93,7 +92,7 @@ static void test_equal_jitter(void **state) {
     sum += d;
   }
   assert_true(sum / n > 735 && sum / n < 765); /* mean 3/4 base */
-  p.initial_ms = 1; /* odd and tiny bases stay inside [b/2, b] */
+  p.initial_ms = 1;                            /* odd and tiny bases stay inside [b/2, b] */
   p.max_delay_ms = 1;
   for (int i = 0; i < 100; i++) assert_true(retry_delay_ms(&p, 1, &rng) <= 1);
 }
@@ -186,8 +185,8 @@ static void test_run_stop_flag(void **state) {
 
 static void test_run_real_sleep_and_invalid(void **state) {
   (void)state;
-  retry_policy tiny = {.initial_ms = 1, .multiplier = 2, .max_delay_ms = 4, .max_attempts = 3,
-                       .jitter = RETRY_JITTER_EQUAL};
+  retry_policy tiny = {
+      .initial_ms = 1, .multiplier = 2, .max_delay_ms = 4, .max_attempts = 3, .jitter = RETRY_JITTER_EQUAL};
   fake f = {.fail_times = 2, .error = -4, .retryable = true};
   assert_int_equal(retry_run(&tiny, fake_op, &f, NULL, NULL), 0);
   retry_policy bad = {0};
@@ -198,11 +197,16 @@ static void test_run_real_sleep_and_invalid(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_policy_check),         cmocka_unit_test(test_exponential_exact),
-      cmocka_unit_test(test_huge_attempts_saturate), cmocka_unit_test(test_full_jitter),
-      cmocka_unit_test(test_equal_jitter),         cmocka_unit_test(test_same_seed_same_delays),
-      cmocka_unit_test(test_run_succeeds_after_failures), cmocka_unit_test(test_run_gives_up),
-      cmocka_unit_test(test_run_not_retryable),    cmocka_unit_test(test_run_stop_flag),
+      cmocka_unit_test(test_policy_check),
+      cmocka_unit_test(test_exponential_exact),
+      cmocka_unit_test(test_huge_attempts_saturate),
+      cmocka_unit_test(test_full_jitter),
+      cmocka_unit_test(test_equal_jitter),
+      cmocka_unit_test(test_same_seed_same_delays),
+      cmocka_unit_test(test_run_succeeds_after_failures),
+      cmocka_unit_test(test_run_gives_up),
+      cmocka_unit_test(test_run_not_retryable),
+      cmocka_unit_test(test_run_stop_flag),
       cmocka_unit_test(test_run_real_sleep_and_invalid),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -118,17 +118,17 @@ static void test_content_range(void **state) {
   assert_int_equal(s3_content_range_parse("bytes 5-4/10", &a, &b, &t), S3_ERR_PROTOCOL);
   assert_int_equal(s3_content_range_parse("bytes */10", &a, &b, &t), S3_ERR_PROTOCOL);
   assert_int_equal(s3_content_range_parse("items 0-1/2", &a, &b, &t), S3_ERR_PROTOCOL);
-  assert_int_equal(s3_content_range_parse("bytes 0-1/99999999999999999999", &a, &b, &t),
-                   S3_ERR_PROTOCOL);
+  assert_int_equal(s3_content_range_parse("bytes 0-1/99999999999999999999", &a, &b, &t), S3_ERR_PROTOCOL);
   assert_int_equal(s3_content_range_parse(NULL, &a, &b, &t), S3_ERR_PROTOCOL);
 }
 
 static void test_error_parse(void **state) {
   (void)state;
   char code[32], msg[64];
-  const char *moto = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n    "
-                     "<Code>NoSuchKey</Code>\n    <Message><![CDATA[The specified key does "
-                     "not exist.]]></Message>\n    <Key>nokey</Key>\n</Error>";
+  const char *moto =
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n    "
+      "<Code>NoSuchKey</Code>\n    <Message><![CDATA[The specified key does "
+      "not exist.]]></Message>\n    <Key>nokey</Key>\n</Error>";
   assert_true(s3_error_parse(moto, strlen(moto), code, sizeof code, msg, sizeof msg));
   assert_string_equal(code, "NoSuchKey");
   assert_string_equal(msg, "The specified key does not exist.");
@@ -249,11 +249,11 @@ static void test_refused_is_unavailable(void **state) {
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_bucket_names),    cmocka_unit_test(test_keys),
-      cmocka_unit_test(test_sigv4_param),     cmocka_unit_test(test_url_build),
-      cmocka_unit_test(test_range_format),    cmocka_unit_test(test_content_range),
-      cmocka_unit_test(test_error_parse),     cmocka_unit_test(test_classify),
-      cmocka_unit_test(test_new_validates),   cmocka_unit_test(test_refused_is_unavailable),
+      cmocka_unit_test(test_bucket_names),  cmocka_unit_test(test_keys),
+      cmocka_unit_test(test_sigv4_param),   cmocka_unit_test(test_url_build),
+      cmocka_unit_test(test_range_format),  cmocka_unit_test(test_content_range),
+      cmocka_unit_test(test_error_parse),   cmocka_unit_test(test_classify),
+      cmocka_unit_test(test_new_validates), cmocka_unit_test(test_refused_is_unavailable),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();

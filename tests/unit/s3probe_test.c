@@ -36,7 +36,9 @@ static void answer(int c, int status, const char *method) {
   char body[256] = "";
   if (status >= 400 && strcmp(method, "HEAD") != 0)
     snprintf(body, sizeof body, "<Error><Code>%s</Code><Message>m</Message></Error>",
-             status == 404 ? "NoSuchBucket" : status == 507 ? "InsufficientStorage" : "InternalError");
+             status == 404   ? "NoSuchBucket"
+             : status == 507 ? "InsufficientStorage"
+                             : "InternalError");
   char out[512];
   int n = snprintf(out, sizeof out,
                    "HTTP/1.1 %d X\r\nServer: VERSITYGW\r\nContent-Length: %zu\r\n"
@@ -114,8 +116,11 @@ static int64_t clock_ms(void *ud) {
 static s3probe *probe_for(unsigned port, char *endpoint, size_t cap) {
   snprintf(endpoint, cap, "http://127.0.0.1:%u", port);
   s3probe_opts o = {.s3 = {.endpoint = endpoint, .region = "us-east-1", .access_key = "k", .secret_key = "s"},
-                    .bucket = "fermata-staging", .instance = "unit-1", .interval_ms = 1000,
-                    .timeout_ms = 1000, .now_ms = clock_ms};
+                    .bucket = "fermata-staging",
+                    .instance = "unit-1",
+                    .interval_ms = 1000,
+                    .timeout_ms = 1000,
+                    .now_ms = clock_ms};
   s3probe *p = s3probe_new(&o);
   assert_non_null(p);
   return p;
@@ -249,8 +254,10 @@ static void test_unreachable(void **state) {
 static void test_bad_options(void **state) {
   (void)state;
   assert_null(s3probe_new(NULL));
-  s3probe_opts o = {.s3 = {.endpoint = "http://127.0.0.1:1", .region = "us-east-1", .access_key = "k", .secret_key = "s"},
-                    .bucket = "b", .instance = NULL};
+  s3probe_opts o = {
+      .s3 = {.endpoint = "http://127.0.0.1:1", .region = "us-east-1", .access_key = "k", .secret_key = "s"},
+      .bucket = "b",
+      .instance = NULL};
   assert_null(s3probe_new(&o));
   o.instance = "has space"; /* not a URL-safe key */
   assert_null(s3probe_new(&o));
@@ -274,11 +281,11 @@ static void test_store_kind(void **state) {
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_up_and_kind),      cmocka_unit_test(test_cached_for_the_interval),
-      cmocka_unit_test(test_bucket_missing),   cmocka_unit_test(test_writes_refused),
-      cmocka_unit_test(test_out_of_space),     cmocka_unit_test(test_delete_refused),
-      cmocka_unit_test(test_unreachable),
-      cmocka_unit_test(test_bad_options),      cmocka_unit_test(test_store_kind),
+      cmocka_unit_test(test_up_and_kind),    cmocka_unit_test(test_cached_for_the_interval),
+      cmocka_unit_test(test_bucket_missing), cmocka_unit_test(test_writes_refused),
+      cmocka_unit_test(test_out_of_space),   cmocka_unit_test(test_delete_refused),
+      cmocka_unit_test(test_unreachable),    cmocka_unit_test(test_bad_options),
+      cmocka_unit_test(test_store_kind),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();

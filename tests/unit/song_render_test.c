@@ -21,8 +21,9 @@ static void renders_the_contract_shape(void **state) {
   json_t *o = song_render(&s);
   assert_non_null(o);
   char *text = http_json_dump(o);
-  assert_string_equal(text, "{\"id\":7,\"name\":\"We are the \\\"champions\\\"\",\"artist\":\"Queen\","
-                            "\"album\":\"Caf\xC3\xA9 \xF0\x9F\x8E\xB5\",\"duration\":\"02:59\",\"year\":\"1977\"}");
+  assert_string_equal(text,
+                      "{\"id\":7,\"name\":\"We are the \\\"champions\\\"\",\"artist\":\"Queen\","
+                      "\"album\":\"Caf\xC3\xA9 \xF0\x9F\x8E\xB5\",\"duration\":\"02:59\",\"year\":\"1977\"}");
   free(text);
   json_decref(o);
 }
@@ -32,8 +33,9 @@ static void renders_the_largest_id(void **state) {
   song_row s = {.id = 2147483647, .name = "a", .artist = "b", .album = "c", .duration = "99:59", .year = "2099"};
   json_t *o = song_render(&s);
   char *text = http_json_dump(o);
-  assert_string_equal(text, "{\"id\":2147483647,\"name\":\"a\",\"artist\":\"b\",\"album\":\"c\",\"duration\":\"99:59\","
-                            "\"year\":\"2099\"}");
+  assert_string_equal(text,
+                      "{\"id\":2147483647,\"name\":\"a\",\"artist\":\"b\",\"album\":\"c\",\"duration\":\"99:59\","
+                      "\"year\":\"2099\"}");
   free(text);
   json_decref(o);
 }

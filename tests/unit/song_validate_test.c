@@ -124,8 +124,10 @@ static void ids(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(accepts_the_contract_example), cmocka_unit_test(missing_fields_all_reported),
-      cmocka_unit_test(text_lengths_in_code_points),  cmocka_unit_test(durations_and_years),
+      cmocka_unit_test(accepts_the_contract_example),
+      cmocka_unit_test(missing_fields_all_reported),
+      cmocka_unit_test(text_lengths_in_code_points),
+      cmocka_unit_test(durations_and_years),
       cmocka_unit_test(ids),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

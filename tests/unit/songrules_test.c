@@ -73,8 +73,9 @@ static void messages(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(ids),   cmocka_unit_test(text_in_code_points), cmocka_unit_test(durations),
-      cmocka_unit_test(years), cmocka_unit_test(messages),
+      cmocka_unit_test(ids),       cmocka_unit_test(text_in_code_points),
+      cmocka_unit_test(durations), cmocka_unit_test(years),
+      cmocka_unit_test(messages),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,8 +25,9 @@ static void renders_rows_in_order(void **state) {
       {.id = 1, .type = "PERMANENT", .bucket = "permanent.bucket", .path = "/"},
   };
   char *text = render(rows, 2);
-  assert_string_equal(text, "[{\"id\":2,\"storageType\":\"STAGING\",\"bucket\":\"staging-bucket\",\"path\":\"/files\"},"
-                            "{\"id\":1,\"storageType\":\"PERMANENT\",\"bucket\":\"permanent.bucket\",\"path\":\"/\"}]");
+  assert_string_equal(text,
+                      "[{\"id\":2,\"storageType\":\"STAGING\",\"bucket\":\"staging-bucket\",\"path\":\"/files\"},"
+                      "{\"id\":1,\"storageType\":\"PERMANENT\",\"bucket\":\"permanent.bucket\",\"path\":\"/\"}]");
   free(text);
 }
 

@@ -8,7 +8,7 @@
 
 #include "storage.h"
 
-#define BUCKET_MSG                                                                             \
+#define BUCKET_MSG                                                                           \
   "Bucket must be a valid S3 bucket name (3-63 characters: lowercase letters, digits, dots " \
   "and hyphens, starting and ending with a letter or digit)"
 
@@ -47,7 +47,8 @@ static void accepts_valid_bodies(void **state) {
   assert_string_equal(s.path, "/files");
   json_decref(b);
   const char *paths[] = {"/", "/files", "/a/b/c", "/A-z_0.9~", "/.hidden", "/a..b"};
-  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) expect_msg(with("path", json_string(paths[i])), "path", NULL);
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+    expect_msg(with("path", json_string(paths[i])), "path", NULL);
   const char *buckets[] = {"abc", "fermata-staging", "a.b.c", "0bucket9", "my.bucket-1"};
   for (size_t i = 0; i < sizeof buckets / sizeof buckets[0]; i++)
     expect_msg(with("bucket", json_string(buckets[i])), "bucket", NULL);
@@ -87,9 +88,10 @@ static void bucket_follows_s3_rules(void **state) {
   char b64[65];
   memset(b64, 'a', 64);
   b64[64] = '\0';
-  const char *bad[] = {"bucket_name", "Bucket", "ab", "", b64, "-abc", "abc-", "a..b", "192.168.1.1",
-                       "xn--abc", "abc-s3alias", "a b c", "abc/def"};
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) expect_msg(with("bucket", json_string(bad[i])), "bucket", BUCKET_MSG);
+  const char *bad[] = {"bucket_name", "Bucket",  "ab",          "",      b64,      "-abc", "abc-", "a..b",
+                       "192.168.1.1", "xn--abc", "abc-s3alias", "a b c", "abc/def"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    expect_msg(with("bucket", json_string(bad[i])), "bucket", BUCKET_MSG);
   b64[63] = '\0';
   expect_msg(with("bucket", json_string(b64)), "bucket", NULL);
   expect_msg(with("bucket", json_integer(5)), "bucket", BUCKET_MSG);
@@ -138,9 +140,12 @@ static void body_must_be_object(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(accepts_valid_bodies),      cmocka_unit_test(missing_and_null_are_required),
-      cmocka_unit_test(storage_type_is_exact),     cmocka_unit_test(bucket_follows_s3_rules),
-      cmocka_unit_test(path_rules),                cmocka_unit_test(every_failing_field_reported),
+      cmocka_unit_test(accepts_valid_bodies),
+      cmocka_unit_test(missing_and_null_are_required),
+      cmocka_unit_test(storage_type_is_exact),
+      cmocka_unit_test(bucket_follows_s3_rules),
+      cmocka_unit_test(path_rules),
+      cmocka_unit_test(every_failing_field_reported),
       cmocka_unit_test(body_must_be_object),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

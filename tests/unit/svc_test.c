@@ -63,9 +63,7 @@ static void h_delete(http_req *r, void *ctx) {
   svc_delete_ids(r, ctx, &d);
 }
 
-static void components(json_t *c, void *ctx) {
-  health_component(c, "thing", *(int *)ctx ? "DOWN" : "UP", NULL);
-}
+static void components(json_t *c, void *ctx) { health_component(c, "thing", *(int *)ctx ? "DOWN" : "UP", NULL); }
 static char *metrics(void *ctx) {
   (void)ctx;
   return strdup("# TYPE my_total counter\nmy_total 7\n");
@@ -102,7 +100,7 @@ static void delete_ids(void **state) {
   resp r = call("DELETE", "/things?id=5,200,3,5");
   assert_int_equal(r.status, 200);
   assert_string_equal(r.body, "{\"ids\":[5,3]}"); /* duplicates dropped, missing ones left out, order kept */
-  assert_true(strlen(last_request_id) > 0);      /* the request id reaches the deletion */
+  assert_true(strlen(last_request_id) > 0);       /* the request id reaches the deletion */
   r = call("DELETE", "/things");
   assert_int_equal(r.status, 400);
   assert_non_null(strstr(r.body, "Required parameter 'id' is missing"));

@@ -13,9 +13,9 @@ static void counts_code_points(void **state) {
   (void)state;
   assert_int_equal(text_utf8_len(""), 0);
   assert_int_equal(text_utf8_len("abc"), 3);
-  assert_int_equal(text_utf8_len("\xc3\xa9t\xc3\xa9"), 3);          /* été */
-  assert_int_equal(text_utf8_len("\xe6\x97\xa5\xe6\x9c\xac"), 2);   /* 日本 */
-  assert_int_equal(text_utf8_len("\xf0\x9f\x8e\xb5"), 1);           /* 🎵 */
+  assert_int_equal(text_utf8_len("\xc3\xa9t\xc3\xa9"), 3);        /* été */
+  assert_int_equal(text_utf8_len("\xe6\x97\xa5\xe6\x9c\xac"), 2); /* 日本 */
+  assert_int_equal(text_utf8_len("\xf0\x9f\x8e\xb5"), 1);         /* 🎵 */
 }
 
 static void prefix_never_cuts_a_sequence(void **state) {
@@ -48,11 +48,15 @@ static void sanitize_replaces_bad_bytes(void **state) {
     const char *want;
   } cases[] = {
       {"abc", 3, "abc"},
-      {"\xc3\xa9t\xc3\xa9", 5, "\xc3\xa9t\xc3\xa9"},        /* valid stays */
-      {"\xff", 1, "\xef\xbf\xbd"},                         /* GET /songs/%ff */
-      {"a\xff" "b", 3, "a\xef\xbf\xbd" "b"},
-      {"\xc3", 1, "\xef\xbf\xbd"},                         /* truncated sequence */
-      {"\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd"},           /* overlong '/' */
+      {"\xc3\xa9t\xc3\xa9", 5, "\xc3\xa9t\xc3\xa9"}, /* valid stays */
+      {"\xff", 1, "\xef\xbf\xbd"},                   /* GET /songs/%ff */
+      {"a\xff"
+       "b",
+       3,
+       "a\xef\xbf\xbd"
+       "b"},
+      {"\xc3", 1, "\xef\xbf\xbd"},                                 /* truncated sequence */
+      {"\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd"},                 /* overlong '/' */
       {"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* surrogate */
       {"", 0, ""},
   };

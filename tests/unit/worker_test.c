@@ -152,8 +152,8 @@ static void test_restart(void **state) {
 
 static void test_backoff(void **state) {
   (void)state;
-  worker_backoff b = {.policy = {.initial_ms = 200, .multiplier = 2.0, .max_delay_ms = 5000,
-                                 .jitter = RETRY_JITTER_NONE}};
+  worker_backoff b = {
+      .policy = {.initial_ms = 200, .multiplier = 2.0, .max_delay_ms = 5000, .jitter = RETRY_JITTER_NONE}};
   assert_int_equal(worker_backoff_delay(&b), 0);
   const uint32_t want[] = {200, 400, 800, 1600, 3200, 5000, 5000};
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -168,9 +168,8 @@ static void test_backoff(void **state) {
   assert_int_equal(b.failures, UINT_MAX);
   assert_int_equal(worker_backoff_delay(&b), 5000);
   /* equal jitter stays within [base/2, base] */
-  worker_backoff j = {.policy = {.initial_ms = 500, .multiplier = 2.0, .max_delay_ms = 5000,
-                                 .jitter = RETRY_JITTER_EQUAL},
-                      .rng = 42};
+  worker_backoff j = {
+      .policy = {.initial_ms = 500, .multiplier = 2.0, .max_delay_ms = 5000, .jitter = RETRY_JITTER_EQUAL}, .rng = 42};
   worker_backoff_failed(&j);
   for (int i = 0; i < 100; i++) {
     uint32_t d = worker_backoff_delay(&j);
