@@ -30,13 +30,14 @@ static void post_song(http_req *r, void *vctx) {
     json_decref(body);
     return;
   }
-  int rc = song_create(ctx->db, &s);
-  if (rc == SONG_OK)
-    http_reply_json(r, 200, json_pack("{s:i}", "id", (json_int_t)s.id));
-  else if (rc == SONG_EXISTS)
-    http_reply_errorf(r, 409, "Metadata for resource ID=%d already exists", s.id);
-  else
+  bool created = false;
+  int rc = song_create(ctx->db, &s, &created);
+  if (rc != SONG_OK)
     song_reply_db_error(r, rc);
+  else if (created)
+    http_reply_json(r, 200, json_pack("{s:i}", "id", (json_int_t)s.id));
+  else
+    http_reply_errorf(r, 409, "Metadata for resource ID=%d already exists", s.id);
   json_decref(body);
 }
 
@@ -49,16 +50,17 @@ static void get_song(http_req *r, void *vctx) {
     return;
   }
   song_row row;
-  int rc = song_get(ctx->db, id, &row);
-  json_t *out = rc == SONG_OK ? song_render(&row) : NULL;
+  bool found = false;
+  int rc = song_get(ctx->db, id, &row, &found);
+  json_t *out = rc == SONG_OK && found ? song_render(&row) : NULL;
   if (out)
     http_reply_json(r, 200, out);
-  else if (rc == SONG_OK)
-    song_reply_db_error(r, DB_ERR_NOMEM); /* rendering ran out of memory */
-  else if (rc == SONG_NOT_FOUND)
+  else if (rc != SONG_OK)
+    song_reply_db_error(r, rc);
+  else if (!found)
     http_reply_errorf(r, 404, "Song metadata for ID=%d not found", id);
   else
-    song_reply_db_error(r, rc);
+    song_reply_db_error(r, DB_ERR_NOMEM); /* rendering ran out of memory */
 }
 
 static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out, size_t *nout) {

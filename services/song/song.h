@@ -11,6 +11,7 @@
 #define FERMATA_SONG_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "db/db.h"
@@ -40,13 +41,15 @@ json_t *song_validate(const json_t *body, song *out);
 extern const db_migration song_migrations[];
 extern const size_t song_nmigrations;
 
-enum { SONG_OK = 0, SONG_EXISTS = 1, SONG_NOT_FOUND = 2 };
+enum { SONG_OK = 0 };
 
-/* Inserts; SONG_OK, SONG_EXISTS (id taken) or a negative DB_ERR_*. */
-int song_create(db_pool *db, const song *s);
+/* Inserts unless the id is taken. SONG_OK or a negative DB_ERR_*; on SONG_OK, *created says
+ * whether the row was inserted (false: a song with that id already exists). */
+int song_create(db_pool *db, const song *s, bool *created);
 
-/* Loads one song into *out. SONG_OK, SONG_NOT_FOUND or a negative DB_ERR_*. */
-int song_get(db_pool *db, int32_t id, song_row *out);
+/* Loads one song. SONG_OK or a negative DB_ERR_*; on SONG_OK, *found says whether the id
+ * exists, and *out holds the row when it does. */
+int song_get(db_pool *db, int32_t id, song_row *out, bool *found);
 
 /* Deletes the given ids; the ones that existed go to `out` (room for n; may be `ids`) in
  * the order given, *nout their count. SONG_OK or a negative DB_ERR_*. */

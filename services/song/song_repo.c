@@ -19,7 +19,7 @@ const db_migration song_migrations[] = {
 };
 const size_t song_nmigrations = sizeof song_migrations / sizeof song_migrations[0];
 
-int song_create(db_pool *db, const song *s) {
+int song_create(db_pool *db, const song *s, bool *created) {
   char id[16];
   snprintf(id, sizeof id, "%d", s->id);
   const char *p[] = {id, s->name, s->artist, s->album, s->duration, s->year};
@@ -29,21 +29,22 @@ int song_create(db_pool *db, const song *s) {
                     " VALUES ($1::int, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING id",
                     6, p, &res);
   if (rc != DB_OK) return rc;
-  int inserted = PQntuples(res);
+  *created = PQntuples(res) > 0;
   PQclear(res);
-  return inserted ? SONG_OK : SONG_EXISTS;
+  return SONG_OK;
 }
 
-int song_get(db_pool *db, int32_t id, song_row *out) {
+int song_get(db_pool *db, int32_t id, song_row *out, bool *found) {
   char ids[16];
   snprintf(ids, sizeof ids, "%d", id);
   const char *p[] = {ids};
   PGresult *res;
   int rc = db_query(db, "SELECT name, artist, album, duration, year FROM songs WHERE id = $1::int", 1, p, &res);
   if (rc != DB_OK) return rc;
-  if (PQntuples(res) == 0) {
+  *found = PQntuples(res) > 0;
+  if (!*found) {
     PQclear(res);
-    return SONG_NOT_FOUND;
+    return SONG_OK;
   }
   /* the columns' limits fit the fields (varchar(100) is at most 400 bytes, char(n) n) */
   out->id = id;
