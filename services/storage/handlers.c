@@ -43,17 +43,18 @@ static void post_storage(http_req *r, void *vctx) {
   } else {
     int32_t id = 0;
     int s3rc = 0;
-    int rc = storage_create(ctx->db, &s, ctx->max_count, keeper_provision, ctx->keeper, &id, &s3rc);
-    if (rc == STORAGE_OK)
-      http_reply_json(r, 200, json_pack("{s:i}", "id", (json_int_t)id));
-    else if (rc == STORAGE_EXISTS)
-      http_reply_errorf(r, 409, "Storage with bucket '%s' and path '%s' already exists", s.bucket, s.path);
-    else if (rc == STORAGE_FULL)
-      http_reply_errorf(r, 409, "Storage limit reached: at most %ld storages are allowed", ctx->max_count);
-    else if (rc == STORAGE_PROVISION)
-      reply_provision_error(r, s3rc, s.bucket);
-    else
+    storage_outcome outcome = STORAGE_CREATED;
+    int rc = storage_create(ctx->db, &s, ctx->max_count, keeper_provision, ctx->keeper, &outcome, &id, &s3rc);
+    if (rc != STORAGE_OK)
       reply_db_error(r, rc);
+    else if (outcome == STORAGE_CREATED)
+      http_reply_json(r, 200, json_pack("{s:i}", "id", (json_int_t)id));
+    else if (outcome == STORAGE_EXISTS)
+      http_reply_errorf(r, 409, "Storage with bucket '%s' and path '%s' already exists", s.bucket, s.path);
+    else if (outcome == STORAGE_FULL)
+      http_reply_errorf(r, 409, "Storage limit reached: at most %ld storages are allowed", ctx->max_count);
+    else
+      reply_provision_error(r, s3rc, s.bucket); /* STORAGE_PROVISION */
   }
   json_decref(body);
 }

@@ -75,7 +75,7 @@ static bool seed(keeper *k) {
   bool done = k->status.seeded;
   pthread_mutex_unlock(&k->mu);
   if (done || k->o.nseeds == 0) return true;
-  int results[8] = {0};
+  storage_outcome results[8] = {0};
   size_t n = k->o.nseeds < 8 ? k->o.nseeds : 8;
   int rc = storage_seed(k->o.db, k->o.seeds, n, results);
   if (rc != STORAGE_OK) {
@@ -89,7 +89,7 @@ static bool seed(keeper *k) {
     const storage *s = &k->o.seeds[i];
     log_quote(qb, sizeof qb, s->bucket);
     log_quote(qp, sizeof qp, s->path);
-    if (results[i] == STORAGE_OK)
+    if (results[i] == STORAGE_CREATED)
       log_event(k->o.lg, LOG_LEVEL_INFO, "seeded storage", "type=%s bucket=%s path=%s", s->type, qb, qp);
     else if (results[i] == STORAGE_TAKEN)
       log_event(k->o.lg, LOG_LEVEL_WARN, "not seeding storage: its bucket and path belong to another storage",

@@ -53,14 +53,17 @@ json_t *storage_validate(const json_t *body, storage *out);
 extern const db_migration storage_migrations[];
 extern const size_t storage_nmigrations;
 
-enum {
-  STORAGE_OK = 0,
-  STORAGE_EXISTS = 1,    /* bucket+path taken (create), or the type is present (seed) */
-  STORAGE_TAKEN = 2,     /* seed only: the type is absent but its bucket+path belong to
-                            another storage, so nothing was created */
-  STORAGE_PROVISION = 3, /* create only: the provision callback failed; nothing stored */
-  STORAGE_FULL = 4,      /* create only: max_count storages exist already */
-};
+enum { STORAGE_OK = 0 };
+
+/* What storage_create or storage_seed did with one storage, when it returned STORAGE_OK. */
+typedef enum {
+  STORAGE_CREATED,   /* the row was inserted (and, for create, its bucket provisioned) */
+  STORAGE_EXISTS,    /* bucket+path taken (create), or the type is present (seed) */
+  STORAGE_TAKEN,     /* seed only: the type is absent but its bucket+path belong to
+                        another storage, so nothing was created */
+  STORAGE_PROVISION, /* create only: the provision callback failed; nothing stored */
+  STORAGE_FULL,      /* create only: max_count storages exist already */
+} storage_outcome;
 
 /* Called by storage_create inside its transaction, after the row is known to be new and
  * before it is committed. Returns 0 or a negative code of the callee's own, which
@@ -73,10 +76,11 @@ typedef int (*storage_provision_fn)(void *ud, const char *bucket);
  * in *provision_rc, and nothing stored). Concurrent creates of the same bucket+path wait
  * for each other on the unique index, so exactly one wins. With max_count storages there
  * already it gives STORAGE_FULL (creations take a transaction-scoped advisory lock for the
- * count, so racing requests cannot pass the cap together). On STORAGE_OK *id is set.
- * Otherwise a negative DB_ERR_*. */
-int storage_create(db_pool *db, const storage *s, long max_count, storage_provision_fn provision, void *ud, int32_t *id,
-                   int *provision_rc);
+ * count, so racing requests cannot pass the cap together). Returns STORAGE_OK, with the
+ * outcome in *outcome (STORAGE_CREATED: *id is set), or a negative DB_ERR_* (then nothing
+ * was stored and *outcome is unspecified). */
+int storage_create(db_pool *db, const storage *s, long max_count, storage_provision_fn provision, void *ud,
+                   storage_outcome *outcome, int32_t *id, int *provision_rc);
 
 /* Every storage, ordered by id: *out a malloc'd array of *n rows the caller frees (NULL
  * when there are none). STORAGE_OK or a negative DB_ERR_*. */
@@ -92,8 +96,8 @@ int storage_delete(db_pool *db, const int32_t *ids, size_t n, int32_t *out, size
 
 /* Creates each seed whose type has no storage yet. All seeds are handled in one
  * transaction under an advisory lock, so instances starting together create each one once.
- * results[i] receives STORAGE_OK (created), STORAGE_EXISTS or STORAGE_TAKEN. Returns
- * STORAGE_OK or a negative DB_ERR_* (then nothing was created). */
-int storage_seed(db_pool *db, const storage *seeds, size_t n, int *results);
+ * Returns STORAGE_OK, with results[i] STORAGE_CREATED, STORAGE_EXISTS or STORAGE_TAKEN, or
+ * a negative DB_ERR_* (then nothing was created and results is unspecified). */
+int storage_seed(db_pool *db, const storage *seeds, size_t n, storage_outcome *results);
 
 #endif

@@ -25,8 +25,8 @@ const size_t storage_nmigrations = sizeof storage_migrations / sizeof storage_mi
   "INSERT INTO storages (storage_type, bucket, path) VALUES ($1, $2, $3)" \
   " ON CONFLICT (bucket, path) DO NOTHING RETURNING id"
 
-int storage_create(db_pool *db, const storage *s, long max_count, storage_provision_fn provision, void *ud, int32_t *id,
-                   int *provision_rc) {
+int storage_create(db_pool *db, const storage *s, long max_count, storage_provision_fn provision, void *ud,
+                   storage_outcome *outcome, int32_t *id, int *provision_rc) {
   db_conn *c;
   int rc = db_acquire(db, &c);
   if (rc != DB_OK) return rc;
@@ -42,7 +42,7 @@ int storage_create(db_pool *db, const storage *s, long max_count, storage_provis
   long count = atol(PQgetvalue(res, 0, 0));
   PQclear(res);
   if (count >= max_count) {
-    rc = STORAGE_FULL;
+    *outcome = STORAGE_FULL;
     goto rollback;
   }
   /* a concurrent insert of the same key makes this wait until that one commits or aborts */
@@ -52,16 +52,17 @@ int storage_create(db_pool *db, const storage *s, long max_count, storage_provis
   if (inserted) *id = (int32_t)atol(PQgetvalue(res, 0, 0));
   PQclear(res);
   if (!inserted) {
-    rc = STORAGE_EXISTS;
+    *outcome = STORAGE_EXISTS;
     goto rollback;
   }
   int prc = provision ? provision(ud, s->bucket) : 0;
   if (prc != 0) {
     *provision_rc = prc;
-    rc = STORAGE_PROVISION;
+    *outcome = STORAGE_PROVISION;
     goto rollback;
   }
   rc = db_commit(c);
+  if (rc == DB_OK) *outcome = STORAGE_CREATED;
   goto out;
 rollback:
   db_rollback(c);
@@ -115,25 +116,28 @@ int storage_delete(db_pool *db, const int32_t *ids, size_t n, int32_t *out, size
   return db_delete_ids(db, "DELETE FROM storages WHERE id = ANY($1::int[]) RETURNING id", ids, n, out, nout);
 }
 
-/* One seed inside the seeding transaction: STORAGE_OK, STORAGE_EXISTS, STORAGE_TAKEN or a
- * negative DB_ERR_*. */
-static int seed_one(db_conn *c, const storage *s) {
+/* One seed inside the seeding transaction: STORAGE_OK with *outcome STORAGE_CREATED,
+ * STORAGE_EXISTS or STORAGE_TAKEN, or a negative DB_ERR_*. */
+static int seed_one(db_conn *c, const storage *s, storage_outcome *outcome) {
   const char *pt[] = {s->type};
   PGresult *res;
   int rc = db_exec(c, "SELECT 1 FROM storages WHERE storage_type = $1 LIMIT 1", 1, pt, &res);
   if (rc != DB_OK) return rc;
   int present = PQntuples(res);
   PQclear(res);
-  if (present) return STORAGE_EXISTS;
+  if (present) {
+    *outcome = STORAGE_EXISTS;
+    return STORAGE_OK;
+  }
   const char *p[] = {s->type, s->bucket, s->path};
   rc = db_exec(c, INSERT_SQL, 3, p, &res);
   if (rc != DB_OK) return rc;
-  int inserted = PQntuples(res);
+  *outcome = PQntuples(res) ? STORAGE_CREATED : STORAGE_TAKEN;
   PQclear(res);
-  return inserted ? STORAGE_OK : STORAGE_TAKEN;
+  return STORAGE_OK;
 }
 
-int storage_seed(db_pool *db, const storage *seeds, size_t n, int *results) {
+int storage_seed(db_pool *db, const storage *seeds, size_t n, storage_outcome *results) {
   db_conn *c;
   int rc = db_acquire(db, &c);
   if (rc != DB_OK) return rc;
@@ -141,13 +145,7 @@ int storage_seed(db_pool *db, const storage *seeds, size_t n, int *results) {
   if (rc != DB_OK) goto out;
   /* serialises seeding across instances until commit; the key is a constant of ours */
   rc = db_exec(c, "SELECT pg_advisory_xact_lock(hashtext('fermata.storage.seed'))", 0, NULL, NULL);
-  for (size_t i = 0; rc == DB_OK && i < n; i++) {
-    int r = seed_one(c, &seeds[i]);
-    if (r < 0)
-      rc = r;
-    else
-      results[i] = r;
-  }
+  for (size_t i = 0; rc == DB_OK && i < n; i++) rc = seed_one(c, &seeds[i], &results[i]);
   if (rc == DB_OK)
     rc = db_commit(c);
   else
