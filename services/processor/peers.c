@@ -41,46 +41,49 @@ static void describe_answer(const httpc_response *resp, const char *what, char *
   json_decref(j);
 }
 
-static peer_result transport_failure(int rc, const httpc_response *resp, const char *what, char *reason, size_t cap) {
+static int transport_failure(int rc, const httpc_response *resp, const char *what, char *reason, size_t cap) {
   snprintf(reason, cap, "%s: %s%s%s", what, httpc_strerror(rc), resp->error[0] ? ": " : "", resp->error);
   /* A body over the cap will be over it next time too; a bad URL stays bad. */
-  if (rc == HTTPC_ERR_TOO_LARGE || rc == HTTPC_ERR_INVALID) return PEER_PERMANENT;
-  return PEER_TRANSIENT;
+  if (rc == HTTPC_ERR_TOO_LARGE || rc == HTTPC_ERR_INVALID) return PEER_ERR_PERMANENT;
+  return PEER_ERR_TRANSIENT;
 }
 
-peer_result peers_get_resource(const peers *p, int32_t id, const char *request_id, httpc_response *resp, char *reason,
-                               size_t reason_cap) {
+int peers_get_resource(const peers *p, int32_t id, const char *request_id, httpc_response *resp, bool *found,
+                       char *reason, size_t reason_cap) {
   char url[1024];
   snprintf(url, sizeof url, "%s/resources/%" PRId32, p->resource_url, id);
   httpc_request req = {.method = "GET", .url = url, .request_id = request_id};
   int rc = httpc_do(p->resource_http, &req, resp);
   count_call(p, PROC_PEER_RESOURCE, rc, resp);
-  peer_result out;
+  int out;
+  *found = false;
   if (rc != HTTPC_OK)
     out = transport_failure(rc, resp, "GET resource", reason, reason_cap);
   else if (resp->status == 200) {
     snprintf(reason, reason_cap, "ok");
+    *found = true;
     return PEER_OK; /* the caller owns resp now */
   } else if (resp->status == 404) {
     describe_answer(resp, "GET resource", reason, reason_cap);
-    out = PEER_NOT_FOUND;
+    out = PEER_OK;
   } else {
     describe_answer(resp, "GET resource", reason, reason_cap);
-    out = transient_status(resp->status) ? PEER_TRANSIENT : PEER_PERMANENT;
+    out = transient_status(resp->status) ? PEER_ERR_TRANSIENT : PEER_ERR_PERMANENT;
   }
   httpc_response_free(resp);
   return out;
 }
 
-peer_result peers_post_song(const peers *p, int32_t id, const mp3_song *song, const char *request_id, char *reason,
-                            size_t reason_cap) {
+int peers_post_song(const peers *p, int32_t id, const mp3_song *song, const char *request_id, bool *created,
+                    char *reason, size_t reason_cap) {
+  *created = false;
   json_t *doc = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "id", (json_int_t)id, "name", song->name, "artist",
                           song->artist, "album", song->album, "duration", song->duration, "year", song->year);
   char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
   json_decref(doc);
   if (!body) {
     snprintf(reason, reason_cap, "POST song: out of memory building the body");
-    return PEER_TRANSIENT;
+    return PEER_ERR_TRANSIENT;
   }
   char url[1024];
   snprintf(url, sizeof url, "%s/songs", p->song_url);
@@ -89,18 +92,19 @@ peer_result peers_post_song(const peers *p, int32_t id, const mp3_song *song, co
   int rc = httpc_do(p->song_http, &req, &resp);
   free(body);
   count_call(p, PROC_PEER_SONG, rc, &resp);
-  peer_result out;
+  int out;
   if (rc != HTTPC_OK) {
     out = transport_failure(rc, &resp, "POST song", reason, reason_cap);
   } else if (resp.status >= 200 && resp.status < 300) {
     snprintf(reason, reason_cap, "ok");
+    *created = true;
     out = PEER_OK;
   } else if (resp.status == 409) {
     snprintf(reason, reason_cap, "already stored");
-    out = PEER_EXISTS;
+    out = PEER_OK;
   } else {
     describe_answer(&resp, "POST song", reason, reason_cap);
-    out = transient_status(resp.status) ? PEER_TRANSIENT : PEER_PERMANENT;
+    out = transient_status(resp.status) ? PEER_ERR_TRANSIENT : PEER_ERR_PERMANENT;
   }
   httpc_response_free(&resp);
   return out;

@@ -14,6 +14,7 @@
 #ifndef FERMATA_PROC_PEERS_H
 #define FERMATA_PROC_PEERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,13 +22,13 @@
 #include "mp3/mp3.h"
 #include "proc.h"
 
-typedef enum peer_result {
-  PEER_OK = 0,         /* resource: 200 with the bytes; song: 2xx stored */
-  PEER_EXISTS = 1,     /* song: 409, already stored */
-  PEER_NOT_FOUND = 2,  /* resource: 404, deleted */
-  PEER_TRANSIENT = -1, /* try again later */
-  PEER_PERMANENT = -2, /* trying again cannot help */
-} peer_result;
+/* What a call returns; the peer's definite answers (found or deleted, created or already
+ * stored) are PEER_OK with the outcome in an out-parameter. */
+enum {
+  PEER_OK = 0,             /* resource: 200 or 404; song: 2xx or 409 */
+  PEER_ERR_TRANSIENT = -1, /* try again later */
+  PEER_ERR_PERMANENT = -2, /* trying again cannot help */
+};
 
 typedef struct peers {
   httpc *resource_http;     /* borrowed; body cap = largest resource accepted */
@@ -37,15 +38,17 @@ typedef struct peers {
   proc_stats *stats;        /* borrowed; client call metrics */
 } peers;
 
-/* Fetches the bytes of resource id. On PEER_OK *resp holds them (resp->body, body_len)
- * and the caller must httpc_response_free(resp); on any other result resp holds nothing
- * to free (it is freed here). reason receives a short text for logs and dead letters.
- * request_id may be NULL. */
-peer_result peers_get_resource(const peers *p, int32_t id, const char *request_id, httpc_response *resp, char *reason,
-                               size_t reason_cap);
+/* Fetches the bytes of resource id. PEER_OK or a negative PEER_ERR_*. On PEER_OK, *found
+ * says whether the resource exists (false: a 404, it was deleted); when it does, *resp
+ * holds the bytes (resp->body, body_len) and the caller must httpc_response_free(resp);
+ * otherwise resp holds nothing to free (it is freed here). reason receives a short text
+ * for logs and dead letters. request_id may be NULL. */
+int peers_get_resource(const peers *p, int32_t id, const char *request_id, httpc_response *resp, bool *found,
+                       char *reason, size_t reason_cap);
 
-/* Posts the metadata of resource id. */
-peer_result peers_post_song(const peers *p, int32_t id, const mp3_song *song, const char *request_id, char *reason,
-                            size_t reason_cap);
+/* Posts the metadata of resource id. PEER_OK or a negative PEER_ERR_*; on PEER_OK,
+ * *created says whether this call stored it (false: a 409, it was stored already). */
+int peers_post_song(const peers *p, int32_t id, const mp3_song *song, const char *request_id, bool *created,
+                    char *reason, size_t reason_cap);
 
 #endif

@@ -1,5 +1,5 @@
 /* pipeline: see pipeline.h. The retry loop of lib/retry drives each HTTP call; the ops
- * below keep the last peer_result and reason in their context so that a final answer
+ * below keep the last PEER_* code, outcome and reason in their context so that a final answer
  * (404, 409, 400) ends the loop as "no retry" while the pipeline still sees what it was. */
 #include "pipeline.h"
 
@@ -14,15 +14,17 @@ typedef struct call_ctx {
   int32_t id;
   const char *request_id;
   const mp3_song *song; /* POST only */
-  httpc_response resp;  /* GET only: the bytes on PEER_OK */
-  peer_result result;
+  httpc_response resp;  /* GET only: the bytes on PEER_OK when found */
+  int result;           /* PEER_OK or a negative PEER_ERR_* */
+  bool found;           /* GET, on PEER_OK: false when the resource was deleted (404) */
+  bool created;         /* POST, on PEER_OK: false when it was stored already (409) */
   char reason[256];
 } call_ctx;
 
 /* lib/retry's contract: 0 = success; negative = failure, retryable unless told otherwise. */
 static int settle_op(call_ctx *cx, bool *retryable) {
-  if (cx->result == PEER_TRANSIENT) return -1;
-  if (cx->result == PEER_PERMANENT) {
+  if (cx->result == PEER_ERR_TRANSIENT) return -1;
+  if (cx->result == PEER_ERR_PERMANENT) {
     *retryable = false;
     return -1;
   }
@@ -31,8 +33,9 @@ static int settle_op(call_ctx *cx, bool *retryable) {
 
 static int get_op(void *ud, unsigned attempt, bool *retryable) {
   call_ctx *cx = ud;
-  cx->result = peers_get_resource(cx->pl->peers, cx->id, cx->request_id, &cx->resp, cx->reason, sizeof cx->reason);
-  if (cx->result == PEER_TRANSIENT)
+  cx->result =
+      peers_get_resource(cx->pl->peers, cx->id, cx->request_id, &cx->resp, &cx->found, cx->reason, sizeof cx->reason);
+  if (cx->result == PEER_ERR_TRANSIENT)
     log_event(cx->pl->lg, LOG_LEVEL_DEBUG, "resource fetch failed", "resource_id=%" PRId32 " try=%u reason=\"%s\"",
               cx->id, attempt, cx->reason);
   return settle_op(cx, retryable);
@@ -40,8 +43,9 @@ static int get_op(void *ud, unsigned attempt, bool *retryable) {
 
 static int post_op(void *ud, unsigned attempt, bool *retryable) {
   call_ctx *cx = ud;
-  cx->result = peers_post_song(cx->pl->peers, cx->id, cx->song, cx->request_id, cx->reason, sizeof cx->reason);
-  if (cx->result == PEER_TRANSIENT)
+  cx->result =
+      peers_post_song(cx->pl->peers, cx->id, cx->song, cx->request_id, &cx->created, cx->reason, sizeof cx->reason);
+  if (cx->result == PEER_ERR_TRANSIENT)
     log_event(cx->pl->lg, LOG_LEVEL_DEBUG, "song post failed", "resource_id=%" PRId32 " try=%u reason=\"%s\"", cx->id,
               attempt, cx->reason);
   return settle_op(cx, retryable);
@@ -49,10 +53,10 @@ static int post_op(void *ud, unsigned attempt, bool *retryable) {
 
 static void call(const proc_pipeline *pl, retry_op_fn op, call_ctx *cx, uint64_t *rng) {
   retry_hooks hooks = {.rng_state = rng, .stop = pl->stop};
-  cx->result = PEER_TRANSIENT;
+  cx->result = PEER_ERR_TRANSIENT;
   snprintf(cx->reason, sizeof cx->reason, "stopping");
   if (retry_run(&pl->call_retry, op, cx, &hooks, NULL) == RETRY_ERR_INVALID) {
-    cx->result = PEER_TRANSIENT;
+    cx->result = PEER_ERR_TRANSIENT;
     snprintf(cx->reason, sizeof cx->reason, "invalid retry policy");
   }
 }
@@ -87,10 +91,10 @@ proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *reques
   call(pl, get_op, &get, rng_state);
   switch (get.result) {
   case PEER_OK: break;
-  case PEER_NOT_FOUND: return fail(PROC_GONE, reason, reason_cap, get.reason);
-  case PEER_PERMANENT: return fail(PROC_POISON, reason, reason_cap, get.reason);
+  case PEER_ERR_PERMANENT: return fail(PROC_POISON, reason, reason_cap, get.reason);
   default: return fail(PROC_RETRY, reason, reason_cap, get.reason);
   }
+  if (!get.found) return fail(PROC_GONE, reason, reason_cap, get.reason);
 
   mp3_song song;
   proc_outcome o = extract(&get.resp, &song, reason, reason_cap);
@@ -100,13 +104,12 @@ proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *reques
   call_ctx post = {.pl = pl, .id = id, .request_id = request_id, .song = &song};
   call(pl, post_op, &post, rng_state);
   switch (post.result) {
-  case PEER_OK:
-  case PEER_EXISTS: break;
-  case PEER_PERMANENT: return fail(PROC_POISON, reason, reason_cap, post.reason);
+  case PEER_OK: break;
+  case PEER_ERR_PERMANENT: return fail(PROC_POISON, reason, reason_cap, post.reason);
   default: return fail(PROC_RETRY, reason, reason_cap, post.reason);
   }
   log_event(pl->lg, LOG_LEVEL_DEBUG, "metadata stored", "resource_id=%" PRId32 " song=%s", id,
-            post.result == PEER_EXISTS ? "existing" : "created");
+            post.created ? "created" : "existing");
 
   char why[256] = "";
   if (publish(publish_ud, id, request_id, why, sizeof why) != 0) {
