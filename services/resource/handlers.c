@@ -74,7 +74,7 @@ static void get_resource(http_req *r, void *vctx) {
   }
   resource_row row;
   int rc = resource_find(ctx->svc, id, &row);
-  if (rc == RES_NOT_FOUND) {
+  if (rc == RES_ERR_NOT_FOUND) {
     http_reply_errorf(r, 404, "Resource with ID=%d not found", id);
     return;
   }
@@ -93,7 +93,7 @@ static void get_resource(http_req *r, void *vctx) {
   }
   resource_stream *st;
   rc = resource_stream_open(ctx->svc, id, first, last, &st);
-  if (rc == RES_NOT_FOUND) {
+  if (rc == RES_ERR_NOT_FOUND) {
     http_reply_errorf(r, 404, "Resource with ID=%d not found", id);
     return;
   }

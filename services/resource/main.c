@@ -94,7 +94,7 @@ static mq_verdict on_processed(const mq_message *m, void *arg, char *reason, siz
   if (msgs_decode(m->body, m->len, &id, reason, cap) != MSGS_OK) return MQ_REJECT;
   int rc = resource_make_permanent(svc, id, *m->request_id ? m->request_id : NULL);
   if (rc == RES_OK) return MQ_ACK;
-  if (rc == RES_NOT_FOUND) {
+  if (rc == RES_ERR_NOT_FOUND) {
     log_event(svc->lg, LOG_LEVEL_WARN, "processed message for an unknown resource; acknowledged", "id=%d", id);
     return MQ_ACK;
   }

@@ -98,10 +98,10 @@ int resource_upload(resource_svc *svc, const void *data, size_t len, const char 
 }
 
 int resource_find(resource_svc *svc, int32_t id, resource_row *out) {
-  int rc = repo_find(svc->db, id, out);
-  if (rc == REPO_NOT_FOUND) return RES_NOT_FOUND;
-  if (rc == DB_OK) return RES_OK;
-  return db_to_res(rc);
+  bool found = false;
+  int rc = repo_find(svc->db, id, out, &found);
+  if (rc != DB_OK) return db_to_res(rc);
+  return found ? RES_OK : RES_ERR_NOT_FOUND;
 }
 
 int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
@@ -141,7 +141,7 @@ int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_i
       /* the staging object is gone: the resource was deleted or moved meanwhile */
       resource_row again;
       int frc = resource_find(svc, id, &again);
-      if (frc == RES_NOT_FOUND || (frc == RES_OK && strcmp(again.state, "PERMANENT") == 0)) return frc;
+      if (frc == RES_ERR_NOT_FOUND || (frc == RES_OK && strcmp(again.state, "PERMANENT") == 0)) return frc;
     }
     if (rc != S3_OK) return s3_to_res(svc, rc, &e, "copy to permanent storage failed");
     if ((rc = store_durable(svc)) != RES_OK) return rc; /* the copy on disk before the row moves */

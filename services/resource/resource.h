@@ -45,23 +45,24 @@ typedef struct {
 
 enum {
   RES_OK = 0,
-  RES_NOT_FOUND = 1,
   RES_ERR_DB = -1,         /* database unavailable */
   RES_ERR_STORE = -2,      /* object store unavailable */
   RES_ERR_NO_STORAGE = -3, /* no storage of the needed type, live or fallback */
   RES_ERR_INTERNAL = -4,
-  RES_ERR_STORE_FULL = -5 /* the object store is out of space */
+  RES_ERR_STORE_FULL = -5, /* the object store is out of space */
+  RES_ERR_NOT_FOUND = -6   /* no resource with that id (never stored, or deleted) */
 };
 
 /* ---- domain operations (resource.c) ---- */
 /* The RES_ERR_* for a failed object store call (an s3_err). */
 int resource_s3_err(int rc);
 int resource_upload(resource_svc *svc, const void *data, size_t len, const char *request_id, int32_t *id);
+/* Loads the row of resource id into *out. RES_OK, RES_ERR_NOT_FOUND or another RES_ERR_*. */
 int resource_find(resource_svc *svc, int32_t id, resource_row *out);
 /* Streams bytes [first, last] of the resource: a thread fetches from the object store into
  * a bounded buffer (RESOURCE_STREAM_BUFFER) that resource_stream_read drains, so a download
  * holds that much memory whatever the file's size. Open returns once the first bytes
- * arrived (or the fetch failed: then RES_NOT_FOUND / RES_ERR_*, and nothing to close), so
+ * arrived (or the fetch failed: then RES_ERR_NOT_FOUND or another RES_ERR_*, and nothing to close), so
  * errors before the first byte still become proper HTTP answers. A concurrent move to
  * PERMANENT is followed (the row is read again). */
 #define RESOURCE_STREAM_BUFFER (256 * 1024)
@@ -79,7 +80,8 @@ void resource_stream_close(resource_stream *st);
  * the order given, *nout their count. */
 int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
                     size_t *nout);
-/* Applies a "processed" message: moves the object to PERMANENT storage. Idempotent. */
+/* Applies a "processed" message: moves the object to PERMANENT storage. Idempotent.
+ * RES_OK, RES_ERR_NOT_FOUND (the resource was deleted) or another RES_ERR_*. */
 int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_id);
 
 #endif

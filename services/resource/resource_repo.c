@@ -76,16 +76,17 @@ out:
   return rc;
 }
 
-int repo_find(db_pool *db, int32_t id, resource_row *out) {
+int repo_find(db_pool *db, int32_t id, resource_row *out, bool *found) {
   char ids[16];
   snprintf(ids, sizeof ids, "%d", id);
   const char *p[] = {ids};
   PGresult *res;
   int rc = db_query(db, "SELECT state, storage_id, bucket, s3_key, size FROM resources WHERE id = $1::int", 1, p, &res);
   if (rc != DB_OK) return rc;
-  if (PQntuples(res) == 0) {
+  *found = PQntuples(res) > 0;
+  if (!*found) {
     PQclear(res);
-    return REPO_NOT_FOUND;
+    return DB_OK;
   }
   memset(out, 0, sizeof *out);
   out->id = id;

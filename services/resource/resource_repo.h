@@ -1,7 +1,8 @@
 /*
  * resource_repo: every SQL statement of the Resource Service, for the request paths
  * (resource.c), the janitor's deletion queues (janitor.c) and the outbox relay (outbox.c).
- * Functions return DB_OK or a negative DB_ERR_*, and REPO_NOT_FOUND where noted.
+ * Functions return DB_OK or a negative DB_ERR_*; what they found comes back through
+ * out-parameters.
  *
  * The queues' functions take the caller's action as a callback, so that the bookkeeping
  * stays here: which rows are due, removing the finished ones, the retry schedule of the
@@ -13,13 +14,12 @@
 #ifndef FERMATA_RESOURCE_REPO_H
 #define FERMATA_RESOURCE_REPO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "db/db.h"
 #include "storages.h"
-
-enum { REPO_NOT_FOUND = 1 };
 
 /* One row of `resources`. */
 typedef struct {
@@ -36,7 +36,8 @@ extern const size_t resource_nmigrations;
 
 int repo_insert_with_outbox(db_pool *db, const resource_row *r, const char *sha256, const char *request_id,
                             int32_t *id);
-int repo_find(db_pool *db, int32_t id, resource_row *out); /* or REPO_NOT_FOUND */
+/* On DB_OK, *found says whether the row exists; when it does, *out holds it. */
+int repo_find(db_pool *db, int32_t id, resource_row *out, bool *found);
 /* Deletes rows and records their objects and songs for later deletion, in one transaction.
  * deleted: ids that existed, in request order (room for n; may be ids; count in *ndeleted). */
 int repo_delete(db_pool *db, const int32_t *ids, size_t n, int32_t *deleted, size_t *ndeleted);
