@@ -20,34 +20,9 @@
 #include <unistd.h>
 
 #include "http/http.h"
+#include "http_client.h"
 
-typedef struct {
-  char body[4096];
-  size_t len;
-  long status;
-} resp;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
-  resp *r = ud;
-  size_t k = sz * n;
-  if (r->len + k < sizeof r->body) memcpy(r->body + r->len, p, k), r->len += k, r->body[r->len] = '\0';
-  return k;
-}
-
-static resp get(unsigned port, const char *path) {
-  resp r = {0};
-  CURL *c = curl_easy_init();
-  char url[256];
-  snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-  curl_easy_perform(c);
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-  curl_easy_cleanup(c);
-  return r;
-}
+static resp get(unsigned port, const char *path) { return http_client_call(port, "GET", path, NULL, 0, NULL); }
 
 static long long now_ms(void) {
   struct timespec t;

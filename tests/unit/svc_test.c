@@ -12,37 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_client.h"
 #include "svc/svc.h"
-
-typedef struct {
-  char body[8192];
-  size_t len;
-  long status;
-} resp;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
-  resp *r = ud;
-  size_t k = sz * n;
-  if (r->len + k < sizeof r->body) memcpy(r->body + r->len, p, k), r->len += k, r->body[r->len] = '\0';
-  return k;
-}
 
 static unsigned port;
 
-static resp call(const char *method, const char *path) {
-  resp r = {0};
-  CURL *c = curl_easy_init();
-  char url[256];
-  snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-  curl_easy_perform(c);
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-  curl_easy_cleanup(c);
-  return r;
-}
+static resp call(const char *method, const char *path) { return http_client_call(port, method, path, NULL, 0, NULL); }
 
 /* The "rows": ids below 100 exist; id 13 makes the deletion fail. */
 static char last_request_id[80];
