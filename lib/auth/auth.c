@@ -110,6 +110,11 @@ void auth_log_mode(const auth *a, log_sink *lg, const char *service) {
               "service=%s hint=\"set " ENV_ISSUER " and " ENV_JWKS "\"", service);
 }
 
+static int http_route_sized(http_server *s, const char *method, const char *pattern, http_handler h, void *ctx,
+                            uint64_t max_body) {
+  return http_server_route(s, method, pattern, h, ctx, (size_t)max_body);
+}
+
 static void guarded(http_req *r, void *vg) {
   guard *g = vg;
   jwt_claims claims;
@@ -131,17 +136,29 @@ static void guarded(http_req *r, void *vg) {
   http_reply_error(r, (unsigned)status, jwt_error_description(rc));
 }
 
-int auth_route(http_server *srv, auth *a, const char *method, const char *pattern, unsigned scopes, http_handler h,
-               void *ctx, size_t max_body) {
-  if (a == NULL || scopes == AUTH_OPEN) return http_server_route(srv, method, pattern, h, ctx, max_body);
+static int add(http_server *srv, auth *a, const char *method, const char *pattern, unsigned scopes, http_handler h,
+               void *ctx, uint64_t max_body, bool stream) {
+  int (*route)(http_server *, const char *, const char *, http_handler, void *, uint64_t) =
+      stream ? http_server_route_stream : http_route_sized;
+  if (a == NULL || scopes == AUTH_OPEN) return route(srv, method, pattern, h, ctx, max_body);
   guard *g = calloc(1, sizeof *g);
   if (g == NULL) return HTTP_ERR_NOMEM;
   *g = (guard){.a = a, .scopes = scopes, .h = h, .ctx = ctx, .next = a->guards};
-  int rc = http_server_route(srv, method, pattern, guarded, g, max_body);
+  int rc = route(srv, method, pattern, guarded, g, max_body);
   if (rc != HTTP_OK) {
     free(g);
     return rc;
   }
   a->guards = g;
   return HTTP_OK;
+}
+
+int auth_route(http_server *srv, auth *a, const char *method, const char *pattern, unsigned scopes, http_handler h,
+               void *ctx, size_t max_body) {
+  return add(srv, a, method, pattern, scopes, h, ctx, max_body, false);
+}
+
+int auth_route_stream(http_server *srv, auth *a, const char *method, const char *pattern, unsigned scopes,
+                      http_handler h, void *ctx, uint64_t max_body) {
+  return add(srv, a, method, pattern, scopes, h, ctx, max_body, true);
 }

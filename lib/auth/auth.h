@@ -69,5 +69,9 @@ void auth_log_mode(const auth *a, log_sink *lg, const char *service);
 #define AUTH_OPEN (~0u)
 int auth_route(http_server *srv, auth *a, const char *method, const char *pattern, unsigned scopes, http_handler h,
                void *ctx, size_t max_body);
+/* auth_route for a route whose handler reads the body as it arrives
+ * (http_server_route_stream): the token is checked before the handler reads a byte. */
+int auth_route_stream(http_server *srv, auth *a, const char *method, const char *pattern, unsigned scopes,
+                      http_handler h, void *ctx, uint64_t max_body);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,8 +49,8 @@ static void route_free(route *r) {
   free(r);
 }
 
-int http_server_route(http_server *s, const char *method, const char *pattern, http_handler h, void *ctx,
-                      size_t max_body) {
+static int route_add(http_server *s, const char *method, const char *pattern, http_handler h, void *ctx,
+                     uint64_t max_body, bool stream) {
   if (!s || !method || !pattern || pattern[0] != '/' || !h) return HTTP_ERR_ROUTE;
   route *r = calloc(1, sizeof *r);
   if (!r) return HTTP_ERR_NOMEM;
@@ -63,6 +64,7 @@ int http_server_route(http_server *s, const char *method, const char *pattern, h
   r->handler = h;
   r->ctx = ctx;
   r->max_body = max_body ? max_body : s->opts.max_body;
+  r->stream = stream;
   route **tail = &s->routes;
   while (*tail) tail = &(*tail)->next;
   *tail = r;
@@ -70,6 +72,16 @@ int http_server_route(http_server *s, const char *method, const char *pattern, h
 fail:
   route_free(r);
   return HTTP_ERR_NOMEM;
+}
+
+int http_server_route(http_server *s, const char *method, const char *pattern, http_handler h, void *ctx,
+                      size_t max_body) {
+  return route_add(s, method, pattern, h, ctx, max_body, false);
+}
+
+int http_server_route_stream(http_server *s, const char *method, const char *pattern, http_handler h, void *ctx,
+                             uint64_t max_body) {
+  return route_add(s, method, pattern, h, ctx, max_body, true);
 }
 
 /* Matches `path` against `r`; on success stores parameters into req. */
@@ -140,7 +152,6 @@ static void resolve_route(http_server *s, http_req *req) {
 
 /* ---------- worker pool ---------- */
 
-static void dispatch(http_req *r);
 
 static void *worker_main(void *arg) {
   wq_worker *w = arg;
@@ -157,7 +168,7 @@ static void *worker_main(void *arg) {
     q->head = r->next_job;
     if (!q->head) q->tail = NULL;
     pthread_mutex_unlock(&q->mu);
-    dispatch(r);
+    http_dispatch(r);
     MHD_resume_connection(r->conn); /* the loop then sends what the handler answered */
     pthread_mutex_lock(&q->mu);
   }
@@ -230,6 +241,7 @@ http_server *http_server_new(const http_server_opts *opts, log_sink *lg) {
   if (!s->opts.shutdown_grace_ms) s->opts.shutdown_grace_ms = 30000;
   if (!s->opts.event_loops) s->opts.event_loops = cores();
   if (!s->opts.workers) s->opts.workers = HTTP_DEFAULT_WORKERS;
+  if (!s->opts.max_streams) s->opts.max_streams = HTTP_DEFAULT_MAX_STREAMS;
   s->lg = lg;
   s->unknown = calloc(1, sizeof *s->unknown);
   if (!s->unknown) {
@@ -239,11 +251,17 @@ http_server *http_server_new(const http_server_opts *opts, log_sink *lg) {
   if (pthread_mutex_init(&s->stats_mu, NULL) != 0) goto fail_stats;
   if (pthread_mutex_init(&s->waiting_mu, NULL) != 0) goto fail_waiting;
   if (pthread_mutex_init(&s->wq.mu, NULL) != 0) goto fail_wq_mu;
+  if (pthread_mutex_init(&s->bodies_mu, NULL) != 0) goto fail_bodies_mu;
+  if (pthread_cond_init(&s->bodies_cv, NULL) != 0) goto fail_bodies_cv;
   s->unknown->pattern = strdup("UNKNOWN");
   s->unknown->method = strdup("*");
   if (getrandom(&s->id_salt, sizeof s->id_salt, 0) != sizeof s->id_salt)
     s->id_salt = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
   return s;
+fail_bodies_cv:
+  pthread_mutex_destroy(&s->bodies_mu);
+fail_bodies_mu:
+  pthread_mutex_destroy(&s->wq.mu);
 fail_wq_mu:
   pthread_mutex_destroy(&s->waiting_mu);
 fail_waiting:
@@ -265,6 +283,8 @@ void http_server_free(http_server *s) {
   free(s->unknown->pattern);
   free(s->unknown->method);
   free(s->unknown);
+  pthread_cond_destroy(&s->bodies_cv);
+  pthread_mutex_destroy(&s->bodies_mu);
   pthread_mutex_destroy(&s->wq.mu);
   pthread_mutex_destroy(&s->waiting_mu);
   pthread_mutex_destroy(&s->stats_mu);
@@ -352,6 +372,7 @@ void http_server_stop(http_server *s) {
    * now; libmicrohttpd must not be stopped with a connection suspended. */
   atomic_store(&s->hard_stop, true);
   workq_stop(&s->wq);
+  http_body_stop_all(s);
   http_wake_all(s);
   wait_idle(s, 2000);
   http_wake_all(s);
@@ -395,8 +416,9 @@ static http_req *req_new(http_server *s, struct MHD_Connection *conn, const char
   return r;
 }
 
-static void req_free(http_req *r) {
+void http_req_free(http_req *r) {
   if (!r) return;
+  http_body_free(r->stream);
   for (int i = 0; i < r->nparams; i++) free(r->pnames[i]), free(r->pvals[i]);
   for (int i = 0; i < r->nheaders; i++) free(r->hname[i]), free(r->hval[i]);
   if (r->resp) MHD_destroy_response(r->resp);
@@ -448,7 +470,7 @@ static void presize_body(http_req *r) {
   if (r->body) r->body_cap = (size_t)n + 1, r->body[0] = '\0';
 }
 
-static enum MHD_Result send_reply(http_req *r) {
+enum MHD_Result http_send_reply(http_req *r) {
   if (!r->resp) {
     char why[64];
     snprintf(why, sizeof why, "handler for %s %s gave no response", r->method, r->rt ? r->rt->pattern : "?");
@@ -458,7 +480,7 @@ static enum MHD_Result send_reply(http_req *r) {
   return MHD_queue_response(r->conn, r->status, r->resp);
 }
 
-static void dispatch(http_req *r) {
+void http_dispatch(http_req *r) {
   if (r->too_large) {
     http_reply_errorf(r, 413, "Request body is too large: maximum allowed is %zu bytes", r->body_max);
   } else if (!r->rt) {
@@ -489,7 +511,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
       r->busy = true; /* answered on the first callback; the body, if any, is not read */
       http_reply_header(r, "Connection", "close");
       http_reply_errorf(r, 503, "Too many connections: the server's limit is %u", s->opts.max_connections);
-      return send_reply(r);
+      return http_send_reply(r);
+    }
+    if (r->rt && r->rt->stream) {
+      /* a declared body over the cap is refused before a byte is read */
+      if (http_req_content_length(r) > 0 && (uint64_t)http_req_content_length(r) > r->body_max) {
+        r->too_large = true;
+        http_dispatch(r);
+        return http_send_reply(r);
+      }
+      return http_body_start(r);
     }
     presize_body(r);
     /* A declared body far over the cap is refused before it is read: reading it just to
@@ -499,22 +530,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
       const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
       unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
       if (n / 4 > r->body_max) {
-        dispatch(r);
-        return send_reply(r);
+        http_dispatch(r);
+        return http_send_reply(r);
       }
     }
     return MHD_YES;
   }
+  if (r->stream) return http_body_feed(r, upload_data, upload_data_size);
   if (*upload_data_size) {
     body_append(r, upload_data, *upload_data_size);
     *upload_data_size = 0;
     return MHD_YES;
   }
-  if (r->resp) return r->queued ? send_reply(r) : MHD_YES; /* the worker's answer, or an early one */
-  if (r->queued) return send_reply(r);                     /* the handler answered nothing: send_reply says 500 */
-  if (r->too_large || !r->rt) {                            /* no handler to run: answer on the loop */
-    dispatch(r);
-    return send_reply(r);
+  if (r->resp) return r->queued ? http_send_reply(r) : MHD_YES; /* the worker's answer, or an early one */
+  if (r->queued) return http_send_reply(r);                     /* the handler answered nothing: send_reply says 500 */
+  if (r->too_large || !r->rt) {                                 /* no handler to run: answer on the loop */
+    http_dispatch(r);
+    return http_send_reply(r);
   }
   r->queued = true;
   MHD_suspend_connection(conn);
@@ -537,11 +569,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   void (*emit)(log_sink *, log_level, const char *, const char *, ...) =
       r->status >= 500 ? log_event : log_event_deferred;
   emit(s->lg, r->status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "request",
-       "method=%s path=%s status=%u duration_ms=%.2f bytes_in=%zu request_id=%s%s",
+       "method=%s path=%s status=%u duration_ms=%.2f bytes_in=%" PRIu64 " request_id=%s%s",
        log_quote(qmethod, sizeof qmethod, r->method), log_quote(qpath, sizeof qpath, r->path), r->status, secs * 1000.0,
-       r->body_len, r->id, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
-  req_free(r);
+       r->stream ? http_body_received(r) : (uint64_t)r->body_len, r->id,
+       toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
   *con_cls = NULL;
+  if (r->stream && http_body_completed(r)) return; /* its handler's thread frees it */
+  http_req_free(r);
   atomic_fetch_sub(&s->in_flight, 1);
 }
 
@@ -549,6 +583,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 const char *http_req_method(const http_req *r) { return r->method; }
 const char *http_req_path(const http_req *r) { return r->path; }
+
+int64_t http_req_content_length(const http_req *r) {
+  const char *cl = http_req_header(r, "Content-Length");
+  if (!cl || !*cl) return -1;
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(cl, &end, 10);
+  if (errno || *end || cl[0] == '-' || n > INT64_MAX) return -1;
+  return (int64_t)n;
+}
 const char *http_req_id(const http_req *r) { return r->id; }
 log_sink *http_req_log(const http_req *r) { return r->srv->lg; }
 
@@ -559,10 +603,12 @@ const char *http_req_param(const http_req *r, const char *name) {
 }
 
 const char *http_req_query(const http_req *r, const char *name) {
+  if (r->stream) return http_body_query(r, name);
   return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 const char *http_req_header(const http_req *r, const char *name) {
+  if (r->stream) return http_body_header(r, name);
   return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
@@ -599,4 +645,5 @@ void http_server_opts_env(http_server_opts *o, config_err *err) {
   o->workers = (unsigned)config_int("HTTP_WORKERS", o->workers, 0, 1024, err);
   o->max_connections = (unsigned)config_int("HTTP_MAX_CONNECTIONS", o->max_connections, 0, 100000, err);
   o->idle_timeout_s = (unsigned)config_int("HTTP_IDLE_TIMEOUT", o->idle_timeout_s, 0, 3600, err);
+  o->max_streams = (unsigned)config_int("HTTP_MAX_STREAMS", o->max_streams, 0, 4096, err);
 }

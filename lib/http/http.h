@@ -10,7 +10,8 @@
  * maps (method, pattern) to a handler; patterns are literal segments and `{name}`
  * parameters ("/songs/{id}"). The whole request body is read into a buffer with a hard cap
  * (per route) before the handler runs; a larger body gets 413 in the contract's error
- * shape. A path that matches no pattern gets 404, a path that matches with another method
+ * shape. Routes registered with http_server_route_stream instead hand their handler the
+ * body as it arrives (uploads of any size in bounded memory; see below). A path that matches no pattern gets 404, a path that matches with another method
  * 405, both in the contract shape, answered on the loop. Over the connection limit, a new
  * client's request gets 503 in the contract shape and "Connection: close". Every response
  * carries X-Request-Id (taken from the request when it is a sane token, else generated)
@@ -53,15 +54,24 @@ typedef struct {
   unsigned shutdown_grace_ms; /* 0 = 30000 */
   unsigned event_loops;       /* threads reading and writing connections; 0 = one per core */
   unsigned workers;           /* threads running handlers; 0 = HTTP_DEFAULT_WORKERS */
+  unsigned max_streams;       /* streamed-body requests at once (a thread each); 0 = HTTP_DEFAULT_MAX_STREAMS */
 } http_server_opts;
 
 #define HTTP_DEFAULT_MAX_CONNECTIONS 8192 /* Tomcat's default, as Spring Boot has it */
 #define HTTP_DEFAULT_WORKERS 16           /* = the default DB_POOL_SIZE: more would only wait */
 #define HTTP_LIMIT_SLACK 64               /* connections over the limit still answered 503 */
+#define HTTP_DEFAULT_MAX_STREAMS 64       /* uploads in progress at once; more get 503 */
+#define HTTP_STREAM_BUFFER (256 * 1024)   /* body bytes held per streamed request */
+/* After a streamed-body handler answered before the body's end (or the body passed the
+ * cap), the rest is read and discarded so that a client that sends everything before it
+ * reads sees the answer; past this many more bytes the answer goes out at once and the
+ * connection is closed. */
+#define HTTP_DRAIN_MAX (64ull << 20)
 
 /* Reads the server's thread and connection settings from the environment, keeping what
  * `o` has for the ones not set: HTTP_EVENT_LOOPS (0-64), HTTP_WORKERS (0-1024),
- * HTTP_MAX_CONNECTIONS (0-100000), HTTP_IDLE_TIMEOUT (seconds, 0-3600; 0 everywhere = the default). A bad value
+ * HTTP_MAX_CONNECTIONS (0-100000), HTTP_IDLE_TIMEOUT (seconds, 0-3600), HTTP_MAX_STREAMS
+ * (0-4096; 0 everywhere = the default). A bad value
  * leaves a message in `err` (lib/config). */
 void http_server_opts_env(http_server_opts *o, config_err *err);
 
@@ -73,6 +83,17 @@ void http_server_free(http_server *s); /* stops it first if running */
 /* Registers a route. `max_body` 0 = the server default. Returns HTTP_OK or HTTP_ERR_*. */
 int http_server_route(http_server *s, const char *method, const char *pattern, http_handler h, void *ctx,
                       size_t max_body);
+
+/* Registers a route whose handler reads the body itself as it arrives (http_req_read),
+ * in bounded memory (HTTP_STREAM_BUFFER), on a thread of its own started as soon as the
+ * headers are in, so a slow upload holds no worker of the pool. A Content-Length over
+ * max_body gets 413 before a byte is read; a body that passes max_body while it streams
+ * fails the handler's reads with HTTP_BODY_TOO_LARGE and gets 413 whatever the handler
+ * answered. Over max_streams such requests at once, 503. The handler may answer before
+ * it read the whole body (400 for a bad one): the rest is then discarded (see
+ * HTTP_DRAIN_MAX). http_req_body is empty for these routes. */
+int http_server_route_stream(http_server *s, const char *method, const char *pattern, http_handler h, void *ctx,
+                             uint64_t max_body);
 
 int http_server_start(http_server *s);
 unsigned http_server_port(const http_server *s);
@@ -89,6 +110,15 @@ const char *http_req_param(const http_req *r, const char *name);  /* path parame
 const char *http_req_query(const http_req *r, const char *name);  /* NULL when absent */
 const char *http_req_header(const http_req *r, const char *name); /* case-insensitive */
 const char *http_req_body(const http_req *r, size_t *len);        /* never NULL */
+
+/* Streamed bodies (routes of http_server_route_stream): reads up to cap bytes, waiting
+ * until some arrive. Returns the count (> 0), 0 at the end of the body, or a negative
+ * HTTP_BODY_*: the client went away or the server is stopping, or the body passed the
+ * route's cap. Every later call returns the same. */
+enum { HTTP_BODY_ABORTED = -1, HTTP_BODY_TOO_LARGE = -2 };
+long http_req_read(http_req *r, void *buf, size_t cap);
+/* The declared Content-Length, or -1 when the body is chunked (or there is none). */
+int64_t http_req_content_length(const http_req *r);
 const char *http_req_id(const http_req *r);
 log_sink *http_req_log(const http_req *r);
 

@@ -26,6 +26,7 @@ typedef struct {
 
 typedef struct route {
   char *method, *pattern;
+  bool stream;  /* the handler reads the body as it arrives (http_server_route_stream) */
   char *segbuf; /* owns the strings segs[] point into */
   char *segs[MAX_SEGMENTS];
   int nsegs;
@@ -70,6 +71,33 @@ typedef struct {
   unsigned nthreads, ncv, nidle;
 } workq;
 
+/* A request body its handler reads as it arrives (http_body.c). The event loop copies
+ * chunks into a bounded ring and suspends the connection while the ring is full; the
+ * handler, on a thread of its own, takes bytes out (http_req_read) and resumes it. The
+ * request is shared by the loop (until libmicrohttpd's completion callback) and the
+ * handler's thread (until the handler returned): the last to let go frees it. */
+typedef struct http_body {
+  pthread_mutex_t mu; /* guards everything below (and MHD suspend/resume of the connection) */
+  pthread_cond_t cv;  /* bytes, the end, an abort or too much: for the reading handler */
+  char *ring;
+  size_t cap, head, len; /* the bytes [head, head + len) modulo cap */
+  uint64_t received;     /* body bytes taken from the client (ring and drain) */
+  uint64_t answered_at;  /* `received` when the handler returned */
+  bool eof;              /* the whole body arrived */
+  bool too_large;        /* the body passed the route's cap: reads fail, the answer is 413 */
+  bool aborted;          /* the client went away or the server stops: reads fail */
+  bool wait_space;       /* the connection is suspended until the ring has room */
+  bool wait_reply;       /* the connection is suspended until the handler answered */
+  bool done;             /* the handler returned: the rest of the body is discarded */
+  bool completed;        /* libmicrohttpd is done with the connection */
+  int refs;              /* the loop's and the handler thread's */
+  /* copies of what the handler may look at after the connection is gone */
+  char *method, *path;
+  char **hname, **hval, **qname, **qval;
+  int nhdr, nq;
+  struct http_body *prev, *next; /* in srv->bodies */
+} http_body;
+
 struct http_server {
   http_server_opts opts;
   log_sink *lg;
@@ -85,6 +113,10 @@ struct http_server {
   workq wq;
   pthread_mutex_t waiting_mu;
   struct http_wake *waiting; /* suspended streams, resumed all at a hard stop */
+  pthread_mutex_t bodies_mu;
+  pthread_cond_t bodies_cv; /* a streamed-body handler ended */
+  http_body *bodies;        /* requests whose handlers read their bodies */
+  unsigned nbodies;         /* their handler threads still running */
 };
 
 struct http_req {
@@ -109,6 +141,7 @@ struct http_req {
   int nheaders;
   uint64_t resp_bytes;
   http_req *next_job; /* in the worker queue */
+  http_body *stream;  /* routes whose handler reads the body itself; NULL otherwise */
 };
 
 /* http_reply.c: stores the response for the request (the first one wins). */
@@ -116,6 +149,24 @@ void http_finish(http_req *r, unsigned status, struct MHD_Response *resp, const 
 
 /* Resumes every stream waiting for its reader (their next read then fails: hard stop). */
 void http_wake_all(http_server *s);
+
+/* http.c, for http_body.c */
+void http_req_free(http_req *r);
+void http_dispatch(http_req *r);
+enum MHD_Result http_send_reply(http_req *r);
+
+/* http_body.c: the first callback of a request on a streaming route (starts the handler's
+ * thread, or answers 503 over HTTP_MAX_STREAMS), each later one, the completion callback
+ * (true when the request is still the handler's: then it is not to be freed), and the
+ * hard stop (fails every read, waits for the handlers to end). */
+enum MHD_Result http_body_start(http_req *r);
+void http_body_free(http_body *b); /* NULL ok */
+uint64_t http_body_received(http_req *r);
+const char *http_body_header(const http_req *r, const char *name);
+const char *http_body_query(const http_req *r, const char *name);
+enum MHD_Result http_body_feed(http_req *r, const char *data, size_t *size);
+bool http_body_completed(http_req *r);
+void http_body_stop_all(http_server *s);
 
 /* http_metrics.c */
 void http_record_stats(http_server *s, http_req *r, double secs);
