@@ -216,7 +216,11 @@ int s3_mpu_abort(s3_client *c, const char *bucket, const char *key, const char *
 typedef int (*s3_upload_fn)(void *ud, const char *key, const char *upload_id);
 /* ListMultipartUploads of the keys starting with prefix (NULL or "" for all), following the
  * pages (key-marker, upload-id-marker). Returns 0 after the last one, or S3_ERR_ABORTED
- * when each() stopped the walk. */
+ * when each() stopped the walk. versitygw v1.8.0 refuses the upload-id-marker it hands out
+ * (400 InvalidArgument: it looks for it among the keys after key-marker); then the walk goes
+ * on with key-marker alone, which skips further uploads of the page's last key if that key
+ * has several (keys made unique per upload never do; a walk that aborts what it finds can
+ * simply run again). */
 int s3_mpu_list(s3_client *c, const char *bucket, const char *prefix, s3_upload_fn each, void *ud, s3_error *err);
 
 /* UploadPartCopy: bytes first..last (inclusive) of the source as part number of the

@@ -91,6 +91,7 @@ typedef struct s3_resp {
   bool read_failed;
   s3_object_info hdr; /* gathered from the headers of the final response */
   /* a read body: bytes pulled so far; for aws-chunked, the framing state */
+  bool chunked; /* q->chunked and the client sends a checksum */
   uint64_t pulled;
   uint64_t chunk_left; /* body bytes left in the current chunk */
   bool chunk_started;  /* a chunk was opened (its CRLF is owed) */

@@ -177,6 +177,8 @@ int s3_mpu_list(s3_client *c, const char *bucket, const char *prefix, s3_upload_
   if (each == NULL || (prefix && strlen(prefix) > 1024)) return S3_ERR_INVALID;
   s3_list_next *next = calloc(1, sizeof *next);
   char *query = malloc(S3_QUERY_MAX * 4);
+  s3_error e = {0};
+  bool key_marker_only = false;
   int rc = S3_ERR_NOMEM;
   if (next == NULL || query == NULL) goto done;
   for (;;) {
@@ -185,7 +187,14 @@ int s3_mpu_list(s3_client *c, const char *bucket, const char *prefix, s3_upload_
     s3_req q = {
         .method = "GET", .bucket = bucket, .query = query, .payload_hash = s3__empty_sha256, .body_cap = LIST_BODY_CAP};
     s3_resp *r = NULL;
-    rc = perform(c, &q, &r, err);
+    rc = perform(c, &q, &r, &e);
+    if (rc == S3_ERR_PROTOCOL && next->truncated && !key_marker_only && strcmp(e.s3_code, "InvalidArgument") == 0) {
+      /* versitygw v1.8.0 refuses the upload-id-marker it handed out (it looks for it among
+       * the keys after key-marker): go on from the key alone (see s3.h) */
+      key_marker_only = true;
+      next->upload_id_marker[0] = '\0';
+      continue;
+    }
     if (rc != 0) goto done;
     char prev_key[sizeof next->key_marker], prev_id[sizeof next->upload_id_marker];
     snprintf(prev_key, sizeof prev_key, "%s", next->key_marker);
@@ -196,10 +205,12 @@ int s3_mpu_list(s3_client *c, const char *bucket, const char *prefix, s3_upload_
     if (rc == 0 && next->truncated && strcmp(prev_key, next->key_marker) == 0 &&
         strcmp(prev_id, next->upload_id_marker) == 0)
       rc = S3_ERR_PROTOCOL; /* the same page again: stop rather than loop */
-    if (rc == S3_ERR_PROTOCOL) s3__err_set(err, rc, 200, NULL, &q, "unreadable ListMultipartUploadsResult");
+    if (rc == S3_ERR_PROTOCOL) s3__err_set(&e, rc, 200, NULL, &q, "unreadable ListMultipartUploadsResult");
     if (rc != 0 || !next->truncated) goto done;
+    if (key_marker_only) next->upload_id_marker[0] = '\0';
   }
 done:
+  if (rc != 0 && err) *err = e;
   free(query);
   free(next);
   return rc;

@@ -164,7 +164,7 @@ static size_t on_read(char *buf, size_t size, size_t n, void *ud) {
     q->mem_off += m;
     return m;
   }
-  if (q->chunked) return chunked_read(r, buf, cap);
+  if (r->chunked) return chunked_read(r, buf, cap);
   if (r->pulled == q->upload_size) return 0;
   size_t got = pull(r, buf, cap);
   return got ? got : CURL_READFUNC_ABORT;
@@ -276,6 +276,7 @@ int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
   r->body = capbuf_make(q->body_cap ? q->body_cap : S3_BODY_CAP - 1);
   r->req = q;
   bool chunked = q->chunked && q->read != NULL && c->checksum != S3_CHECKSUM_NONE;
+  r->chunked = chunked;
   if (chunked && s3__sum_init(&r->sum, c->checksum) != 0) {
     s3__err_set(err, S3_ERR_NOMEM, 0, NULL, q, "checksum context");
     return S3_ERR_NOMEM;
