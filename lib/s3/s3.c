@@ -9,9 +9,11 @@
  *
  * Things libcurl 7.88 does not do for us (see PITFALLS.md): the four-field SigV4 parameter
  * ("aws:amz:REGION:s3"; a loopback host gives curl nothing to guess from), the
- * x-amz-content-sha256 header (hex SHA-256 of in-memory bodies, UNSIGNED-PAYLOAD for
- * streams), and percent-encoding: we sign no query strings at all and accept only URL-safe
- * keys, so nothing needs encoding. We never set Expect or X-Amz-Date by hand.
+ * x-amz-content-sha256 header (hex SHA-256 of in-memory bodies,
+ * STREAMING-UNSIGNED-PAYLOAD-TRAILER or UNSIGNED-PAYLOAD for streams), and percent-encoding:
+ * we accept only URL-safe keys, and the few query strings (the multipart calls') are built
+ * sorted with every value escaped (s3_query_escape), as curl 7.88 signs them verbatim. We
+ * never set Expect or X-Amz-Date by hand.
  *
  * The handles come from a lib/curlpool pool (reset, so live connections and the DNS cache
  * stay; up to max_idle kept). A handle is used by one thread at a time, which is all
@@ -19,10 +21,12 @@
  *
  * Files, from the bottom up: this one holds the error strings and the client (s3_new, its
  * SigV4 parameter, s3_free) and calls none of the others; s3_sign.c what SigV4 signs as
- * given (bucket names, keys, URLs, payload hashes); s3_wire.c the parsing of what the
- * store answers (ranges, XML errors, classification, the Server header); s3_transfer.c
- * one request through libcurl (s3__perform); s3_ops.c the operations. s3_internal.h is
- * what they share.
+ * given (bucket names, keys, URLs, payload hashes); s3_sum.c the checksums and the
+ * aws-chunked size of streamed bodies; s3_wire.c the parsing of what the store answers
+ * (ranges, XML errors, classification, the Server header) and the multipart XML and query
+ * values; s3_transfer.c one request through libcurl (s3__perform, the aws-chunked framing);
+ * s3_ops.c the single-request operations; s3_mpu.c multipart uploads and sized copies.
+ * s3_internal.h is what they share.
  */
 #include "s3.h"
 
@@ -71,6 +75,8 @@ int s3_new(const s3_config *cfg, s3_client **out) {
   const char *slash = strchr(host, '/');
   if (host[0] == '\0' || host[0] == '/' || (slash && slash[1] != '\0')) return S3_ERR_INVALID;
   if (cfg->connect_timeout_ms < 0 || cfg->timeout_ms < 0 || cfg->max_idle_handles < 0) return S3_ERR_INVALID;
+  if (cfg->checksum != S3_CHECKSUM_CRC32C && cfg->checksum != S3_CHECKSUM_SHA256 && cfg->checksum != S3_CHECKSUM_NONE)
+    return S3_ERR_INVALID;
 
   s3_client *c = calloc(1, sizeof *c);
   if (c == NULL) return S3_ERR_NOMEM;
@@ -85,6 +91,7 @@ int s3_new(const s3_config *cfg, s3_client **out) {
   c->handles = curlpool_new(cfg->max_idle_handles ? cfg->max_idle_handles : 8);
   c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 2000;
   c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 60000;
+  c->checksum = cfg->checksum;
   if (!c->endpoint || !c->access_key || !c->secret_key || !c->region || !c->handles) {
     free(c->endpoint);
     free(c->access_key);

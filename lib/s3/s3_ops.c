@@ -1,4 +1,4 @@
-/* s3_ops: the operations of the contract (buckets, put, get, head, copy, delete). Each
+/* s3_ops: the single-request operations (buckets, put, get, head, copy, delete). Each
  * builds one s3_req and runs it through s3__perform (s3_transfer.c); what is special to an
  * operation (CreateBucketConfiguration outside us-east-1, a 409 for a bucket we own, the
  * late errors of CopyObject, a DELETE of a missing key) is handled here.
@@ -94,13 +94,15 @@ int s3_put_hashed(s3_client *c, const char *bucket, const char *key, const void 
 
 int s3_put_stream(s3_client *c, const char *bucket, const char *key, s3_read_fn read, void *ud, uint64_t size,
                   const char *content_type, s3_error *err) {
-  if (key == NULL || read == NULL || size > (uint64_t)INT64_MAX) return S3_ERR_INVALID;
+  if (key == NULL || read == NULL || size > S3_COPY_SINGLE_MAX) return S3_ERR_INVALID;
+  /* transfer picks STREAMING-UNSIGNED-PAYLOAD-TRAILER or UNSIGNED-PAYLOAD by the client's checksum */
   s3_req q = {.bucket = bucket,
               .key = key,
               .payload_hash = "UNSIGNED-PAYLOAD",
               .read = read,
               .read_ud = ud,
-              .upload_size = size};
+              .upload_size = size,
+              .chunked = true};
   return put_common(c, &q, content_type, err);
 }
 
@@ -158,6 +160,7 @@ int s3_copy(s3_client *c, const char *src_bucket, const char *src_key, const cha
               .bucket = dst_bucket,
               .key = dst_key,
               .upload = true,
+              .long_running = true, /* the store copies the whole object before it answers */
               .payload_hash = s3__empty_sha256,
               .headers = {src}};
   s3_resp *r = s3__resp_new();

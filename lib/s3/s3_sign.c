@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -76,3 +77,76 @@ void s3__hex_sha256(const void *data, size_t len, char out[65]) {
 
 /* SHA-256 of the empty body, what every body-less request announces. */
 const char s3__empty_sha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/* ---------------------------------------------------------------- own SigV4 signer
+ * For the requests libcurl 7.88 signs wrongly: it sorts the canonical headers as whole
+ * "name:value" lines (fixed in curl 8.10, curl/curl#14370), so x-amz-copy-source-range
+ * ('-' < ':') lands before x-amz-copy-source and UploadPartCopy fails with
+ * SignatureDoesNotMatch. Those requests are signed here, the canonical headers sorted by name. */
+
+static void hmac256(const void *key, size_t klen, const char *msg, unsigned char out[32]) {
+  unsigned int n = 32;
+  HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), out, &n);
+}
+
+static size_t name_len(const char *h) {
+  const char *c = strchr(h, ':');
+  return c ? (size_t)(c - h) : strlen(h);
+}
+
+int s3_sigv4_authorization(const char *access_key, const char *secret_key, const char *region, const char *amz_date,
+                           const char *method, const char *path, const char *query, const char *const *headers,
+                           size_t n, const char *payload_hash, char *out, size_t cap) {
+  if (n == 0 || n > 16 || strlen(amz_date) != 16 || strlen(secret_key) > 200) return S3_ERR_INVALID;
+  const char *sorted[16];
+  for (size_t i = 0; i < n; i++) { /* insertion sort by name only */
+    size_t j = i;
+    while (j > 0) {
+      size_t a = name_len(sorted[j - 1]), b = name_len(headers[i]);
+      int c = strncmp(sorted[j - 1], headers[i], a < b ? a : b);
+      if (c < 0 || (c == 0 && a <= b)) break;
+      sorted[j] = sorted[j - 1];
+      j--;
+    }
+    sorted[j] = headers[i];
+  }
+  char canon[4096], names[512] = "";
+  int w = snprintf(canon, sizeof canon, "%s\n%s\n%s\n", method, path, query ? query : "");
+  size_t o = (size_t)w, no = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t nl = name_len(sorted[i]);
+    const char *v = sorted[i][nl] == ':' ? sorted[i] + nl + 1 : "";
+    while (*v == ' ') v++;
+    w = snprintf(canon + o, sizeof canon - o, "%.*s:%s\n", (int)nl, sorted[i], v);
+    if (w < 0 || (size_t)w >= sizeof canon - o) return S3_ERR_INVALID;
+    o += (size_t)w;
+    w = snprintf(names + no, sizeof names - no, "%s%.*s", i ? ";" : "", (int)nl, sorted[i]);
+    if (w < 0 || (size_t)w >= sizeof names - no) return S3_ERR_INVALID;
+    no += (size_t)w;
+  }
+  w = snprintf(canon + o, sizeof canon - o, "\n%s\n%s", names, payload_hash);
+  if (w < 0 || (size_t)w >= sizeof canon - o) return S3_ERR_INVALID;
+  o += (size_t)w;
+
+  char scope[128], canon_hash[65], sts[320];
+  w = snprintf(scope, sizeof scope, "%.8s/%s/s3/aws4_request", amz_date, region);
+  if (w < 0 || (size_t)w >= sizeof scope) return S3_ERR_INVALID;
+  s3__hex_sha256(canon, o, canon_hash);
+  snprintf(sts, sizeof sts, "AWS4-HMAC-SHA256\n%s\n%s\n%s", amz_date, scope, canon_hash);
+
+  char kdate[220], day[9];
+  unsigned char k1[32], k2[32], k3[32], k4[32], sig[32];
+  snprintf(kdate, sizeof kdate, "AWS4%s", secret_key);
+  snprintf(day, sizeof day, "%.8s", amz_date);
+  hmac256(kdate, strlen(kdate), day, k1);
+  hmac256(k1, 32, region, k2);
+  hmac256(k2, 32, "s3", k3);
+  hmac256(k3, 32, "aws4_request", k4);
+  hmac256(k4, 32, sts, sig);
+  explicit_bzero(kdate, sizeof kdate);
+  char hex[65];
+  for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", sig[i]);
+  w = snprintf(out, cap, "AWS4-HMAC-SHA256 Credential=%s/%s,SignedHeaders=%s,Signature=%s", access_key, scope, names,
+               hex);
+  return (w < 0 || (size_t)w >= cap) ? S3_ERR_NOMEM : 0;
+}

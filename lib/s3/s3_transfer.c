@@ -7,10 +7,12 @@
 #include "s3.h"
 
 #include <curl/curl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "curlpool/curlpool.h"
 #include "s3_internal.h"
@@ -81,6 +83,76 @@ static size_t on_write(char *buf, size_t size, size_t n, void *ud) {
   return len;
 }
 
+/* Pulls up to cap body bytes from the caller, never past the announced size; 0 bytes
+ * before it (or a failure) aborts the transfer. Returns the bytes or 0 with read_failed. */
+static size_t pull(s3_resp *r, char *buf, size_t cap) {
+  s3_req *q = r->req;
+  uint64_t left = q->upload_size - r->pulled;
+  size_t want = left < cap ? (size_t)left : cap;
+  size_t got = 0;
+  if (want == 0) return 0;
+  if (q->read(q->read_ud, buf, want, &got) != 0 || got > want || got == 0) {
+    r->read_failed = true;
+    return 0;
+  }
+  r->pulled += got;
+  return got;
+}
+
+/* Queues the next frame of an aws-chunked body: the CRLF owed by the chunk just sent, then
+ * the next chunk's header, or the zero chunk and the trailer after the last byte. */
+static bool next_frame(s3_resp *r) {
+  uint64_t left = r->req->upload_size - r->pulled;
+  const char *crlf = r->chunk_started ? "\r\n" : "";
+  int n;
+  r->frame_off = 0;
+  if (left > 0) {
+    r->chunk_left = left < S3_CHUNK ? left : S3_CHUNK;
+    n = snprintf(r->frame, sizeof r->frame, "%s%" PRIx64 "\r\n", crlf, r->chunk_left);
+    r->chunk_started = true;
+    r->frame_len = (size_t)n;
+    return true;
+  }
+  n = snprintf(r->frame, sizeof r->frame, "%s0\r\n", crlf);
+  size_t t = s3__sum_trailer(&r->sum, r->frame + n, sizeof r->frame - (size_t)n - 2);
+  if (t == 0) return false;
+  memcpy(r->frame + (size_t)n + t, "\r\n", 2);
+  r->frame_len = (size_t)n + t + 2;
+  r->frame_final = true;
+  return true;
+}
+
+static size_t chunked_read(s3_resp *r, char *buf, size_t cap) {
+  size_t out = 0;
+  while (out < cap) {
+    if (r->frame_off < r->frame_len) {
+      size_t m = r->frame_len - r->frame_off;
+      if (m > cap - out) m = cap - out;
+      memcpy(buf + out, r->frame + r->frame_off, m);
+      r->frame_off += m;
+      out += m;
+      continue;
+    }
+    if (r->frame_final) break;
+    if (r->chunk_left == 0) {
+      if (!next_frame(r)) {
+        r->read_failed = true;
+        return CURL_READFUNC_ABORT;
+      }
+      continue;
+    }
+    size_t want = cap - out;
+    if (want > r->chunk_left) want = (size_t)r->chunk_left;
+    size_t got = pull(r, buf + out, want);
+    if (got == 0) return CURL_READFUNC_ABORT;
+    s3__sum_update(&r->sum, buf + out, got);
+    r->chunk_left -= got;
+    out += got;
+    break; /* hand over what the caller gave; curl asks again */
+  }
+  return out;
+}
+
 static size_t on_read(char *buf, size_t size, size_t n, void *ud) {
   s3_resp *r = ud;
   s3_req *q = r->req;
@@ -92,12 +164,10 @@ static size_t on_read(char *buf, size_t size, size_t n, void *ud) {
     q->mem_off += m;
     return m;
   }
-  size_t got = 0;
-  if (q->read(q->read_ud, buf, cap, &got) != 0 || got > cap) {
-    r->read_failed = true;
-    return CURL_READFUNC_ABORT;
-  }
-  return got;
+  if (r->chunked) return chunked_read(r, buf, cap);
+  if (r->pulled == q->upload_size) return 0;
+  size_t got = pull(r, buf, cap);
+  return got ? got : CURL_READFUNC_ABORT;
 }
 
 /* Lets curl rewind an in-memory body (it does after some connection reuse failures). */
@@ -117,6 +187,39 @@ void s3__err_set(s3_error *err, int code, long status, const char *s3code, const
   snprintf(err->message, sizeof err->message, "%s /%s%s%s: %ld%s%s: %s", q->method, q->bucket, q->key ? "/" : "",
            q->key ? q->key : "", status, err->s3_code[0] ? " " : "", err->s3_code,
            detail && detail[0] ? detail : s3_strerror(code));
+}
+
+/* Adds Host, x-amz-date and Authorization for a request signed by us (q->self_sign): every
+ * x-amz-* header of q is signed, sorted by name, with the payload hash. */
+static int self_sign(const s3_client *c, const s3_req *q, const char *hash, struct curl_slist **hdrs) {
+  char date[17], host[300], hh[320], dh[40], auth[600], path[1200];
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(date, sizeof date, "%Y%m%dT%H%M%SZ", &tm);
+  const char *h = strstr(c->endpoint, "//") + 2;
+  snprintf(host, sizeof host, "host:%s", h);
+  snprintf(hh, sizeof hh, "x-amz-content-sha256:%s", hash);
+  snprintf(dh, sizeof dh, "x-amz-date:%s", date);
+  int n = snprintf(path, sizeof path, "/%s%s%s", q->bucket, q->key ? "/" : "", q->key ? q->key : "");
+  if (n < 0 || (size_t)n >= sizeof path) return S3_ERR_INVALID;
+  const char *signed_hdrs[S3_HDR_MAX + 3] = {host, hh, dh};
+  size_t k = 3;
+  for (int i = 0; i < S3_HDR_MAX && q->headers[i]; i++)
+    if (strncmp(q->headers[i], "x-amz-", 6) == 0) signed_hdrs[k++] = q->headers[i];
+  int rc = s3_sigv4_authorization(c->access_key, c->secret_key, c->region, date, q->method, path, q->query, signed_hdrs,
+                                  k, hash, auth + 15, sizeof auth - 15);
+  if (rc != 0) return rc;
+  memcpy(auth, "Authorization: ", 15);
+  snprintf(host, sizeof host, "Host: %s", h);
+  snprintf(dh, sizeof dh, "x-amz-date: %s", date);
+  const char *lines[] = {host, dh, auth};
+  for (size_t i = 0; i < 3; i++) {
+    struct curl_slist *t = curl_slist_append(*hdrs, lines[i]);
+    if (t == NULL) return S3_ERR_NOMEM;
+    *hdrs = t;
+  }
+  return 0;
 }
 
 static int curl_to_err(CURLcode rc) {
@@ -145,6 +248,7 @@ s3_resp *s3__resp_new(void) {
 
 void s3__resp_free(s3_resp *r) {
   if (r == NULL) return;
+  s3__sum_free(&r->sum);
   capbuf_free(&r->body);
   free(r);
 }
@@ -158,10 +262,25 @@ int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
     s3__err_set(err, rc, 0, NULL, q, "invalid bucket name or key");
     return rc;
   }
+  if (q->query != NULL) { /* signed verbatim by curl 7.88: the caller sorted and escaped it */
+    size_t ul = strlen(url);
+    int n = snprintf(url + ul, sizeof url - ul, "?%s", q->query);
+    if (n < 0 || (size_t)n >= sizeof url - ul) {
+      s3__err_set(err, S3_ERR_INVALID, 0, NULL, q, "query too long");
+      return S3_ERR_INVALID;
+    }
+  }
+  s3__sum_free(&r->sum);
   capbuf_free(&r->body);
   memset(r, 0, sizeof *r);
-  r->body = capbuf_make(S3_BODY_CAP - 1);
+  r->body = capbuf_make(q->body_cap ? q->body_cap : S3_BODY_CAP - 1);
   r->req = q;
+  bool chunked = q->chunked && q->read != NULL && c->checksum != S3_CHECKSUM_NONE;
+  r->chunked = chunked;
+  if (chunked && s3__sum_init(&r->sum, c->checksum) != 0) {
+    s3__err_set(err, S3_ERR_NOMEM, 0, NULL, q, "checksum context");
+    return S3_ERR_NOMEM;
+  }
   r->h = curlpool_get(c->handles);
   if (r->h == NULL) {
     s3__err_set(err, S3_ERR_NOMEM, 0, NULL, q, "curl_easy_init failed");
@@ -170,11 +289,31 @@ int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
   CURL *h = r->h;
   struct curl_slist *hdrs = NULL, *tmp;
   char errbuf[CURL_ERROR_SIZE] = "";
-  char line[160];
-  snprintf(line, sizeof line, "x-amz-content-sha256: %s", q->payload_hash);
+  char line[160], dec[80], trailer[64];
+  uint64_t wire = q->read ? q->upload_size : q->mem_len;
+  snprintf(line, sizeof line, "x-amz-content-sha256: %s",
+           chunked ? "STREAMING-UNSIGNED-PAYLOAD-TRAILER" : (q->read ? "UNSIGNED-PAYLOAD" : q->payload_hash));
   rc = S3_ERR_NOMEM;
   if ((tmp = curl_slist_append(hdrs, line)) == NULL) goto fail;
   hdrs = tmp;
+  if (chunked) {
+    snprintf(dec, sizeof dec, "x-amz-decoded-content-length: %" PRIu64, q->upload_size);
+    snprintf(trailer, sizeof trailer, "x-amz-trailer: %s", s3__sum_header(c->checksum));
+    const char *extra[] = {"Content-Encoding: aws-chunked", dec, trailer};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+      if ((tmp = curl_slist_append(hdrs, extra[i])) == NULL) goto fail;
+      hdrs = tmp;
+    }
+    wire = s3_chunked_length(q->upload_size, c->checksum);
+  }
+  if (q->self_sign) {
+    rc = self_sign(c, q, q->payload_hash, &hdrs);
+    if (rc != 0) {
+      s3__err_set(err, rc, 0, NULL, q, "cannot sign the request");
+      goto fail;
+    }
+    rc = S3_ERR_NOMEM;
+  }
   for (int i = 0; i < S3_HDR_MAX && q->headers[i]; i++) {
     if ((tmp = curl_slist_append(hdrs, q->headers[i])) == NULL) goto fail;
     hdrs = tmp;
@@ -184,10 +323,20 @@ int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* threads + timeouts: no SIGALRM */
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-  curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
-  curl_easy_setopt(h, CURLOPT_USERNAME, c->access_key);
-  curl_easy_setopt(h, CURLOPT_PASSWORD, c->secret_key);
+  if (q->read != NULL || q->long_running) {
+    /* the caller's pace or the object's size decides how long this takes: give up only
+     * when less than 1 byte/s moved for timeout_ms */
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 0L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->timeout_ms < 1000 ? 1L : c->timeout_ms / 1000);
+  } else {
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+  }
+  if (!q->self_sign) {
+    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
+    curl_easy_setopt(h, CURLOPT_USERNAME, c->access_key);
+    curl_easy_setopt(h, CURLOPT_PASSWORD, c->secret_key);
+  }
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -196,9 +345,10 @@ int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
   curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
   if (strcmp(q->method, "HEAD") == 0) {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-  } else if (q->upload) { /* PUT with Content-Length, even 0 (S3 wants it) */
+  } else if (q->upload) { /* PUT (or POST) with Content-Length, even 0 (S3 wants it) */
     curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)(q->read ? q->upload_size : q->mem_len));
+    if (strcmp(q->method, "PUT") != 0) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
+    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)wire);
     curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(h, CURLOPT_READDATA, r);
     curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
@@ -209,6 +359,7 @@ int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
 
   CURLcode cc = curl_easy_perform(h);
   long status = resp_status(r);
+  if (status < 200) status = 0; /* a 100 Continue is no answer */
   if (cc != CURLE_OK) {
     if (r->user_abort) {
       rc = S3_ERR_ABORTED;

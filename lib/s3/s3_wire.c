@@ -1,6 +1,8 @@
 /* s3_wire: the store's answers taken apart: Range and Content-Range values, S3's XML error
- * documents, the s3_err an answer stands for, and the kind of store a Server header names.
- * Pure functions: no I/O, no client.
+ * documents, the s3_err an answer stands for, and the kind of store a Server header names;
+ * and what multipart uploads exchange: escaped query values, the CompleteMultipartUpload
+ * document, the Initiate / CopyPart / ListMultipartUploads results. Pure functions: no I/O,
+ * no client.
  */
 #include "s3.h"
 
@@ -121,6 +123,10 @@ int s3_classify(long status, const char *code) {
       {"OperationAborted", S3_ERR_CONFLICT},
       {"InvalidRange", S3_ERR_RANGE},
       {"InsufficientStorage", S3_ERR_NO_SPACE},
+      {"NoSuchUpload", S3_ERR_NOT_FOUND},
+      {"InvalidPart", S3_ERR_INVALID},
+      {"InvalidPartOrder", S3_ERR_INVALID},
+      {"EntityTooSmall", S3_ERR_INVALID},
   };
   if (code != NULL && code[0] != '\0')
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
@@ -147,4 +153,168 @@ const char *s3_store_kind(const char *server) {
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
       if (strncasecmp(server, kinds[i].prefix, strlen(kinds[i].prefix)) == 0) return kinds[i].kind;
   return "s3-compatible";
+}
+
+/* ---------------------------------------------------------------- multipart XML */
+
+/* Decodes the five XML entities and &#N; / &#xN; (ASCII only) of s[0..n) into out. */
+static int xml_unescape(const char *s, size_t n, char *out, size_t cap) {
+  static const struct {
+    const char *name;
+    char ch;
+  } ents[] = {{"&quot;", '"'}, {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&apos;", '\''}};
+  size_t o = 0;
+  for (size_t i = 0; i < n;) {
+    char ch = s[i];
+    size_t used = 1;
+    if (ch == '&') {
+      used = 0;
+      for (size_t k = 0; k < sizeof ents / sizeof ents[0]; k++) {
+        size_t el = strlen(ents[k].name);
+        if (n - i >= el && memcmp(s + i, ents[k].name, el) == 0) {
+          ch = ents[k].ch;
+          used = el;
+          break;
+        }
+      }
+      if (used == 0 && n - i > 3 && s[i + 1] == '#') {
+        bool hex = s[i + 2] == 'x';
+        size_t j = i + (hex ? 3 : 2);
+        unsigned v = 0;
+        while (j < n && j - i < 8 && isxdigit((unsigned char)s[j]) && (hex || isdigit((unsigned char)s[j]))) {
+          v = v * (hex ? 16u : 10u) +
+              (unsigned)(isdigit((unsigned char)s[j]) ? s[j] - '0' : (tolower(s[j]) - 'a' + 10));
+          j++;
+        }
+        if (j < n && s[j] == ';' && v > 0 && v < 128) {
+          ch = (char)v;
+          used = j + 1 - i;
+        }
+      }
+      if (used == 0) return -1;
+    }
+    if (o + 1 >= cap) return -2;
+    out[o++] = ch;
+    i += used;
+  }
+  if (cap == 0) return -2;
+  out[o] = '\0';
+  return 0;
+}
+
+int s3__xml_value(const char *body, size_t len, const char *tag, char *out, size_t cap) {
+  char open[48], close[48];
+  snprintf(open, sizeof open, "<%s>", tag);
+  snprintf(close, sizeof close, "</%s>", tag);
+  if (body == NULL) return -1;
+  const char *s = memmem(body, len, open, strlen(open));
+  if (s == NULL) return -1;
+  s += strlen(open);
+  const char *e = memmem(s, len - (size_t)(s - body), close, strlen(close));
+  if (e == NULL) return -1;
+  int rc = xml_unescape(s, (size_t)(e - s), out, cap);
+  if (rc != 0 && cap) out[0] = '\0';
+  return rc;
+}
+
+int s3_query_escape(const char *s, char *buf, size_t cap) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    bool keep = isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~';
+    size_t need = keep ? 1 : 3;
+    if (o + need >= cap) return S3_ERR_NOMEM;
+    if (keep) {
+      buf[o++] = (char)*p;
+    } else {
+      buf[o++] = '%';
+      buf[o++] = hex[*p >> 4];
+      buf[o++] = hex[*p & 15];
+    }
+  }
+  if (cap == 0) return S3_ERR_NOMEM;
+  buf[o] = '\0';
+  return 0;
+}
+
+static const char complete_open[] = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
+static const char complete_close[] = "</CompleteMultipartUpload>";
+
+size_t s3_complete_xml_cap(size_t n) {
+  /* "<Part><PartNumber>10000</PartNumber><ETag>" etag(79) "</ETag></Part>" < 160 */
+  return sizeof complete_open + sizeof complete_close + n * 160;
+}
+
+int s3_complete_xml(const s3_part *parts, size_t n, char *buf, size_t cap, size_t *len) {
+  if (parts == NULL || n == 0 || n > S3_PART_MAX) return S3_ERR_INVALID;
+  for (size_t i = 0; i < n; i++) {
+    size_t el = strnlen(parts[i].etag, sizeof parts[i].etag);
+    if (parts[i].number < 1 || parts[i].number > S3_PART_MAX || (i > 0 && parts[i].number <= parts[i - 1].number) ||
+        el == 0 || el == sizeof parts[i].etag || strpbrk(parts[i].etag, "<>&") != NULL)
+      return S3_ERR_INVALID;
+  }
+  size_t o = 0;
+  int w = snprintf(buf, cap, "%s", complete_open);
+  if (w < 0 || (size_t)w >= cap) return S3_ERR_NOMEM;
+  o = (size_t)w;
+  for (size_t i = 0; i < n; i++) {
+    w = snprintf(buf + o, cap - o, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", parts[i].number,
+                 parts[i].etag);
+    if (w < 0 || (size_t)w >= cap - o) return S3_ERR_NOMEM;
+    o += (size_t)w;
+  }
+  w = snprintf(buf + o, cap - o, "%s", complete_close);
+  if (w < 0 || (size_t)w >= cap - o) return S3_ERR_NOMEM;
+  *len = o + (size_t)w;
+  return 0;
+}
+
+int s3_initiate_parse(const char *body, size_t len, char upload_id[S3_UPLOAD_ID_MAX]) {
+  if (body == NULL || memmem(body, len, "<InitiateMultipartUploadResult", 30) == NULL) return S3_ERR_PROTOCOL;
+  if (s3__xml_value(body, len, "UploadId", upload_id, S3_UPLOAD_ID_MAX) != 0 || upload_id[0] == '\0') {
+    upload_id[0] = '\0';
+    return S3_ERR_PROTOCOL;
+  }
+  return 0;
+}
+
+int s3_copy_part_parse(const char *body, size_t len, char etag[80]) {
+  if (body == NULL || memmem(body, len, "<CopyPartResult", 15) == NULL) return S3_ERR_PROTOCOL;
+  if (s3__xml_value(body, len, "ETag", etag, 80) != 0 || etag[0] == '\0') {
+    etag[0] = '\0';
+    return S3_ERR_PROTOCOL;
+  }
+  return 0;
+}
+
+int s3_list_uploads_parse(const char *body, size_t len, s3_upload_fn each, void *ud, s3_list_next *next) {
+  memset(next, 0, sizeof *next);
+  const char *root = body ? memmem(body, len, "<ListMultipartUploadsResult", 27) : NULL;
+  if (root == NULL) return S3_ERR_PROTOCOL;
+  const char *end = body + len;
+  const char *p = root;
+  char key[1025], id[S3_UPLOAD_ID_MAX];
+  for (;;) {
+    const char *u = memmem(p, (size_t)(end - p), "<Upload>", 8);
+    if (u == NULL) break;
+    const char *ue = memmem(u, (size_t)(end - u), "</Upload>", 9);
+    if (ue == NULL) return S3_ERR_PROTOCOL;
+    size_t ul = (size_t)(ue - u);
+    if (s3__xml_value(u, ul, "Key", key, sizeof key) != 0 || s3__xml_value(u, ul, "UploadId", id, sizeof id) != 0 ||
+        key[0] == '\0' || id[0] == '\0')
+      return S3_ERR_PROTOCOL;
+    if (each(ud, key, id) != 0) return S3_ERR_ABORTED;
+    p = ue + 9;
+  }
+  /* the page's own fields, outside the <Upload> elements (which hold no such tags) */
+  char flag[8];
+  size_t rl = (size_t)(end - root);
+  next->truncated = s3__xml_value(root, rl, "IsTruncated", flag, sizeof flag) == 0 && strcmp(flag, "true") == 0;
+  if (!next->truncated) return 0;
+  if (s3__xml_value(root, rl, "NextKeyMarker", next->key_marker, sizeof next->key_marker) != 0 ||
+      next->key_marker[0] == '\0')
+    return S3_ERR_PROTOCOL;
+  if (s3__xml_value(root, rl, "NextUploadIdMarker", next->upload_id_marker, sizeof next->upload_id_marker) == -2)
+    return S3_ERR_PROTOCOL;
+  return 0;
 }

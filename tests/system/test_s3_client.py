@@ -10,6 +10,10 @@ prints one JSON line.
   data directory, port and credentials): it checks every SigV4 signature; then it is
   SIGKILLed, to see the client fail fast and the objects still there after its restart.
 * ``TestStoreDown`` needs no server: a closed port and a port that accepts but never answers.
+* ``TestStreamIntegrity`` puts streamed bodies through ``FlipProxy``, which flips one byte on
+  the way: the store must refuse the body (the trailing checksum), unless the client sends
+  UNSIGNED-PAYLOAD (``S3_CHECKSUM=none``), which shows the proxy really damages the bytes.
+* ``TestMultipart``: multipart uploads, their listing and aborting, UploadPartCopy.
 """
 
 import hashlib
@@ -19,6 +23,7 @@ import random
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 
@@ -30,6 +35,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 STACK = os.path.join(ROOT, "scripts", "stack.sh")
 S3_ERR_INVALID, S3_ERR_NOT_FOUND, S3_ERR_UNAVAILABLE, S3_ERR_DENIED, S3_ERR_RANGE = (
     -1, -3, -4, -5, -7)
+S3_ERR_ABORTED, S3_ERR_IO = -9, -10
+MIB = 1024 * 1024
 
 
 def driver_path():
@@ -53,6 +60,16 @@ def stack_env():
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "test"),
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
     }
+
+
+def run_lines(env, *args, timeout=60):
+    """Runs the driver; returns all its JSON lines (mpu-list prints the uploads first)."""
+    full = dict(os.environ)
+    full.update(env)
+    p = subprocess.run([driver_path(), *args], env=full, capture_output=True, text=True,
+                       timeout=timeout)
+    assert p.returncode in (0, 1), f"driver usage/config error {p.returncode}: {p.stderr}"
+    return [json.loads(line) for line in p.stdout.strip().splitlines()]
 
 
 def run(env, *args, expect_rc=None, timeout=60):
@@ -266,6 +283,218 @@ class TestAgainstStack:
         print(f"stress: {res['ops']} ops in {res['seconds']} s")
 
 
+class FlipProxy:
+    """A TCP relay to the store that flips one byte of what the client sends, `offset` bytes
+    into the body of each request (counted from the end of its headers)."""
+
+    def __init__(self, port, offset):
+        self.target, self.offset, self.flipped = ("127.0.0.1", port), offset, 0
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.srv.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+    def _up(self, src, dst):
+        head, body = b"", None  # one request per connection is all the driver makes
+        try:
+            while data := src.recv(65536):
+                start = 0
+                if body is None:
+                    head += data
+                    end = head.find(b"\r\n\r\n")
+                    if end < 0:
+                        continue
+                    data, start, body = head, end + 4, 0
+                pos = start + self.offset - body
+                if start <= pos < len(data):
+                    data = data[:pos] + bytes([data[pos] ^ 1]) + data[pos + 1:]
+                    self.flipped += 1
+                body += len(data) - start
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._shut(dst)
+
+    def _pipe(self, src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._shut(dst)
+
+    @staticmethod
+    def _shut(sock):
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self):
+        self.srv.close()
+
+
+@pytest.fixture
+def flip(env):
+    port = int(env["S3_ENDPOINT"].rsplit(":", 1)[1])
+    proxy = FlipProxy(port, 100_000)  # in the second 64 KiB chunk's data
+    yield proxy
+    proxy.close()
+
+
+class TestStreamIntegrity:
+    @pytest.mark.parametrize("checksum", ["crc32c", "sha256", "none"])
+    def test_streamed_put_identical_in_every_mode(self, env, s3, bucket, tmp, checksum):
+        for size in (0, 1, 65536, 65537, 300_001):
+            data = os.urandom(size)
+            key = f"modes/{checksum}-{size}"
+            run(dict(env, S3_CHECKSUM=checksum), "put-file", bucket, key, write(tmp, "in", data), expect_rc=0)
+            assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+
+    @pytest.mark.parametrize("checksum", ["crc32c", "sha256"])
+    def test_store_refuses_a_streamed_body_damaged_on_the_way(self, env, s3, bucket, tmp, flip, checksum):
+        old, new = os.urandom(1000), os.urandom(1 * MIB)
+        run(env, "put", bucket, f"flip/{checksum}", write(tmp, "old", old), expect_rc=0)
+        res = run(dict(env, S3_ENDPOINT=f"http://127.0.0.1:{flip.port}", S3_CHECKSUM=checksum),
+                  "put-file", bucket, f"flip/{checksum}", write(tmp, "in", new))
+        assert flip.flipped == 1
+        assert res["rc"] != 0 and (res["http_status"], res["s3_code"]) == (400, "BadDigest"), res
+        # the store is as it was: the old object, not the damaged one
+        assert s3.get_object(Bucket=bucket, Key=f"flip/{checksum}")["Body"].read() == old
+
+    def test_unsigned_payload_stores_the_damage(self, env, s3, bucket, tmp, flip):
+        # what the refusal above is worth: without the checksum the store takes the bytes
+        data = os.urandom(1 * MIB)
+        run(dict(env, S3_ENDPOINT=f"http://127.0.0.1:{flip.port}", S3_CHECKSUM="none"),
+            "put-file", bucket, "flip/unsigned", write(tmp, "in", data), expect_rc=0)
+        assert flip.flipped == 1
+        stored = s3.get_object(Bucket=bucket, Key="flip/unsigned")["Body"].read()
+        assert len(stored) == len(data) and stored != data
+
+    def test_store_refuses_a_damaged_part(self, env, s3, bucket, tmp, flip):
+        uid = run(env, "mpu-create", bucket, "flip/part", expect_rc=0)["upload_id"]
+        res = run(dict(env, S3_ENDPOINT=f"http://127.0.0.1:{flip.port}"),
+                  "mpu-part", bucket, "flip/part", uid, "1", write(tmp, "in", os.urandom(6 * MIB)))
+        assert flip.flipped == 1 and (res["http_status"], res["s3_code"]) == (400, "BadDigest"), res
+        assert s3.list_parts(Bucket=bucket, Key="flip/part", UploadId=uid).get("Parts", []) == []
+        run(env, "mpu-abort", bucket, "flip/part", uid, expect_rc=0)
+
+    def test_slow_stream_is_not_cut_by_the_request_timeout(self, env, s3, bucket, tmp):
+        # 6 reads 300 ms apart: 1.8 s for a body, against a 1 s request timeout
+        data = os.urandom(120_000)
+        res = run(dict(env, S3_TIMEOUT_MS="1000"), "put-slow", bucket, "slow/one",
+                  write(tmp, "in", data), "20000", "300", expect_rc=0)
+        assert res["seconds"] > 1.5, res
+        assert s3.get_object(Bucket=bucket, Key="slow/one")["Body"].read() == data
+
+
+def uploads(env, bucket, prefix, *extra):
+    lines = run_lines(env, "mpu-list", bucket, prefix, *extra)
+    return lines[-2]["uploads"], lines[-1]
+
+
+class TestMultipart:
+    def test_three_parts_read_back_identical(self, env, s3, bucket, tmp):
+        data = os.urandom(2 * 5 * MIB + 123_457)
+        res = run(env, "mpu-upload", bucket, "mp/three", write(tmp, "in", data), str(5 * MIB), expect_rc=0)
+        assert res["parts"] == 3
+        obj = s3.get_object(Bucket=bucket, Key="mp/three")
+        assert obj["Body"].read() == data
+        assert obj["ETag"].strip('"').endswith("-3") and obj["ContentType"] == "audio/mpeg"
+        out = str(tmp / "out")
+        run(env, "get", bucket, "mp/three", out, expect_rc=0)
+        assert open(out, "rb").read() == data
+        assert uploads(env, bucket, "mp/three")[0] == []  # completed: nothing left over
+
+    def test_list_finds_an_unfinished_upload_and_abort_removes_it(self, env, s3, bucket, tmp):
+        uid = run(env, "mpu-create", bucket, "mp/open/a", expect_rc=0)["upload_id"]
+        run(env, "mpu-part", bucket, "mp/open/a", uid, "1", write(tmp, "in", os.urandom(1000)), expect_rc=0)
+        theirs = s3.create_multipart_upload(Bucket=bucket, Key="mp/open/b")["UploadId"]
+        found, res = uploads(env, bucket, "mp/open/")
+        assert res["rc"] == 0
+        assert sorted((u["key"], u["upload_id"]) for u in found) == [("mp/open/a", uid), ("mp/open/b", theirs)]
+        run(env, "mpu-abort", bucket, "mp/open/a", uid, expect_rc=0)
+        run(env, "mpu-abort", bucket, "mp/open/b", theirs, expect_rc=0)
+        run(env, "mpu-abort", bucket, "mp/open/a", uid, expect_rc=0)  # again: idempotent
+        assert uploads(env, bucket, "mp/open/")[0] == []
+        assert s3.list_multipart_uploads(Bucket=bucket, Prefix="mp/open/").get("Uploads", []) == []
+
+    def test_list_follows_pages_and_stops_when_asked(self, env, s3, bucket):
+        made = {s3.create_multipart_upload(Bucket=bucket, Key=f"mp/many/{i % 7}/{i:03d}")["UploadId"]
+                for i in range(130)}  # more than one page of 100
+        found, res = uploads(env, bucket, "mp/many/")
+        assert res["rc"] == 0 and {u["upload_id"] for u in found} == made and len(found) == 130
+        found, res = uploads(env, bucket, "mp/many/", "3")
+        assert res["rc"] == S3_ERR_ABORTED and len(found) == 3
+        for u in uploads(env, bucket, "mp/many/")[0]:
+            run(env, "mpu-abort", bucket, u["key"], u["upload_id"], expect_rc=0)
+        assert uploads(env, bucket, "mp/many/")[0] == []
+
+    def test_complete_with_a_wrong_etag_fails(self, env, s3, bucket, tmp):
+        uid = run(env, "mpu-create", bucket, "mp/wrong", expect_rc=0)["upload_id"]
+        part = run(env, "mpu-part", bucket, "mp/wrong", uid, "1", write(tmp, "in", os.urandom(1000)), expect_rc=0)
+        assert part["etag"]
+        res = run(env, "mpu-complete", bucket, "mp/wrong", uid, "1:" + "0" * 32, expect_rc=S3_ERR_INVALID)
+        assert res["s3_code"] == "InvalidPart"
+        with pytest.raises(botocore.exceptions.ClientError):
+            s3.head_object(Bucket=bucket, Key="mp/wrong")
+        run(env, "mpu-complete", bucket, "mp/wrong", uid, f"1:{part['etag']}", expect_rc=0)  # the right one works
+        assert s3.head_object(Bucket=bucket, Key="mp/wrong")["ContentLength"] == 1000
+
+    def test_a_failing_read_mid_part_leaves_no_part(self, env, s3, bucket, tmp):
+        uid = run(env, "mpu-create", bucket, "mp/fail", expect_rc=0)["upload_id"]
+        data = os.urandom(6 * MIB)
+        path = write(tmp, "in", data)
+        res = run(env, "mpu-part", bucket, "mp/fail", uid, "1", path, str(3 * MIB), expect_rc=S3_ERR_IO)
+        assert res["http_status"] == 0
+        assert s3.list_parts(Bucket=bucket, Key="mp/fail", UploadId=uid).get("Parts", []) == []
+        assert [u["upload_id"] for u in uploads(env, bucket, "mp/fail")[0]] == [uid]  # the upload is as it was
+        part = run(env, "mpu-part", bucket, "mp/fail", uid, "1", path, expect_rc=0)
+        run(env, "mpu-complete", bucket, "mp/fail", uid, f"1:{part['etag']}", expect_rc=0)
+        assert s3.get_object(Bucket=bucket, Key="mp/fail")["Body"].read() == data
+
+    def test_copy_sized_by_parts_is_identical(self, env, s3, bucket, tmp):
+        data = os.urandom(2 * 5 * MIB + 999)
+        s3.put_object(Bucket=bucket, Key="cp/src", Body=data, ContentType="audio/mpeg")
+        run(env, "copy-sized", bucket, "cp/src", bucket, "cp/dst", str(len(data)), str(MIB), str(5 * MIB),
+            expect_rc=0)
+        obj = s3.get_object(Bucket=bucket, Key="cp/dst")
+        assert obj["Body"].read() == data
+        assert obj["ETag"].strip('"').endswith("-3")  # three UploadPartCopy pieces, not CopyObject
+        assert obj["ContentType"] == "audio/mpeg"
+        assert uploads(env, bucket, "cp/")[0] == []
+        # at or under single_max it is one CopyObject
+        run(env, "copy-sized", bucket, "cp/src", bucket, "cp/one", str(len(data)), str(len(data)), str(5 * MIB),
+            expect_rc=0)
+        obj = s3.get_object(Bucket=bucket, Key="cp/one")
+        assert obj["Body"].read() == data and "-" not in obj["ETag"]
+
+    def test_copy_sized_failure_leaves_no_upload(self, env, s3, bucket):
+        data = os.urandom(3 * MIB)
+        s3.put_object(Bucket=bucket, Key="cp/small-src", Body=data)
+        # 1 MiB pieces are under the store's 5 MiB minimum: complete fails, the upload is aborted
+        res = run(env, "copy-sized", bucket, "cp/small-src", bucket, "cp/small-dst", str(len(data)), "1000",
+                  str(MIB), expect_rc=S3_ERR_INVALID)
+        assert res["s3_code"] == "EntityTooSmall"
+        assert uploads(env, bucket, "cp/small-dst")[0] == []
+        run(env, "copy-sized", bucket, "cp/missing", bucket, "cp/x", "20000000", "1000", str(5 * MIB),
+            expect_rc=S3_ERR_NOT_FOUND)
+        assert uploads(env, bucket, "cp/x")[0] == []
+
+
 class TestStoreDown:
     def test_connection_refused_is_unavailable_fast(self, tmp):
         env = {"S3_ENDPOINT": f"http://127.0.0.1:{free_port()}", "S3_REGION": "us-east-1",
@@ -327,6 +556,14 @@ class TestPrivateStore:
         run(env, "head", "signed", "a/c", expect_rc=0)
         run(env, "copy", "signed", "a/b", "signed", "a/d", expect_rc=0)
         run(env, "delete", "signed", "a/d", expect_rc=0)
+        # the multipart calls' query strings, and UploadPartCopy (signed by lib/s3, not curl)
+        big = os.urandom(5 * MIB + 1000)
+        run(env, "mpu-upload", "signed", "m/p", write(tmp, "big", big), str(5 * MIB), expect_rc=0)
+        run(env, "copy-sized", "signed", "m/p", "signed", "m/q", str(len(big)), "1000", str(5 * MIB), expect_rc=0)
+        assert boto(env).get_object(Bucket="signed", Key="m/q")["Body"].read() == big
+        uid = run(env, "mpu-create", "signed", "m/open", expect_rc=0)["upload_id"]
+        assert [u["upload_id"] for u in uploads(env, "signed", "m/")[0]] == [uid]
+        run(env, "mpu-abort", "signed", "m/open", uid, expect_rc=0)
         assert run(env, "exists", "signed", expect_rc=0)["exists"] is True
         assert boto(env).get_object(Bucket="signed", Key="a/c")["Body"].read() == data
 

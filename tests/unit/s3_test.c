@@ -1,10 +1,15 @@
 /* Unit tests of lib/s3 that need no server: names, URLs, SigV4 parameter, ranges, error
- * documents, classification, config validation, and a refused connection. The operations
+ * documents, classification, config validation, a refused connection, and the pure parts
+ * of multipart uploads (query escaping, the CompleteMultipartUpload document, the Initiate /
+ * CopyPart / ListMultipartUploads results), CRC32C, the aws-chunked size and our own
+ * SigV4 signer (against AWS's published example). The operations
  * against a real S3 server are tested by tests/system/test_s3_client.py. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -246,14 +251,260 @@ static void test_refused_is_unavailable(void **state) {
   s3_free(c);
 }
 
+static void test_query_escape(void **state) {
+  (void)state;
+  char buf[64];
+  assert_int_equal(s3_query_escape("abc-DEF_1.2~", buf, sizeof buf), 0);
+  assert_string_equal(buf, "abc-DEF_1.2~");
+  assert_int_equal(s3_query_escape("a b/c+d=e&f", buf, sizeof buf), 0);
+  assert_string_equal(buf, "a%20b%2Fc%2Bd%3De%26f"); /* uppercase hex, '/' escaped too */
+  assert_int_equal(s3_query_escape("\xff\x01", buf, sizeof buf), 0);
+  assert_string_equal(buf, "%FF%01");
+  assert_int_equal(s3_query_escape("", buf, sizeof buf), 0);
+  assert_string_equal(buf, "");
+  assert_int_equal(s3_query_escape("abc", buf, 3), S3_ERR_NOMEM); /* no room for the NUL */
+  assert_int_equal(s3_query_escape("a b", buf, 5), S3_ERR_NOMEM);
+  assert_int_equal(s3_query_escape("a b", buf, 6), 0);
+}
+
+static void test_complete_xml(void **state) {
+  (void)state;
+  s3_part parts[3] = {{1, "\"aa\""}, {2, "\"bb\""}, {5, "\"cc-1\""}};
+  size_t cap = s3_complete_xml_cap(3), len = 0;
+  char *buf = malloc(cap);
+  assert_non_null(buf);
+  assert_int_equal(s3_complete_xml(parts, 3, buf, cap, &len), 0);
+  assert_string_equal(buf,
+                      "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                      "<Part><PartNumber>1</PartNumber><ETag>\"aa\"</ETag></Part>"
+                      "<Part><PartNumber>2</PartNumber><ETag>\"bb\"</ETag></Part>"
+                      "<Part><PartNumber>5</PartNumber><ETag>\"cc-1\"</ETag></Part>"
+                      "</CompleteMultipartUpload>");
+  assert_int_equal(len, strlen(buf));
+  assert_int_equal(s3_complete_xml(parts, 3, buf, len, &len), S3_ERR_NOMEM); /* one short */
+  assert_int_equal(s3_complete_xml(parts, 0, buf, cap, &len), S3_ERR_INVALID);
+  s3_part bad[2] = {{2, "\"a\""}, {1, "\"b\""}}; /* not ascending */
+  assert_int_equal(s3_complete_xml(bad, 2, buf, cap, &len), S3_ERR_INVALID);
+  bad[0] = (s3_part){1, "\"a\""};
+  bad[1] = (s3_part){1, "\"b\""}; /* duplicate */
+  assert_int_equal(s3_complete_xml(bad, 2, buf, cap, &len), S3_ERR_INVALID);
+  bad[1] = (s3_part){2, "\"b</ETag>\""}; /* would break the document */
+  assert_int_equal(s3_complete_xml(bad, 2, buf, cap, &len), S3_ERR_INVALID);
+  bad[1] = (s3_part){2, ""};
+  assert_int_equal(s3_complete_xml(bad, 2, buf, cap, &len), S3_ERR_INVALID);
+  bad[1] = (s3_part){S3_PART_MAX + 1, "\"b\""};
+  assert_int_equal(s3_complete_xml(bad, 2, buf, cap, &len), S3_ERR_INVALID);
+  free(buf);
+  /* the bound holds for the longest ETags and numbers */
+  s3_part *many = calloc(S3_PART_MAX, sizeof *many);
+  assert_non_null(many);
+  for (int i = 0; i < S3_PART_MAX; i++) {
+    many[i].number = i + 1;
+    memset(many[i].etag, 'e', sizeof many[i].etag - 1);
+  }
+  cap = s3_complete_xml_cap(S3_PART_MAX);
+  buf = malloc(cap);
+  assert_non_null(buf);
+  assert_int_equal(s3_complete_xml(many, S3_PART_MAX, buf, cap, &len), 0);
+  assert_true(len < cap);
+  free(buf);
+  free(many);
+}
+
+static void test_initiate_parse(void **state) {
+  (void)state;
+  char id[S3_UPLOAD_ID_MAX];
+  const char *ok =
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult "
+      "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>b</Bucket><Key>k</Key>"
+      "<UploadId>VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA</UploadId>"
+      "</InitiateMultipartUploadResult>";
+  assert_int_equal(s3_initiate_parse(ok, strlen(ok), id), 0);
+  assert_string_equal(id, "VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA");
+  const char *amp = "<InitiateMultipartUploadResult><UploadId>a&amp;b&#46;c</UploadId></InitiateMultipartUploadResult>";
+  assert_int_equal(s3_initiate_parse(amp, strlen(amp), id), 0);
+  assert_string_equal(id, "a&b.c");
+  const char *empty = "<InitiateMultipartUploadResult><UploadId></UploadId></InitiateMultipartUploadResult>";
+  assert_int_equal(s3_initiate_parse(empty, strlen(empty), id), S3_ERR_PROTOCOL);
+  const char *err = "<Error><Code>AccessDenied</Code><UploadId>x</UploadId></Error>";
+  assert_int_equal(s3_initiate_parse(err, strlen(err), id), S3_ERR_PROTOCOL);
+  char big[600];
+  int n = snprintf(big, sizeof big, "<InitiateMultipartUploadResult><UploadId>%0300d</UploadId>", 7);
+  assert_int_equal(s3_initiate_parse(big, (size_t)n, id), S3_ERR_PROTOCOL); /* too long: refused, not cut */
+  assert_string_equal(id, "");
+  assert_int_equal(s3_initiate_parse(NULL, 0, id), S3_ERR_PROTOCOL);
+}
+
+static void test_copy_part_parse(void **state) {
+  (void)state;
+  char etag[80];
+  const char *aws =
+      "<CopyPartResult><LastModified>2011-04-11T20:34:56.000Z</LastModified>"
+      "<ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag></CopyPartResult>";
+  assert_int_equal(s3_copy_part_parse(aws, strlen(aws), etag), 0);
+  assert_string_equal(etag, "\"9b2cf535f27731c974343645a3985328\"");
+  const char *none = "<CopyPartResult><LastModified>x</LastModified></CopyPartResult>";
+  assert_int_equal(s3_copy_part_parse(none, strlen(none), etag), S3_ERR_PROTOCOL);
+  const char *bad = "<CopyPartResult><ETag>&bogus;</ETag></CopyPartResult>";
+  assert_int_equal(s3_copy_part_parse(bad, strlen(bad), etag), S3_ERR_PROTOCOL);
+}
+
+typedef struct seen {
+  int n, stop_at;
+  char keys[4][32], ids[4][32];
+} seen;
+
+static int collect(void *ud, const char *key, const char *id) {
+  seen *s = ud;
+  snprintf(s->keys[s->n], sizeof s->keys[0], "%s", key);
+  snprintf(s->ids[s->n], sizeof s->ids[0], "%s", id);
+  s->n++;
+  return s->stop_at && s->n >= s->stop_at;
+}
+
+static void test_list_uploads_parse(void **state) {
+  (void)state;
+  const char *page =
+      "<?xml version=\"1.0\"?><ListMultipartUploadsResult><Bucket>b</Bucket>"
+      "<KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>"
+      "<NextKeyMarker>b/2</NextKeyMarker><NextUploadIdMarker>id-2</NextUploadIdMarker>"
+      "<MaxUploads>2</MaxUploads><IsTruncated>true</IsTruncated>"
+      "<Upload><Key>a/1</Key><UploadId>id-1</UploadId><Initiator><ID>x</ID></Initiator>"
+      "<StorageClass>STANDARD</StorageClass></Upload>"
+      "<Upload><Key>b&amp;2</Key><UploadId>id-2</UploadId></Upload>"
+      "</ListMultipartUploadsResult>";
+  seen s = {0};
+  s3_list_next next;
+  assert_int_equal(s3_list_uploads_parse(page, strlen(page), collect, &s, &next), 0);
+  assert_int_equal(s.n, 2);
+  assert_string_equal(s.keys[0], "a/1");
+  assert_string_equal(s.ids[0], "id-1");
+  assert_string_equal(s.keys[1], "b&2");
+  assert_true(next.truncated);
+  assert_string_equal(next.key_marker, "b/2");
+  assert_string_equal(next.upload_id_marker, "id-2");
+
+  s = (seen){.stop_at = 1};
+  assert_int_equal(s3_list_uploads_parse(page, strlen(page), collect, &s, &next), S3_ERR_ABORTED);
+  assert_int_equal(s.n, 1);
+
+  const char *last = "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>";
+  s = (seen){0};
+  assert_int_equal(s3_list_uploads_parse(last, strlen(last), collect, &s, &next), 0);
+  assert_int_equal(s.n, 0);
+  assert_false(next.truncated);
+
+  const char *nomarker = "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated></ListMultipartUploadsResult>";
+  assert_int_equal(s3_list_uploads_parse(nomarker, strlen(nomarker), collect, &s, &next), S3_ERR_PROTOCOL);
+  const char *noid = "<ListMultipartUploadsResult><Upload><Key>k</Key></Upload></ListMultipartUploadsResult>";
+  assert_int_equal(s3_list_uploads_parse(noid, strlen(noid), collect, &s, &next), S3_ERR_PROTOCOL);
+  const char *cut = "<ListMultipartUploadsResult><Upload><Key>k</Key><UploadId>i</UploadId>";
+  assert_int_equal(s3_list_uploads_parse(cut, strlen(cut), collect, &s, &next), S3_ERR_PROTOCOL);
+  const char *other = "<ListBucketResult></ListBucketResult>";
+  assert_int_equal(s3_list_uploads_parse(other, strlen(other), collect, &s, &next), S3_ERR_PROTOCOL);
+}
+
+static void test_crc32c_and_chunked_length(void **state) {
+  (void)state;
+  assert_int_equal(s3_crc32c(0, "123456789", 9), 0xE3069283u); /* the standard check value */
+  assert_int_equal(s3_crc32c(0, "", 0), 0);
+  /* continued in pieces (odd lengths, unaligned) gives the same */
+  unsigned char buf[1000];
+  for (size_t i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)(i * 7 + 3);
+  uint32_t whole = s3_crc32c(0, buf, sizeof buf);
+  uint32_t part = s3_crc32c(0, buf, 3);
+  part = s3_crc32c(part, buf + 3, 500);
+  part = s3_crc32c(part, buf + 503, sizeof buf - 503);
+  assert_int_equal(whole, part);
+  /* 100000 bytes: a 65536-byte chunk "10000\r\n..\r\n", a 34464-byte one "86a0\r\n..\r\n",
+   * "0\r\n", "x-amz-checksum-crc32c:" + 8 base64 + "\r\n", "\r\n" */
+  assert_int_equal(s3_chunked_length(100000, S3_CHECKSUM_CRC32C), 65536 + 9 + 34464 + 8 + 3 + 22 + 8 + 4);
+  assert_int_equal(s3_chunked_length(0, S3_CHECKSUM_SHA256), 3 + 22 + 44 + 4);
+  assert_int_equal(s3_chunked_length(65536, S3_CHECKSUM_CRC32C), 65536 + 9 + 3 + 22 + 8 + 4);
+  assert_int_equal(s3_chunked_length(12345, S3_CHECKSUM_NONE), 12345);
+}
+
+/* AWS's GetObject example (S3 API reference, "Signature Calculations for the Authorization
+ * Header: Transferring Payload in a Single Chunk"), headers given out of order. */
+static void test_sigv4_authorization(void **state) {
+  (void)state;
+  const char *hdrs[] = {"x-amz-date:20130524T000000Z", "range:bytes=0-9", "host:examplebucket.s3.amazonaws.com",
+                        "x-amz-content-sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"};
+  char out[400];
+  assert_int_equal(
+      s3_sigv4_authorization("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "us-east-1",
+                             "20130524T000000Z", "GET", "/test.txt", NULL, hdrs, 4,
+                             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", out, sizeof out),
+      0);
+  assert_string_equal(out,
+                      "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
+                      "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,"
+                      "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+  /* names sharing a prefix sort by name, not by "name:value" (what curl 7.88 gets wrong) */
+  const char *copy[] = {"host:h", "x-amz-copy-source-range:bytes=0-9", "x-amz-copy-source:/b/k",
+                        "x-amz-date:20130524T000000Z"};
+  assert_int_equal(s3_sigv4_authorization("AK", "SK", "us-east-1", "20130524T000000Z", "PUT", "/b/k2",
+                                          "partNumber=1&uploadId=x", copy, 4, "UNSIGNED-PAYLOAD", out, sizeof out),
+                   0);
+  assert_non_null(strstr(out, "SignedHeaders=host;x-amz-copy-source;x-amz-copy-source-range;x-amz-date,"));
+  assert_int_equal(
+      s3_sigv4_authorization("AK", "SK", "us-east-1", "2013", "PUT", "/b", NULL, copy, 4, "x", out, sizeof out),
+      S3_ERR_INVALID);
+  assert_int_equal(
+      s3_sigv4_authorization("AK", "SK", "us-east-1", "20130524T000000Z", "PUT", "/b", NULL, copy, 4, "x", out, 20),
+      S3_ERR_NOMEM);
+}
+
+static void test_classify_multipart(void **state) {
+  (void)state;
+  assert_int_equal(s3_classify(404, "NoSuchUpload"), S3_ERR_NOT_FOUND);
+  assert_int_equal(s3_classify(400, "InvalidPart"), S3_ERR_INVALID);
+  assert_int_equal(s3_classify(400, "InvalidPartOrder"), S3_ERR_INVALID);
+  assert_int_equal(s3_classify(400, "EntityTooSmall"), S3_ERR_INVALID);
+}
+
+/* Nothing invalid reaches the network (port 1 refuses: an attempt would be UNAVAILABLE). */
+static void test_multipart_arguments(void **state) {
+  (void)state;
+  s3_client *c = NULL;
+  assert_int_equal(s3_new(&good, &c), 0);
+  s3_error e;
+  char id[S3_UPLOAD_ID_MAX];
+  s3_part p;
+  assert_int_equal(s3_mpu_create(c, "bkt", "k", NULL, id, &e), S3_ERR_UNAVAILABLE);
+  assert_int_equal(s3_mpu_create(c, "bkt", "k", "text/plain\r\nX: y", id, &e), S3_ERR_INVALID);
+  assert_int_equal(s3_mpu_put_part(c, "bkt", "k", "id", 0, NULL, NULL, 1, &p, &e), S3_ERR_INVALID);
+  assert_int_equal(s3_mpu_abort(c, "bkt", "k", "", &e), S3_ERR_INVALID);
+  assert_int_equal(s3_mpu_abort(c, "bkt", "k", "id", &e), S3_ERR_UNAVAILABLE);
+  s3_part parts[2] = {{2, "\"a\""}, {1, "\"b\""}};
+  assert_int_equal(s3_mpu_complete(c, "bkt", "k", "id", parts, 2, &e), S3_ERR_INVALID);
+  assert_int_equal(s3_mpu_complete(c, "bkt", "k", "id", parts, 0, &e), S3_ERR_INVALID);
+  assert_int_equal(s3_copy_part(c, "bkt", "a", "bkt", "b", "id", 1, 10, 9, &p, &e), S3_ERR_INVALID);
+  assert_int_equal(s3_copy_sized(c, "bkt", "a", "bkt", "b", 100, 10, 0, &e), S3_ERR_INVALID);
+  /* more than S3_PART_MAX pieces */
+  assert_int_equal(s3_copy_sized(c, "bkt", "a", "bkt", "b", (uint64_t)S3_PART_MAX * 10 + 1, 10, 10, &e),
+                   S3_ERR_INVALID);
+  assert_int_equal(s3_copy_sized(c, "bkt", "a", "bkt", "b", 100, 10, 50, &e), S3_ERR_UNAVAILABLE);
+  s3_config bad = good;
+  bad.checksum = (s3_checksum)7;
+  s3_client *c2 = NULL;
+  assert_int_equal(s3_new(&bad, &c2), S3_ERR_INVALID);
+  s3_free(c);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_bucket_names),  cmocka_unit_test(test_keys),
-      cmocka_unit_test(test_sigv4_param),   cmocka_unit_test(test_url_build),
-      cmocka_unit_test(test_range_format),  cmocka_unit_test(test_content_range),
-      cmocka_unit_test(test_error_parse),   cmocka_unit_test(test_classify),
-      cmocka_unit_test(test_new_validates), cmocka_unit_test(test_refused_is_unavailable),
+      cmocka_unit_test(test_bucket_names),        cmocka_unit_test(test_keys),
+      cmocka_unit_test(test_sigv4_param),         cmocka_unit_test(test_url_build),
+      cmocka_unit_test(test_range_format),        cmocka_unit_test(test_content_range),
+      cmocka_unit_test(test_error_parse),         cmocka_unit_test(test_classify),
+      cmocka_unit_test(test_new_validates),       cmocka_unit_test(test_refused_is_unavailable),
+      cmocka_unit_test(test_query_escape),        cmocka_unit_test(test_complete_xml),
+      cmocka_unit_test(test_initiate_parse),      cmocka_unit_test(test_copy_part_parse),
+      cmocka_unit_test(test_list_uploads_parse),  cmocka_unit_test(test_crc32c_and_chunked_length),
+      cmocka_unit_test(test_sigv4_authorization), cmocka_unit_test(test_classify_multipart),
+      cmocka_unit_test(test_multipart_arguments),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();
