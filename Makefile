@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 600
 
 APIFUZZ_EXAMPLES ?= 1000
 
-.PHONY: all deps build release test unit conformance system fuzz-short run stop reset lint containers bench demo fuzz chaos apifuzz valgrind fresh-debian clean
+.PHONY: all deps build release test unit conformance system fuzz-short run stop reset lint containers bench bench-uploads demo fuzz chaos apifuzz valgrind fresh-debian clean
 
 all: build
 
@@ -60,6 +60,10 @@ containers:
 bench: release
 	bench/run-all.sh
 	bench/breaker/run.sh
+
+# Only the big streamed uploads (1 MB to 1 GB, and 8 at once with peak RSS): issue 13's figures.
+bench-uploads: release
+	BENCH_ONLY=big bench/run-all.sh
 
 # Long runs, outside `make test`: the chaos test with 1000 uploads, schemathesis with many
 # examples, every service under valgrind.

@@ -10,7 +10,7 @@
 #   BENCH_REV=HEAD~3 bench/run-all.sh        benchmark a committed revision (git archive
 #                                            into build/bench-<sha>/), for before/after
 #
-# Phases (BENCH_ONLY, default all, in this order): startup get upload download e2e
+# Phases (BENCH_ONLY, default all, in this order): startup get upload download big e2e
 # failover ha. Memory is read around every phase. BENCH_PERF=1 adds profiled extra runs
 # (perf record -a -e cpu-clock) of the GETs at 64 connections and of the smallest upload;
 # the reports land in run/bench/results/perf-*.txt.
@@ -31,7 +31,7 @@ cd "$ROOT"
 . "$ROOT/bench/lib/common.sh"
 
 COMMAND="bench/run-all.sh"
-for v in BENCH_DURATION BENCH_CONNECTIONS BENCH_WARMUP BENCH_RSS_REQUESTS BENCH_UPLOAD_CONNECTIONS \
+for v in BENCH_BIG_SIZES BENCH_BIG_REPS BENCH_BIG_CONCURRENT BENCH_DURATION BENCH_CONNECTIONS BENCH_WARMUP BENCH_RSS_REQUESTS BENCH_UPLOAD_CONNECTIONS \
          BENCH_UPLOAD_SIZES BENCH_E2E BENCH_FAILOVER BENCH_ONLY BENCH_REV BENCH_NGINX_WORKERS \
          BENCH_NGINX_ACCESS_LOG FERMATA_BUILD_DIR BENCH_SKIP_BUILD BENCH_STORE_SYNC; do
   val=$(printenv "$v") && COMMAND="$v='$val' $COMMAND"
@@ -45,7 +45,7 @@ BENCH_UPLOAD_SIZES=${BENCH_UPLOAD_SIZES:-"100K 1M 10M"}
 BENCH_E2E=${BENCH_E2E:-"10:200 50:500"}
 BENCH_FAILOVER=${BENCH_FAILOVER:-"10:15:20:25"}
 BENCH_HA=${BENCH_HA:-"10:2"}   # uploads/s : seconds each instance stays down
-BENCH_ONLY=${BENCH_ONLY:-"startup get upload download e2e failover ha"}
+BENCH_ONLY=${BENCH_ONLY:-"startup get upload download big e2e failover ha"}
 BENCH_RESULTS=${BENCH_RESULTS:-$ROOT/bench/results}
 BENCH_NGINX_PORT=${BENCH_NGINX_PORT:-18690}
 export PG_PORT=${PG_PORT:-25620} AMQP_PORT=${AMQP_PORT:-27220} S3_PORT=${S3_PORT:-29600}
@@ -365,6 +365,34 @@ if only upload || only download; then
       curl -s -o /dev/null -X DELETE "$RES/resources?id=$csv"
     done
   fi
+fi
+
+# ---- big uploads, streamed (issue 13) -------------------------------------------------------------
+# Per size: BENCH_BIG_REPS uploads each of POST /resources and of a raw streaming PUT
+# (UNSIGNED-PAYLOAD) of the same file to the same store, alternating; then
+# BENCH_BIG_CONCURRENT uploads at once, with the resource's and the processor's peak RSS
+# (VmHWM, reset first) until all are PERMANENT, and the bytes the processor fetched per file.
+BENCH_BIG_SIZES=${BENCH_BIG_SIZES:-"1M 10M 100M 1G"}
+BENCH_BIG_REPS=${BENCH_BIG_REPS:-3}
+BENCH_BIG_CONCURRENT=${BENCH_BIG_CONCURRENT:-8}
+if only big; then
+  H=$(python3 bench/lib/s3sign.py PUT "$S3/fermata-bench")
+  args=(); while IFS= read -r l; do args+=(-H "$l"); done <<<"$H"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X PUT "${args[@]}" "$S3/fermata-bench")
+  [ "$code" = 200 ] || [ "$code" = 409 ] || bench_die "cannot create bucket fermata-bench on the object store ($code)"
+  for sz in $BENCH_BIG_SIZES; do
+    f=$(python3 bench/lib/bigupload.py make "$FILES" "$sz")
+    id0=$(rdb "SELECT coalesce(max(id), 0) FROM resources")
+    bench_log "big upload $sz: $BENCH_BIG_REPS each of service and raw PUT (load $(bench_loadavg))"
+    python3 bench/lib/bigupload.py speed "$RES" "$S3" "$f" "$BENCH_BIG_REPS" "$WORK/big-speed.jsonl"
+    wait_drained 600 >/dev/null
+    bench_log "big upload $sz: $BENCH_BIG_CONCURRENT at once, peak RSS (load $(bench_loadavg))"
+    python3 bench/lib/bigupload.py rss "$RES" "$f" "$BENCH_BIG_CONCURRENT" "$FERMATA_DATA_DIR/pids" \
+      "http://127.0.0.1:$PROCESSOR_PORT/actuator/prometheus" "$WORK/big-rss.jsonl" >&2
+    ids=$(rdb "SELECT string_agg(id::text, ',') FROM resources WHERE id > $id0")
+    [ -n "$ids" ] && curl -s -o /dev/null -X DELETE "$RES/resources?id=$ids"
+    rm -f "$f"
+  done
 fi
 
 # ---- end to end: upload -> PERMANENT at a fixed rate -----------------------------------------

@@ -189,6 +189,51 @@ for kind, name, what in (("upload", "upload.jsonl", "`POST /resources` vs raw `P
         md += ["| %s | %s | %s |" % tuple(x) for x in tsv("drain.tsv")]
         md.append("")
 
+# ---- big uploads, streamed (issue 13) --------------------------------------------------------
+big = jsonl("big-speed.jsonl")
+big_rss = jsonl("big-rss.jsonl")
+if big:
+    md += ["## Big uploads, streamed: `POST /resources` vs a raw streaming `PUT` of the same file", "",
+           "bench/lib/bigupload.py: one upload at a time, alternating service and raw PUT (UNSIGNED-PAYLOAD, "
+           "SigV4) to the same object store; MB/s = bytes / median seconds; p50 = median seconds per upload.", "",
+           "| size | service MB/s | raw PUT MB/s | ratio | service p50 s | raw p50 s | p50 ratio | failed |",
+           "|---|---|---|---|---|---|---|---|"]
+    for size in sorted({d["bytes"] for d in big}):
+        sv = [d["seconds"] for d in big if d["bytes"] == size and d["target"] == "service" and d["status"] == 200]
+        raw = [d["seconds"] for d in big if d["bytes"] == size and d["target"] == "s3" and d["status"] == 200]
+        bad = sum(1 for d in big if d["bytes"] == size and d["status"] != 200)
+        if not sv or not raw:
+            md.append("| %d | n/a | n/a | n/a | | | | %d |" % (size, bad))
+            continue
+        ms, mr = statistics.median(sv), statistics.median(raw)
+        md.append("| %.1f MB | %.1f | %.1f | %s | %.3f | %.3f | %s | %d |" % (
+            size / 1e6, size / ms / 1e6, size / mr / 1e6, r(mr, ms), ms, mr, r(ms, mr), bad))
+    md.append("")
+if big_rss:
+    md += ["### Peak RSS with concurrent big uploads (VmHWM from the first byte until every file is PERMANENT)", "",
+           "| size | uploads at once | ok | resource peak MB | processor peak MB | processor fetched per file | "
+           "fetched / size | seconds to PERMANENT |", "|---|---|---|---|---|---|---|---|"]
+    for d in big_rss:
+        f = d.get("fetched_per_file")
+        md.append("| %.1f MB | %d | %d | %.1f | %.1f | %s | %s | %.1f |" % (
+            d["bytes"] / 1e6, d["uploads"], d["ok"], d["peak_rss_kb"]["resource"] / 1024.0,
+            d["peak_rss_kb"]["processor"] / 1024.0, "%.1f MB" % (f / 1e6) if f is not None else "n/a",
+            "%.3f" % (f / d["bytes"]) if f is not None else "n/a", d["processed_seconds"]))
+    md.append("")
+    if PLOTS:
+        dat = os.path.join(WORK, "big-rss.dat")
+        with open(dat, "w") as o:
+            for d in big_rss:
+                o.write("%f %f %f\n" % (d["bytes"] / 1e6, d["peak_rss_kb"]["resource"] / 1024.0,
+                                         d["peak_rss_kb"]["processor"] / 1024.0))
+        png = "%s-big-rss.png" % STAMP
+        script = ("set terminal pngcairo size 800,450; set output '%s'; set logscale x; set xlabel 'file size (MB)';"
+                  " set ylabel 'peak RSS (MB)'; set yrange [0:*]; set key top left;"
+                  " plot '%s' using 1:2 with linespoints title 'resource', '' using 1:3 with linespoints title"
+                  " 'processor', 64 with lines dashtype 2 title '64 MB target'") % (os.path.join(RESDIR, png), dat)
+        if subprocess.run(["gnuplot", "-e", script], capture_output=True).returncode == 0:
+            md += ["![peak RSS against file size](%s)" % png, ""]
+
 # ---- end to end ------------------------------------------------------------------------------
 e2e_rates = sorted(int(f[4:-6]) for f in os.listdir(WORK) if f.startswith("e2e-") and f.endswith(".jsonl"))
 if e2e_rates:

@@ -9,7 +9,6 @@
 
 #include "health/health.h"
 #include "ids/ids.h"
-#include "mp3/mp3.h"
 #include "range/range.h"
 
 static void reply_failure(http_req *r, int rc) {
@@ -31,6 +30,9 @@ static bool is_mpeg(const char *ct) {
   return n == 10 && strncasecmp(ct, "audio/mpeg", 10) == 0;
 }
 
+static long body_read(void *req, void *buf, size_t cap) { return http_req_read(req, buf, cap); }
+
+/* The body streams to the object store as it arrives (resource_upload_stream). */
 static void post_resource(http_req *r, void *vctx) {
   resource_http *ctx = vctx;
   const char *ct = http_req_header(r, "Content-Type");
@@ -38,15 +40,17 @@ static void post_resource(http_req *r, void *vctx) {
     http_reply_errorf(r, 400, "Invalid file format: %s. Only MP3 files are allowed", ct ? ct : "null");
     return;
   }
-  size_t len;
-  const char *body = http_req_body(r, &len);
+  int32_t id;
   const char *why = NULL;
-  if (mp3_validate((const uint8_t *)body, len, &why) != MP3_OK) {
+  int rc = resource_upload_stream(ctx->svc, body_read, r, http_req_content_length(r), http_req_id(r), &id, &why);
+  if (rc == RES_ERR_NOT_MP3) {
     http_reply_errorf(r, 400, "Invalid MP3 file: %s", why);
     return;
   }
-  int32_t id;
-  int rc = resource_upload(ctx->svc, body, len, http_req_id(r), &id);
+  if (rc == RES_ERR_BODY) { /* the client went away (or passed the cap: lib/http answers 413) */
+    http_reply_error(r, 400, "The upload did not arrive whole");
+    return;
+  }
   if (rc != RES_OK) {
     reply_failure(r, rc);
     return;
@@ -175,7 +179,7 @@ static svc_actuator *actuator(resource_http *ctx) {
 
 int resource_routes(http_server *srv, resource_http *ctx, auth *a) {
   int rc = HTTP_OK;
-  rc |= auth_route(srv, a, "POST", "/resources", JWT_SCOPE_WRITE, post_resource, ctx, ctx->max_upload);
+  rc |= auth_route_stream(srv, a, "POST", "/resources", JWT_SCOPE_WRITE, post_resource, ctx, ctx->max_upload);
   rc |= auth_route(srv, a, "DELETE", "/resources", JWT_SCOPE_WRITE, delete_resources, ctx, 0);
   rc |= auth_route(srv, a, "GET", "/resources/{id}", JWT_SCOPE_READ, get_resource, ctx, 0);
   rc |= svc_actuator_routes(srv, actuator(ctx));

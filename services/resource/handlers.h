@@ -6,6 +6,7 @@
 #define FERMATA_RESOURCE_HANDLERS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "actuator.h"
 #include "auth/auth.h"
@@ -20,7 +21,7 @@
 typedef struct {
   resource_svc *svc;
   http_server *srv;
-  size_t max_upload;
+  uint64_t max_upload;
   actuator_breakers breakers; /* circuit breaker endpoints, health and metrics */
   mq_consumer *consumer;      /* for health */
   s3probe *store_probe;       /* the objectStore health component: reachable, bucket, writable */

@@ -60,10 +60,11 @@ static int delete_songs(void *ud, const int32_t *ids, size_t n) {
   return songs_delete(j->sg, ids, n, NULL);
 }
 
-static int delete_object(void *ud, const char *bucket, const char *key) {
+static int delete_object(void *ud, const char *bucket, const char *key, const char *upload_id) {
   janitor *j = ud;
   s3_error e = {0};
-  return s3_delete(j->s3, bucket, key, &e) == S3_OK ? 0 : -1;
+  int rc = upload_id ? s3_mpu_abort(j->s3, bucket, key, upload_id, &e) : s3_delete(j->s3, bucket, key, &e);
+  return rc == S3_OK ? 0 : -1;
 }
 
 long janitor_pending(janitor *j) {

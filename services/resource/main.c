@@ -20,7 +20,7 @@
 
 /* The settings of this service alone; the common ones are lib/svc's (svc_app). */
 typedef struct {
-  long long max_upload, storage_timeout_ms, storage_connect_ms;
+  long long max_upload, part_bytes, copy_single_max, abandon_after_ms, storage_timeout_ms, storage_connect_ms;
   const char *s3_endpoint, *s3_region, *s3_key, *s3_secret, *s3_sync_dir, *amqp_url, *storage_url, *song_url;
   storages_config st;
   breaker_config bc;
@@ -46,7 +46,17 @@ static void stub(storage_loc *l, const char *type, long long def_id, const char 
 }
 
 static void read_settings(settings *s, config_err *err) {
-  s->max_upload = config_int("RESOURCE_MAX_UPLOAD_BYTES", 50LL << 20, 1024, 1LL << 31, err);
+  /* S3 takes parts of 5 MiB to 5 GiB, at most 10,000 of them: the largest upload must fit */
+  s->part_bytes = config_int("RESOURCE_UPLOAD_PART_BYTES", 8LL << 20, 5LL << 20, 5LL << 30, err);
+  s->max_upload = config_int("RESOURCE_MAX_UPLOAD_BYTES", 1LL << 30, 1024, 5LL << 40, err);
+  if (s->max_upload > s->part_bytes * 10000 && !err->msg[0])
+    snprintf(err->msg, sizeof err->msg,
+             "RESOURCE_MAX_UPLOAD_BYTES=%lld needs more than 10000 parts of RESOURCE_UPLOAD_PART_BYTES=%lld",
+             s->max_upload, s->part_bytes);
+  s->abandon_after_ms =
+      config_duration_ms("RESOURCE_UPLOAD_ABANDON_AFTER", 24LL * 3600 * 1000, 1000, 30LL * 24 * 3600 * 1000, err);
+  s->copy_single_max =
+      config_int("RESOURCE_COPY_SINGLE_MAX_BYTES", S3_COPY_SINGLE_MAX, 1LL << 20, S3_COPY_SINGLE_MAX, err);
   s->s3_endpoint = config_str("S3_ENDPOINT", "http://127.0.0.1:29000");
   s->s3_region = config_str("S3_REGION", "us-east-1");
   s->s3_key = config_str("AWS_ACCESS_KEY_ID", "test");
@@ -146,7 +156,12 @@ int main(void) {
   }
 
   status = 1;
-  resource_svc svc = {.lg = lg, .sync = sync, .db = app.db};
+  resource_svc svc = {.lg = lg,
+                      .sync = sync,
+                      .db = app.db,
+                      .part_bytes = (uint64_t)s.part_bytes,
+                      .copy_single_max = (uint64_t)s.copy_single_max,
+                      .abandon_after_s = (long)(s.abandon_after_ms / 1000)};
   songs *sg = NULL;
   s3_config s3c = {.endpoint = s.s3_endpoint, .region = s.s3_region, .access_key = s.s3_key, .secret_key = s.s3_secret};
   httpc_config hc = {.connect_timeout_ms = s.storage_connect_ms, .timeout_ms = s.storage_timeout_ms};
@@ -183,7 +198,7 @@ int main(void) {
   resource_http hctx = {
       .svc = &svc,
       .srv = app.srv,
-      .max_upload = (size_t)s.max_upload,
+      .max_upload = (uint64_t)s.max_upload,
       .breakers = {.reg = reg, .register_health = s.bh.register_health, .open_is_down = s.bh.open_is_down},
       .consumer = cons,
       .store_probe = probe,

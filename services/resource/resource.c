@@ -1,7 +1,6 @@
 /* resource: see resource.h for the invariants. */
 #include "resource.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,17 +10,9 @@
 #include "janitor.h"
 #include "outbox.h"
 
-static void sha256_hex(const void *data, size_t len, char out[65]) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
-  for (unsigned i = 0; i < n && i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
-  out[64] = '\0';
-}
-
 /* Object key = storage path (without its slashes) + "/" + name. The name is generated
  * here (never taken from a client) so keys are always URL-safe. */
-static int make_key(const char *path, const char *name, char *key, size_t cap) {
+int resource_make_key(const char *path, const char *name, char *key, size_t cap) {
   char gen[40];
   if (!name) {
     unsigned char rnd[16];
@@ -64,36 +55,24 @@ static int s3_to_res(resource_svc *svc, int rc, const s3_error *e, const char *w
   return resource_s3_err(rc);
 }
 
-int resource_upload(resource_svc *svc, const void *data, size_t len, const char *request_id, int32_t *id) {
-  storage_loc loc;
-  if (storages_pick(svc->st, "STAGING", request_id, &loc, NULL) != 0) return RES_ERR_NO_STORAGE;
-  resource_row r = {.storage_id = loc.id, .size = len};
-  snprintf(r.state, sizeof r.state, "STAGING");
-  snprintf(r.bucket, sizeof r.bucket, "%s", loc.bucket);
-  if (make_key(loc.path, NULL, r.key, sizeof r.key) != 0) {
-    log_event(svc->lg, LOG_LEVEL_ERROR, "cannot build an object key from the storage path", "storage_id=%lld",
-              (long long)loc.id);
-    return RES_ERR_INTERNAL;
-  }
-  char sha[65];
-  sha256_hex(data, len, sha);
+int resource_commit_upload(resource_svc *svc, resource_row *r, const char *sha256, const char *request_id,
+                           int32_t *id) {
   s3_error e = {0};
-  int rc = s3_put_hashed(svc->s3, r.bucket, r.key, data, len, sha, "audio/mpeg", &e); /* hashed once */
-  if (rc != S3_OK) return s3_to_res(svc, rc, &e, "upload to object store failed");
-  if ((rc = store_durable(svc)) != RES_OK) {
-    s3_delete(svc->s3, r.bucket, r.key, &e);
+  int rc = store_durable(svc);
+  if (rc != RES_OK) {
+    s3_delete(svc->s3, r->bucket, r->key, &e);
     return rc;
   }
-  rc = repo_insert_with_outbox(svc->db, &r, sha, request_id, id);
+  rc = repo_insert_with_outbox(svc->db, r, sha256, request_id, id);
   if (rc != DB_OK) {
     /* no row will point at it: remove the object, or leave it for the janitor's sweep */
-    if (s3_delete(svc->s3, r.bucket, r.key, &e) != S3_OK)
-      log_event(svc->lg, LOG_LEVEL_WARN, "orphan object after failed insert", "bucket=%s key=%s", r.bucket, r.key);
+    if (s3_delete(svc->s3, r->bucket, r->key, &e) != S3_OK)
+      log_event(svc->lg, LOG_LEVEL_WARN, "orphan object after failed insert", "bucket=%s key=%s", r->bucket, r->key);
     return db_to_res(rc);
   }
   if (svc->ob) outbox_kick(svc->ob);
-  log_event(svc->lg, LOG_LEVEL_INFO, "resource stored", "id=%d state=STAGING bucket=%s size=%zu request_id=%s", *id,
-            r.bucket, len, request_id ? request_id : "-");
+  log_event(svc->lg, LOG_LEVEL_INFO, "resource stored", "id=%d state=STAGING bucket=%s size=%llu request_id=%s", *id,
+            r->bucket, (unsigned long long)r->size, request_id ? request_id : "-");
   return RES_OK;
 }
 
@@ -132,11 +111,12 @@ int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_i
   storage_loc to;
   if (storages_pick(svc->st, "PERMANENT", request_id, &to, NULL) != 0) return RES_ERR_NO_STORAGE;
   char new_key[512];
-  if (make_key(to.path, basename_of(row.key), new_key, sizeof new_key) != 0) return RES_ERR_INTERNAL;
+  if (resource_make_key(to.path, basename_of(row.key), new_key, sizeof new_key) != 0) return RES_ERR_INTERNAL;
   bool same_place = strcmp(to.bucket, row.bucket) == 0 && strcmp(new_key, row.key) == 0;
   s3_error e = {0};
   if (!same_place) {
-    rc = s3_copy(svc->s3, row.bucket, row.key, to.bucket, new_key, &e);
+    rc = s3_copy_sized(svc->s3, row.bucket, row.key, to.bucket, new_key, row.size, svc->copy_single_max,
+                       svc->part_bytes, &e);
     if (rc == S3_ERR_NOT_FOUND) {
       /* the staging object is gone: the resource was deleted or moved meanwhile */
       resource_row again;
@@ -158,7 +138,7 @@ int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_i
     return RES_OK;
   }
   if (!same_place && s3_delete(svc->s3, row.bucket, row.key, &e) != S3_OK) {
-    if (repo_pending_object_delete(svc->db, row.bucket, row.key) != DB_OK)
+    if (repo_pending_object_delete(svc->db, row.bucket, row.key, NULL) != DB_OK)
       log_event(svc->lg, LOG_LEVEL_WARN, "orphan staging object", "bucket=%s key=%s", row.bucket, row.key);
     if (svc->jn) janitor_kick(svc->jn);
   }

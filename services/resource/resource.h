@@ -38,9 +38,12 @@ typedef struct {
   s3_client *s3;
   httpc *http;
   storages *st;
-  outbox *ob;    /* may be NULL (tests): then nobody is woken up */
-  janitor *jn;   /* may be NULL likewise */
-  syncbar *sync; /* objects durable before rows name them (disabled for a remote store) */
+  outbox *ob;               /* may be NULL (tests): then nobody is woken up */
+  janitor *jn;              /* may be NULL likewise */
+  syncbar *sync;            /* objects durable before rows name them (disabled for a remote store) */
+  uint64_t part_bytes;      /* uploads over this go in multipart pieces of this size */
+  uint64_t copy_single_max; /* moves of objects over this copy in parts (UploadPartCopy) */
+  long abandon_after_s;     /* a multipart upload still unfinished this long is aborted */
 } resource_svc;
 
 enum {
@@ -50,13 +53,33 @@ enum {
   RES_ERR_NO_STORAGE = -3, /* no storage of the needed type, live or fallback */
   RES_ERR_INTERNAL = -4,
   RES_ERR_STORE_FULL = -5, /* the object store is out of space */
-  RES_ERR_NOT_FOUND = -6   /* no resource with that id (never stored, or deleted) */
+  RES_ERR_NOT_FOUND = -6,  /* no resource with that id (never stored, or deleted) */
+  RES_ERR_NOT_MP3 = -7,    /* the upload is not an MP3 file (the reason is mp3_strerror's) */
+  RES_ERR_BODY = -8        /* the upload's body could not be read to its end (client gone, too large) */
 };
 
 /* ---- domain operations (resource.c) ---- */
 /* The RES_ERR_* for a failed object store call (an s3_err). */
 int resource_s3_err(int rc);
-int resource_upload(resource_svc *svc, const void *data, size_t len, const char *request_id, int32_t *id);
+/* The request body of an upload, as it arrives: up to cap bytes into buf; the count (> 0),
+ * 0 at the end, or a negative value when it cannot be read to its end. */
+typedef long (*resource_body_fn)(void *ud, void *buf, size_t cap);
+/* Bytes of an upload read before anything else (resource_upload.c): a file this small is
+ * checked whole before a byte goes to the store. */
+#define RESOURCE_UPLOAD_HEAD (256 * 1024)
+/* Stores an upload as it arrives (resource_upload.c): the body goes to the STAGING storage
+ * in a streaming PUT, or in a multipart upload beyond svc->part_bytes, hashed and checked
+ * as an MP3 on the way; `length` is the declared length or -1 (chunked). On RES_OK *id is
+ * the new resource's. RES_ERR_NOT_MP3 sets *why; RES_ERR_BODY: the body did not arrive
+ * whole. Whatever fails, nothing stays in the store or the database. */
+int resource_upload_stream(resource_svc *svc, resource_body_fn read, void *ud, int64_t length, const char *request_id,
+                           int32_t *id, const char **why);
+/* The end of an upload whose object is in the store (resource.c): waits for the store's
+ * disk, writes the row and the "uploaded" message; on failure the object is deleted. */
+int resource_commit_upload(resource_svc *svc, resource_row *r, const char *sha256, const char *request_id, int32_t *id);
+/* Object key = storage path (without its slashes) + "/" + name; name NULL = a random one
+ * (keys are generated, never a client's). 0, or -1 when it would not be a valid key. */
+int resource_make_key(const char *path, const char *name, char *key, size_t cap);
 /* Loads the row of resource id into *out. RES_OK, RES_ERR_NOT_FOUND or another RES_ERR_*. */
 int resource_find(resource_svc *svc, int32_t id, resource_row *out);
 /* Streams bytes [first, last] of the resource: a thread fetches from the object store into

@@ -37,6 +37,8 @@ const db_migration resource_migrations[] = {
      " s3_key varchar(1024) NOT NULL,"
      " attempts integer NOT NULL DEFAULT 0,"
      " next_attempt_at timestamptz NOT NULL DEFAULT now())"},
+    {2, "pending deletes may be multipart uploads to abort",
+     "ALTER TABLE pending_object_deletes ADD COLUMN upload_id varchar(1024)"},
 };
 const size_t resource_nmigrations = sizeof resource_migrations / sizeof resource_migrations[0];
 
@@ -152,9 +154,40 @@ int repo_make_permanent(db_pool *db, int32_t id, const char *old_key, const stor
   return DB_OK;
 }
 
-int repo_pending_object_delete(db_pool *db, const char *bucket, const char *key) {
-  const char *p[] = {bucket, key};
-  return db_query(db, "INSERT INTO pending_object_deletes (bucket, s3_key) VALUES ($1, $2)", 2, p, NULL);
+int repo_pending_object_delete(db_pool *db, const char *bucket, const char *key, const char *upload_id) {
+  const char *p[] = {bucket, key, upload_id};
+  return db_query(db, "INSERT INTO pending_object_deletes (bucket, s3_key, upload_id) VALUES ($1, $2, $3)", 3, p, NULL);
+}
+
+int repo_upload_started(db_pool *db, const char *bucket, const char *key, const char *upload_id, long after_s,
+                        int64_t *guard) {
+  char secs[24];
+  snprintf(secs, sizeof secs, "%ld", after_s);
+  const char *p[] = {bucket, key, upload_id, secs};
+  PGresult *res = NULL;
+  int rc = db_query(db,
+                    "INSERT INTO pending_object_deletes (bucket, s3_key, upload_id, next_attempt_at)"
+                    " VALUES ($1, $2, $3, now() + interval '1 second' * $4::bigint) RETURNING id",
+                    4, p, &res);
+  if (rc != DB_OK) return rc;
+  *guard = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+  PQclear(res);
+  return DB_OK;
+}
+
+static int guard_exec(db_pool *db, const char *sql, int64_t guard) {
+  char id[24];
+  snprintf(id, sizeof id, "%lld", (long long)guard);
+  const char *p[] = {id};
+  return db_query(db, sql, 1, p, NULL);
+}
+
+int repo_upload_done(db_pool *db, int64_t guard) {
+  return guard_exec(db, "DELETE FROM pending_object_deletes WHERE id = $1::bigint", guard);
+}
+
+int repo_upload_abort_now(db_pool *db, int64_t guard) {
+  return guard_exec(db, "UPDATE pending_object_deletes SET next_attempt_at = now() WHERE id = $1::bigint", guard);
 }
 
 /* ---- the janitor's deletion queues ---- */
@@ -169,13 +202,14 @@ int repo_pending_object_delete(db_pool *db, const char *bucket, const char *key)
 int repo_sweep_object_deletes(db_pool *db, repo_object_delete_fn del, void *ud) {
   PGresult *res;
   int rc = db_query(db,
-                    "SELECT id, bucket, s3_key FROM pending_object_deletes WHERE next_attempt_at <= now()"
+                    "SELECT id, bucket, s3_key, upload_id FROM pending_object_deletes WHERE next_attempt_at <= now()"
                     " ORDER BY id LIMIT " STR(REPO_SWEEP_MAX),
                     0, NULL, &res);
   if (rc != DB_OK) return rc;
   for (int i = 0; i < PQntuples(res); i++) {
     const char *p[] = {PQgetvalue(res, i, 0)};
-    if (del(ud, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2)) == 0)
+    const char *upload_id = PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3);
+    if (del(ud, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), upload_id) == 0)
       db_query(db, "DELETE FROM pending_object_deletes WHERE id = $1::bigint", 1, p, NULL);
     else
       db_query(db, "UPDATE pending_object_deletes SET " BACKOFF_SQL " WHERE id = $1::bigint", 1, p, NULL);

@@ -45,7 +45,17 @@ int repo_delete(db_pool *db, const int32_t *ids, size_t n, int32_t *deleted, siz
  * *switched = 1 when this call changed it. */
 int repo_make_permanent(db_pool *db, int32_t id, const char *old_key, const storage_loc *to, const char *new_key,
                         int *switched);
-int repo_pending_object_delete(db_pool *db, const char *bucket, const char *key);
+/* Queues bucket/key for deletion by the janitor; with an upload_id (not NULL), the
+ * unfinished multipart upload of that key is aborted instead. */
+int repo_pending_object_delete(db_pool *db, const char *bucket, const char *key, const char *upload_id);
+/* A multipart upload in progress, recorded as a pending abort due in after_s seconds
+ * (*guard = its row): if the service dies mid-upload, the janitor aborts it then, so no
+ * part stays in the store. repo_upload_done forgets it once completed or aborted;
+ * repo_upload_abort_now makes it due at once (the abort failed: the store is down). */
+int repo_upload_started(db_pool *db, const char *bucket, const char *key, const char *upload_id, long after_s,
+                        int64_t *guard);
+int repo_upload_done(db_pool *db, int64_t guard);
+int repo_upload_abort_now(db_pool *db, int64_t guard);
 
 /* The deletion queues the janitor works (pending_object_deletes, pending_song_deletes).
  * A failed row is retried 1 s after its first attempt, doubling per attempt, at most
@@ -54,7 +64,7 @@ int repo_pending_object_delete(db_pool *db, const char *bucket, const char *key)
 /* Calls del(ud, bucket, key) for each due object deletion (at most REPO_SWEEP_MAX, oldest
  * first): 0 removes its row, anything else schedules a retry. The strings are borrowed for
  * the call. DB_OK (also when none was due) or DB_ERR_*. */
-typedef int (*repo_object_delete_fn)(void *ud, const char *bucket, const char *key);
+typedef int (*repo_object_delete_fn)(void *ud, const char *bucket, const char *key, const char *upload_id);
 int repo_sweep_object_deletes(db_pool *db, repo_object_delete_fn del, void *ud);
 /* Calls del(ud, ids, n) once with the due song deletions (at most REPO_SWEEP_MAX, by id),
  * unless none is due: 0 removes their rows, anything else schedules a retry. DB_OK or
