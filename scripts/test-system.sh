@@ -17,6 +17,9 @@ export RABBITMQ_TLS=${RABBITMQ_TLS:-1} PG_TLS=${PG_TLS:-1}
 # ASan: no leak check noise from the Python side; services report their own.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# Moves of objects over 32 MiB to PERMANENT copy in parts (UploadPartCopy, what AWS needs
+# beyond 5 GiB), so the long uploads of tests/system/test_uploads.py take that path.
+export RESOURCE_COPY_SINGLE_MAX_BYTES=${RESOURCE_COPY_SINGLE_MAX_BYTES:-33554432}
 
 cleanup() {
   "$ROOT/scripts/services.sh" stop >/dev/null 2>&1 || true
