@@ -4,7 +4,9 @@
  *
  * Three steps, each usable alone:
  *
- * 1. mp3_validate() runs on every upload, on the whole body in memory. It is pure C with
+ * 1. mp3_validate() decides on a whole body in memory; mp3_check_*() gives the same
+ *    verdict on a stream fed in chunks of any size, in fixed-size state (the upload path
+ *    checks the body as it arrives; mp3_validate is init + feed + end). It is pure C with
  *    no library: it skips any ID3v2 tags (syncsafe size, footer flag), allows a little
  *    junk before the audio (MP3_MAX_LEADING_JUNK bytes), then requires MP3_MIN_FRAMES
  *    MPEG audio frames chained by their computed lengths, all with the same MPEG version,
@@ -18,8 +20,9 @@
  *    refused: their frame length cannot be computed from the header and they are
  *    practically extinct.
  *
- * 2. mp3_extract() reads title, artist, album, year and duration from the buffer with
- *    libmpg123 (reader callbacks over memory, no temp file, no disk I/O). Why libmpg123
+ * 2. mp3_extract_source() reads title, artist, album, year and duration with libmpg123
+ *    from a random-access source (reader callbacks through one fixed buffer, no temp file,
+ *    no disk I/O); mp3_extract() is the same over memory. Why libmpg123
  *    and not TagLib: measured on lame-made files (tests/system/test_mp3_extract.py),
  *    mpg123_scan() walks every frame and gives the exact length: with a Xing/Info (LAME)
  *    header, CBR or VBR, it also removes the declared encoder delay and padding and hits
@@ -80,6 +83,7 @@ enum mp3_error {
   MP3_ERR_INVALID = -6,   /* NULL where a pointer is required */
   MP3_ERR_NOMEM = -7,     /* allocation failed */
   MP3_ERR_DECODE = -8,    /* the decoder found no audio to measure */
+  MP3_ERR_IO = -9,        /* mp3_extract_source: the source's read_at failed (retry later) */
 };
 
 /* Human-readable text for an mp3_error, fit for an HTTP 400 message: it names no
@@ -91,6 +95,42 @@ const char *mp3_strerror(int code);
  * mp3_strerror() of the result (also on success: "ok").
  * Returns MP3_OK or a negative enum mp3_error. O(len / frame size), no allocation. */
 int mp3_validate(const uint8_t *buf, size_t len, const char **reason);
+
+/* Bytes of the checker's window: the longest frame chain it must see at once to decide a
+ * candidate start (three frames of at most 1441 bytes), with room to spare. */
+#define MP3_CHECK_WINDOW 8192
+
+/* Incremental mp3_validate: the same verdict on the same bytes however they are split into chunks. Fixed-size
+ * state, no allocation. The fields are private (read them through the functions); the struct is public so that
+ * callers can embed it. */
+typedef struct mp3_check {
+  uint64_t fed;         /* bytes fed so far */
+  uint64_t audio_start; /* where the frame search starts (after the ID3v2 tags) */
+  uint64_t cand;        /* the candidate frame start being evaluated */
+  uint64_t win_base;    /* absolute offset of win[0] */
+  uint64_t next;        /* ID3 phase: end of the tag being skipped; follow phase: next frame header */
+  int phase;
+  int verdict; /* latched error (or MP3_OK once final) */
+  int had_tag;
+  int truncated;            /* a candidate chain ran off the end (mp3_validate's rule) */
+  int version, sample_rate; /* of the chain's first frame */
+  unsigned hlen;            /* bytes collected in hdr */
+  unsigned fill;            /* bytes in win */
+  uint8_t hdr[10];
+  uint8_t win[MP3_CHECK_WINDOW];
+} mp3_check;
+void mp3_check_init(mp3_check *c);
+/* Feeds the next len bytes. Returns MP3_OK while the bytes so far can still start an MP3 file, or the negative
+ * mp3_error as soon as they cannot (then every later feed/end returns it too). It decides as early as the bytes
+ * allow: no frame chain within MP3_MAX_LEADING_JUNK after the ID3v2 tag(s) -> MP3_ENOTMP3 (or MP3_ERR_NO_AUDIO
+ * after a tag) right there, a bad ID3v2 header -> at once. Once MP3_MIN_FRAMES frames chain, it follows the chain
+ * frame by frame without copying. NULL c, or NULL buf with len > 0: MP3_ERR_INVALID, state unchanged. */
+int mp3_check_feed(mp3_check *c, const uint8_t *buf, size_t len);
+/* The end of the file: MP3_OK or the verdict mp3_validate gives (TRUNCATED, EMPTY, NO_AUDIO, ...). Later calls
+ * of feed or end return the same. */
+int mp3_check_end(mp3_check *c);
+/* The bytes fed so far. */
+uint64_t mp3_check_bytes(const mp3_check *c);
 
 /* Raw metadata as found in the file. Text fields are NUL-terminated UTF-8 (possibly
  * empty = not present); multiple values in one ID3v2.4 frame are joined with " / ". */
@@ -111,6 +151,20 @@ typedef struct mp3_meta {
  * decodable audio (tags found before that failure are still in *meta). Safe on any input;
  * thread-safe. Cost: one pass over all frame headers (no decoding of samples). */
 int mp3_extract(const uint8_t *buf, size_t len, mp3_meta *meta);
+
+/* A random-access byte source for mp3_extract_source: the processor reads a resource by HTTP Range requests. */
+typedef struct mp3_source {
+  void *ud;
+  uint64_t size; /* total bytes */
+  /* Copies up to cap bytes at offset into buf; returns the count (> 0), 0 at the end, -1 on a read error. */
+  long (*read_at)(void *ud, uint64_t offset, void *buf, size_t cap);
+} mp3_source;
+/* mp3_extract over a source, in bounded memory (a fixed buffer, whatever the size): the exact-duration frame scan
+ * streams through libmpg123 (reader callbacks), tags come from the ID3v2 tag at the start and ID3v1/APE at the end.
+ * MP3_ERR_IO when read_at failed (or returned 0 before size): the caller retries later; *meta is zeroed then.
+ * Other results as mp3_extract. read_at is called from this thread only, with cap <= MP3_SOURCE_CHUNK. */
+int mp3_extract_source(const mp3_source *src, mp3_meta *meta);
+#define MP3_SOURCE_CHUNK 65536
 
 /* The six Song Service strings (id excepted), always valid for its validation. */
 typedef struct mp3_song {

@@ -1,0 +1,240 @@
+/*
+ * mp3_extract: tags and exact duration with libmpg123, over a random-access source
+ * (mp3_extract_source) or memory (mp3_extract, a memory source: one implementation).
+ *
+ * Design:
+ * - libmpg123 reads through read/seek callbacks (mpg123_replace_reader_handle), so it
+ *   sees a seekable "file": that is what lets mpg123_scan() count every frame (exact
+ *   duration for VBR without a Xing header) and find the ID3v1 tag at the end.
+ * - libmpg123 asks for a few bytes at a time (a frame header, a frame). The callbacks
+ *   serve them from one buffer of MP3_SOURCE_CHUNK bytes, refilled by read_at at the
+ *   position asked for, so a sequential scan costs one read_at per chunk and a seek
+ *   within the buffer costs none. The memory in use is that buffer and the decoder's
+ *   handle, whatever the file's size; libmpg123 holds the ID3v2 tag while it parses it
+ *   (the tag, not the file: up to its size, 256 MB at most by the format).
+ * - A failed read_at (or a 0 before the declared size) fails the callback, which makes
+ *   libmpg123 stop; the result is MP3_ERR_IO whatever libmpg123 made of it, so a
+ *   transient store error is never taken for a broken file.
+ * - Strings from libmpg123 live only until its next call: they are copied at once.
+ */
+#include "mp3.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include <mpg123.h>
+
+#include "mp3_internal.h"
+
+/* ------------------------------------------------------------------------------------ */
+/* Tag text.                                                                            */
+
+/* Copies s[0..n) into out[out_size] (out_size >= 1), cutting at a code point boundary,
+ * always NUL-terminating. Internal NULs become sep. Input is assumed UTF-8; invalid bytes
+ * are copied as is and cleaned by the field rules later. */
+static void copy_text(char *out, size_t out_size, const char *s, size_t n, const char *sep) {
+  size_t o = 0, seplen = strlen(sep);
+  while (n > 0 && s[n - 1] == '\0') n--; /* terminators and padding */
+  for (size_t i = 0; i < n;) {
+    size_t used;
+    if (s[i] == '\0') {
+      if (seplen >= out_size - o) break;
+      memcpy(out + o, sep, seplen);
+      o += seplen;
+      i++;
+      continue;
+    }
+    (void)mp3__utf8_next((const unsigned char *)s + i, n - i, &used);
+    if (used >= out_size - o) break;
+    memcpy(out + o, s + i, used);
+    o += used;
+    i += used;
+  }
+  out[o] = '\0';
+}
+
+/* ID3v1 field: fixed width, NUL- or space-padded, no declared encoding. */
+static void copy_id3v1_text(char *out, size_t out_size, const char *field, size_t width) {
+  size_t n = 0;
+  while (n < width && field[n] != '\0') n++;
+  if (mp3__utf8_valid((const unsigned char *)field, n)) {
+    copy_text(out, out_size, field, n, "");
+    return;
+  }
+  size_t o = 0; /* Latin-1: each byte is its own code point */
+  for (size_t i = 0; i < n && out_size - o > 2; i++) o += mp3__utf8_put((unsigned char)field[i], out + o);
+  out[o] = '\0';
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The reader callbacks: libmpg123's view of a source, through one buffer.             */
+
+typedef struct src_reader {
+  const mp3_source *src;
+  uint8_t *buf;     /* MP3_SOURCE_CHUNK bytes */
+  uint64_t buf_off; /* buf holds [buf_off, buf_off + fill) */
+  size_t fill;
+  uint64_t pos;
+  bool failed;
+} src_reader;
+
+static bool refill(src_reader *r) {
+  uint64_t left = r->src->size - r->pos;
+  size_t want = left < MP3_SOURCE_CHUNK ? (size_t)left : MP3_SOURCE_CHUNK;
+  long got = r->src->read_at(r->src->ud, r->pos, r->buf, want);
+  if (got <= 0 || (size_t)got > want) {
+    r->failed = true;
+    return false;
+  }
+  r->buf_off = r->pos;
+  r->fill = (size_t)got;
+  return true;
+}
+
+static mpg123_ssize_t src_read(void *handle, void *dst, size_t n) {
+  src_reader *r = handle;
+  size_t done = 0;
+  if (r->failed) return -1;
+  while (done < n && r->pos < r->src->size) {
+    if ((r->pos < r->buf_off || r->pos >= r->buf_off + r->fill) && !refill(r)) return -1;
+    size_t off = (size_t)(r->pos - r->buf_off), k = r->fill - off;
+    if (k > n - done) k = n - done;
+    memcpy((uint8_t *)dst + done, r->buf + off, k);
+    done += k;
+    r->pos += k;
+  }
+  return (mpg123_ssize_t)done;
+}
+
+static off_t src_seek(void *handle, off_t offset, int whence) {
+  src_reader *r = handle;
+  off_t base, size = (off_t)r->src->size; /* the size fits off_t: checked on entry */
+  switch (whence) {
+  case SEEK_SET: base = 0; break;
+  case SEEK_CUR: base = (off_t)r->pos; break;
+  case SEEK_END: base = size; break;
+  default: return -1;
+  }
+  /* Both operands are within [-(size), size] or the target is refused: no overflow. */
+  if ((offset < 0 && -offset > base) || (offset > 0 && offset > size - base)) return -1;
+  r->pos = (uint64_t)(base + offset);
+  return (off_t)r->pos;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Extraction.                                                                          */
+
+static void init_mpg123(void) { (void)mpg123_init(); /* no-op since 1.27; required once by older versions */ }
+
+static const mpg123_string *find_text(const mpg123_id3v2 *v2, const char id[4]) {
+  const mpg123_string *found = NULL;
+  for (size_t i = 0; i < v2->texts; i++) {
+    if (memcmp(v2->text[i].id, id, 4) == 0 && v2->text[i].text.fill > 1)
+      found = &v2->text[i].text; /* the last one wins, as in libmpg123's own fields */
+  }
+  return found;
+}
+
+static void copy_mpg_string(char *out, const mpg123_string *s) {
+  if (s && s->p && s->fill > 0 && s->fill <= s->size) copy_text(out, MP3_META_TEXT_MAX, s->p, s->fill, " / ");
+}
+
+static void copy_tags(mpg123_handle *mh, mp3_meta *meta) {
+  mpg123_id3v1 *v1 = NULL;
+  mpg123_id3v2 *v2 = NULL;
+  if (!(mpg123_meta_check(mh) & MPG123_ID3) || mpg123_id3(mh, &v1, &v2) != MPG123_OK) return;
+  if (v2) {
+    meta->id3v2_version = v2->version;
+    copy_mpg_string(meta->title, v2->title);
+    copy_mpg_string(meta->artist, v2->artist);
+    copy_mpg_string(meta->album, v2->album);
+    /* ID3v2.4 replaced TYER with TDRC; libmpg123's year field is TYER only. */
+    const mpg123_string *year = find_text(v2, "TDRC");
+    copy_mpg_string(meta->year, year ? year : v2->year);
+  }
+  if (v1 && memcmp(v1->tag, "TAG", 3) == 0) {
+    meta->has_id3v1 = 1;
+    if (!meta->title[0]) copy_id3v1_text(meta->title, sizeof meta->title, v1->title, sizeof v1->title);
+    if (!meta->artist[0]) copy_id3v1_text(meta->artist, sizeof meta->artist, v1->artist, sizeof v1->artist);
+    if (!meta->album[0]) copy_id3v1_text(meta->album, sizeof meta->album, v1->album, sizeof v1->album);
+    if (!meta->year[0]) copy_id3v1_text(meta->year, sizeof meta->year, v1->year, sizeof v1->year);
+  }
+}
+
+/* Opens the reader on a new handle, scans, and copies what was found. */
+static int scan(mpg123_handle *mh, src_reader *reader, mp3_meta *meta) {
+  /* Quiet: a server must not print to stderr. The resync limit matches the junk the
+   * validator tolerates before the first frame. */
+  if (mpg123_param(mh, MPG123_ADD_FLAGS, MPG123_QUIET, 0.0) != MPG123_OK ||
+      mpg123_param(mh, MPG123_RESYNC_LIMIT, MP3_MAX_LEADING_JUNK, 0.0) != MPG123_OK ||
+      mpg123_replace_reader_handle(mh, src_read, src_seek, NULL) != MPG123_OK ||
+      mpg123_open_handle(mh, reader) != MPG123_OK)
+    return MP3_ERR_DECODE;
+
+  int rc = MP3_ERR_DECODE;
+  long rate = 0;
+  int channels = 0, encoding = 0;
+  /* scan first: it walks every frame, so the sample count is exact even for VBR files
+   * without a Xing/VBRI header, and it meets the ID3 tags on the way. */
+  if (mpg123_scan(mh) == MPG123_OK && mpg123_getformat(mh, &rate, &channels, &encoding) == MPG123_OK && rate > 0) {
+    off_t samples = mpg123_length(mh);
+    if (samples > 0) {
+      meta->sample_rate = rate;
+      meta->samples = (int64_t)samples;
+      meta->duration_s = (double)samples / (double)rate;
+      rc = MP3_OK;
+    }
+  }
+  copy_tags(mh, meta);
+  mpg123_close(mh);
+  return rc;
+}
+
+int mp3_extract_source(const mp3_source *src, mp3_meta *meta) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  if (!meta) return MP3_ERR_INVALID;
+  memset(meta, 0, sizeof *meta);
+  if (!src || !src->read_at || src->size > (uint64_t)INT64_MAX || (off_t)src->size < 0) return MP3_ERR_INVALID;
+  if (src->size == 0) return MP3_ERR_EMPTY;
+  if (pthread_once(&once, init_mpg123) != 0) return MP3_ERR_NOMEM;
+
+  src_reader reader = {.src = src, .buf = malloc(MP3_SOURCE_CHUNK)};
+  if (!reader.buf) return MP3_ERR_NOMEM;
+  int err = MPG123_OK, rc = MP3_ERR_NOMEM;
+  mpg123_handle *mh = mpg123_new(NULL, &err);
+  if (mh) {
+    rc = scan(mh, &reader, meta);
+    mpg123_delete(mh);
+  }
+  free(reader.buf);
+  if (reader.failed) {
+    memset(meta, 0, sizeof *meta);
+    rc = MP3_ERR_IO;
+  }
+  return rc;
+}
+
+typedef struct mem_source {
+  const uint8_t *buf;
+  size_t len;
+} mem_source;
+
+static long mem_read_at(void *ud, uint64_t offset, void *buf, size_t cap) {
+  const mem_source *m = ud;
+  if (offset >= m->len) return 0;
+  size_t n = m->len - (size_t)offset < cap ? m->len - (size_t)offset : cap; /* cap <= MP3_SOURCE_CHUNK */
+  memcpy(buf, m->buf + offset, n);
+  return (long)n;
+}
+
+int mp3_extract(const uint8_t *buf, size_t len, mp3_meta *meta) {
+  if (!meta || (!buf && len > 0)) return MP3_ERR_INVALID;
+  mem_source m = {.buf = buf, .len = len};
+  mp3_source src = {.ud = &m, .size = len, .read_at = mem_read_at};
+  return mp3_extract_source(&src, meta);
+}
