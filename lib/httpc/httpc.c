@@ -86,34 +86,56 @@ void httpc_response_free(httpc_response *resp) {
   resp->body_len = 0;
 }
 
-/* The body buffer (lib/capbuf, capped at max_response_bytes); over the cap the transfer
- * stops. */
+/* Where the body goes: the client's buffer (lib/capbuf, capped at max_response_bytes), or
+ * the caller's (into, capped at its size); over the cap the transfer stops. */
 typedef struct sink {
   capbuf body;
+  char *into;
+  size_t into_cap, into_len;
   bool too_large, nomem;
 } sink;
 
 static size_t on_write(char *data, size_t size, size_t n, void *ud) {
   sink *s = ud;
   size_t len = size * n;
+  if (s->into) {
+    if (len > s->into_cap - s->into_len) {
+      s->too_large = true;
+      return 0;
+    }
+    memcpy(s->into + s->into_len, data, len);
+    s->into_len += len;
+    return len;
+  }
   int rc = capbuf_append(&s->body, data, len);
   if (rc == CAPBUF_ERR_FULL) s->too_large = true;
   if (rc == CAPBUF_ERR_NOMEM) s->nomem = true;
   return rc == CAPBUF_OK ? len : 0;
 }
 
+/* Copies the value of header line data[0..len) into out when it is "name: value"; a value
+ * that does not fit is cut when cut is true, else left out (""). */
+static void header_value(const char *data, size_t len, const char *name, bool cut, char *out, size_t cap) {
+  size_t nl = strlen(name);
+  if (len <= nl || strncasecmp(data, name, nl) != 0 || data[nl] != ':') return;
+  const char *v = data + nl + 1;
+  size_t vl = len - nl - 1;
+  while (vl && (*v == ' ' || *v == '\t')) v++, vl--;
+  while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ')) vl--;
+  if (vl >= cap && !cut) return;
+  if (vl >= cap) vl = cap - 1;
+  memcpy(out, v, vl);
+  out[vl] = '\0';
+}
+
 static size_t on_header(char *data, size_t size, size_t n, void *ud) {
   httpc_response *r = ud;
   size_t len = size * n;
-  if (len > 13 && strncasecmp(data, "Content-Type:", 13) == 0) {
-    const char *v = data + 13;
-    size_t vl = len - 13;
-    while (vl && (*v == ' ' || *v == '\t')) v++, vl--;
-    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ')) vl--;
-    if (vl >= sizeof r->content_type) vl = sizeof r->content_type - 1;
-    memcpy(r->content_type, v, vl);
-    r->content_type[vl] = '\0';
-  }
+  /* a redirect or 100 Continue would bring a second set: keep the last answer's */
+  if (len > 5 && strncmp(data, "HTTP/", 5) == 0) r->content_type[0] = r->content_range[0] = '\0';
+  header_value(data, len, "Content-Type", true, r->content_type, sizeof r->content_type);
+  /* a cut range would read as another one */
+  header_value(data, len, "Content-Range", false, r->content_range, sizeof r->content_range);
   return len;
 }
 
@@ -154,7 +176,7 @@ int httpc_do(httpc *c, const httpc_request *req, httpc_response *resp) {
   if (!valid_method(req->method) || req->url == NULL ||
       (strncmp(req->url, "http://", 7) != 0 && strncmp(req->url, "https://", 8) != 0) ||
       (req->body == NULL && req->body_len > 0) || req->timeout_ms < 0 ||
-      (req->request_id && strlen(req->request_id) > 128)) {
+      (req->request_id && strlen(req->request_id) > 128) || (req->into == NULL && req->into_cap > 0)) {
     snprintf(resp->error, sizeof resp->error, "invalid request");
     return HTTPC_ERR_INVALID;
   }
@@ -169,7 +191,8 @@ int httpc_do(httpc *c, const httpc_request *req, httpc_response *resp) {
   hdrs = first;
   if ((has_body && !add_header(&hdrs, "Content-Type", req->content_type ? req->content_type : "application/json")) ||
       !add_header(&hdrs, "Accept", "application/json") ||
-      (req->request_id && !add_header(&hdrs, "X-Request-Id", req->request_id))) {
+      (req->request_id && !add_header(&hdrs, "X-Request-Id", req->request_id)) ||
+      (req->range && !add_header(&hdrs, "Range", req->range))) {
     curl_slist_free_all(hdrs);
     snprintf(resp->error, sizeof resp->error, "invalid header value");
     return HTTPC_ERR_INVALID;
@@ -179,7 +202,7 @@ int httpc_do(httpc *c, const httpc_request *req, httpc_response *resp) {
     curl_slist_free_all(hdrs);
     return HTTPC_ERR_NOMEM;
   }
-  sink s = {.body = capbuf_make(c->max_bytes)};
+  sink s = {.body = capbuf_make(c->max_bytes), .into = req->into, .into_cap = req->into_cap};
   char errbuf[CURL_ERROR_SIZE] = "";
   curl_easy_setopt(h, CURLOPT_URL, req->url);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -216,6 +239,9 @@ int httpc_do(httpc *c, const httpc_request *req, httpc_response *resp) {
                      s.too_large ? "response body over the cap" : (errbuf[0] ? errbuf : curl_easy_strerror(cc)));
     (void)n; /* a cut log line is fine */
     capbuf_free(&s.body);
+    resp->body_len = s.into_len;
+  } else if (s.into) {
+    resp->body_len = s.into_len;
   } else {
     resp->body_len = s.body.len;
     resp->body = capbuf_take(&s.body);

@@ -2,7 +2,9 @@
  * Processor -> Resource/Song), on libcurl.
  *
  * One call = one request with an optional JSON body, answered by a status and a body read
- * into memory up to a hard cap. The result keeps apart what a circuit breaker must tell
+ * into memory up to a hard cap: a buffer httpc allocates (capped at max_response_bytes), or
+ * one the caller lends for the call (httpc_request.into, capped at its size), so a ranged
+ * GET (httpc_request.range) can fill a fixed window again and again without allocating. The result keeps apart what a circuit breaker must tell
  * apart: no connection (HTTPC_ERR_CONNECT), no answer in time (HTTPC_ERR_TIMEOUT), a broken
  * exchange (HTTPC_ERR_IO), and an HTTP answer with its status (return 0, resp->status).
  * httpc_is_failure() applies the usual rule: transport errors and 5xx are failures, any
@@ -60,6 +62,14 @@ typedef struct httpc_request {
   const char *content_type; /* NULL: "application/json" when there is a body */
   const char *request_id;   /* sent as X-Request-Id when not NULL (max 128 chars, no CR/LF) */
   long timeout_ms;          /* 0: the client's default */
+  const char *range;        /* sent as "Range: <range>" when not NULL, e.g. "bytes=0-1023" */
+  /* When into is not NULL, the body (whatever the status) is written to into[0..into_cap)
+   * instead of an allocated buffer: resp->body stays NULL and resp->body_len counts the
+   * bytes written; a longer body ends the call with HTTPC_ERR_TOO_LARGE (the bytes that
+   * fitted are in into, resp->body_len of them). No NUL is added. The client's
+   * max_response_bytes does not apply then. */
+  char *into;
+  size_t into_cap;
 } httpc_request;
 
 typedef struct httpc_response {
@@ -67,7 +77,8 @@ typedef struct httpc_response {
   char *body;  /* owned by the response, NUL-terminated (may be NULL when empty) */
   size_t body_len;
   char content_type[128];
-  long new_connections; /* connections this call opened: 0 means one was reused */
+  char content_range[96]; /* the Content-Range header's value, "" when none (or too long) */
+  long new_connections;   /* connections this call opened: 0 means one was reused */
   double elapsed_ms;
   char error[256]; /* transport error text for logs, "" on success */
 } httpc_response;

@@ -9,7 +9,7 @@
 # Configuration (environment):
 #   GATEWAY_PORT (8080), GATEWAY_HOST (127.0.0.1; 0.0.0.0 to serve other machines)
 #   RESOURCE_PORT (8081), SONG_PORT (8082), STORAGE_PORT (8083): where the services listen
-#   GATEWAY_MAX_BODY_SIZE (64m), GATEWAY_UPSTREAM_TIMEOUT (120s), GATEWAY_WORKERS (2)
+#   GATEWAY_MAX_BODY_SIZE (1025m: 1 GiB + 1 MiB, at or above RESOURCE_MAX_UPLOAD_BYTES), GATEWAY_UPSTREAM_TIMEOUT (120s), GATEWAY_WORKERS (2)
 #   GATEWAY_EXPOSE_ACTUATOR (0): 1/true/yes routes /actuator/* to the Resource Service
 #   GATEWAY_WRITE_RATE (100r/s), GATEWAY_WRITE_BURST (200), GATEWAY_WRITE_CONNS (64): abuse
 #     limits on writes (every method but GET/HEAD) per client address; over them, 429
@@ -71,7 +71,8 @@ server {
     proxy_read_timeout ${GATEWAY_UPSTREAM_TIMEOUT:-120s};
     proxy_next_upstream error timeout http_502 http_503 http_504;
     proxy_next_upstream_tries 3;
-    location /resources { proxy_pass http://fm_resource_internal\$fm_conn; }
+    # the processor's ranged reads of a resource: passed on as they come, no temp file
+    location /resources { proxy_buffering off; proxy_pass http://fm_resource_internal\$fm_conn; }
     location /songs     { proxy_pass http://fm_song_internal\$fm_conn; }
     location /storages  { proxy_pass http://fm_storage_internal\$fm_conn; }
     location /          { return 404 '{"errorMessage":"Not found","errorCode":"404"}'; }
@@ -100,7 +101,7 @@ gateway_render_() {
   RESOURCE_UPSTREAM_PARAMS="$(gateway_params_ resource)" RESOURCE_UPSTREAM_MORE="$(gateway_more_ resource)" \
   SONG_UPSTREAM_PARAMS="$(gateway_params_ song)" SONG_UPSTREAM_MORE="$(gateway_more_ song)" \
   STORAGE_UPSTREAM_PARAMS="$(gateway_params_ storage)" STORAGE_UPSTREAM_MORE="$(gateway_more_ storage)" \
-  GATEWAY_MAX_BODY_SIZE="${GATEWAY_MAX_BODY_SIZE:-64m}" \
+  GATEWAY_MAX_BODY_SIZE="${GATEWAY_MAX_BODY_SIZE:-1025m}" \
   GATEWAY_UPSTREAM_TIMEOUT="${GATEWAY_UPSTREAM_TIMEOUT:-120s}" \
   GATEWAY_EXPOSE_ACTUATOR="$expose" \
   GATEWAY_WRITE_RATE="${GATEWAY_WRITE_RATE:-100r/s}" \

@@ -54,6 +54,8 @@ static void write_metrics(FILE *f, const proc_stats *s) {
                 atomic_load(&s->retried));
   write_counter(f, "processor_messages_dead_lettered_total", "Deliveries sent to the dead-letter queue",
                 atomic_load(&s->dead_lettered));
+  write_counter(f, "processor_fetched_bytes_total", "Resource bytes received by ranged GETs (whole windows)",
+                atomic_load(&s->fetched_bytes));
   fprintf(f,
           "# HELP processor_http_client_requests_seconds Outgoing HTTP calls by peer and "
           "result\n# TYPE processor_http_client_requests_seconds summary\n");

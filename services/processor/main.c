@@ -12,8 +12,10 @@
  *   AMQP_TLS_CA_FILE to trust a private CA),
  *   RESOURCE_SERVICE_URL (http://127.0.0.1:8081), SONG_SERVICE_URL (http://127.0.0.1:8082),
  *   PROCESSOR_CONCURRENCY (4), PROCESSOR_MAX_ATTEMPTS (5), PROCESSOR_RETRY_INITIAL (1s),
- *   PROCESSOR_RETRY_MAX (60s), PROCESSOR_HTTP_ATTEMPTS (3), PROCESSOR_MAX_RESOURCE_SIZE
- *   (52428800 bytes), HTTP_CONNECT_TIMEOUT (1s), HTTP_TIMEOUT (5s), LOG_LEVEL (info).
+ *   PROCESSOR_RETRY_MAX (60s), PROCESSOR_HTTP_ATTEMPTS (3), PROCESSOR_FETCH_WINDOW_BYTES
+ *   (1048576: each worker reads a resource through one window of this size, by ranged GETs,
+ *   so memory does not grow with the file), HTTP_CONNECT_TIMEOUT (1s), HTTP_TIMEOUT (5s, one
+ *   call: one window), LOG_LEVEL (info).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +41,7 @@ typedef struct proc_config {
   unsigned max_attempts;
   long long retry_initial_ms, retry_max_ms;
   unsigned http_attempts;
-  long long max_resource_bytes;
+  long long fetch_window_bytes;
   long long connect_timeout_ms, timeout_ms;
 } proc_config;
 
@@ -68,7 +70,7 @@ static void read_config(proc_config *c, config_err *err) {
   if (c->retry_max_ms < c->retry_initial_ms && !err->msg[0])
     snprintf(err->msg, sizeof err->msg, "PROCESSOR_RETRY_MAX: below PROCESSOR_RETRY_INITIAL");
   c->http_attempts = (unsigned)config_int("PROCESSOR_HTTP_ATTEMPTS", 3, 1, 10, err);
-  c->max_resource_bytes = config_int("PROCESSOR_MAX_RESOURCE_SIZE", 50LL * 1024 * 1024, 1024, 1LL << 31, err);
+  c->fetch_window_bytes = config_int("PROCESSOR_FETCH_WINDOW_BYTES", 1024 * 1024, 4096, 64LL * 1024 * 1024, err);
   c->connect_timeout_ms = config_duration_ms("HTTP_CONNECT_TIMEOUT", 1000, 1, 60000, err);
   c->timeout_ms = config_duration_ms("HTTP_TIMEOUT", 5000, 1, 600000, err);
 }
@@ -99,13 +101,14 @@ int main(void) {
   status = svc_app_open(&app);
   if (status) goto out;
   status = 1;
+  /* resource bytes go to each worker's window (httpc_request.into): the cap below only
+   * bounds answers read into httpc's own buffer, which the processor's calls never are */
   httpc_config rc_cfg = {.connect_timeout_ms = (long)cfg.connect_timeout_ms,
                          .timeout_ms = (long)cfg.timeout_ms,
-                         .max_response_bytes = (size_t)cfg.max_resource_bytes,
+                         .max_response_bytes = 64 * 1024,
                          .max_idle_handles = (int)cfg.concurrency,
                          .user_agent = "fermata-processor"};
   httpc_config sc_cfg = rc_cfg;
-  sc_cfg.max_response_bytes = 64 * 1024;
   if (httpc_new(&rc_cfg, &res_http) != HTTPC_OK || httpc_new(&sc_cfg, &song_http) != HTTPC_OK) goto out;
   peers pe = {.resource_http = res_http,
               .song_http = song_http,
@@ -120,6 +123,7 @@ int main(void) {
                                      .max_delay_ms = 2000,
                                      .jitter = RETRY_JITTER_EQUAL,
                                      .max_attempts = cfg.http_attempts},
+                      .window_bytes = (size_t)cfg.fetch_window_bytes,
                       .stop = &stop,
                       .lg = lg};
   workers_opts wo = {.mq = &mqp,
@@ -142,10 +146,10 @@ int main(void) {
   }
   char fields[2048];
   snprintf(fields, sizeof fields,
-           "port=%u broker=%s:%d workers=%u max_attempts=%u retry_ms=%lld..%lld "
+           "port=%u broker=%s:%d workers=%u max_attempts=%u retry_ms=%lld..%lld fetch_window=%lld "
            "resource=%s song=%s",
            http_server_port(app.srv), mqp.host, mqp.port, cfg.concurrency, cfg.max_attempts, cfg.retry_initial_ms,
-           cfg.retry_max_ms, cfg.resource_url, cfg.song_url);
+           cfg.retry_max_ms, cfg.fetch_window_bytes, cfg.resource_url, cfg.song_url);
   svc_app_run(&app, fields);
   status = 0;
 out:

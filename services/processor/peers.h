@@ -1,6 +1,7 @@
 /*
- * peers: the processor's two HTTP calls, GET {resource}/resources/{id} and
- * POST {song}/songs, with their answers sorted into what the pipeline must do next.
+ * peers: the processor's two HTTP calls, GET {resource}/resources/{id} (one byte range of
+ * it at a time: the resource is never fetched whole) and POST {song}/songs, with their
+ * answers sorted into what the pipeline must do next.
  *
  * Classification (the why): 5xx, 408, 429 and transport errors are the peer being away
  * or overloaded, so they are worth another try; other 4xx answers will not change by
@@ -25,26 +26,35 @@
 /* What a call returns; the peer's definite answers (found or deleted, created or already
  * stored) are PEER_OK with the outcome in an out-parameter. */
 enum {
-  PEER_OK = 0,             /* resource: 200 or 404; song: 2xx or 409 */
+  PEER_OK = 0,             /* resource: 206 (or 200), 416 or 404; song: 2xx or 409 */
   PEER_ERR_TRANSIENT = -1, /* try again later */
   PEER_ERR_PERMANENT = -2, /* trying again cannot help */
 };
 
 typedef struct peers {
-  httpc *resource_http;     /* borrowed; body cap = largest resource accepted */
+  httpc *resource_http;     /* borrowed; bodies go to the caller's window (peers_get_range) */
   httpc *song_http;         /* borrowed */
   const char *resource_url; /* base URL without trailing slash, borrowed */
   const char *song_url;     /* base URL without trailing slash, borrowed */
   proc_stats *stats;        /* borrowed; client call metrics */
 } peers;
 
-/* Fetches the bytes of resource id. PEER_OK or a negative PEER_ERR_*. On PEER_OK, *found
- * says whether the resource exists (false: a 404, it was deleted); when it does, *resp
- * holds the bytes (resp->body, body_len) and the caller must httpc_response_free(resp);
- * otherwise resp holds nothing to free (it is freed here). reason receives a short text
- * for logs and dead letters. request_id may be NULL. */
-int peers_get_resource(const peers *p, int32_t id, const char *request_id, httpc_response *resp, bool *found,
-                       char *reason, size_t reason_cap);
+/* What a ranged GET brought, on PEER_OK. */
+typedef struct peers_range {
+  bool found;     /* false: a 404, the resource was deleted (nothing else is set) */
+  size_t got;     /* bytes written to buf, from offset; 0 for an offset at or past the end (416) */
+  uint64_t total; /* the resource's size, from Content-Range */
+} peers_range;
+
+/* GETs bytes [offset, offset + want) of resource id (fewer at the end of the file) with
+ * "Range: bytes=offset-(offset+want-1)" into buf, which has room for buf_cap >= want bytes
+ * (an error answer is read there too). A 206 must name the range asked for and a size in
+ * its Content-Range; a 200 (a server that ignores Range) is taken when offset is 0 and the
+ * whole body fits want. PEER_OK with *out, or a negative PEER_ERR_*. The bytes received are
+ * added to stats->fetched_bytes. reason receives a short text for logs and dead letters.
+ * request_id may be NULL. */
+int peers_get_range(const peers *p, int32_t id, const char *request_id, uint64_t offset, size_t want, void *buf,
+                    size_t buf_cap, peers_range *out, char *reason, size_t reason_cap);
 
 /* Posts the metadata of resource id. PEER_OK or a negative PEER_ERR_*; on PEER_OK,
  * *created says whether this call stored it (false: a 409, it was stored already). */

@@ -1,6 +1,7 @@
-/* pipeline: see pipeline.h. The retry loop of lib/retry drives each HTTP call; the ops
- * below keep the last PEER_* code, outcome and reason in their context so that a final answer
- * (404, 409, 400) ends the loop as "no retry" while the pipeline still sees what it was. */
+/* pipeline: see pipeline.h. The retry loop of lib/retry drives each HTTP call (each window
+ * of the resource is one); the ops below keep the last PEER_* code, outcome and reason in
+ * their context so that a final answer (404, 409, 400) ends the loop as "no retry" while the
+ * pipeline still sees what it was. */
 #include "pipeline.h"
 
 #include <inttypes.h>
@@ -8,16 +9,20 @@
 #include <string.h>
 
 #include "mp3/mp3.h"
+#include "resreader.h"
 
 typedef struct call_ctx {
   const proc_pipeline *pl;
   int32_t id;
   const char *request_id;
+  uint64_t *rng;
   const mp3_song *song; /* POST only */
-  httpc_response resp;  /* GET only: the bytes on PEER_OK when found */
-  int result;           /* PEER_OK or a negative PEER_ERR_* */
-  bool found;           /* GET, on PEER_OK: false when the resource was deleted (404) */
-  bool created;         /* POST, on PEER_OK: false when it was stored already (409) */
+  uint64_t offset;      /* GET only: the range asked for, where it goes, what came */
+  size_t want, buf_cap;
+  void *buf;
+  peers_range got;
+  int result;   /* PEER_OK or a negative PEER_ERR_* */
+  bool created; /* POST, on PEER_OK: false when it was stored already (409) */
   char reason[256];
 } call_ctx;
 
@@ -33,11 +38,12 @@ static int settle_op(call_ctx *cx, bool *retryable) {
 
 static int get_op(void *ud, unsigned attempt, bool *retryable) {
   call_ctx *cx = ud;
-  cx->result =
-      peers_get_resource(cx->pl->peers, cx->id, cx->request_id, &cx->resp, &cx->found, cx->reason, sizeof cx->reason);
+  cx->result = peers_get_range(cx->pl->peers, cx->id, cx->request_id, cx->offset, cx->want, cx->buf, cx->buf_cap,
+                               &cx->got, cx->reason, sizeof cx->reason);
   if (cx->result == PEER_ERR_TRANSIENT)
-    log_event(cx->pl->lg, LOG_LEVEL_DEBUG, "resource fetch failed", "resource_id=%" PRId32 " try=%u reason=\"%s\"",
-              cx->id, attempt, cx->reason);
+    log_event(cx->pl->lg, LOG_LEVEL_DEBUG, "resource fetch failed",
+              "resource_id=%" PRId32 " offset=%" PRIu64 " try=%u reason=\"%s\"", cx->id, cx->offset, attempt,
+              cx->reason);
   return settle_op(cx, retryable);
 }
 
@@ -51,8 +57,8 @@ static int post_op(void *ud, unsigned attempt, bool *retryable) {
   return settle_op(cx, retryable);
 }
 
-static void call(const proc_pipeline *pl, retry_op_fn op, call_ctx *cx, uint64_t *rng) {
-  retry_hooks hooks = {.rng_state = rng, .stop = pl->stop};
+static void call(const proc_pipeline *pl, retry_op_fn op, call_ctx *cx) {
+  retry_hooks hooks = {.rng_state = cx->rng, .stop = pl->stop};
   cx->result = PEER_ERR_TRANSIENT;
   snprintf(cx->reason, sizeof cx->reason, "stopping");
   if (retry_run(&pl->call_retry, op, cx, &hooks, NULL) == RETRY_ERR_INVALID) {
@@ -66,16 +72,67 @@ static proc_outcome fail(proc_outcome o, char *reason, size_t cap, const char *t
   return o;
 }
 
-/* Bytes -> the Song Service's six fields. Returns PROC_DONE or PROC_POISON. */
-static proc_outcome extract(const httpc_response *resp, mp3_song *song, char *reason, size_t cap) {
-  const uint8_t *buf = (const uint8_t *)resp->body;
-  const char *why = NULL;
-  if (mp3_validate(buf, buf ? resp->body_len : 0, &why) != MP3_OK) {
-    snprintf(reason, cap, "not an MP3: %s", why);
+/* resreader's fetch: one window by a ranged GET, retried in place like every call. */
+static int fetch_window(void *ud, uint64_t offset, size_t want, void *buf, size_t buf_cap, resreader_chunk *chunk) {
+  call_ctx *cx = ud;
+  cx->offset = offset;
+  cx->want = want;
+  cx->buf = buf;
+  cx->buf_cap = buf_cap;
+  cx->got = (peers_range){0};
+  call(cx->pl, get_op, cx);
+  if (cx->result != PEER_OK) return -1;
+  *chunk = (resreader_chunk){.found = cx->got.found, .got = cx->got.got, .total = cx->got.total};
+  return 0;
+}
+
+/* The MP3 check (lib/mp3's incremental one) on the reader's tap; rc latches its verdict. */
+typedef struct check_ctx {
+  mp3_check chk;
+  int rc;
+} check_ctx;
+
+static int check_tap(void *ud, const void *bytes, size_t len) {
+  check_ctx *c = ud;
+  c->rc = mp3_check_feed(&c->chk, bytes, len);
+  return c->rc != MP3_OK;
+}
+
+/* Why the reader stopped, as an outcome: gone, the GET's own verdict, or a retry. */
+static proc_outcome reader_failure(const resreader *rd, const call_ctx *get, char *reason, size_t cap) {
+  switch (resreader_status(rd)) {
+  case RESREADER_ERR_GONE: return fail(PROC_GONE, reason, cap, get->reason);
+  case RESREADER_ERR_FETCH:
+    return fail(get->result == PEER_ERR_PERMANENT ? PROC_POISON : PROC_RETRY, reason, cap, get->reason);
+  case RESREADER_ERR_SHORT:
+    snprintf(reason, cap, "GET resource: the bytes served at offset %" PRIu64 " do not fit the file's %" PRIu64,
+             get->offset, resreader_size(rd));
+    return PROC_RETRY;
+  default: return fail(PROC_RETRY, reason, cap, "GET resource: read failed");
+  }
+}
+
+/* The resource, read through the window -> the Song Service's six fields. The MP3 check
+ * rides along the extraction's reads (the tap); what the scan did not read is fetched for
+ * it afterwards. A file that is not an MP3 is reported as such before any extraction
+ * error. Returns PROC_DONE, or the outcome with its reason. */
+static proc_outcome extract(resreader *rd, call_ctx *get, mp3_song *song, char *reason, size_t cap) {
+  check_ctx check = {.rc = MP3_OK};
+  mp3_check_init(&check.chk);
+  resreader_tap(rd, check_tap, &check);
+  if (resreader_open(rd) != RESREADER_OK) return reader_failure(rd, get, reason, cap);
+  mp3_meta meta;
+  int rc = MP3_ENOTMP3;
+  if (check.rc == MP3_OK) { /* the first window can settle it: then there is nothing to scan */
+    mp3_source src = resreader_source(rd);
+    rc = mp3_extract_source(&src, &meta);
+    if (rc == MP3_ERR_IO || resreader_tap_rest(rd) != RESREADER_OK) return reader_failure(rd, get, reason, cap);
+  }
+  int verdict = check.rc == MP3_OK ? mp3_check_end(&check.chk) : check.rc;
+  if (verdict != MP3_OK) {
+    snprintf(reason, cap, "not an MP3: %s", mp3_strerror(verdict));
     return PROC_POISON;
   }
-  mp3_meta meta;
-  int rc = mp3_extract(buf, resp->body_len, &meta);
   if (rc == MP3_ERR_NOMEM) return fail(PROC_RETRY, reason, cap, "extract: out of memory");
   if (rc != MP3_OK) {
     snprintf(reason, cap, "extract: %s", mp3_strerror(rc));
@@ -87,22 +144,20 @@ static proc_outcome extract(const httpc_response *resp, mp3_song *song, char *re
 
 proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *request_id, uint64_t *rng_state,
                          proc_publish_fn publish, void *publish_ud, char *reason, size_t reason_cap) {
-  call_ctx get = {.pl = pl, .id = id, .request_id = request_id};
-  call(pl, get_op, &get, rng_state);
-  switch (get.result) {
-  case PEER_OK: break;
-  case PEER_ERR_PERMANENT: return fail(PROC_POISON, reason, reason_cap, get.reason);
-  default: return fail(PROC_RETRY, reason, reason_cap, get.reason);
-  }
-  if (!get.found) return fail(PROC_GONE, reason, reason_cap, get.reason);
-
+  call_ctx get = {.pl = pl, .id = id, .request_id = request_id, .rng = rng_state};
+  resreader *rd = NULL;
+  if (resreader_new(pl->window_bytes, fetch_window, &get, &rd) != RESREADER_OK)
+    return fail(PROC_RETRY, reason, reason_cap, "GET resource: out of memory for the window");
   mp3_song song;
-  proc_outcome o = extract(&get.resp, &song, reason, reason_cap);
-  httpc_response_free(&get.resp); /* the bytes are not needed past extraction */
+  proc_outcome o = extract(rd, &get, &song, reason, reason_cap);
+  log_event(pl->lg, LOG_LEVEL_DEBUG, "resource read",
+            "resource_id=%" PRId32 " size=%" PRIu64 " fetched=%" PRIu64 " fetches=%u", id, resreader_size(rd),
+            resreader_fetched_bytes(rd), resreader_fetches(rd));
+  resreader_free(rd); /* the window is not needed past extraction */
   if (o != PROC_DONE) return o;
 
-  call_ctx post = {.pl = pl, .id = id, .request_id = request_id, .song = &song};
-  call(pl, post_op, &post, rng_state);
+  call_ctx post = {.pl = pl, .id = id, .request_id = request_id, .rng = rng_state, .song = &song};
+  call(pl, post_op, &post);
   switch (post.result) {
   case PEER_OK: break;
   case PEER_ERR_PERMANENT: return fail(PROC_POISON, reason, reason_cap, post.reason);

@@ -1,9 +1,12 @@
 /*
  * pipeline: the processor's work for one resource, free of any messaging detail.
  *
- *   1. GET the bytes from the Resource Service (404: the resource was deleted -> GONE)
- *   2. check they are an MP3 and extract the metadata (lib/mp3); the field rules of
- *      mp3_song_fields make any file's metadata acceptable to the Song Service
+ *   1. read the resource through a fixed window (resreader): each window is a ranged GET
+ *      to the Resource Service, so memory stays at the window whatever the file's size
+ *      (404 at any point: the resource was deleted -> GONE)
+ *   2. extract the metadata from those reads (lib/mp3's mp3_extract_source) while the MP3
+ *      check runs on the same bytes in order; the field rules of mp3_song_fields make any
+ *      file's metadata acceptable to the Song Service
  *   3. POST the metadata to the Song Service (409 = stored by an earlier attempt: fine)
  *   4. announce "processed" through the caller's publish function (confirmed publish)
  *
@@ -18,7 +21,8 @@
  * stopping processor never sits in a backoff.
  *
  * Thread-safety: proc_pipeline is read-only after set-up and shared by all workers; the
- * rng state and the publish function's context belong to the calling worker.
+ * rng state and the publish function's context belong to the calling worker. Each call
+ * holds one window (window_bytes) while it runs.
  */
 #ifndef FERMATA_PROC_PIPELINE_H
 #define FERMATA_PROC_PIPELINE_H
@@ -39,6 +43,7 @@ typedef int (*proc_publish_fn)(void *ud, int32_t id, const char *request_id, cha
 typedef struct proc_pipeline {
   const peers *peers;
   retry_policy call_retry; /* in-place retries of one HTTP call (max_attempts >= 1) */
+  size_t window_bytes;     /* the read window per resource (> 0) */
   const atomic_bool *stop; /* raised at shutdown; may be NULL */
   log_sink *lg;            /* borrowed */
 } proc_pipeline;

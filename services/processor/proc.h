@@ -39,6 +39,7 @@ typedef struct proc_stats {
   atomic_ullong dead_lettered; /* sent to the DLQ (poison, garbage, attempts exhausted) */
   atomic_ullong calls[PROC_NPEERS][PROC_NCLASSES];
   atomic_ullong call_us[PROC_NPEERS][PROC_NCLASSES]; /* summed duration, microseconds */
+  atomic_ullong fetched_bytes;                       /* resource bytes received by ranged GETs */
   atomic_llong last_success_ms;                      /* wall clock of the last PROC_DONE, 0 = none yet */
 } proc_stats;
 

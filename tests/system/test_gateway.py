@@ -124,15 +124,55 @@ class TestStackGateway:
 # --------------------------------------------------------------------------------------
 
 class _Echo(BaseHTTPRequestHandler):
-    """Answers every request with JSON describing what arrived."""
+    """Answers every request with JSON describing what arrived. GET .../big?n=N answers N
+    bytes instead; a request whose path holds "watch" sets the event watch_events[path]
+    as soon as the first body bytes arrived (a streaming gateway passes them on before the
+    client has sent the rest)."""
     protocol_version = "HTTP/1.1"
     name = "?"
+    watch_events = {}
+
+    def _read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b""):
+                        pass
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline()
+                self._seen(body)
+        n = int(self.headers.get("Content-Length") or 0)
+        body = b""
+        while len(body) < n:
+            part = self.rfile.read1(n - len(body))
+            if not part:
+                break
+            body += part
+            self._seen(body)
+        return body
+
+    def _seen(self, body):
+        if "watch" in self.path and body and self.path in self.watch_events:
+            self.watch_events[self.path].set()
 
     def _any(self):
         if "slow" in self.path:
             time.sleep(3)
-        n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n) if n else b""
+        if "/big?n=" in self.path:
+            n = int(self.path.rsplit("=", 1)[1])
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/mpeg")
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            block = b"\x55" * 65536
+            for _ in range(n // len(block)):
+                self.wfile.write(block)
+            self.wfile.write(block[:n % len(block)])
+            return
+        body = self._read_body()
         out = json.dumps({
             "service": self.name, "method": self.command, "path": self.path,
             "requestId": self.headers.get("X-Request-Id"),
@@ -155,6 +195,40 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _nginx_pids(run_dir):
+    """The private gateway's master and its workers."""
+    with open(os.path.join(run_dir, "nginx", "nginx.pid")) as f:
+        master = int(f.read().strip())
+    pids = [master]
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
+def _open_files_under(pids, directory):
+    """Files below directory that the processes pids hold open (deleted ones too)."""
+    found = []
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(directory + "/"):
+                found.append(target)
+    return found
 
 
 def _echo_server(name):
@@ -235,6 +309,49 @@ class TestPrivateGateway:
                              headers={"Content-Type": "audio/mpeg"}, timeout=30)
         assert resp.status_code == 200
         assert resp.json()["sha256"] == hashlib.sha256(b"".join(parts)).hexdigest()
+
+    def test_upload_reaches_the_service_while_the_client_still_sends(self, private_gateway):
+        """proxy_request_buffering off on /resources: the service sees the first bytes
+        before the client sent the rest (a buffering gateway would wait for the whole
+        body). Half the body, then nothing until the service saw bytes."""
+        path = "/resources?watch=1"
+        seen = _Echo.watch_events[path] = threading.Event()
+        body = os.urandom(1_500_000)
+        port = int(private_gateway["url"].rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            s.sendall((f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: audio/mpeg\r\n"
+                       f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode())
+            s.sendall(body[:700_000])
+            streamed = seen.wait(10)
+            s.sendall(body[700_000:])
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        assert streamed, "the service saw nothing before the client finished: the gateway buffered"
+        head, _, answer = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        assert json.loads(answer)["sha256"] == hashlib.sha256(body).hexdigest()
+
+    def test_download_to_a_slow_client_makes_no_temp_file(self, private_gateway):
+        """/resources/ answers go to the client as they come: a client reading slowly does
+        not make nginx spool the answer to proxy_temp (it does with proxy_buffering on and
+        a temp file allowed), nor does it say it buffered one. nginx unlinks a temp file
+        as it opens it, so the workers' open files are looked at, not the directory."""
+        proxy_temp = os.path.join(private_gateway["run_dir"], "nginx", "proxy")
+        error_log = os.path.join(private_gateway["run_dir"], "nginx", "error.log")
+        n = 40 * 1024 * 1024
+        with requests.get(private_gateway["url"] + f"/resources/big?n={n}", stream=True,
+                          timeout=30) as resp:
+            assert resp.status_code == 200
+            got = len(resp.raw.read(1024 * 1024))
+            time.sleep(0.5)  # the service has long sent what the socket buffers take (send_timeout is 1 s)
+            spooled = _open_files_under(_nginx_pids(private_gateway["run_dir"]), proxy_temp)
+            for chunk in resp.iter_content(1024 * 1024):
+                got += len(chunk)
+        assert got == n
+        assert spooled == [], spooled
+        with open(error_log, errors="replace") as f:
+            assert "buffered to a temporary file" not in f.read()
 
     def test_request_id_passed_upstream_and_returned(self, private_gateway):
         resp = requests.get(private_gateway["url"] + "/songs/1", timeout=10)

@@ -80,6 +80,22 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, {"slow": True})
         elif url.path == "/big":
             self.reply(200, b"x" * int(q["n"]), "application/octet-stream")
+        elif url.path == "/ranged":
+            # "0123456789" served by Range (bytes=a-b only), as the Resource Service does
+            data, rng = b"0123456789", self.headers.get("Range") or ""
+            a, _, b = rng.removeprefix("bytes=").partition("-")
+            if not rng.startswith("bytes=") or int(a) >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            last = min(int(b), len(data) - 1)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {a}-{last}/{len(data)}")
+            self.send_header("Content-Length", str(last - int(a) + 1))
+            self.end_headers()
+            self.wfile.write(data[int(a):last + 1])
         elif url.path == "/cut":
             # promises more than it sends, then closes: a broken exchange
             self.send_response(200)
@@ -166,6 +182,26 @@ def test_body_cap(server):
     assert res["rc"] == HTTPC_ERR_TOO_LARGE and res["failure"] is False
     res = call("GET", f"{server}/big?n=600000")  # default cap 1 MiB
     assert res["rc"] == 0 and res["body_len"] == 600000
+
+
+def test_range_into_caller_buffer(server):
+    res = call("--range", "bytes=2-5", "--into", 4, "GET", f"{server}/ranged")
+    assert res["rc"] == 0 and res["status"] == 206
+    assert res["body"] == "2345" and res["content_range"] == "bytes 2-5/10"
+    # a last byte past the end is clipped; the caller's buffer may be larger
+    res = call("--range", "bytes=8-100", "--into", 64, "GET", f"{server}/ranged")
+    assert res["status"] == 206 and res["body"] == "89" and res["content_range"] == "bytes 8-9/10"
+    res = call("--range", "bytes=10-19", "--into", 64, "GET", f"{server}/ranged")
+    assert res["status"] == 416 and res["body_len"] == 0 and res["content_range"] == "bytes */10"
+    # over the caller's buffer: too large, and what fitted is there; the client's own
+    # cap does not apply to a caller's buffer
+    res = call("--range", "bytes=0-9", "--into", 6, "GET", f"{server}/ranged")
+    assert res["rc"] == HTTPC_ERR_TOO_LARGE and res["body_len"] <= 6
+    res = call("--max-bytes", 1000, "--into", 5000, "GET", f"{server}/big?n=4000")
+    assert res["rc"] == 0 and res["body_len"] == 4000
+    # no Range asked, no Content-Range answered
+    res = call("GET", f"{server}/status/200")
+    assert res["content_range"] == ""
 
 
 def test_connection_refused(server):

@@ -1,10 +1,12 @@
 /* httpc_driver: runs lib/httpc calls from the command line, for tests/system/test_httpc.py.
  *
  *   httpc_driver [--request-id ID] [--timeout-ms N] [--connect-timeout-ms N]
- *                [--max-bytes N] [--repeat N] [--threads N] METHOD URL [BODY|@FILE]
+ *                [--max-bytes N] [--range R] [--into N] [--repeat N] [--threads N]
+ *                METHOD URL [BODY|@FILE]
  *
- * Without --repeat: one call, one JSON line {rc, err, status, failure, body_len, body,
- * content_type, new_connections, elapsed_ms}. With --repeat N (and --threads T): T threads
+ * --range R sends "Range: R"; --into N has the body written to a caller buffer of N bytes
+ * (httpc_request.into). Without --repeat: one call, one JSON line {rc, err, status,
+ * failure, body_len, body, content_type, content_range, new_connections, elapsed_ms}. With --repeat N (and --threads T): T threads
  * share one client and make N calls each; one JSON line {calls, errors, statuses_2xx,
  * new_connections, seconds}. Exit 0 when rc == 0 (any status), 1 otherwise, 2 on usage.
  */
@@ -67,6 +69,10 @@ int main(int argc, char **argv) {
       cfg.connect_timeout_ms = atol(argv[i + 1]);
     else if (strcmp(argv[i], "--max-bytes") == 0)
       cfg.max_response_bytes = (size_t)atol(argv[i + 1]);
+    else if (strcmp(argv[i], "--range") == 0)
+      req.range = argv[i + 1];
+    else if (strcmp(argv[i], "--into") == 0)
+      req.into_cap = (size_t)atol(argv[i + 1]);
     else if (strcmp(argv[i], "--repeat") == 0)
       repeat = atoi(argv[i + 1]);
     else if (strcmp(argv[i], "--threads") == 0)
@@ -95,6 +101,12 @@ int main(int argc, char **argv) {
   } else if (argc - i == 3) {
     req.body = argv[i + 2];
     req.body_len = strlen(argv[i + 2]);
+  }
+  char *into = NULL;
+  if (req.into_cap > 0) {
+    into = malloc(req.into_cap);
+    if (!into) return 2;
+    req.into = into;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   httpc *c = NULL;
@@ -129,9 +141,11 @@ int main(int argc, char **argv) {
     int rc = httpc_do(c, &req, &r);
     printf("{\"rc\":%d,\"err\":\"%s\",\"status\":%ld,\"failure\":%s,\"body_len\":%zu,\"body\":", rc, httpc_strerror(rc),
            r.status, httpc_is_failure(rc, r.status) ? "true" : "false", r.body_len);
-    print_json_string(r.body ? r.body : "", r.body_len);
+    print_json_string(into ? into : r.body ? r.body : "", r.body_len);
     printf(",\"content_type\":");
     print_json_string(r.content_type, strlen(r.content_type));
+    printf(",\"content_range\":");
+    print_json_string(r.content_range, strlen(r.content_range));
     printf(",\"new_connections\":%ld,\"elapsed_ms\":%.1f}\n", r.new_connections, r.elapsed_ms);
     if (rc) fprintf(stderr, "httpc_driver: %s\n", r.error);
     httpc_response_free(&r);
@@ -139,6 +153,7 @@ int main(int argc, char **argv) {
   }
   httpc_free(c);
   free(file_body);
+  free(into);
   curl_global_cleanup();
   return exit_code;
 }

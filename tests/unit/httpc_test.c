@@ -62,6 +62,11 @@ static void test_invalid_requests(void **state) {
   q = (httpc_request){
       .method = "POST", .url = "http://127.0.0.1:1/", .body = "{}", .body_len = 2, .content_type = "a\nb"};
   assert_int_equal(httpc_do(c, &q, &r), HTTPC_ERR_INVALID);
+  q = (httpc_request){.method = "GET", .url = "http://127.0.0.1:1/", .range = "bytes=0-1\r\nX: y"};
+  assert_int_equal(httpc_do(c, &q, &r), HTTPC_ERR_INVALID);
+  q = (httpc_request){.method = "GET", .url = "http://127.0.0.1:1/", .into_cap = 16}; /* a size, no buffer */
+  assert_int_equal(httpc_do(c, &q, &r), HTTPC_ERR_INVALID);
+  assert_string_equal(r.content_range, "");
   httpc_response_free(&r);
   httpc_response_free(&r);
   httpc_free(c);
