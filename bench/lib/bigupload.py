@@ -10,7 +10,7 @@
         N concurrent uploads of FILE; the resource's and the processor's peak RSS (VmHWM,
         reset first through /proc/PID/clear_refs) until every upload is PERMANENT (polled
         through GET /resources/{id}... via the database URL in RESOURCE_DB_URL), and the bytes
-        the processor fetched (fermata_processor_fetched_bytes_total at PROM_URL) per file
+        the processor fetched (processor_fetched_bytes_total at PROM_URL) per file
 
 Bodies are sent from the file in 1 MiB blocks, never read whole into memory.
 """
@@ -103,7 +103,7 @@ def fetched(prom_url):
     except OSError:
         return None
     for line in text.splitlines():
-        if line.startswith("fermata_processor_fetched_bytes_total"):
+        if line.startswith("processor_fetched_bytes_total"):
             return float(line.split()[-1])
     return None
 
