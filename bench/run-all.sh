@@ -371,7 +371,8 @@ fi
 # Per size: BENCH_BIG_REPS uploads each of POST /resources and of a raw streaming PUT
 # (UNSIGNED-PAYLOAD) of the same file to the same store, alternating; then
 # BENCH_BIG_CONCURRENT uploads at once, with the resource's and the processor's peak RSS
-# (VmHWM, reset first) until all are PERMANENT, and the bytes the processor fetched per file.
+# (VmHWM, reset first) until all are PERMANENT, and the bytes the processor fetched per file
+# (BENCH_BIG_CONCURRENT=0: no such run).
 BENCH_BIG_SIZES=${BENCH_BIG_SIZES:-"1M 10M 100M 1G"}
 BENCH_BIG_REPS=${BENCH_BIG_REPS:-3}
 BENCH_BIG_CONCURRENT=${BENCH_BIG_CONCURRENT:-8}
@@ -386,9 +387,11 @@ if only big; then
     bench_log "big upload $sz: $BENCH_BIG_REPS each of service and raw PUT (load $(bench_loadavg))"
     python3 bench/lib/bigupload.py speed "$RES" "$S3" "$f" "$BENCH_BIG_REPS" "$WORK/big-speed.jsonl"
     wait_drained 600 >/dev/null
-    bench_log "big upload $sz: $BENCH_BIG_CONCURRENT at once, peak RSS (load $(bench_loadavg))"
-    python3 bench/lib/bigupload.py rss "$RES" "$f" "$BENCH_BIG_CONCURRENT" "$FERMATA_DATA_DIR/pids" \
-      "http://127.0.0.1:$PROCESSOR_PORT/actuator/prometheus" "$WORK/big-rss.jsonl" >&2
+    if [ "$BENCH_BIG_CONCURRENT" -gt 0 ]; then
+      bench_log "big upload $sz: $BENCH_BIG_CONCURRENT at once, peak RSS (load $(bench_loadavg))"
+      python3 bench/lib/bigupload.py rss "$RES" "$f" "$BENCH_BIG_CONCURRENT" "$FERMATA_DATA_DIR/pids" \
+        "http://127.0.0.1:$PROCESSOR_PORT/actuator/prometheus" "$WORK/big-rss.jsonl" >&2
+    fi
     ids=$(rdb "SELECT string_agg(id::text, ',') FROM resources WHERE id > $id0")
     [ -n "$ids" ] && curl -s -o /dev/null -X DELETE "$RES/resources?id=$ids"
     rm -f "$f"

@@ -19,9 +19,11 @@ export RABBITMQ_TLS=${RABBITMQ_TLS:-1} PG_TLS=${PG_TLS:-1}
 # release build's is: tests/system/test_uploads.py holds them to 64 MB during long uploads.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:quarantine_size_mb=16}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-# Moves of objects over 32 MiB to PERMANENT copy in parts (UploadPartCopy, what AWS needs
-# beyond 5 GiB), so the long uploads of tests/system/test_uploads.py take that path.
+# Uploads over 16 MiB go multipart and moves of objects over 32 MiB to PERMANENT copy in
+# parts (UploadPartCopy), what beyond 5 GiB needs, so the long uploads of
+# tests/system/test_uploads.py take those paths (the shorter ones the single PUT).
 export RESOURCE_COPY_SINGLE_MAX_BYTES=${RESOURCE_COPY_SINGLE_MAX_BYTES:-33554432}
+export RESOURCE_UPLOAD_SINGLE_MAX_BYTES=${RESOURCE_UPLOAD_SINGLE_MAX_BYTES:-16777216}
 
 cleanup() {
   "$ROOT/scripts/services.sh" stop >/dev/null 2>&1 || true

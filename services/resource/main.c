@@ -20,7 +20,7 @@
 
 /* The settings of this service alone; the common ones are lib/svc's (svc_app). */
 typedef struct {
-  long long max_upload, part_bytes, copy_single_max, abandon_after_ms, storage_timeout_ms, storage_connect_ms;
+  long long max_upload, single_max, part_bytes, copy_single_max, abandon_after_ms, storage_timeout_ms, storage_connect_ms;
   const char *s3_endpoint, *s3_region, *s3_key, *s3_secret, *s3_sync_dir, *amqp_url, *storage_url, *song_url;
   storages_config st;
   breaker_config bc;
@@ -49,6 +49,7 @@ static void read_settings(settings *s, config_err *err) {
   /* S3 takes parts of 5 MiB to 5 GiB, at most 10,000 of them: the largest upload must fit */
   s->part_bytes = config_int("RESOURCE_UPLOAD_PART_BYTES", 8LL << 20, 5LL << 20, 5LL << 30, err);
   s->max_upload = config_int("RESOURCE_MAX_UPLOAD_BYTES", 1LL << 30, 1024, 5LL << 40, err);
+  s->single_max = config_int("RESOURCE_UPLOAD_SINGLE_MAX_BYTES", 5LL << 30, 5LL << 20, 5LL << 30, err);
   if (s->max_upload > s->part_bytes * 10000 && !err->msg[0])
     snprintf(err->msg, sizeof err->msg,
              "RESOURCE_MAX_UPLOAD_BYTES=%lld needs more than 10000 parts of RESOURCE_UPLOAD_PART_BYTES=%lld",
@@ -159,6 +160,7 @@ int main(void) {
   resource_svc svc = {.lg = lg,
                       .sync = sync,
                       .db = app.db,
+                      .single_max = (uint64_t)s.single_max,
                       .part_bytes = (uint64_t)s.part_bytes,
                       .copy_single_max = (uint64_t)s.copy_single_max,
                       .abandon_after_s = (long)(s.abandon_after_ms / 1000)};

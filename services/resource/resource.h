@@ -41,7 +41,8 @@ typedef struct {
   outbox *ob;               /* may be NULL (tests): then nobody is woken up */
   janitor *jn;              /* may be NULL likewise */
   syncbar *sync;            /* objects durable before rows name them (disabled for a remote store) */
-  uint64_t part_bytes;      /* uploads over this go in multipart pieces of this size */
+  uint64_t single_max;      /* declared lengths up to this go in one streaming PUT */
+  uint64_t part_bytes;      /* larger or chunked uploads go in multipart pieces of this size */
   uint64_t copy_single_max; /* moves of objects over this copy in parts (UploadPartCopy) */
   long abandon_after_s;     /* a multipart upload still unfinished this long is aborted */
 } resource_svc;
@@ -68,7 +69,7 @@ typedef long (*resource_body_fn)(void *ud, void *buf, size_t cap);
  * checked whole before a byte goes to the store. */
 #define RESOURCE_UPLOAD_HEAD (256 * 1024)
 /* Stores an upload as it arrives (resource_upload.c): the body goes to the STAGING storage
- * in a streaming PUT, or in a multipart upload beyond svc->part_bytes, hashed and checked
+ * in a streaming PUT, or in a multipart upload beyond svc->single_max (or chunked), hashed and checked
  * as an MP3 on the way; `length` is the declared length or -1 (chunked). On RES_OK *id is
  * the new resource's. RES_ERR_NOT_MP3 sets *why; RES_ERR_BODY: the body did not arrive
  * whole. Whatever fails, nothing stays in the store or the database. */

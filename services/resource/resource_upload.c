@@ -7,9 +7,12 @@
  * file that is not an MP3 from its first bytes on is refused before a storage is picked or
  * a byte is sent. Beyond that the bytes flow from the client through a pull callback
  * (which hashes them and runs the incremental MP3 check) into the store:
- * - a declared length up to one part: a single streaming PUT;
- * - a declared length over one part: a multipart upload whose parts stream straight from
- *   the client (their sizes are known), one at a time: no part is held in memory;
+ * - a declared length up to svc->single_max (5 GiB, S3's limit for one PUT): a single
+ *   streaming PUT. Measured against multipart on versitygw (bench/results/2026-12-04-2108
+ *   and -2111): a 1 GB upload reached 0.47 of a raw PUT's speed in 8 MiB parts and 0.91 as
+ *   one PUT, because completing a multipart upload copies every part into the object;
+ * - a declared length over that: a multipart upload whose parts stream straight from the
+ *   client (their sizes are known), one at a time: no part is held in memory;
  * - a chunked body (no length): parts are filled in a buffer of one part's size first
  *   (a part's size must be known before it is sent), so such an upload holds one part.
  * Any failure after bytes were sent removes them: the multipart upload is aborted, or the
@@ -251,7 +254,7 @@ static int put_body(upload *u, const resource_row *r, int64_t length) {
     u->head_pos = u->head_len;
     return rc == S3_OK ? RES_OK : fail_code(u, rc, &e, "upload to object store failed");
   }
-  if (length >= 0 && (uint64_t)length <= svc->part_bytes) {
+  if (length >= 0 && (uint64_t)length <= svc->single_max) {
     u->left = (uint64_t)length;
     rc = s3_put_stream(svc->s3, r->bucket, r->key, pull, u, (uint64_t)length, "audio/mpeg", &e);
     if (rc == S3_OK && finish_body(u) == 0) return RES_OK;
