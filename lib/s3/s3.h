@@ -22,9 +22,9 @@
  * The store recomputes it and refuses a body that does not match (400 BadDigest), so a
  * corrupted stream is never stored. versitygw v1.8.0 verifies this mode
  * (s3api/utils/unsigned-chunk-reader.go: the hasher runs over the decoded bytes and the
- * trailer is compared at the final chunk; the posix backend writes into a temporary file
- * that is linked only when the body read succeeded), and so does AWS S3.
- * tests/system/test_s3_client.py flips one byte in transit and sees it refused. CRC32C
+ * trailer is compared at the zero chunk), and so does AWS S3.
+ * tests/system/test_s3_client.py flips one byte in transit and sees it refused, the old
+ * object of that key left as it was. CRC32C
  * (SSE4.2 on x86-64) costs next to nothing; S3_CHECKSUM_SHA256 is the same framing with a
  * SHA-256; S3_CHECKSUM_NONE falls back to UNSIGNED-PAYLOAD (nothing verified) for stores
  * without aws-chunked. Signed chunks (STREAMING-AWS4-HMAC-SHA256-PAYLOAD, which versitygw
