@@ -189,22 +189,26 @@ int s3_delete(s3_client *c, const char *bucket, const char *key, s3_error *err);
 #define S3_COPY_SINGLE_MAX (5ULL * 1024 * 1024 * 1024) /* AWS's CopyObject limit */
 
 typedef struct s3_part {
-  int number;    /* 1..S3_PART_MAX */
-  char etag[80]; /* as the store sent it, quotes included */
+  int number;        /* 1..S3_PART_MAX */
+  char etag[80];     /* as the store sent it, quotes included */
+  char checksum[48]; /* base64 CRC32C / SHA-256 of the part as sent in its trailer; "" for none */
 } s3_part;
 
 /* CreateMultipartUpload: fills upload_id (NUL-terminated). content_type may be NULL
- * (application/octet-stream); it becomes the object's. */
+ * (application/octet-stream); it becomes the object's. Unless the client's checksum is
+ * S3_CHECKSUM_NONE, the upload is created with x-amz-checksum-algorithm (CRC32C or SHA256,
+ * COMPOSITE): AWS and versitygw then want every part's checksum at complete, which
+ * s3_mpu_put_part records in s3_part.checksum and s3_mpu_complete sends. */
 int s3_mpu_create(s3_client *c, const char *bucket, const char *key, const char *content_type,
                   char upload_id[S3_UPLOAD_ID_MAX], s3_error *err);
 /* UploadPart: streams exactly size bytes pulled from read() as part number (1..10000),
- * protected and timed like s3_put_stream; fills out->number and out->etag. A read()
+ * protected and timed like s3_put_stream; fills out->number, out->etag and out->checksum. A read()
  * failure returns S3_ERR_IO and the store keeps no such part (uploading the same number
  * again replaces a part anyway). */
 int s3_mpu_put_part(s3_client *c, const char *bucket, const char *key, const char *upload_id, int number,
                     s3_read_fn read, void *ud, uint64_t size, s3_part *out, s3_error *err);
 /* CompleteMultipartUpload with parts[0..n) (ascending numbers, else S3_ERR_INVALID before
- * anything is sent). A 200 with an <Error> body is a failure; a wrong ETag or a part too
+ * anything is sent), each with its checksum when it has one. A 200 with an <Error> body is a failure; a wrong ETag or a part too
  * small gives S3_ERR_INVALID (InvalidPart, EntityTooSmall), an unknown upload
  * S3_ERR_NOT_FOUND. The upload stays after a failure: abort it. */
 int s3_mpu_complete(s3_client *c, const char *bucket, const char *key, const char *upload_id, const s3_part *parts,
@@ -281,9 +285,11 @@ int s3_query_escape(const char *s, char *buf, size_t cap);
 /* Bytes that always suffice for s3_complete_xml of n parts (NUL included). */
 size_t s3_complete_xml_cap(size_t n);
 /* The CompleteMultipartUpload document for parts[0..n) into buf, NUL-terminated, *len its
- * length. Returns 0, S3_ERR_INVALID (n == 0 or > S3_PART_MAX, numbers not ascending in
- * 1..S3_PART_MAX, an ETag empty or holding '<', '>' or '&') or S3_ERR_NOMEM (cap too small). */
-int s3_complete_xml(const s3_part *parts, size_t n, char *buf, size_t cap, size_t *len);
+ * length; a part's non-empty checksum goes in <ChecksumCRC32C> or <ChecksumSHA256> (kind).
+ * Returns 0, S3_ERR_INVALID (n == 0 or > S3_PART_MAX, numbers not ascending in
+ * 1..S3_PART_MAX, an ETag empty or holding '<', '>' or '&', a checksum not base64 or one
+ * given with S3_CHECKSUM_NONE) or S3_ERR_NOMEM (cap too small). */
+int s3_complete_xml(const s3_part *parts, size_t n, s3_checksum kind, char *buf, size_t cap, size_t *len);
 /* The <UploadId> of an InitiateMultipartUploadResult body of len bytes. Returns 0 or
  * S3_ERR_PROTOCOL (missing, empty, or S3_UPLOAD_ID_MAX bytes or longer). */
 int s3_initiate_parse(const char *body, size_t len, char upload_id[S3_UPLOAD_ID_MAX]);

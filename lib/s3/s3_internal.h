@@ -43,7 +43,8 @@ struct s3_client {
 typedef struct s3__sum {
   s3_checksum kind;
   uint32_t crc;
-  void *sha; /* EVP_MD_CTX *, owned */
+  void *sha;    /* EVP_MD_CTX *, owned */
+  char b64[48]; /* the final value, base64, once s3__sum_trailer made it */
 } s3__sum;
 
 /* Starts a checksum of kind (S3_CHECKSUM_NONE: nothing to do). 0 or S3_ERR_NOMEM. */

@@ -56,8 +56,10 @@ static int late_error(const s3_resp *r, const s3_req *q, s3_error *err) {
   return rc;
 }
 
-int s3_mpu_create(s3_client *c, const char *bucket, const char *key, const char *content_type,
-                  char upload_id[S3_UPLOAD_ID_MAX], s3_error *err) {
+/* CreateMultipartUpload, with the client's checksum algorithm or without (UploadPartCopy
+ * pieces carry no checksum of ours). */
+static int mpu_create(s3_client *c, const char *bucket, const char *key, const char *content_type, bool with_checksum,
+                      char upload_id[S3_UPLOAD_ID_MAX], s3_error *err) {
   if (upload_id == NULL || key == NULL) return S3_ERR_INVALID;
   upload_id[0] = '\0';
   char ct[160];
@@ -72,6 +74,9 @@ int s3_mpu_create(s3_client *c, const char *bucket, const char *key, const char 
               .mem = (const unsigned char *)"",
               .payload_hash = s3__empty_sha256,
               .headers = {ct}};
+  if (with_checksum && c->checksum != S3_CHECKSUM_NONE)
+    q.headers[1] =
+        c->checksum == S3_CHECKSUM_SHA256 ? "x-amz-checksum-algorithm: SHA256" : "x-amz-checksum-algorithm: CRC32C";
   s3_resp *r = NULL;
   int rc = perform(c, &q, &r, err);
   if (rc != 0) return rc;
@@ -79,6 +84,11 @@ int s3_mpu_create(s3_client *c, const char *bucket, const char *key, const char 
   if (rc != 0) s3__err_set(err, rc, 200, NULL, &q, "no UploadId in the answer");
   s3__resp_free(r);
   return rc;
+}
+
+int s3_mpu_create(s3_client *c, const char *bucket, const char *key, const char *content_type,
+                  char upload_id[S3_UPLOAD_ID_MAX], s3_error *err) {
+  return mpu_create(c, bucket, key, content_type, true, upload_id, err);
 }
 
 int s3_mpu_put_part(s3_client *c, const char *bucket, const char *key, const char *upload_id, int number,
@@ -99,14 +109,18 @@ int s3_mpu_put_part(s3_client *c, const char *bucket, const char *key, const cha
               .chunked = true,
               .payload_hash = "UNSIGNED-PAYLOAD",
               .info = &info};
-  int rc = perform(c, &q, NULL, err);
+  s3_resp *r = NULL;
+  int rc = perform(c, &q, &r, err);
   if (rc != 0) return rc;
   if (info.etag[0] == '\0') {
     s3__err_set(err, S3_ERR_PROTOCOL, info.http_status, NULL, &q, "no ETag for the part");
+    s3__resp_free(r);
     return S3_ERR_PROTOCOL;
   }
   out->number = number;
   snprintf(out->etag, sizeof out->etag, "%s", info.etag);
+  snprintf(out->checksum, sizeof out->checksum, "%s", r->chunked ? r->sum.b64 : "");
+  s3__resp_free(r);
   return 0;
 }
 
@@ -118,7 +132,7 @@ int s3_mpu_complete(s3_client *c, const char *bucket, const char *key, const cha
   size_t cap = s3_complete_xml_cap(n), len = 0;
   char *xml = malloc(cap);
   if (xml == NULL) return S3_ERR_NOMEM;
-  int rc = s3_complete_xml(parts, n, xml, cap, &len);
+  int rc = s3_complete_xml(parts, n, c->checksum, xml, cap, &len);
   if (rc != 0) {
     free(xml);
     return rc;
@@ -273,7 +287,7 @@ int s3_copy_sized(s3_client *c, const char *src_bucket, const char *src_key, con
   s3_part *parts = calloc(n, sizeof *parts);
   if (parts == NULL) return S3_ERR_NOMEM;
   char id[S3_UPLOAD_ID_MAX] = "";
-  rc = s3_mpu_create(c, dst_bucket, dst_key, info.content_type[0] ? info.content_type : NULL, id, err);
+  rc = mpu_create(c, dst_bucket, dst_key, info.content_type[0] ? info.content_type : NULL, false, id, err);
   if (rc == 0) rc = copy_parts(c, src_bucket, src_key, dst_bucket, dst_key, id, size, part_size, parts, n, err);
   if (rc != 0 && id[0] != '\0') {
     s3_error ignored;
