@@ -34,7 +34,10 @@
  * Timeouts: timeout_ms bounds a whole request, except where the time depends on the caller
  * or on the object's size: bodies pulled from a read callback (the caller's data may arrive
  * at modem speed), CompleteMultipartUpload, CopyObject and UploadPartCopy. Those are bounded
- * by a low-speed limit instead: less than 1 byte/s for timeout_ms fails them.
+ * by a low-speed limit instead: less than 1 byte/s for timeout_ms fails them (curl averages
+ * the speed over a few seconds: a stall is noticed some seconds after timeout_ms). libcurl
+ * cannot interrupt a read() that blocks: a callback waiting for its own data must bound
+ * that wait itself and fail.
  *
  * Thread-safety: one s3_client may be used by any number of threads at once. Each call
  * takes a curl easy handle from a small pool (connection and DNS caches live in the

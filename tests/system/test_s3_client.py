@@ -400,6 +400,15 @@ class TestStreamIntegrity:
         assert res["seconds"] > 1.5, res
         assert s3.get_object(Bucket=bucket, Key="slow/one")["Body"].read() == data
 
+    def test_stalled_stream_fails_on_the_low_speed_limit(self, env, s3, bucket, tmp):
+        # one byte every 1.5 s is under 1 byte/s: the call gives up (curl averages the speed
+        # over a few seconds, so it takes longer than the 1 s limit itself)
+        res = run(dict(env, S3_TIMEOUT_MS="1000"), "put-slow", bucket, "slow/stalled",
+                  write(tmp, "in", os.urandom(1000)), "1", "1500", expect_rc=S3_ERR_UNAVAILABLE)
+        assert "too slow" in res["stderr"] and res["seconds"] < 30, res
+        with pytest.raises(botocore.exceptions.ClientError):
+            s3.head_object(Bucket=bucket, Key="slow/stalled")
+
 
 def uploads(env, bucket, prefix, *extra):
     lines = run_lines(env, "mpu-list", bucket, prefix, *extra)
