@@ -14,9 +14,10 @@
 #include "s3_internal.h"
 
 enum {
-  LIST_PAGE = 100,              /* uploads asked per ListMultipartUploads page */
-  LIST_BODY_CAP = 256 * 1024,   /* a page of 100 is some 60 KB on AWS */
-  COMPLETE_BODY_CAP = 16 * 1024 /* the result or an error */
+  LIST_PAGE = 100,               /* uploads asked per ListMultipartUploads page */
+  LIST_BODY_CAP = 256 * 1024,    /* a page of 100 is some 60 KB on AWS */
+  COMPLETE_BODY_CAP = 16 * 1024, /* the result or an error */
+  LIST_QUERY_MAX = 7200          /* two escaped 1024-byte keys (marker, prefix) and an upload id */
 };
 
 static bool valid_upload_id(const char *id) { return id != NULL && id[0] != '\0' && strlen(id) < S3_UPLOAD_ID_MAX; }
@@ -190,13 +191,13 @@ static int list_query(const char *prefix, const s3_list_next *from, char *buf, s
 int s3_mpu_list(s3_client *c, const char *bucket, const char *prefix, s3_upload_fn each, void *ud, s3_error *err) {
   if (each == NULL || (prefix && strlen(prefix) > 1024)) return S3_ERR_INVALID;
   s3_list_next *next = calloc(1, sizeof *next);
-  char *query = malloc(S3_QUERY_MAX * 4);
+  char *query = malloc(LIST_QUERY_MAX);
   s3_error e = {0};
   bool key_marker_only = false;
   int rc = S3_ERR_NOMEM;
   if (next == NULL || query == NULL) goto done;
   for (;;) {
-    rc = list_query(prefix, next, query, S3_QUERY_MAX * 4);
+    rc = list_query(prefix, next, query, LIST_QUERY_MAX);
     if (rc != 0) goto done;
     s3_req q = {
         .method = "GET", .bucket = bucket, .query = query, .payload_hash = s3__empty_sha256, .body_cap = LIST_BODY_CAP};

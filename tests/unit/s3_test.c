@@ -461,6 +461,14 @@ static void test_sigv4_authorization(void **state) {
   assert_int_equal(
       s3_sigv4_authorization("AK", "SK", "us-east-1", "20130524T000000Z", "PUT", "/b", NULL, copy, 4, "x", out, 20),
       S3_ERR_NOMEM);
+  char *long_query = malloc(5000);
+  assert_non_null(long_query);
+  memset(long_query, 'q', 4999);
+  long_query[4999] = '\0';
+  assert_int_equal(s3_sigv4_authorization("AK", "SK", "us-east-1", "20130524T000000Z", "GET", "/b", long_query, copy, 4,
+                                          "x", out, sizeof out),
+                   S3_ERR_INVALID); /* longer than the canonical request's buffer: refused, not cut */
+  free(long_query);
 }
 
 static void test_classify_multipart(void **state) {
