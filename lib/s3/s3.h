@@ -213,7 +213,9 @@ int s3_mpu_put_part(s3_client *c, const char *bucket, const char *key, const cha
 /* CompleteMultipartUpload with parts[0..n) (ascending numbers, else S3_ERR_INVALID before
  * anything is sent), each with its checksum when it has one. A 200 with an <Error> body is a failure; a wrong ETag or a part too
  * small gives S3_ERR_INVALID (InvalidPart, EntityTooSmall), an unknown upload
- * S3_ERR_NOT_FOUND. The upload stays after a failure: abort it. */
+ * S3_ERR_NOT_FOUND. The upload stays after a failure: abort it. The parts must come from
+ * s3_mpu_put_part (or s3_copy_part) of a client with the same s3_checksum as the one that
+ * created the upload: a checksum the upload was not created for, or one missing, is refused. */
 int s3_mpu_complete(s3_client *c, const char *bucket, const char *key, const char *upload_id, const s3_part *parts,
                     size_t n, s3_error *err);
 /* AbortMultipartUpload. Idempotent: an unknown upload (NoSuchUpload, 404) is success. */
