@@ -22,9 +22,9 @@
  * The store recomputes it and refuses a body that does not match (400 BadDigest), so a
  * corrupted stream is never stored. versitygw v1.8.0 verifies this mode
  * (s3api/utils/unsigned-chunk-reader.go: the hasher runs over the decoded bytes and the
- * trailer is compared at the final chunk; the posix backend writes into a temporary file
- * that is linked only when the body read succeeded), and so does AWS S3.
- * tests/system/test_s3_client.py flips one byte in transit and sees it refused. CRC32C
+ * trailer is compared at the zero chunk), and so does AWS S3.
+ * tests/system/test_s3_client.py flips one byte in transit and sees it refused, the old
+ * object of that key left as it was. CRC32C
  * (SSE4.2 on x86-64) costs next to nothing; S3_CHECKSUM_SHA256 is the same framing with a
  * SHA-256; S3_CHECKSUM_NONE falls back to UNSIGNED-PAYLOAD (nothing verified) for stores
  * without aws-chunked. Signed chunks (STREAMING-AWS4-HMAC-SHA256-PAYLOAD, which versitygw
@@ -34,7 +34,10 @@
  * Timeouts: timeout_ms bounds a whole request, except where the time depends on the caller
  * or on the object's size: bodies pulled from a read callback (the caller's data may arrive
  * at modem speed), CompleteMultipartUpload, CopyObject and UploadPartCopy. Those are bounded
- * by a low-speed limit instead: less than 1 byte/s for timeout_ms fails them.
+ * by a low-speed limit instead: less than 1 byte/s for timeout_ms fails them (curl averages
+ * the speed over a few seconds: a stall is noticed some seconds after timeout_ms). libcurl
+ * cannot interrupt a read() that blocks: a callback waiting for its own data must bound
+ * that wait itself and fail.
  *
  * Thread-safety: one s3_client may be used by any number of threads at once. Each call
  * takes a curl easy handle from a small pool (connection and DNS caches live in the
@@ -189,24 +192,30 @@ int s3_delete(s3_client *c, const char *bucket, const char *key, s3_error *err);
 #define S3_COPY_SINGLE_MAX (5ULL * 1024 * 1024 * 1024) /* AWS's CopyObject limit */
 
 typedef struct s3_part {
-  int number;    /* 1..S3_PART_MAX */
-  char etag[80]; /* as the store sent it, quotes included */
+  int number;        /* 1..S3_PART_MAX */
+  char etag[80];     /* as the store sent it, quotes included */
+  char checksum[48]; /* base64 CRC32C / SHA-256 of the part as sent in its trailer; "" for none */
 } s3_part;
 
 /* CreateMultipartUpload: fills upload_id (NUL-terminated). content_type may be NULL
- * (application/octet-stream); it becomes the object's. */
+ * (application/octet-stream); it becomes the object's. Unless the client's checksum is
+ * S3_CHECKSUM_NONE, the upload is created with x-amz-checksum-algorithm (CRC32C or SHA256,
+ * COMPOSITE): AWS and versitygw then want every part's checksum at complete, which
+ * s3_mpu_put_part records in s3_part.checksum and s3_mpu_complete sends. */
 int s3_mpu_create(s3_client *c, const char *bucket, const char *key, const char *content_type,
                   char upload_id[S3_UPLOAD_ID_MAX], s3_error *err);
 /* UploadPart: streams exactly size bytes pulled from read() as part number (1..10000),
- * protected and timed like s3_put_stream; fills out->number and out->etag. A read()
+ * protected and timed like s3_put_stream; fills out->number, out->etag and out->checksum. A read()
  * failure returns S3_ERR_IO and the store keeps no such part (uploading the same number
  * again replaces a part anyway). */
 int s3_mpu_put_part(s3_client *c, const char *bucket, const char *key, const char *upload_id, int number,
                     s3_read_fn read, void *ud, uint64_t size, s3_part *out, s3_error *err);
 /* CompleteMultipartUpload with parts[0..n) (ascending numbers, else S3_ERR_INVALID before
- * anything is sent). A 200 with an <Error> body is a failure; a wrong ETag or a part too
+ * anything is sent), each with its checksum when it has one. A 200 with an <Error> body is a failure; a wrong ETag or a part too
  * small gives S3_ERR_INVALID (InvalidPart, EntityTooSmall), an unknown upload
- * S3_ERR_NOT_FOUND. The upload stays after a failure: abort it. */
+ * S3_ERR_NOT_FOUND. The upload stays after a failure: abort it. The parts must come from
+ * s3_mpu_put_part (or s3_copy_part) of a client with the same s3_checksum as the one that
+ * created the upload: a checksum the upload was not created for, or one missing, is refused. */
 int s3_mpu_complete(s3_client *c, const char *bucket, const char *key, const char *upload_id, const s3_part *parts,
                     size_t n, s3_error *err);
 /* AbortMultipartUpload. Idempotent: an unknown upload (NoSuchUpload, 404) is success. */
@@ -281,9 +290,11 @@ int s3_query_escape(const char *s, char *buf, size_t cap);
 /* Bytes that always suffice for s3_complete_xml of n parts (NUL included). */
 size_t s3_complete_xml_cap(size_t n);
 /* The CompleteMultipartUpload document for parts[0..n) into buf, NUL-terminated, *len its
- * length. Returns 0, S3_ERR_INVALID (n == 0 or > S3_PART_MAX, numbers not ascending in
- * 1..S3_PART_MAX, an ETag empty or holding '<', '>' or '&') or S3_ERR_NOMEM (cap too small). */
-int s3_complete_xml(const s3_part *parts, size_t n, char *buf, size_t cap, size_t *len);
+ * length; a part's non-empty checksum goes in <ChecksumCRC32C> or <ChecksumSHA256> (kind).
+ * Returns 0, S3_ERR_INVALID (n == 0 or > S3_PART_MAX, numbers not ascending in
+ * 1..S3_PART_MAX, an ETag empty or holding '<', '>' or '&', a checksum not base64 or one
+ * given with S3_CHECKSUM_NONE) or S3_ERR_NOMEM (cap too small). */
+int s3_complete_xml(const s3_part *parts, size_t n, s3_checksum kind, char *buf, size_t cap, size_t *len);
 /* The <UploadId> of an InitiateMultipartUploadResult body of len bytes. Returns 0 or
  * S3_ERR_PROTOCOL (missing, empty, or S3_UPLOAD_ID_MAX bytes or longer). */
 int s3_initiate_parse(const char *body, size_t len, char upload_id[S3_UPLOAD_ID_MAX]);

@@ -20,11 +20,10 @@
 #include "curlpool/curlpool.h"
 
 enum {
-  S3_URL_MAX = 2048,
+  S3_URL_MAX = 8192,       /* endpoint, bucket, a 1024-byte key and a query of two escaped keys */
   S3_BODY_CAP = 16 * 1024, /* error documents and copy results are far smaller */
   S3_HDR_MAX = 8,
   S3_CHUNK = 64 * 1024, /* aws-chunked chunk size (the store wants >= 8 KiB but the last) */
-  S3_QUERY_MAX = 1600,  /* room for key-marker (1024 keys escaped) and an upload id */
 };
 
 struct s3_client {
@@ -43,7 +42,8 @@ struct s3_client {
 typedef struct s3__sum {
   s3_checksum kind;
   uint32_t crc;
-  void *sha; /* EVP_MD_CTX *, owned */
+  void *sha;    /* EVP_MD_CTX *, owned */
+  char b64[48]; /* the final value, base64, once s3__sum_trailer made it */
 } s3__sum;
 
 /* Starts a checksum of kind (S3_CHECKSUM_NONE: nothing to do). 0 or S3_ERR_NOMEM. */

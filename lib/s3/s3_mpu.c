@@ -14,9 +14,10 @@
 #include "s3_internal.h"
 
 enum {
-  LIST_PAGE = 100,              /* uploads asked per ListMultipartUploads page */
-  LIST_BODY_CAP = 256 * 1024,   /* a page of 100 is some 60 KB on AWS */
-  COMPLETE_BODY_CAP = 16 * 1024 /* the result or an error */
+  LIST_PAGE = 100,               /* uploads asked per ListMultipartUploads page */
+  LIST_BODY_CAP = 256 * 1024,    /* a page of 100 is some 60 KB on AWS */
+  COMPLETE_BODY_CAP = 16 * 1024, /* the result or an error */
+  LIST_QUERY_MAX = 7200          /* two escaped 1024-byte keys (marker, prefix) and an upload id */
 };
 
 static bool valid_upload_id(const char *id) { return id != NULL && id[0] != '\0' && strlen(id) < S3_UPLOAD_ID_MAX; }
@@ -56,8 +57,10 @@ static int late_error(const s3_resp *r, const s3_req *q, s3_error *err) {
   return rc;
 }
 
-int s3_mpu_create(s3_client *c, const char *bucket, const char *key, const char *content_type,
-                  char upload_id[S3_UPLOAD_ID_MAX], s3_error *err) {
+/* CreateMultipartUpload, with the client's checksum algorithm or without (UploadPartCopy
+ * pieces carry no checksum of ours). */
+static int mpu_create(s3_client *c, const char *bucket, const char *key, const char *content_type, bool with_checksum,
+                      char upload_id[S3_UPLOAD_ID_MAX], s3_error *err) {
   if (upload_id == NULL || key == NULL) return S3_ERR_INVALID;
   upload_id[0] = '\0';
   char ct[160];
@@ -72,6 +75,9 @@ int s3_mpu_create(s3_client *c, const char *bucket, const char *key, const char 
               .mem = (const unsigned char *)"",
               .payload_hash = s3__empty_sha256,
               .headers = {ct}};
+  if (with_checksum && c->checksum != S3_CHECKSUM_NONE)
+    q.headers[1] =
+        c->checksum == S3_CHECKSUM_SHA256 ? "x-amz-checksum-algorithm: SHA256" : "x-amz-checksum-algorithm: CRC32C";
   s3_resp *r = NULL;
   int rc = perform(c, &q, &r, err);
   if (rc != 0) return rc;
@@ -79,6 +85,11 @@ int s3_mpu_create(s3_client *c, const char *bucket, const char *key, const char 
   if (rc != 0) s3__err_set(err, rc, 200, NULL, &q, "no UploadId in the answer");
   s3__resp_free(r);
   return rc;
+}
+
+int s3_mpu_create(s3_client *c, const char *bucket, const char *key, const char *content_type,
+                  char upload_id[S3_UPLOAD_ID_MAX], s3_error *err) {
+  return mpu_create(c, bucket, key, content_type, true, upload_id, err);
 }
 
 int s3_mpu_put_part(s3_client *c, const char *bucket, const char *key, const char *upload_id, int number,
@@ -99,14 +110,18 @@ int s3_mpu_put_part(s3_client *c, const char *bucket, const char *key, const cha
               .chunked = true,
               .payload_hash = "UNSIGNED-PAYLOAD",
               .info = &info};
-  int rc = perform(c, &q, NULL, err);
+  s3_resp *r = NULL;
+  int rc = perform(c, &q, &r, err);
   if (rc != 0) return rc;
   if (info.etag[0] == '\0') {
     s3__err_set(err, S3_ERR_PROTOCOL, info.http_status, NULL, &q, "no ETag for the part");
+    s3__resp_free(r);
     return S3_ERR_PROTOCOL;
   }
   out->number = number;
   snprintf(out->etag, sizeof out->etag, "%s", info.etag);
+  snprintf(out->checksum, sizeof out->checksum, "%s", r->chunked ? r->sum.b64 : "");
+  s3__resp_free(r);
   return 0;
 }
 
@@ -118,7 +133,7 @@ int s3_mpu_complete(s3_client *c, const char *bucket, const char *key, const cha
   size_t cap = s3_complete_xml_cap(n), len = 0;
   char *xml = malloc(cap);
   if (xml == NULL) return S3_ERR_NOMEM;
-  int rc = s3_complete_xml(parts, n, xml, cap, &len);
+  int rc = s3_complete_xml(parts, n, c->checksum, xml, cap, &len);
   if (rc != 0) {
     free(xml);
     return rc;
@@ -176,13 +191,13 @@ static int list_query(const char *prefix, const s3_list_next *from, char *buf, s
 int s3_mpu_list(s3_client *c, const char *bucket, const char *prefix, s3_upload_fn each, void *ud, s3_error *err) {
   if (each == NULL || (prefix && strlen(prefix) > 1024)) return S3_ERR_INVALID;
   s3_list_next *next = calloc(1, sizeof *next);
-  char *query = malloc(S3_QUERY_MAX * 4);
+  char *query = malloc(LIST_QUERY_MAX);
   s3_error e = {0};
   bool key_marker_only = false;
   int rc = S3_ERR_NOMEM;
   if (next == NULL || query == NULL) goto done;
   for (;;) {
-    rc = list_query(prefix, next, query, S3_QUERY_MAX * 4);
+    rc = list_query(prefix, next, query, LIST_QUERY_MAX);
     if (rc != 0) goto done;
     s3_req q = {
         .method = "GET", .bucket = bucket, .query = query, .payload_hash = s3__empty_sha256, .body_cap = LIST_BODY_CAP};
@@ -273,7 +288,7 @@ int s3_copy_sized(s3_client *c, const char *src_bucket, const char *src_key, con
   s3_part *parts = calloc(n, sizeof *parts);
   if (parts == NULL) return S3_ERR_NOMEM;
   char id[S3_UPLOAD_ID_MAX] = "";
-  rc = s3_mpu_create(c, dst_bucket, dst_key, info.content_type[0] ? info.content_type : NULL, id, err);
+  rc = mpu_create(c, dst_bucket, dst_key, info.content_type[0] ? info.content_type : NULL, false, id, err);
   if (rc == 0) rc = copy_parts(c, src_bucket, src_key, dst_bucket, dst_key, id, size, part_size, parts, n, err);
   if (rc != 0 && id[0] != '\0') {
     s3_error ignored;

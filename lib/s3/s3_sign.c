@@ -112,6 +112,7 @@ int s3_sigv4_authorization(const char *access_key, const char *secret_key, const
   }
   char canon[4096], names[512] = "";
   int w = snprintf(canon, sizeof canon, "%s\n%s\n%s\n", method, path, query ? query : "");
+  if (w < 0 || (size_t)w >= sizeof canon) return S3_ERR_INVALID;
   size_t o = (size_t)w, no = 0;
   for (size_t i = 0; i < n; i++) {
     size_t nl = name_len(sorted[i]);

@@ -100,9 +100,8 @@ size_t s3__sum_trailer(s3__sum *s, char *buf, size_t cap) {
     for (int i = 0; i < 4; i++) raw[i] = (unsigned char)(s->crc >> (24 - 8 * i)); /* big-endian */
     n = 4;
   }
-  unsigned char b64[48];
-  EVP_EncodeBlock(b64, raw, (int)n);
-  int w = snprintf(buf, cap, "%s:%s\r\n", s3__sum_header(s->kind), (const char *)b64);
+  EVP_EncodeBlock((unsigned char *)s->b64, raw, (int)n);
+  int w = snprintf(buf, cap, "%s:%s\r\n", s3__sum_header(s->kind), s->b64);
   return (w < 0 || (size_t)w >= cap) ? 0 : (size_t)w;
 }
 

@@ -189,6 +189,13 @@ void s3__err_set(s3_error *err, int code, long status, const char *s3code, const
            detail && detail[0] ? detail : s3_strerror(code));
 }
 
+static int add_header(struct curl_slist **hdrs, const char *line) {
+  struct curl_slist *t = curl_slist_append(*hdrs, line);
+  if (t == NULL) return S3_ERR_NOMEM;
+  *hdrs = t;
+  return 0;
+}
+
 /* Adds Host, x-amz-date and Authorization for a request signed by us (q->self_sign): every
  * x-amz-* header of q is signed, sorted by name, with the payload hash. */
 static int self_sign(const s3_client *c, const s3_req *q, const char *hash, struct curl_slist **hdrs) {
@@ -213,12 +220,7 @@ static int self_sign(const s3_client *c, const s3_req *q, const char *hash, stru
   memcpy(auth, "Authorization: ", 15);
   snprintf(host, sizeof host, "Host: %s", h);
   snprintf(dh, sizeof dh, "x-amz-date: %s", date);
-  const char *lines[] = {host, dh, auth};
-  for (size_t i = 0; i < 3; i++) {
-    struct curl_slist *t = curl_slist_append(*hdrs, lines[i]);
-    if (t == NULL) return S3_ERR_NOMEM;
-    *hdrs = t;
-  }
+  if (add_header(hdrs, host) != 0 || add_header(hdrs, dh) != 0 || add_header(hdrs, auth) != 0) return S3_ERR_NOMEM;
   return 0;
 }
 
@@ -253,72 +255,54 @@ void s3__resp_free(s3_resp *r) {
   free(r);
 }
 
-/* Runs one request. On success (2xx) returns 0 and leaves the body head in r->body; on
- * failure classifies it and fills err. */
-int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
-  char url[S3_URL_MAX];
-  int rc = s3_url_build(c->endpoint, q->bucket, q->key, url, sizeof url);
+/* The request's URL with its query into url (cap S3_URL_MAX). 0 or S3_ERR_INVALID. */
+static int request_url(const s3_client *c, const s3_req *q, char *url, s3_error *err) {
+  int rc = s3_url_build(c->endpoint, q->bucket, q->key, url, S3_URL_MAX);
   if (rc != 0) {
     s3__err_set(err, rc, 0, NULL, q, "invalid bucket name or key");
     return rc;
   }
   if (q->query != NULL) { /* signed verbatim by curl 7.88: the caller sorted and escaped it */
     size_t ul = strlen(url);
-    int n = snprintf(url + ul, sizeof url - ul, "?%s", q->query);
-    if (n < 0 || (size_t)n >= sizeof url - ul) {
+    int n = snprintf(url + ul, S3_URL_MAX - ul, "?%s", q->query);
+    if (n < 0 || (size_t)n >= S3_URL_MAX - ul) {
       s3__err_set(err, S3_ERR_INVALID, 0, NULL, q, "query too long");
       return S3_ERR_INVALID;
     }
   }
-  s3__sum_free(&r->sum);
-  capbuf_free(&r->body);
-  memset(r, 0, sizeof *r);
-  r->body = capbuf_make(q->body_cap ? q->body_cap : S3_BODY_CAP - 1);
-  r->req = q;
-  bool chunked = q->chunked && q->read != NULL && c->checksum != S3_CHECKSUM_NONE;
-  r->chunked = chunked;
-  if (chunked && s3__sum_init(&r->sum, c->checksum) != 0) {
-    s3__err_set(err, S3_ERR_NOMEM, 0, NULL, q, "checksum context");
-    return S3_ERR_NOMEM;
-  }
-  r->h = curlpool_get(c->handles);
-  if (r->h == NULL) {
-    s3__err_set(err, S3_ERR_NOMEM, 0, NULL, q, "curl_easy_init failed");
-    return S3_ERR_NOMEM;
-  }
-  CURL *h = r->h;
-  struct curl_slist *hdrs = NULL, *tmp;
-  char errbuf[CURL_ERROR_SIZE] = "";
-  char line[160], dec[80], trailer[64];
-  uint64_t wire = q->read ? q->upload_size : q->mem_len;
+  return 0;
+}
+
+/* The payload hash, the aws-chunked headers of a chunked body, our own signature where
+ * curl's would be wrong, and the operation's headers; *wire = the body's bytes on the wire. */
+static int request_headers(const s3_client *c, const s3_req *q, const s3_resp *r, struct curl_slist **hdrs,
+                           uint64_t *wire) {
+  char line[160];
+  *wire = q->read ? q->upload_size : q->mem_len;
   snprintf(line, sizeof line, "x-amz-content-sha256: %s",
-           chunked ? "STREAMING-UNSIGNED-PAYLOAD-TRAILER" : (q->read ? "UNSIGNED-PAYLOAD" : q->payload_hash));
-  rc = S3_ERR_NOMEM;
-  if ((tmp = curl_slist_append(hdrs, line)) == NULL) goto fail;
-  hdrs = tmp;
-  if (chunked) {
+           r->chunked ? "STREAMING-UNSIGNED-PAYLOAD-TRAILER" : (q->read ? "UNSIGNED-PAYLOAD" : q->payload_hash));
+  if (add_header(hdrs, line) != 0) return S3_ERR_NOMEM;
+  if (r->chunked) {
+    char dec[80], trailer[64];
     snprintf(dec, sizeof dec, "x-amz-decoded-content-length: %" PRIu64, q->upload_size);
     snprintf(trailer, sizeof trailer, "x-amz-trailer: %s", s3__sum_header(c->checksum));
-    const char *extra[] = {"Content-Encoding: aws-chunked", dec, trailer};
-    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
-      if ((tmp = curl_slist_append(hdrs, extra[i])) == NULL) goto fail;
-      hdrs = tmp;
-    }
-    wire = s3_chunked_length(q->upload_size, c->checksum);
+    if (add_header(hdrs, "Content-Encoding: aws-chunked") != 0 || add_header(hdrs, dec) != 0 ||
+        add_header(hdrs, trailer) != 0)
+      return S3_ERR_NOMEM;
+    *wire = s3_chunked_length(q->upload_size, c->checksum);
   }
   if (q->self_sign) {
-    rc = self_sign(c, q, q->payload_hash, &hdrs);
-    if (rc != 0) {
-      s3__err_set(err, rc, 0, NULL, q, "cannot sign the request");
-      goto fail;
-    }
-    rc = S3_ERR_NOMEM;
+    int rc = self_sign(c, q, q->payload_hash, hdrs);
+    if (rc != 0) return rc;
   }
-  for (int i = 0; i < S3_HDR_MAX && q->headers[i]; i++) {
-    if ((tmp = curl_slist_append(hdrs, q->headers[i])) == NULL) goto fail;
-    hdrs = tmp;
-  }
+  for (int i = 0; i < S3_HDR_MAX && q->headers[i]; i++)
+    if (add_header(hdrs, q->headers[i]) != 0) return S3_ERR_NOMEM;
+  return 0;
+}
 
+static void request_options(const s3_client *c, const s3_req *q, s3_resp *r, const char *url, struct curl_slist *hdrs,
+                            char *errbuf, uint64_t wire) {
+  CURL *h = r->h;
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* threads + timeouts: no SIGALRM */
@@ -356,10 +340,13 @@ int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
   } else if (strcmp(q->method, "GET") != 0) {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
   }
+}
 
-  CURLcode cc = curl_easy_perform(h);
+/* What the finished transfer stands for; fills err on failure. */
+static int outcome(s3_resp *r, const s3_req *q, CURLcode cc, const char *errbuf, s3_error *err) {
   long status = resp_status(r);
   if (status < 200) status = 0; /* a 100 Continue is no answer */
+  int rc;
   if (cc != CURLE_OK) {
     if (r->user_abort) {
       rc = S3_ERR_ABORTED;
@@ -369,23 +356,54 @@ int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
       rc = curl_to_err(cc);
     }
     s3__err_set(err, rc, status, NULL, q, errbuf[0] ? errbuf : curl_easy_strerror(cc));
-    goto fail;
+    return rc;
   }
   info_finish(r);
   if (q->info && !r->info_sent) *q->info = r->hdr;
-  if (status >= 200 && status < 300) {
-    rc = 0;
-    goto fail; /* not a failure: the common exit */
-  }
+  if (status >= 200 && status < 300) return 0;
   char code[64], msg[200];
   s3_error_parse(r->body.buf, r->body.len, code, sizeof code, msg, sizeof msg);
   rc = s3_classify(status, code);
   if (rc == S3_OK) rc = S3_ERR_PROTOCOL; /* a known code on a 2xx cannot happen */
   s3__err_set(err, rc, status, code, q, msg);
+  return rc;
+}
 
-fail:
+/* Runs one request. On success (2xx) returns 0 and leaves the body head in r->body; on
+ * failure classifies it and fills err. */
+int s3__perform(s3_client *c, s3_req *q, s3_resp *r, s3_error *err) {
+  char url[S3_URL_MAX];
+  int rc = request_url(c, q, url, err);
+  if (rc != 0) return rc;
+  s3__sum_free(&r->sum);
+  capbuf_free(&r->body);
+  memset(r, 0, sizeof *r);
+  r->body = capbuf_make(q->body_cap ? q->body_cap : S3_BODY_CAP - 1);
+  r->req = q;
+  r->chunked = q->chunked && q->read != NULL && c->checksum != S3_CHECKSUM_NONE;
+  if (r->chunked && s3__sum_init(&r->sum, c->checksum) != 0) {
+    s3__err_set(err, S3_ERR_NOMEM, 0, NULL, q, "checksum context");
+    return S3_ERR_NOMEM;
+  }
+  struct curl_slist *hdrs = NULL;
+  uint64_t wire = 0;
+  rc = request_headers(c, q, r, &hdrs, &wire);
+  if (rc != 0) {
+    s3__err_set(err, rc, 0, NULL, q, rc == S3_ERR_NOMEM ? "out of memory" : "cannot sign the request");
+    curl_slist_free_all(hdrs);
+    return rc;
+  }
+  r->h = curlpool_get(c->handles);
+  if (r->h == NULL) {
+    s3__err_set(err, S3_ERR_NOMEM, 0, NULL, q, "curl_easy_init failed");
+    curl_slist_free_all(hdrs);
+    return S3_ERR_NOMEM;
+  }
+  char errbuf[CURL_ERROR_SIZE] = "";
+  request_options(c, q, r, url, hdrs, errbuf, wire);
+  rc = outcome(r, q, curl_easy_perform(r->h), errbuf, err);
   curl_slist_free_all(hdrs);
-  curlpool_put(c->handles, h);
+  curlpool_put(c->handles, r->h);
   r->h = NULL;
   return rc;
 }

@@ -241,13 +241,19 @@ static const char complete_open[] = "<CompleteMultipartUpload xmlns=\"http://s3.
 static const char complete_close[] = "</CompleteMultipartUpload>";
 
 size_t s3_complete_xml_cap(size_t n) {
-  /* "<Part><PartNumber>10000</PartNumber><ETag>" etag(79) "</ETag></Part>" < 160 */
-  return sizeof complete_open + sizeof complete_close + n * 160;
+  /* "<Part><PartNumber>10000</PartNumber><ETag>" etag(79) "</ETag>"
+   * "<ChecksumCRC32C>" checksum(47) "</ChecksumCRC32C></Part>" < 240 */
+  return sizeof complete_open + sizeof complete_close + n * 240;
 }
 
-int s3_complete_xml(const s3_part *parts, size_t n, char *buf, size_t cap, size_t *len) {
+int s3_complete_xml(const s3_part *parts, size_t n, s3_checksum kind, char *buf, size_t cap, size_t *len) {
   if (parts == NULL || n == 0 || n > S3_PART_MAX) return S3_ERR_INVALID;
+  const char *tag = kind == S3_CHECKSUM_SHA256 ? "ChecksumSHA256" : "ChecksumCRC32C";
+  static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
   for (size_t i = 0; i < n; i++) {
+    size_t cl = strnlen(parts[i].checksum, sizeof parts[i].checksum);
+    if (cl == sizeof parts[i].checksum || strspn(parts[i].checksum, b64) != cl || (cl && kind == S3_CHECKSUM_NONE))
+      return S3_ERR_INVALID;
     size_t el = strnlen(parts[i].etag, sizeof parts[i].etag);
     if (parts[i].number < 1 || parts[i].number > S3_PART_MAX || (i > 0 && parts[i].number <= parts[i - 1].number) ||
         el == 0 || el == sizeof parts[i].etag || strpbrk(parts[i].etag, "<>&") != NULL)
@@ -258,8 +264,10 @@ int s3_complete_xml(const s3_part *parts, size_t n, char *buf, size_t cap, size_
   if (w < 0 || (size_t)w >= cap) return S3_ERR_NOMEM;
   o = (size_t)w;
   for (size_t i = 0; i < n; i++) {
-    w = snprintf(buf + o, cap - o, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", parts[i].number,
-                 parts[i].etag);
+    const char *ck = parts[i].checksum;
+    w = snprintf(buf + o, cap - o, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag>%s%s%s%s%s%s%s</Part>",
+                 parts[i].number, parts[i].etag, ck[0] ? "<" : "", ck[0] ? tag : "", ck[0] ? ">" : "", ck,
+                 ck[0] ? "</" : "", ck[0] ? tag : "", ck[0] ? ">" : "");
     if (w < 0 || (size_t)w >= cap - o) return S3_ERR_NOMEM;
     o += (size_t)w;
   }

@@ -400,6 +400,15 @@ class TestStreamIntegrity:
         assert res["seconds"] > 1.5, res
         assert s3.get_object(Bucket=bucket, Key="slow/one")["Body"].read() == data
 
+    def test_stalled_stream_fails_on_the_low_speed_limit(self, env, s3, bucket, tmp):
+        # one byte every 1.5 s is under 1 byte/s: the call gives up (curl averages the speed
+        # over a few seconds, so it takes longer than the 1 s limit itself)
+        res = run(dict(env, S3_TIMEOUT_MS="1000"), "put-slow", bucket, "slow/stalled",
+                  write(tmp, "in", os.urandom(1000)), "1", "1500", expect_rc=S3_ERR_UNAVAILABLE)
+        assert "too slow" in res["stderr"] and res["seconds"] < 30, res
+        with pytest.raises(botocore.exceptions.ClientError):
+            s3.head_object(Bucket=bucket, Key="slow/stalled")
+
 
 def uploads(env, bucket, prefix, *extra):
     lines = run_lines(env, "mpu-list", bucket, prefix, *extra)
@@ -407,9 +416,11 @@ def uploads(env, bucket, prefix, *extra):
 
 
 class TestMultipart:
-    def test_three_parts_read_back_identical(self, env, s3, bucket, tmp):
+    @pytest.mark.parametrize("checksum", ["crc32c", "sha256", "none"])
+    def test_three_parts_read_back_identical(self, env, s3, bucket, tmp, checksum):
         data = os.urandom(2 * 5 * MIB + 123_457)
-        res = run(env, "mpu-upload", bucket, "mp/three", write(tmp, "in", data), str(5 * MIB), expect_rc=0)
+        res = run(dict(env, S3_CHECKSUM=checksum), "mpu-upload", bucket, "mp/three", write(tmp, "in", data),
+                  str(5 * MIB), expect_rc=0)
         assert res["parts"] == 3
         obj = s3.get_object(Bucket=bucket, Key="mp/three")
         assert obj["Body"].read() == data
@@ -447,11 +458,16 @@ class TestMultipart:
         uid = run(env, "mpu-create", bucket, "mp/wrong", expect_rc=0)["upload_id"]
         part = run(env, "mpu-part", bucket, "mp/wrong", uid, "1", write(tmp, "in", os.urandom(1000)), expect_rc=0)
         assert part["etag"]
-        res = run(env, "mpu-complete", bucket, "mp/wrong", uid, "1:" + "0" * 32, expect_rc=S3_ERR_INVALID)
+        assert part["checksum"]  # the upload was created with CRC32C: complete must name it
+        res = run(env, "mpu-complete", bucket, "mp/wrong", uid, f"1:{'0' * 32}:{part['checksum']}",
+                  expect_rc=S3_ERR_INVALID)
         assert res["s3_code"] == "InvalidPart"
+        res = run(env, "mpu-complete", bucket, "mp/wrong", uid, f"1:{part['etag']}")  # without the checksum
+        assert res["rc"] != 0 and res["http_status"] == 400, res
         with pytest.raises(botocore.exceptions.ClientError):
             s3.head_object(Bucket=bucket, Key="mp/wrong")
-        run(env, "mpu-complete", bucket, "mp/wrong", uid, f"1:{part['etag']}", expect_rc=0)  # the right one works
+        run(env, "mpu-complete", bucket, "mp/wrong", uid, f"1:{part['etag']}:{part['checksum']}",
+            expect_rc=0)  # the right one works
         assert s3.head_object(Bucket=bucket, Key="mp/wrong")["ContentLength"] == 1000
 
     def test_a_failing_read_mid_part_leaves_no_part(self, env, s3, bucket, tmp):
@@ -463,7 +479,7 @@ class TestMultipart:
         assert s3.list_parts(Bucket=bucket, Key="mp/fail", UploadId=uid).get("Parts", []) == []
         assert [u["upload_id"] for u in uploads(env, bucket, "mp/fail")[0]] == [uid]  # the upload is as it was
         part = run(env, "mpu-part", bucket, "mp/fail", uid, "1", path, expect_rc=0)
-        run(env, "mpu-complete", bucket, "mp/fail", uid, f"1:{part['etag']}", expect_rc=0)
+        run(env, "mpu-complete", bucket, "mp/fail", uid, f"1:{part['etag']}:{part['checksum']}", expect_rc=0)
         assert s3.get_object(Bucket=bucket, Key="mp/fail")["Body"].read() == data
 
     def test_copy_sized_by_parts_is_identical(self, env, s3, bucket, tmp):

@@ -269,31 +269,38 @@ static void test_query_escape(void **state) {
 
 static void test_complete_xml(void **state) {
   (void)state;
-  s3_part parts[3] = {{1, "\"aa\""}, {2, "\"bb\""}, {5, "\"cc-1\""}};
+  s3_part parts[3] = {{1, "\"aa\"", ""}, {2, "\"bb\"", "sOO8/Q=="}, {5, "\"cc-1\"", ""}};
   size_t cap = s3_complete_xml_cap(3), len = 0;
   char *buf = malloc(cap);
   assert_non_null(buf);
-  assert_int_equal(s3_complete_xml(parts, 3, buf, cap, &len), 0);
+  assert_int_equal(s3_complete_xml(parts, 3, S3_CHECKSUM_CRC32C, buf, cap, &len), 0);
   assert_string_equal(buf,
                       "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
                       "<Part><PartNumber>1</PartNumber><ETag>\"aa\"</ETag></Part>"
-                      "<Part><PartNumber>2</PartNumber><ETag>\"bb\"</ETag></Part>"
+                      "<Part><PartNumber>2</PartNumber><ETag>\"bb\"</ETag>"
+                      "<ChecksumCRC32C>sOO8/Q==</ChecksumCRC32C></Part>"
                       "<Part><PartNumber>5</PartNumber><ETag>\"cc-1\"</ETag></Part>"
                       "</CompleteMultipartUpload>");
   assert_int_equal(len, strlen(buf));
-  assert_int_equal(s3_complete_xml(parts, 3, buf, len, &len), S3_ERR_NOMEM); /* one short */
-  assert_int_equal(s3_complete_xml(parts, 0, buf, cap, &len), S3_ERR_INVALID);
-  s3_part bad[2] = {{2, "\"a\""}, {1, "\"b\""}}; /* not ascending */
-  assert_int_equal(s3_complete_xml(bad, 2, buf, cap, &len), S3_ERR_INVALID);
-  bad[0] = (s3_part){1, "\"a\""};
-  bad[1] = (s3_part){1, "\"b\""}; /* duplicate */
-  assert_int_equal(s3_complete_xml(bad, 2, buf, cap, &len), S3_ERR_INVALID);
-  bad[1] = (s3_part){2, "\"b</ETag>\""}; /* would break the document */
-  assert_int_equal(s3_complete_xml(bad, 2, buf, cap, &len), S3_ERR_INVALID);
-  bad[1] = (s3_part){2, ""};
-  assert_int_equal(s3_complete_xml(bad, 2, buf, cap, &len), S3_ERR_INVALID);
-  bad[1] = (s3_part){S3_PART_MAX + 1, "\"b\""};
-  assert_int_equal(s3_complete_xml(bad, 2, buf, cap, &len), S3_ERR_INVALID);
+  assert_int_equal(s3_complete_xml(parts, 3, S3_CHECKSUM_CRC32C, buf, len, &len), S3_ERR_NOMEM); /* one short */
+  assert_int_equal(s3_complete_xml(parts, 0, S3_CHECKSUM_CRC32C, buf, cap, &len), S3_ERR_INVALID);
+  s3_part bad[2] = {{2, "\"a\"", ""}, {1, "\"b\"", ""}}; /* not ascending */
+  assert_int_equal(s3_complete_xml(bad, 2, S3_CHECKSUM_CRC32C, buf, cap, &len), S3_ERR_INVALID);
+  bad[0] = (s3_part){1, "\"a\"", ""};
+  bad[1] = (s3_part){1, "\"b\"", ""}; /* duplicate */
+  assert_int_equal(s3_complete_xml(bad, 2, S3_CHECKSUM_CRC32C, buf, cap, &len), S3_ERR_INVALID);
+  bad[1] = (s3_part){2, "\"b</ETag>\"", ""}; /* would break the document */
+  assert_int_equal(s3_complete_xml(bad, 2, S3_CHECKSUM_CRC32C, buf, cap, &len), S3_ERR_INVALID);
+  bad[1] = (s3_part){2, "", ""};
+  assert_int_equal(s3_complete_xml(bad, 2, S3_CHECKSUM_CRC32C, buf, cap, &len), S3_ERR_INVALID);
+  bad[1] = (s3_part){S3_PART_MAX + 1, "\"b\"", ""};
+  assert_int_equal(s3_complete_xml(bad, 2, S3_CHECKSUM_CRC32C, buf, cap, &len), S3_ERR_INVALID);
+  bad[1] = (s3_part){2, "\"b\"", "ab<c"}; /* a checksum is base64 */
+  assert_int_equal(s3_complete_xml(bad, 2, S3_CHECKSUM_CRC32C, buf, cap, &len), S3_ERR_INVALID);
+  bad[1] = (s3_part){2, "\"b\"", "sOO8/Q=="}; /* and has an algorithm */
+  assert_int_equal(s3_complete_xml(bad, 2, S3_CHECKSUM_NONE, buf, cap, &len), S3_ERR_INVALID);
+  assert_int_equal(s3_complete_xml(bad, 2, S3_CHECKSUM_SHA256, buf, cap, &len), 0);
+  assert_non_null(strstr(buf, "<ChecksumSHA256>sOO8/Q==</ChecksumSHA256>"));
   free(buf);
   /* the bound holds for the longest ETags and numbers */
   s3_part *many = calloc(S3_PART_MAX, sizeof *many);
@@ -301,11 +308,12 @@ static void test_complete_xml(void **state) {
   for (int i = 0; i < S3_PART_MAX; i++) {
     many[i].number = i + 1;
     memset(many[i].etag, 'e', sizeof many[i].etag - 1);
+    memset(many[i].checksum, 'A', sizeof many[i].checksum - 1);
   }
   cap = s3_complete_xml_cap(S3_PART_MAX);
   buf = malloc(cap);
   assert_non_null(buf);
-  assert_int_equal(s3_complete_xml(many, S3_PART_MAX, buf, cap, &len), 0);
+  assert_int_equal(s3_complete_xml(many, S3_PART_MAX, S3_CHECKSUM_SHA256, buf, cap, &len), 0);
   assert_true(len < cap);
   free(buf);
   free(many);
@@ -453,6 +461,14 @@ static void test_sigv4_authorization(void **state) {
   assert_int_equal(
       s3_sigv4_authorization("AK", "SK", "us-east-1", "20130524T000000Z", "PUT", "/b", NULL, copy, 4, "x", out, 20),
       S3_ERR_NOMEM);
+  char *long_query = malloc(5000);
+  assert_non_null(long_query);
+  memset(long_query, 'q', 4999);
+  long_query[4999] = '\0';
+  assert_int_equal(s3_sigv4_authorization("AK", "SK", "us-east-1", "20130524T000000Z", "GET", "/b", long_query, copy, 4,
+                                          "x", out, sizeof out),
+                   S3_ERR_INVALID); /* longer than the canonical request's buffer: refused, not cut */
+  free(long_query);
 }
 
 static void test_classify_multipart(void **state) {
@@ -476,7 +492,7 @@ static void test_multipart_arguments(void **state) {
   assert_int_equal(s3_mpu_put_part(c, "bkt", "k", "id", 0, NULL, NULL, 1, &p, &e), S3_ERR_INVALID);
   assert_int_equal(s3_mpu_abort(c, "bkt", "k", "", &e), S3_ERR_INVALID);
   assert_int_equal(s3_mpu_abort(c, "bkt", "k", "id", &e), S3_ERR_UNAVAILABLE);
-  s3_part parts[2] = {{2, "\"a\""}, {1, "\"b\""}};
+  s3_part parts[2] = {{2, "\"a\"", ""}, {1, "\"b\"", ""}};
   assert_int_equal(s3_mpu_complete(c, "bkt", "k", "id", parts, 2, &e), S3_ERR_INVALID);
   assert_int_equal(s3_mpu_complete(c, "bkt", "k", "id", parts, 0, &e), S3_ERR_INVALID);
   assert_int_equal(s3_copy_part(c, "bkt", "a", "bkt", "b", "id", 1, 10, 9, &p, &e), S3_ERR_INVALID);
