@@ -3,7 +3,8 @@
  * mp3_extract on real lame-made files (tests/fuzz/corpus/mp3/) through a source that
  * answers with short reads; MP3_ERR_IO, a zeroed meta and no leak (ASan) when read_at
  * fails at any point, returns 0 before the declared size or more than it was asked; the
- * bytes read_at is asked for on a long file, against its size; bad arguments.
+ * bytes read_at is asked for on a long file, against its size; a big ID3v2 tag whose
+ * picture is never read while its text frames are found; bad arguments.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -164,6 +165,73 @@ static void test_read_failures(void **state) {
   free(b.p);
 }
 
+/* An ID3v2.3/2.4 frame (2.4: syncsafe size) into b. */
+static void put_frame(buf *b, int version, const char *id, const void *body, size_t n) {
+  uint8_t h[10] = {(uint8_t)id[0], (uint8_t)id[1], (uint8_t)id[2], (uint8_t)id[3]};
+  for (int i = 0; i < 4; i++)
+    h[4 + i] = (uint8_t)(version == 4 ? (n >> (21 - 7 * i)) & 0x7F : (n >> (24 - 8 * i)) & 0xFF);
+  put(b, h, sizeof h);
+  put(b, body, n);
+}
+
+/* A file: an ID3v2 tag (title, artist, a picture of pic bytes, album), 300 frames. */
+static void tagged_file(buf *b, int version, uint8_t flags, size_t pic) {
+  buf frames = {0};
+  put_frame(&frames, version, "TIT2", "\0Big cover", 10);
+  put_frame(&frames, version, "TPE1", "\0Queen", 6);
+  uint8_t *picture = calloc(1, pic);
+  assert_non_null(picture);
+  memcpy(picture, "\0image/jpeg\0\3\0", 15);
+  put_frame(&frames, version, "APIC", picture, pic);
+  free(picture);
+  put_frame(&frames, version, "TALB", "\0After the picture", 18);
+  put(&frames, "\0\0\0\0\0\0\0\0", 8); /* padding */
+  *b = (buf){0};
+  put_id3v2_header(b, version, flags, frames.len, "ID3");
+  put(b, frames.p, frames.len);
+  if (flags & 0x10) put_id3v2_header(b, version, flags, frames.len, "3DI");
+  free(frames.p);
+  put_frames(b, HDR_V1, LEN_V1, 300);
+}
+
+/* A 5 MB picture is never read, and the text frames around it are found all the same. */
+static void test_big_tag_picture_not_read(void **state) {
+  const size_t sizes[] = {100000, 5u << 20}; /* under and over the size passed as it is */
+  for (int version = 3; version <= 4; version++) {
+    for (size_t i = 0; i < 2; i++) {
+      buf b;
+      tagged_file(&b, version, version == 4 ? 0x10 : 0, sizes[i]);
+      mp3_meta *m = malloc(sizeof *m);
+      assert_non_null(m);
+      test_source s = {.p = b.p, .len = b.len};
+      assert_int_equal(extract_from(&s, m), MP3_OK);
+      assert_string_equal(m->title, "Big cover");
+      assert_string_equal(m->artist, "Queen");
+      assert_string_equal(m->album, "After the picture");
+      assert_int_equal(m->id3v2_version, version);
+      assert_int_equal(m->samples, 300 * 1152);
+      print_message("v2.%d, %zu byte picture: %zu bytes, read_at asked for %llu\n", version, sizes[i], b.len,
+                    (unsigned long long)s.asked);
+      if (sizes[i] > 1000000) assert_true(s.asked < b.len - sizes[i] + 4 * (uint64_t)MP3_SOURCE_CHUNK);
+      free(m);
+      free(b.p);
+    }
+  }
+}
+
+/* A big tag unsynchronised as a whole (2.3) is not walked: no ID3v2 text, audio intact. */
+static void test_big_tag_unsynchronised(void **state) {
+  buf b;
+  tagged_file(&b, 3, 0x80, 1u << 20);
+  mp3_meta m;
+  test_source s = {.p = b.p, .len = b.len};
+  assert_int_equal(extract_from(&s, &m), MP3_OK);
+  assert_string_equal(m.title, "");
+  assert_int_equal(m.samples, 300 * 1152);
+  assert_true(s.asked < b.len - (1u << 20) + 4 * (uint64_t)MP3_SOURCE_CHUNK);
+  free(b.p);
+}
+
 static void test_source_bad_arguments(void **state) {
   mp3_meta m;
   test_source s = {.p = (const uint8_t *)"x", .len = 1};
@@ -182,10 +250,9 @@ static void test_source_bad_arguments(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_short_reads_same_meta),
-      cmocka_unit_test(test_long_file_bytes_asked),
-      cmocka_unit_test(test_read_failures),
-      cmocka_unit_test(test_source_bad_arguments),
+      cmocka_unit_test(test_short_reads_same_meta),  cmocka_unit_test(test_long_file_bytes_asked),
+      cmocka_unit_test(test_read_failures),          cmocka_unit_test(test_big_tag_picture_not_read),
+      cmocka_unit_test(test_big_tag_unsynchronised), cmocka_unit_test(test_source_bad_arguments),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,10 +32,10 @@ void put_frames(buf *b, const uint8_t hdr[4], size_t frame_len, int count) {
   b->len += n;
 }
 
-void put_id3v2(buf *b, int version, uint8_t flags, size_t size) {
-  uint8_t h[10] = {'I',
-                   'D',
-                   '3',
+void put_id3v2_header(buf *b, int version, uint8_t flags, size_t size, const char magic[3]) {
+  uint8_t h[10] = {(uint8_t)magic[0],
+                   (uint8_t)magic[1],
+                   (uint8_t)magic[2],
                    (uint8_t)version,
                    0,
                    flags,
@@ -44,14 +44,15 @@ void put_id3v2(buf *b, int version, uint8_t flags, size_t size) {
                    (uint8_t)((size >> 7) & 0x7F),
                    (uint8_t)(size & 0x7F)};
   put(b, h, sizeof h);
+}
+
+void put_id3v2(buf *b, int version, uint8_t flags, size_t size) {
+  put_id3v2_header(b, version, flags, size, "ID3");
   uint8_t *body = calloc(1, size + 1);
   assert_non_null(body);
   put(b, body, size);
   free(body);
-  if (flags & 0x10) {
-    h[0] = '3', h[1] = 'D', h[2] = 'I';
-    put(b, h, sizeof h);
-  }
+  if (flags & 0x10) put_id3v2_header(b, version, flags, size, "3DI");
 }
 
 void put_id3v1(buf *b) {

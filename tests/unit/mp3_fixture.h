@@ -29,6 +29,8 @@ extern const uint8_t HDR_V25[4];
 void put(buf *b, const void *data, size_t n);
 /* count frames of frame_len bytes: the header, then zeros (silent to libmpg123). */
 void put_frames(buf *b, const uint8_t hdr[4], size_t frame_len, int count);
+/* A 10-byte ID3v2 header ("ID3") or footer ("3DI") for a body of size bytes. */
+void put_id3v2_header(buf *b, int version, uint8_t flags, size_t size, const char magic[3]);
 /* ID3v2 header + body of `size` zero bytes; footer appended when flags has 0x10. */
 void put_id3v2(buf *b, int version, uint8_t flags, size_t size);
 /* An ID3v1 tag, empty but for "TAG". */
