@@ -42,12 +42,13 @@
  *    `/usr/bin/time -f "%M KB" build/release/tests/tools/mp3_probe [--stream] FILE` on a
  *    43:20 file, 104,003,169 bytes, made by `sox -n -r 44100 -c 2 -b 16 -t wav - synth
  *    2600 sine 200-3000 | lame -b 320 - FILE`): in memory (mp3_validate + mp3_extract on
- *    the whole file) 103,936 KB peak RSS; streamed (mp3_check over 64 KB reads +
- *    mp3_extract_source over pread) 2,512 KB. read_at was asked for 104,134,369 bytes in
+ *    the whole file) 103,908 KB peak RSS; streamed (mp3_check over 64 KB reads +
+ *    mp3_extract_source over pread) 2,624 KB. read_at was asked for 104,134,369 bytes in
  *    1,590 calls: the file once, plus 0.13% for the tag look-ups at both ends. The same
- *    audio behind a 5 MB ID3v2 picture (109,245,935 bytes): 108,964 KB against 2,704 KB,
- *    and read_at asked for 104,134,200 bytes, the picture never read (libmpg123 would hold
- *    a whole tag in memory: larger ones reach it with their small frames only).
+ *    audio behind a 5 MB ID3v2 picture (109,245,935 bytes): 109,208 KB against 2,684 KB,
+ *    read_at asked for 104,265,272 bytes, the picture never read (libmpg123 would hold a
+ *    whole tag in memory: big ones reach it with their small frames only; 6,980 KB before
+ *    that). With a small tag before that one: 2,728 KB, the same bytes asked.
  *
  * 3. mp3_song_fields() applies the rules that make any file's metadata acceptable to the
  *    Song Service (see the rules above that function; they are the README's wording). The

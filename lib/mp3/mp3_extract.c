@@ -12,9 +12,10 @@
  *   within the buffer costs none. The memory in use is that buffer and the decoder's
  *   handle, whatever the file's size.
  * - libmpg123 reads a whole ID3v2 tag into memory to parse it (up to 256 MB by the
- *   format: a cover picture, or a crafted size). A first tag larger than TAG_KEEP_MAX is
- *   replaced, in the stream libmpg123 sees, by a copy of its small frames (the text
- *   frames we read are small); the picture is never read. Smaller tags pass as they are.
+ *   format: a cover picture, or a crafted size). Leading tags larger than TAG_KEEP_MAX in
+ *   all are replaced, in the stream libmpg123 sees, by copies of their small frames (the
+ *   text frames we read are small); the picture is never read. Smaller ones pass as they
+ *   are.
  * - A failed read_at (or a 0 before the declared size) fails the callback, which makes
  *   libmpg123 stop; the result is MP3_ERR_IO whatever libmpg123 made of it, so a
  *   transient store error is never taken for a broken file.
@@ -77,15 +78,17 @@ static void copy_id3v1_text(char *out, size_t out_size, const char *field, size_
 /* ------------------------------------------------------------------------------------ */
 /* The reader callbacks: libmpg123's view of a source, through one buffer.             */
 
-/* An ID3v2 tag up to this size goes to libmpg123 as it is. A larger one (a big cover
- * picture, or a crafted size) is replaced by a copy of its frames of at most
- * FRAME_KEEP_MAX bytes, up to TAG_KEEP_MAX in all: libmpg123 reads a whole tag into memory
- * to parse it, and the text frames we want are small. */
+/* The ID3v2 tags at the start (as the validator skips them) go to libmpg123 as they are
+ * while they take TAG_KEEP_MAX bytes at most in all. Beyond (a big cover picture, or a
+ * crafted size) they are replaced by copies that fit TAG_KEEP_MAX: each tag whole while it
+ * fits, else its header and those of its frames of at most FRAME_KEEP_MAX bytes that fit.
+ * libmpg123 reads each whole tag into memory to parse it; the text frames we want are
+ * small. */
 #define TAG_KEEP_MAX (256u * 1024)
 #define FRAME_KEEP_MAX (64u * 1024)
 
-/* libmpg123 sees a virtual stream: tag[0..tag_len) (when a tag was replaced), then the
- * source from offset skip on. Without a replaced tag, tag_len = skip = 0. */
+/* libmpg123 sees a virtual stream: tag[0..tag_len) (when the tags were replaced), then
+ * the source from offset skip on. Without replaced tags, tag_len = skip = 0. */
 typedef struct src_reader {
   const mp3_source *src;
   uint8_t *buf;     /* MP3_SOURCE_CHUNK bytes */
@@ -155,21 +158,21 @@ static uint32_t syncsafe(const uint8_t *p) {
   return ((uint32_t)p[0] << 21) | ((uint32_t)p[1] << 14) | ((uint32_t)p[2] << 7) | p[3];
 }
 
-/* Copies the frames of the tag's body [10, end) that are small enough into r->tag (which
- * holds the header), returning the bytes written after the header. Stops at padding or
- * at a frame that does not fit the body. */
-static size_t keep_small_frames(src_reader *r, int version, uint64_t end) {
+/* Copies the frames of the tag at source offset at, body up to at + end, that are small
+ * enough into dst (room bytes), returning the bytes written. Stops at padding or at a
+ * frame that does not fit the body. */
+static size_t keep_small_frames(src_reader *r, uint64_t at, int version, uint64_t end, uint8_t *dst, size_t room) {
   const size_t hsz = version == 2 ? 6 : 10;
   size_t out = 0;
   uint64_t off = 10;
   uint8_t fh[10];
-  while (end - off >= hsz && copy_source(r, off, fh, hsz) && fh[0] != 0) {
+  while (end - off >= hsz && copy_source(r, at + off, fh, hsz) && fh[0] != 0) {
     uint64_t fsz = version == 2   ? ((uint32_t)fh[3] << 16) | ((uint32_t)fh[4] << 8) | fh[5]
                    : version == 4 ? syncsafe(fh + 4)
                                   : ((uint32_t)fh[4] << 24) | ((uint32_t)fh[5] << 16) | ((uint32_t)fh[6] << 8) | fh[7];
     if (fsz > end - off - hsz) break;
-    if (fsz <= FRAME_KEEP_MAX && hsz + fsz <= TAG_KEEP_MAX - out) {
-      if (!copy_source(r, off, r->tag + 10 + out, hsz + (size_t)fsz)) break;
+    if (fsz <= FRAME_KEEP_MAX && hsz + fsz <= room - out) {
+      if (!copy_source(r, at + off, dst + out, hsz + (size_t)fsz)) break;
       out += hsz + (size_t)fsz;
     }
     off += hsz + fsz;
@@ -177,31 +180,55 @@ static size_t keep_small_frames(src_reader *r, int version, uint64_t end) {
   return out;
 }
 
-/* Replaces a first ID3v2 tag larger than TAG_KEEP_MAX (see above). Tags whose frames are
- * not plain to walk (unsynchronised as a whole before 2.4, an extended header, 2.2
- * compression) keep no frames. Returns false only when memory or the source failed. */
-static bool replace_big_tag(src_reader *r) {
-  uint8_t h[10];
-  if (r->src->size < 10) return true;
-  if (!copy_source(r, 0, h, 10)) return false;
-  if (memcmp(h, "ID3", 3) != 0 || h[3] < 2 || h[3] > 4 || ((h[6] | h[7] | h[8] | h[9]) & 0x80)) return true;
-  uint64_t body = syncsafe(h + 6);
-  if (body <= TAG_KEEP_MAX) return true;
-  uint64_t total = 10 + body + ((h[3] == 4 && (h[5] & 0x10)) ? 10 : 0);
-  if (total > r->src->size) total = r->src->size;
-  r->tag = malloc(10 + TAG_KEEP_MAX);
-  if (!r->tag) return false;
+/* The ID3v2 header at source offset at, when there is one the validator would skip: its
+ * version and the tag's length (cut at the end of the source) through the pointers. */
+static bool tag_at(src_reader *r, uint64_t at, uint8_t h[10], uint64_t *total) {
+  if (r->src->size - at < 10 || !copy_source(r, at, h, 10)) return false;
+  if (memcmp(h, "ID3", 3) != 0 || h[3] < 2 || h[3] > 4 || h[4] == 0xFF || ((h[6] | h[7] | h[8] | h[9]) & 0x80))
+    return false;
+  *total = 10 + (uint64_t)syncsafe(h + 6) + ((h[3] == 4 && (h[5] & 0x10)) ? 10 : 0);
+  if (*total > r->src->size - at) *total = r->src->size - at;
+  return true;
+}
+
+/* Copies one tag (at, total bytes, header h) into r->tag at *out: whole if it fits, else
+ * its header and small frames. Tags whose frames are not plain to walk (unsynchronised as
+ * a whole before 2.4, an extended header, 2.2 compression) then keep no frames. */
+static void copy_tag(src_reader *r, uint64_t at, const uint8_t h[10], uint64_t total, size_t *out) {
+  size_t room = TAG_KEEP_MAX - *out;
+  if (total <= room) {
+    if (copy_source(r, at, r->tag + *out, (size_t)total)) *out += (size_t)total;
+    return;
+  }
+  if (room < 10) return; /* dropped */
+  uint8_t *t = r->tag + *out;
+  uint64_t body_end = 10 + (uint64_t)syncsafe(h + 6);
   size_t kept = 0;
   if (!((h[5] & 0x80) && h[3] < 4) && !(h[5] & 0x40))
-    kept = keep_small_frames(r, h[3], total < 10 + body ? total : 10 + body);
+    kept = keep_small_frames(r, at, h[3], body_end < total ? body_end : total, t + 10, room - 10);
+  memcpy(t, h, 10);
+  t[5] = (uint8_t)(h[5] & ~0x50); /* no extended header, no footer */
+  t[6] = (uint8_t)((kept >> 21) & 0x7F), t[7] = (uint8_t)((kept >> 14) & 0x7F);
+  t[8] = (uint8_t)((kept >> 7) & 0x7F), t[9] = (uint8_t)(kept & 0x7F);
+  *out += 10 + kept;
+}
+
+/* Replaces the leading tags when they take more than TAG_KEEP_MAX (see above). Returns
+ * false only when memory or the source failed. */
+static bool replace_big_tags(src_reader *r) {
+  uint8_t h[10];
+  uint64_t end = 0, total;
+  while (tag_at(r, end, h, &total)) end += total;
   if (r->failed) return false;
-  memcpy(r->tag, h, 10);
-  r->tag[5] = (uint8_t)(h[5] & ~0x50); /* no extended header, no footer */
-  r->tag[6] = (uint8_t)((kept >> 21) & 0x7F), r->tag[7] = (uint8_t)((kept >> 14) & 0x7F);
-  r->tag[8] = (uint8_t)((kept >> 7) & 0x7F), r->tag[9] = (uint8_t)(kept & 0x7F);
-  r->tag_len = 10 + kept;
-  r->skip = total;
-  r->size = r->src->size - total + r->tag_len;
+  if (end <= TAG_KEEP_MAX) return true;
+  r->tag = malloc(TAG_KEEP_MAX);
+  if (!r->tag) return false;
+  size_t out = 0;
+  for (uint64_t at = 0; at < end && tag_at(r, at, h, &total); at += total) copy_tag(r, at, h, total, &out);
+  if (r->failed) return false;
+  r->tag_len = out;
+  r->skip = end;
+  r->size = r->src->size - end + out;
   return true;
 }
 
@@ -285,7 +312,7 @@ int mp3_extract_source(const mp3_source *src, mp3_meta *meta) {
   src_reader reader = {.src = src, .buf = malloc(MP3_SOURCE_CHUNK), .size = src->size};
   int err = MPG123_OK, rc = MP3_ERR_NOMEM;
   mpg123_handle *mh = NULL;
-  if (reader.buf && replace_big_tag(&reader) && (mh = mpg123_new(NULL, &err)) != NULL) {
+  if (reader.buf && replace_big_tags(&reader) && (mh = mpg123_new(NULL, &err)) != NULL) {
     rc = scan(mh, &reader, meta);
     mpg123_delete(mh);
   }

@@ -212,11 +212,57 @@ static void test_big_tag_picture_not_read(void **state) {
       assert_int_equal(m->samples, 300 * 1152);
       print_message("v2.%d, %zu byte picture: %zu bytes, read_at asked for %llu\n", version, sizes[i], b.len,
                     (unsigned long long)s.asked);
-      if (sizes[i] > 1000000) assert_true(s.asked < b.len - sizes[i] + 4 * (uint64_t)MP3_SOURCE_CHUNK);
+      /* a few chunks for the headers of the tags and frames, none for the picture */
+      if (sizes[i] > 1000000) assert_true(s.asked < b.len - sizes[i] + 8 * (uint64_t)MP3_SOURCE_CHUNK);
       free(m);
       free(b.p);
     }
   }
+}
+
+/* A small tag before a big one: the same text as when neither is big, the picture unread. */
+static void test_big_second_tag(void **state) {
+  mp3_meta want, got;
+  const size_t sizes[] = {1000, 5u << 20};
+  for (size_t i = 0; i < 2; i++) {
+    buf b = {0}, rest;
+    buf first = {0};
+    put_frame(&first, 3, "TIT2", "\0First", 6);
+    put_frame(&first, 3, "TYER",
+              "\0"
+              "1999",
+              5);
+    put_id3v2_header(&b, 3, 0, first.len, "ID3");
+    put(&b, first.p, first.len);
+    free(first.p);
+    tagged_file(&rest, 4, 0, sizes[i]);
+    put(&b, rest.p, rest.len);
+    free(rest.p);
+    test_source s = {.p = b.p, .len = b.len};
+    assert_int_equal(extract_from(&s, i == 0 ? &want : &got), MP3_OK);
+    if (i == 1) {
+      assert_same_meta(&got, &want);
+      assert_true(s.asked < b.len - sizes[i] + 8 * (uint64_t)MP3_SOURCE_CHUNK);
+    }
+    free(b.p);
+  }
+  assert_string_equal(want.title, "Big cover"); /* libmpg123 keeps the last tag's text */
+  assert_string_equal(want.artist, "Queen");
+  assert_string_equal(want.year, "");
+}
+
+/* Thousands of small tags, more than the copies hold: the audio is still measured. */
+static void test_many_small_tags(void **state) {
+  buf b = {0};
+  for (int i = 0; i < 4000; i++) put_id3v2(&b, 3, 0, 90);
+  put_frames(&b, HDR_V1, LEN_V1, 100);
+  mp3_meta m, mem;
+  test_source s = {.p = b.p, .len = b.len};
+  assert_int_equal(extract_from(&s, &m), MP3_OK);
+  assert_int_equal(m.samples, 100 * 1152);
+  assert_int_equal(mp3_extract(b.p, b.len, &mem), MP3_OK);
+  assert_same_meta(&m, &mem);
+  free(b.p);
 }
 
 /* A big tag unsynchronised as a whole (2.3) is not walked: no ID3v2 text, audio intact. */
@@ -228,7 +274,7 @@ static void test_big_tag_unsynchronised(void **state) {
   assert_int_equal(extract_from(&s, &m), MP3_OK);
   assert_string_equal(m.title, "");
   assert_int_equal(m.samples, 300 * 1152);
-  assert_true(s.asked < b.len - (1u << 20) + 4 * (uint64_t)MP3_SOURCE_CHUNK);
+  assert_true(s.asked < b.len - (1u << 20) + 8 * (uint64_t)MP3_SOURCE_CHUNK);
   free(b.p);
 }
 
@@ -252,7 +298,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_short_reads_same_meta),  cmocka_unit_test(test_long_file_bytes_asked),
       cmocka_unit_test(test_read_failures),          cmocka_unit_test(test_big_tag_picture_not_read),
-      cmocka_unit_test(test_big_tag_unsynchronised), cmocka_unit_test(test_source_bad_arguments),
+      cmocka_unit_test(test_big_tag_unsynchronised), cmocka_unit_test(test_big_second_tag),
+      cmocka_unit_test(test_many_small_tags),        cmocka_unit_test(test_source_bad_arguments),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
