@@ -20,6 +20,13 @@
  * resreader_status() says why: the fetch failed (its own context holds the details), the
  * resource is gone (404), or what was served does not fit what was asked.
  *
+ * Window size (PROCESSOR_FETCH_WINDOW_BYTES, default 1 MiB), measured on a 100 MB,
+ * 104-minute MP3 through the local stack's Resource Service (debug build, two runs each,
+ * upload answered -> song stored): 256 KiB 0.82-1.11 s with 1.005x the file fetched, 1 MiB
+ * 0.51 s with 1.021x, 4 MiB 0.35 s with 1.084x (the scan's look at the tail and its return
+ * to the start each cost a window). 1 MiB: most of the speed, a few per cent of extra bytes,
+ * and 4 MiB of windows for the default 4 workers rather than 16.
+ *
  * Ownership: resreader_new() allocates the window; resreader_free() releases it. The
  * mp3_source from resreader_source() borrows the reader. Not thread-safe: one reader per
  * extraction, on one thread.
