@@ -443,7 +443,8 @@ MIB = 1024 * 1024
 def test_large_file_read_by_ranges_in_bounded_memory(start_processor, fake, services, new_id):
     """An 80 MB, 85-minute MP3 goes through the read window by ranged GETs: the processor's
     peak RSS stays under 64 MiB, the metadata is exact (tags, duration to the frame), and
-    it fetched the file about once (the MP3 check rides along the frame scan)."""
+    it fetched the file once, give or take a few KiB (the MP3 check rides along the frame
+    scan, the look at the tail keeps the window)."""
     data, seconds = make_long_mp3(85, title="Ninety Minutes", artist="The Long Players",
                                   album="Extended", year="2011")
     proc = start_processor()
@@ -461,7 +462,7 @@ def test_large_file_read_by_ranges_in_bounded_memory(start_processor, fake, serv
     print(f"file {len(data)} bytes: fetched {fetched} ({fetched / len(data):.3f}x) in {len(ranges)} "
           f"GETs; processor peak RSS {peak / MIB:.1f} MiB")
     assert all(r and r.startswith("bytes=") for r in ranges), ranges[:5]
-    assert len(data) <= fetched <= len(data) + 4 * MIB
+    assert len(data) <= fetched <= len(data) + 256 * 1024  # the tail and one short window twice
     assert peak < 64 * MIB, f"peak RSS {peak / MIB:.1f} MiB"
 
 
