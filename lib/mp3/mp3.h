@@ -38,6 +38,17 @@
  *    mp3_extract() does not validate: run mp3_validate() first if the input is untrusted
  *    in shape (it is safe on any input either way).
  *
+ *    Memory, measured (2026-12-04; `cmake --build build/release --target mp3_probe`, then
+ *    `/usr/bin/time -f "%M KB" build/release/tests/tools/mp3_probe [--stream] FILE` on a
+ *    43:20 file, 104,003,169 bytes, made by `sox -n -r 44100 -c 2 -b 16 -t wav - synth
+ *    2600 sine 200-3000 | lame -b 320 - FILE`): in memory (mp3_validate + mp3_extract on
+ *    the whole file) 103,936 KB peak RSS; streamed (mp3_check over 64 KB reads +
+ *    mp3_extract_source over pread) 2,512 KB. read_at was asked for 104,134,369 bytes in
+ *    1,590 calls: the file once, plus 0.13% for the tag look-ups at both ends. The same
+ *    audio behind a 5 MB ID3v2 picture (109,245,935 bytes): 108,964 KB against 2,704 KB,
+ *    and read_at asked for 104,134,200 bytes, the picture never read (libmpg123 would hold
+ *    a whole tag in memory: larger ones reach it with their small frames only).
+ *
  * 3. mp3_song_fields() applies the rules that make any file's metadata acceptable to the
  *    Song Service (see the rules above that function; they are the README's wording). The
  *    Song Service's limits themselves (100 characters, 1900-2099, mm:ss) are
@@ -161,6 +172,9 @@ typedef struct mp3_source {
 } mp3_source;
 /* mp3_extract over a source, in bounded memory (a fixed buffer, whatever the size): the exact-duration frame scan
  * streams through libmpg123 (reader callbacks), tags come from the ID3v2 tag at the start and ID3v1/APE at the end.
+ * A first ID3v2 tag over 256 KB reaches libmpg123 with only its frames of at most 64 KB (the text frames, not the
+ * pictures), or with none when its frames cannot be walked plainly (unsynchronised as a whole before 2.4, an
+ * extended header, 2.2 compression): memory stays bounded whatever the tag's size. Smaller tags reach it as they are.
  * MP3_ERR_IO when read_at failed (or returned 0 before size): the caller retries later; *meta is zeroed then.
  * Other results as mp3_extract. read_at is called from this thread only, with cap <= MP3_SOURCE_CHUNK. */
 int mp3_extract_source(const mp3_source *src, mp3_meta *meta);

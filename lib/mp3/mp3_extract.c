@@ -10,8 +10,11 @@
  *   serve them from one buffer of MP3_SOURCE_CHUNK bytes, refilled by read_at at the
  *   position asked for, so a sequential scan costs one read_at per chunk and a seek
  *   within the buffer costs none. The memory in use is that buffer and the decoder's
- *   handle, whatever the file's size; libmpg123 holds the ID3v2 tag while it parses it
- *   (the tag, not the file: up to its size, 256 MB at most by the format).
+ *   handle, whatever the file's size.
+ * - libmpg123 reads a whole ID3v2 tag into memory to parse it (up to 256 MB by the
+ *   format: a cover picture, or a crafted size). A first tag larger than TAG_KEEP_MAX is
+ *   replaced, in the stream libmpg123 sees, by a copy of its small frames (the text
+ *   frames we read are small); the picture is never read. Smaller tags pass as they are.
  * - A failed read_at (or a 0 before the declared size) fails the callback, which makes
  *   libmpg123 stop; the result is MP3_ERR_IO whatever libmpg123 made of it, so a
  *   transient store error is never taken for a broken file.
@@ -74,46 +77,68 @@ static void copy_id3v1_text(char *out, size_t out_size, const char *field, size_
 /* ------------------------------------------------------------------------------------ */
 /* The reader callbacks: libmpg123's view of a source, through one buffer.             */
 
+/* An ID3v2 tag up to this size goes to libmpg123 as it is. A larger one (a big cover
+ * picture, or a crafted size) is replaced by a copy of its frames of at most
+ * FRAME_KEEP_MAX bytes, up to TAG_KEEP_MAX in all: libmpg123 reads a whole tag into memory
+ * to parse it, and the text frames we want are small. */
+#define TAG_KEEP_MAX (256u * 1024)
+#define FRAME_KEEP_MAX (64u * 1024)
+
+/* libmpg123 sees a virtual stream: tag[0..tag_len) (when a tag was replaced), then the
+ * source from offset skip on. Without a replaced tag, tag_len = skip = 0. */
 typedef struct src_reader {
   const mp3_source *src;
   uint8_t *buf;     /* MP3_SOURCE_CHUNK bytes */
-  uint64_t buf_off; /* buf holds [buf_off, buf_off + fill) */
+  uint64_t buf_off; /* buf holds source bytes [buf_off, buf_off + fill) */
   size_t fill;
-  uint64_t pos;
+  uint8_t *tag; /* the replacement tag, or NULL */
+  size_t tag_len;
+  uint64_t skip;
+  uint64_t size; /* of the virtual stream */
+  uint64_t pos;  /* in the virtual stream */
   bool failed;
 } src_reader;
 
-static bool refill(src_reader *r) {
-  uint64_t left = r->src->size - r->pos;
-  size_t want = left < MP3_SOURCE_CHUNK ? (size_t)left : MP3_SOURCE_CHUNK;
-  long got = r->src->read_at(r->src->ud, r->pos, r->buf, want);
-  if (got <= 0 || (size_t)got > want) {
-    r->failed = true;
-    return false;
+/* Copies source bytes [off, off + n) (within the source) into dst through the buffer. */
+static bool copy_source(src_reader *r, uint64_t off, uint8_t *dst, size_t n) {
+  while (n > 0) {
+    if (off < r->buf_off || off >= r->buf_off + r->fill) {
+      uint64_t left = r->src->size - off;
+      size_t want = left < MP3_SOURCE_CHUNK ? (size_t)left : MP3_SOURCE_CHUNK;
+      long got = r->failed ? -1 : r->src->read_at(r->src->ud, off, r->buf, want);
+      if (got <= 0 || (size_t)got > want) {
+        r->failed = true;
+        return false;
+      }
+      r->buf_off = off;
+      r->fill = (size_t)got;
+    }
+    size_t at = (size_t)(off - r->buf_off), k = r->fill - at;
+    if (k > n) k = n;
+    memcpy(dst, r->buf + at, k);
+    dst += k, off += k, n -= k;
   }
-  r->buf_off = r->pos;
-  r->fill = (size_t)got;
   return true;
 }
 
 static mpg123_ssize_t src_read(void *handle, void *dst, size_t n) {
   src_reader *r = handle;
-  size_t done = 0;
+  uint8_t *out = dst;
   if (r->failed) return -1;
-  while (done < n && r->pos < r->src->size) {
-    if ((r->pos < r->buf_off || r->pos >= r->buf_off + r->fill) && !refill(r)) return -1;
-    size_t off = (size_t)(r->pos - r->buf_off), k = r->fill - off;
-    if (k > n - done) k = n - done;
-    memcpy((uint8_t *)dst + done, r->buf + off, k);
-    done += k;
-    r->pos += k;
+  if (n > r->size - r->pos) n = (size_t)(r->size - r->pos);
+  size_t done = 0;
+  if (r->pos < r->tag_len) {
+    done = r->tag_len - (size_t)r->pos < n ? r->tag_len - (size_t)r->pos : n;
+    memcpy(out, r->tag + r->pos, done);
   }
-  return (mpg123_ssize_t)done;
+  if (!copy_source(r, r->pos + done - r->tag_len + r->skip, out + done, n - done)) return -1;
+  r->pos += n;
+  return (mpg123_ssize_t)n;
 }
 
 static off_t src_seek(void *handle, off_t offset, int whence) {
   src_reader *r = handle;
-  off_t base, size = (off_t)r->src->size; /* the size fits off_t: checked on entry */
+  off_t base, size = (off_t)r->size; /* fits off_t: the source's size is checked on entry */
   switch (whence) {
   case SEEK_SET: base = 0; break;
   case SEEK_CUR: base = (off_t)r->pos; break;
@@ -124,6 +149,60 @@ static off_t src_seek(void *handle, off_t offset, int whence) {
   if ((offset < 0 && -offset > base) || (offset > 0 && offset > size - base)) return -1;
   r->pos = (uint64_t)(base + offset);
   return (off_t)r->pos;
+}
+
+static uint32_t syncsafe(const uint8_t *p) {
+  return ((uint32_t)p[0] << 21) | ((uint32_t)p[1] << 14) | ((uint32_t)p[2] << 7) | p[3];
+}
+
+/* Copies the frames of the tag's body [10, end) that are small enough into r->tag (which
+ * holds the header), returning the bytes written after the header. Stops at padding or
+ * at a frame that does not fit the body. */
+static size_t keep_small_frames(src_reader *r, int version, uint64_t end) {
+  const size_t hsz = version == 2 ? 6 : 10;
+  size_t out = 0;
+  uint64_t off = 10;
+  uint8_t fh[10];
+  while (end - off >= hsz && copy_source(r, off, fh, hsz) && fh[0] != 0) {
+    uint64_t fsz = version == 2   ? ((uint32_t)fh[3] << 16) | ((uint32_t)fh[4] << 8) | fh[5]
+                   : version == 4 ? syncsafe(fh + 4)
+                                  : ((uint32_t)fh[4] << 24) | ((uint32_t)fh[5] << 16) | ((uint32_t)fh[6] << 8) | fh[7];
+    if (fsz > end - off - hsz) break;
+    if (fsz <= FRAME_KEEP_MAX && hsz + fsz <= TAG_KEEP_MAX - out) {
+      if (!copy_source(r, off, r->tag + 10 + out, hsz + (size_t)fsz)) break;
+      out += hsz + (size_t)fsz;
+    }
+    off += hsz + fsz;
+  }
+  return out;
+}
+
+/* Replaces a first ID3v2 tag larger than TAG_KEEP_MAX (see above). Tags whose frames are
+ * not plain to walk (unsynchronised as a whole before 2.4, an extended header, 2.2
+ * compression) keep no frames. Returns false only when memory or the source failed. */
+static bool replace_big_tag(src_reader *r) {
+  uint8_t h[10];
+  if (r->src->size < 10) return true;
+  if (!copy_source(r, 0, h, 10)) return false;
+  if (memcmp(h, "ID3", 3) != 0 || h[3] < 2 || h[3] > 4 || ((h[6] | h[7] | h[8] | h[9]) & 0x80)) return true;
+  uint64_t body = syncsafe(h + 6);
+  if (body <= TAG_KEEP_MAX) return true;
+  uint64_t total = 10 + body + ((h[3] == 4 && (h[5] & 0x10)) ? 10 : 0);
+  if (total > r->src->size) total = r->src->size;
+  r->tag = malloc(10 + TAG_KEEP_MAX);
+  if (!r->tag) return false;
+  size_t kept = 0;
+  if (!((h[5] & 0x80) && h[3] < 4) && !(h[5] & 0x40))
+    kept = keep_small_frames(r, h[3], total < 10 + body ? total : 10 + body);
+  if (r->failed) return false;
+  memcpy(r->tag, h, 10);
+  r->tag[5] = (uint8_t)(h[5] & ~0x50); /* no extended header, no footer */
+  r->tag[6] = (uint8_t)((kept >> 21) & 0x7F), r->tag[7] = (uint8_t)((kept >> 14) & 0x7F);
+  r->tag[8] = (uint8_t)((kept >> 7) & 0x7F), r->tag[9] = (uint8_t)(kept & 0x7F);
+  r->tag_len = 10 + kept;
+  r->skip = total;
+  r->size = r->src->size - total + r->tag_len;
+  return true;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -203,14 +282,14 @@ int mp3_extract_source(const mp3_source *src, mp3_meta *meta) {
   if (src->size == 0) return MP3_ERR_EMPTY;
   if (pthread_once(&once, init_mpg123) != 0) return MP3_ERR_NOMEM;
 
-  src_reader reader = {.src = src, .buf = malloc(MP3_SOURCE_CHUNK)};
-  if (!reader.buf) return MP3_ERR_NOMEM;
+  src_reader reader = {.src = src, .buf = malloc(MP3_SOURCE_CHUNK), .size = src->size};
   int err = MPG123_OK, rc = MP3_ERR_NOMEM;
-  mpg123_handle *mh = mpg123_new(NULL, &err);
-  if (mh) {
+  mpg123_handle *mh = NULL;
+  if (reader.buf && replace_big_tag(&reader) && (mh = mpg123_new(NULL, &err)) != NULL) {
     rc = scan(mh, &reader, meta);
     mpg123_delete(mh);
   }
+  free(reader.tag);
   free(reader.buf);
   if (reader.failed) {
     memset(meta, 0, sizeof *meta);

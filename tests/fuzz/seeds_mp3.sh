@@ -2,7 +2,8 @@
 # Regenerates the committed seed corpus tests/fuzz/corpus/mp3/: small real MP3 files
 # (a few KB each) made with sox, lame, id3v2 and ffmpeg, covering the shapes lib/mp3
 # handles (MPEG 1/2/2.5, CBR/VBR, with and without Xing/Info, ID3v2.3/2.4/v1, Latin-1,
-# UTF-16, UTF-8) plus a truncated file and a tag without audio.
+# UTF-16, UTF-8) plus a truncated file and a tag without audio; the same behind two
+# parameter bytes for the mp3_check and mp3_source targets.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dst=$root/tests/fuzz/corpus/mp3
@@ -40,3 +41,12 @@ size = 10 + ((data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9])
 open(f"{d}/tag_only.mp3", "wb").write(data[:size])
 PY
 ls -l "$dst"
+
+# The mp3_check and mp3_source targets read their two first bytes as parameters (chunk
+# sizes; short reads and the failing call): their seeds are these files behind two bytes.
+for t in mp3_check mp3_source; do
+  mkdir -p "$root/tests/fuzz/corpus/$t"
+  for f in "$dst"/*.mp3; do
+    { printf "$(printf '\\x%02x\\x%02x' $((RANDOM % 256)) $((RANDOM % 256)))"; cat "$f"; } >"$root/tests/fuzz/corpus/$t/$(basename "$f")"
+  done
+done

@@ -3,7 +3,9 @@
 Each file is generated once per session with sox (audio), lame / ffmpeg (encoding, VBR
 with and without a Xing header) and id3v2 / ffmpeg / lame (tags: ID3v2.3, ID3v2.4, ID3v1,
 Latin-1, UTF-16, UTF-8). The C side is read through tests/tools/mp3_probe, which prints
-what mp3_validate, mp3_extract and mp3_song_fields make of a file as JSON.
+what mp3_validate, mp3_extract and mp3_song_fields make of a file as JSON; with --stream,
+what mp3_check and mp3_extract_source make of it without reading it into memory, which must
+be the same.
 
 Durations are checked against the nominal length we synthesised and against ffprobe.
 ffprobe's container duration (format=duration) is a bitrate estimate for VBR files without
@@ -196,9 +198,10 @@ def probe():
         pytest.fail(f"mp3_probe not built at {path}: run `make build` "
                     "(or set FERMATA_BUILD_DIR / FERMATA_MP3_PROBE)")
 
-    def run_probe(*files):
-        out = subprocess.run([str(path), *map(str, files)], capture_output=True, text=True,
-                             timeout=120)
+    def run_probe(*files, stream=False):
+        flags = ["--stream"] if stream else []
+        out = subprocess.run([str(path), *flags, *map(str, files)], capture_output=True,
+                             text=True, timeout=120)
         assert out.returncode == 0, f"mp3_probe failed: {out.stderr}"
         return [json.loads(line) for line in out.stdout.splitlines()]
     return run_probe
@@ -303,11 +306,26 @@ def test_validator_rejects_damaged_copies(generated, probe, tmp_path):
         p = tmp_path / f"{k}.mp3"
         p.write_bytes(v)
         paths.append(p)
-    for k, r in zip(files, probe(*paths)):
+    streamed = probe(*paths, stream=True)
+    for k, r, st in zip(files, probe(*paths), streamed):
         assert r["valid"] == want[k], f"{k}: {r['reason']}"
+        assert st["valid"] == want[k], f"streamed {k}: {st['reason']}"
         assert "mpg123" not in r["reason"].lower() and "taglib" not in r["reason"].lower()
         # Whatever the file, the Song Service fields are acceptable.
         s = r["song"]
         assert len(s["year"]) == 4 and 1900 <= int(s["year"]) <= 2099
         assert len(s["duration"]) == 5 and s["duration"][2] == ":"
         assert all(1 <= len(s[k2]) <= 100 for k2 in ("name", "artist", "album"))
+
+
+STREAM_ONLY = ("size", "read_at_calls", "read_at_bytes")
+
+
+def test_streaming_gives_the_same(generated, probe):
+    """mp3_check fed in 64 KB chunks and mp3_extract_source over pread (mp3_probe --stream)
+    say what mp3_validate and mp3_extract say on the file in memory, reading it once."""
+    d, results = generated
+    for c, st in zip(CASES, probe(*(c.path for c in CASES), stream=True)):
+        extra = {k: st.pop(k) for k in STREAM_ONLY}
+        assert st == results[c.name], c.name
+        assert extra["size"] <= extra["read_at_bytes"] <= extra["size"] + 3 * 65536, (c.name, extra)

@@ -1,7 +1,8 @@
 /*
  * Unit tests for lib/mp3: the validator on hand-built frame headers, the Song Service
  * field rules, and a replay of every fuzzer regression input (tests/fuzz/regressions/mp3/)
- * through mp3_validate + mp3_extract + mp3_song_fields.
+ * through mp3_validate + mp3_extract + mp3_song_fields. Every verdict of mp3_validate is
+ * also checked against mp3_check fed in parts (mp3_fixture.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,71 +17,16 @@
 #include <string.h>
 
 #include "mp3/mp3.h"
+#include "mp3_fixture.h"
 
-/* ---- builders ---------------------------------------------------------------------- */
 
-typedef struct buf {
-  uint8_t *p;
-  size_t len;
-} buf;
-
-static void put(buf *b, const void *data, size_t n) {
-  b->p = realloc(b->p, b->len + n);
-  assert_non_null(b->p);
-  memcpy(b->p + b->len, data, n);
-  b->len += n;
-}
-
-/* MPEG 1 Layer III, 128 kbit/s, 44100 Hz, no padding: 144000*128/44100 = 417 bytes. */
-static const uint8_t HDR_V1[4] = {0xFF, 0xFB, 0x90, 0x00};
-#define LEN_V1 417
-/* MPEG 2 Layer III, 64 kbit/s, 22050 Hz: 72000*64/22050 = 208 bytes. */
-static const uint8_t HDR_V2[4] = {0xFF, 0xF3, 0x80, 0x00};
-#define LEN_V2 208
-/* MPEG 2.5 Layer III, 32 kbit/s, 11025 Hz: 72000*32/11025 = 208 bytes. */
-static const uint8_t HDR_V25[4] = {0xFF, 0xE3, 0x40, 0x00};
-#define LEN_V25 208
-
-static void put_frames(buf *b, const uint8_t hdr[4], size_t frame_len, int count) {
-  uint8_t *frame = calloc(1, frame_len);
-  assert_non_null(frame);
-  memcpy(frame, hdr, 4);
-  for (int i = 0; i < count; i++) put(b, frame, frame_len);
-  free(frame);
-}
-
-/* ID3v2 header + body of `size` zero bytes; footer appended when flags has 0x10. */
-static void put_id3v2(buf *b, int version, uint8_t flags, size_t size) {
-  uint8_t h[10] = {'I',
-                   'D',
-                   '3',
-                   (uint8_t)version,
-                   0,
-                   flags,
-                   (uint8_t)((size >> 21) & 0x7F),
-                   (uint8_t)((size >> 14) & 0x7F),
-                   (uint8_t)((size >> 7) & 0x7F),
-                   (uint8_t)(size & 0x7F)};
-  put(b, h, sizeof h);
-  uint8_t *body = calloc(1, size + 1);
-  put(b, body, size);
-  free(body);
-  if (flags & 0x10) {
-    h[0] = '3', h[1] = 'D', h[2] = 'I';
-    put(b, h, sizeof h);
-  }
-}
-
-static void put_id3v1(buf *b) {
-  uint8_t tag[128] = {'T', 'A', 'G'};
-  put(b, tag, sizeof tag);
-}
-
+/* mp3_validate's verdict on b, the same from mp3_check however b is split. */
 static int validate(const buf *b) {
   const char *reason = NULL;
   int rc = mp3_validate(b->p, b->len, &reason);
   assert_non_null(reason);
   assert_null(strstr(reason, "mpg123"));
+  assert_int_equal(validate_splits(b->p, b->len), rc);
   return rc;
 }
 
@@ -132,11 +78,11 @@ static void test_short_file_whole(void **state) {
 static void test_truncated(void **state) {
   buf b = {0};
   put_frames(&b, HDR_V1, LEN_V1, 5);
-  assert_int_equal(mp3_validate(b.p, LEN_V1 + 100, NULL), MP3_ERR_TRUNCATED);   /* in frame 2 */
-  assert_int_equal(mp3_validate(b.p, 3, NULL), MP3_ERR_TRUNCATED);              /* in header 1 */
-  assert_int_equal(mp3_validate(b.p, 200, NULL), MP3_ERR_TRUNCATED);            /* in frame 1 */
-  assert_int_equal(mp3_validate(b.p, 5 * LEN_V1 - 1, NULL), MP3_ERR_TRUNCATED); /* last frame */
-  assert_int_equal(mp3_validate(b.p, 4 * LEN_V1 + 2, NULL), MP3_OK);            /* 2 stray bytes */
+  assert_int_equal(validate_splits(b.p, LEN_V1 + 100), MP3_ERR_TRUNCATED);   /* in frame 2 */
+  assert_int_equal(validate_splits(b.p, 3), MP3_ERR_TRUNCATED);              /* in header 1 */
+  assert_int_equal(validate_splits(b.p, 200), MP3_ERR_TRUNCATED);            /* in frame 1 */
+  assert_int_equal(validate_splits(b.p, 5 * LEN_V1 - 1), MP3_ERR_TRUNCATED); /* last frame */
+  assert_int_equal(validate_splits(b.p, 4 * LEN_V1 + 2), MP3_OK);            /* 2 stray bytes */
   free(b.p);
 }
 
@@ -149,12 +95,12 @@ static void test_random_and_zeros(void **state) {
       x = x * 1103515245u + 12345u + (uint32_t)seed;
       r[i] = (uint8_t)(x >> 24);
     }
-    assert_int_not_equal(mp3_validate(r, 100000, NULL), MP3_OK);
+    assert_int_not_equal(validate_splits(r, 100000), MP3_OK);
   }
   memset(r, 0, 100000);
-  assert_int_equal(mp3_validate(r, 100000, NULL), MP3_ENOTMP3);
+  assert_int_equal(validate_splits(r, 100000), MP3_ENOTMP3);
   memset(r, 0xFF, 100000); /* all sync bits, but the bitrate index is 15: invalid */
-  assert_int_equal(mp3_validate(r, 100000, NULL), MP3_ENOTMP3);
+  assert_int_equal(validate_splits(r, 100000), MP3_ENOTMP3);
   free(r);
 }
 
@@ -180,8 +126,8 @@ static void test_id3v24_footer(void **state) {
      * (a validator ignoring the flag would call it "no audio" instead). */
   buf b = {0};
   put_id3v2(&b, 4, 0x10, 100);
-  assert_int_equal(mp3_validate(b.p, b.len - 10, NULL), MP3_ERR_TRUNCATED);
-  assert_int_equal(mp3_validate(b.p, b.len, NULL), MP3_ERR_NO_AUDIO);
+  assert_int_equal(validate_splits(b.p, b.len - 10), MP3_ERR_TRUNCATED);
+  assert_int_equal(validate_splits(b.p, b.len), MP3_ERR_NO_AUDIO);
   put_frames(&b, HDR_V1, LEN_V1, 3);
   assert_int_equal(validate(&b), MP3_OK);
   free(b.p);
@@ -212,13 +158,13 @@ static void test_id3_bad_or_cut(void **state) {
   buf b = {0};
   put_id3v2(&b, 3, 0, 1000);
   put_frames(&b, HDR_V1, LEN_V1, 3);
-  assert_int_equal(mp3_validate(b.p, 500, NULL), MP3_ERR_TRUNCATED); /* cut inside the tag */
-  assert_int_equal(mp3_validate(b.p, 6, NULL), MP3_ERR_TRUNCATED);   /* cut in its header */
-  b.p[7] |= 0x80;                                                    /* not syncsafe */
-  assert_int_equal(mp3_validate(b.p, b.len, NULL), MP3_ERR_BAD_TAG);
+  assert_int_equal(validate_splits(b.p, 500), MP3_ERR_TRUNCATED); /* cut inside the tag */
+  assert_int_equal(validate_splits(b.p, 6), MP3_ERR_TRUNCATED);   /* cut in its header */
+  b.p[7] |= 0x80;                                                 /* not syncsafe */
+  assert_int_equal(validate_splits(b.p, b.len), MP3_ERR_BAD_TAG);
   b.p[7] &= 0x7F;
   b.p[3] = 5; /* unknown major version */
-  assert_int_equal(mp3_validate(b.p, b.len, NULL), MP3_ERR_BAD_TAG);
+  assert_int_equal(validate_splits(b.p, b.len), MP3_ERR_BAD_TAG);
   free(b.p);
 }
 
@@ -240,7 +186,7 @@ static void test_not_layer3_or_inconsistent(void **state) {
   put_frames(&b, HDR_V1, LEN_V1, 3);
   /* The first chain breaks at frame 2; a later one (from frame 3) is a valid start. */
   assert_int_equal(validate(&b), MP3_OK);
-  assert_int_equal(mp3_validate(b.p, LEN_V1 + 384 + 10, NULL), MP3_ENOTMP3);
+  assert_int_equal(validate_splits(b.p, LEN_V1 + 384 + 10), MP3_ENOTMP3);
   free(b.p);
 }
 
@@ -484,7 +430,7 @@ static void test_fuzz_regressions(void **state) {
     fclose(f);
     mp3_meta m;
     mp3_song s;
-    (void)mp3_validate(data, n, NULL);
+    (void)validate_splits(data, n);
     (void)mp3_extract(data, n, &m);
     assert_int_equal(mp3_song_fields(&m, &s), MP3_OK);
     free(data);
