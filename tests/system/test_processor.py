@@ -4,7 +4,8 @@ fake Resource Service.
 The Resource Service is replaced by a small http.server in this process (FakeResources):
 it serves generated MP3 bytes at GET /resources/{id}, by Range as the Resource Service does
 (206 with Content-Range, 416 past the end), 404 for ids it does not know, and can be told to
-answer slowly, with an error per id, or to forget an id after some requests. It also records each request's
+answer slowly, with an error per id or on chosen GETs of an id, or to forget an id after some
+requests. It also records each request's
 X-Request-Id and how many requests were in flight at once.
 
 The processor binary is started directly with its own environment (RESOURCE_SERVICE_URL
@@ -108,6 +109,7 @@ class FakeResources:
         self.hits = {}            # id -> number of GETs
         self.ranges = {}          # id -> the Range headers asked, in order
         self.forget_after = {}    # id -> GETs after which the id is unknown (deleted)
+        self.fail_hits = {}       # id -> {GET number: status} answered instead of the bytes
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -134,7 +136,7 @@ class FakeResources:
                 try:
                     if fake.delay:
                         time.sleep(fake.delay)
-                    status = fake.status.get(rid)
+                    status = fake.status.get(rid) or fake.fail_hits.get(rid, {}).get(fake.hits.get(rid))
                     body = fake.items.get(rid)
                     if status:
                         self._json(status, {"errorMessage": "forced", "errorCode": str(status)})
@@ -479,6 +481,23 @@ def test_resource_deleted_while_read_is_gone(start_processor, fake, services, ne
                message="message acked as gone")
     assert fake.hits[rid] == 4
     assert song_of(services["song"], rid) is None
+    assert take_dead_letters(lambda body: rid_of(body) == rid) == []
+
+
+def test_5xx_on_a_later_window_is_retried(start_processor, fake, services, new_id):
+    """503s on a later window outlast the in-place tries (2): the delivery goes to the
+    delay queue and the next one reads the file again from the start, to the end."""
+    data, seconds = make_long_mp3(3, title="Retried", artist="Again", album="Later", year="2003")
+    proc = start_processor(PROCESSOR_FETCH_WINDOW_BYTES=256 * 1024)
+    rid = new_id()
+    fake.items[rid] = data
+    fake.fail_hits[rid] = {3: 503, 4: 503}
+    publish({"resourceId": rid})
+    got = wait_until(lambda: song_of(services["song"], rid), timeout=30, message="song after the retry")
+    assert got == {"id": rid, "name": "Retried", "artist": "Again", "album": "Later", "year": "2003",
+                   "duration": mmss(seconds)}
+    assert proc.metrics()["processor_messages_retried_total"] >= 1
+    assert fake.ranges[rid][4] == "bytes=0-262143"  # the redelivery starts over
     assert take_dead_letters(lambda body: rid_of(body) == rid) == []
 
 
