@@ -5,8 +5,8 @@ The Resource Service is replaced by a small http.server in this process (FakeRes
 it serves generated MP3 bytes at GET /resources/{id}, by Range as the Resource Service does
 (206 with Content-Range, 416 past the end), 404 for ids it does not know, and can be told to
 answer slowly, with an error per id or on chosen GETs of an id, or to forget an id after some
-requests. It also records each request's
-X-Request-Id and how many requests were in flight at once.
+requests. It also records each request's X-Request-Id and Range, and how many requests were
+in flight at once.
 
 The processor binary is started directly with its own environment (RESOURCE_SERVICE_URL
 pointing at the fake, short retry delays, a free port) rather than through
