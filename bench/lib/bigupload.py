@@ -36,11 +36,11 @@ def make(directory, sizes):
         want = int(subprocess.run(["numfmt", "--from=iec", sz], capture_output=True, text=True, check=True).stdout)
         path = os.path.join(directory, f"big-{sz}.mp3")
         if not os.path.exists(path) or os.path.getsize(path) < want * 0.9:
-            src, _ = mp3gen.make_long_mp3(max(1, int(want * 0.97 / 16000 / 60)), title=f"Big {sz}", artist="Fermata",
+            src, _ = mp3gen.long_mp3_file(max(1, int(want * 0.97 / 16000 / 60)), title=f"Big {sz}", artist="Fermata",
                                           album="Bench", year="2026")
             _copy(src, path)
             os.unlink(src)
-            mp3gen.make_long_mp3.cache_clear()
+            mp3gen.long_mp3_file.cache_clear()
         print(path)
 
 

@@ -25,6 +25,49 @@ def make_mp3(seconds=2.0, title="Test Song", artist="Test Artist", album="Test A
     return mp3.read_bytes()
 
 
+def _frame_len(h):
+    """Length of the MPEG-1 Layer III frame whose 4 header bytes are h (CBR, as lame makes)."""
+    bitrates = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320]
+    rates = [44100, 48000, 32000]
+    assert h[0] == 0xFF and (h[1] & 0xFE) == 0xFA, "not an MPEG-1 Layer III frame"
+    return 144000 * bitrates[h[2] >> 4] // rates[(h[2] >> 2) & 3] + ((h[2] >> 1) & 1)
+
+
+@functools.lru_cache(maxsize=4)
+def make_long_mp3(minutes, title="Long Mix", artist="Long Artist", album="Long Album", year="2011"):
+    """(bytes, seconds) of an MP3 of about `minutes` at 128 kbit/s (~1 MB a minute), made in
+    a second or two: a few seconds encoded by lame, without a Xing/Info header, whose
+    frames are repeated. Its exact duration (frames x 1152 / 44100, as the processor's
+    frame scan counts without a Xing header) comes back with it. The frames after the
+    first block borrow bits across the seam (bit reservoir), which a decoder would hear as
+    a click; a frame scan does not decode."""
+    name = f"long{minutes}-{abs(hash((title, artist, album, year)))}"
+    wav, mp3 = _DIR / f"{name}.wav", _DIR / f"{name}.mp3"
+    subprocess.run(["sox", "-n", "-r", "44100", "-c", "1", str(wav), "synth", "6", "sine", "330"],
+                   check=True, capture_output=True)
+    subprocess.run(["lame", "--quiet", "-b", "128", "-t", "--add-id3v2", "--id3v2-only", "--tt", title,
+                    "--ta", artist, "--tl", album, "--ty", year, str(wav), str(mp3)],
+                   check=True, capture_output=True)
+    data = mp3.read_bytes()
+    assert data[:3] == b"ID3"
+    tag_len = 10 + ((data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9])
+    frames, pos = 0, tag_len
+    while pos + 4 <= len(data):
+        pos += _frame_len(data[pos:pos + 4])
+        frames += 1
+    assert pos == len(data), "lame's output is not whole frames"
+    block = data[tag_len:]
+    repeat = max(1, round(minutes * 60 * 44100 / 1152 / frames))
+    seconds = frames * repeat * 1152 / 44100
+    return data[:tag_len] + block * repeat, seconds
+
+
+def mmss(seconds):
+    """The Song Service's duration for seconds (rounded half up, as lib/mp3 does)."""
+    s = int(seconds + 0.5)
+    return f"{s // 60:02d}:{s % 60:02d}"
+
+
 def _id3v23(title, artist, album, year, pad=0):
     """An ID3v2.3 tag with text frames (Latin-1) and `pad` bytes of padding."""
     def frame(fid, text):
@@ -37,10 +80,10 @@ def _id3v23(title, artist, album, year, pad=0):
 
 
 @functools.lru_cache(maxsize=8)
-def make_long_mp3(minutes, title="Long Song", artist="Long Artist", album="Long Album", year="2001"):
-    """Path of a CBR 128 kbps MP3 of `minutes` minutes, made in seconds whatever its length:
-    10 s of audio encoded once (no bit reservoir, no Xing tag, so its frames stand alone),
-    repeated. Returns (path, exact duration in seconds)."""
+def long_mp3_file(minutes, title="Long Song", artist="Long Artist", album="Long Album", year="2001"):
+    """make_long_mp3 on disk, for files too large to hold (the benchmarks' 1 GB): a CBR
+    128 kbps MP3 of `minutes` minutes, 10 s of stereo audio encoded once (no bit reservoir,
+    no Xing tag, so its frames stand alone) and repeated. Returns (path, exact seconds)."""
     seconds = 10
     wav = _DIR / f"long-{seconds}.wav"
     raw = _DIR / f"long-{seconds}.mp3"

@@ -27,6 +27,16 @@ def s3():
                         aws_access_key_id="test", aws_secret_access_key="test")
 
 
+def upload_and_wait_song(data, timeout):
+    """POSTs data through the gateway and waits for its song metadata: (id, song)."""
+    r = requests.post(f"{GATEWAY}/resources", data=data, headers=MP3, timeout=timeout)
+    assert r.status_code == 200, r.text
+    rid = r.json()["id"]
+    song = wait_until(lambda: (lambda g: g.json() if g.status_code == 200 else None)(
+        requests.get(f"{GATEWAY}/songs/{rid}", timeout=5)), timeout=timeout, message="metadata stored")
+    return rid, song
+
+
 def permanent(rid):
     return db(f"SELECT state FROM resources WHERE id={rid}") == "PERMANENT"
 
@@ -34,11 +44,7 @@ def permanent(rid):
 def test_upload_through_gateway_ends_permanent_with_metadata(stack_up, s3):
     data = make_mp3(seconds=3.0, title="Bohemian Rhapsody", artist="Queen", album="A Night at the Opera",
                     year="1975", freq=523)
-    r = requests.post(f"{GATEWAY}/resources", data=data, headers=MP3, timeout=30)
-    assert r.status_code == 200, r.text
-    rid = r.json()["id"]
-    song = wait_until(lambda: (lambda g: g.json() if g.status_code == 200 else None)(
-        requests.get(f"{GATEWAY}/songs/{rid}", timeout=5)), timeout=60, message="metadata stored")
+    rid, song = upload_and_wait_song(data, timeout=60)
     assert song == {"id": rid, "name": "Bohemian Rhapsody", "artist": "Queen", "album": "A Night at the Opera",
                     "duration": "00:03", "year": "1975"}
     wait_until(lambda: permanent(rid), timeout=60, message="state PERMANENT")

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from conftest import PORTS, RUN_DIR, wait_until
-from mp3gen import _id3v23, make_long_mp3, make_mp3
+from mp3gen import _id3v23, long_mp3_file, make_mp3
 from test_resource_api import MP3, db
 
 GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
@@ -88,7 +88,7 @@ def sha256_of(path):
 
 
 def test_a_90_minute_mp3_streams_through_the_gateway(stack_up, s3):
-    path, seconds = make_long_mp3(90, title="Ninety Minutes", artist="Long Player", album="Streams", year="2011")
+    path, seconds = long_mp3_file(90, title="Ninety Minutes", artist="Long Player", album="Streams", year="2011")
     size = os.path.getsize(path)
     assert size > 80_000_000
     with PeakRss("resource", "processor") as rss:
@@ -164,7 +164,7 @@ def assert_next_upload_works(resource_url):
 
 
 def test_a_client_that_goes_away_halfway_leaves_nothing(stack_up, s3):
-    path, _ = make_long_mp3(20, title="Halfway")
+    path, _ = long_mp3_file(20, title="Halfway")
     size = os.path.getsize(path)
     bucket = staging_bucket()
     before = snapshot(s3, bucket)
@@ -186,7 +186,7 @@ def test_not_an_mp3_after_5_mb_is_400_and_leaves_nothing(stack_up, s3):
 
 
 def test_the_store_killed_mid_upload_leaves_nothing(stack_up, stack, s3):
-    path, _ = make_long_mp3(30, title="Store Dies")
+    path, _ = long_mp3_file(30, title="Store Dies")
     size = os.path.getsize(path)
     bucket = staging_bucket()
     before = snapshot(s3, bucket)
@@ -207,7 +207,7 @@ def test_the_store_killed_mid_upload_leaves_nothing(stack_up, stack, s3):
 
 
 def test_a_chunked_upload_streams_too(stack_up, s3):
-    path, seconds = make_long_mp3(12, title="Chunked")
+    path, seconds = long_mp3_file(12, title="Chunked")
 
     def gen():
         yield from chunks_of(path, 1 << 20)

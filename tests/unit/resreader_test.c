@@ -50,6 +50,21 @@ static int setup(void **state) {
   return 0;
 }
 
+/* A read of up to cap bytes at offset must bring n bytes, the file's. */
+static void expect_read(const mp3_source *src, uint64_t offset, size_t cap, long n) {
+  unsigned char buf[128];
+  assert_true(cap <= sizeof buf);
+  assert_int_equal(src->read_at(src->ud, offset, buf, cap), n);
+  assert_memory_equal(buf, file + offset, (size_t)n);
+}
+
+/* The last fetch asked for cap bytes at offset, and it was fetch number calls. */
+static void expect_fetch(const fake *f, unsigned calls, uint64_t offset, size_t cap) {
+  assert_int_equal(f->calls, calls);
+  assert_int_equal(f->last_offset, offset);
+  assert_int_equal(f->last_cap, cap);
+}
+
 static void test_reads_through_window(void **state) {
   (void)state;
   fake f = {.data = file, .size = sizeof file};
@@ -60,33 +75,35 @@ static void test_reads_through_window(void **state) {
   assert_int_equal(f.calls, 1);
   mp3_source src = resreader_source(r);
   assert_int_equal(src.size, sizeof file);
-  unsigned char buf[100];
+  unsigned char buf[8];
   /* within the first window: no fetch; a read larger than what is left gets less */
-  assert_int_equal(src.read_at(src.ud, 10, buf, 20), 20);
-  assert_memory_equal(buf, file + 10, 20);
-  assert_int_equal(src.read_at(src.ud, 50, buf, 100), 14);
-  assert_memory_equal(buf, file + 50, 14);
+  expect_read(&src, 10, 20, 20);
+  expect_read(&src, 50, 100, 14);
   assert_int_equal(f.calls, 1);
   /* past the window: one fetch starting at the offset asked */
-  assert_int_equal(src.read_at(src.ud, 64, buf, 100), 64);
-  assert_memory_equal(buf, file + 64, 64);
-  assert_int_equal(f.calls, 2);
-  assert_int_equal(f.last_offset, 64);
-  /* the tail: asks only for what the file still has */
-  assert_int_equal(src.read_at(src.ud, 990, buf, 100), 10);
-  assert_memory_equal(buf, file + 990, 10);
-  assert_int_equal(f.last_offset, 990);
-  assert_int_equal(f.last_cap, 10);
+  expect_read(&src, 64, 100, 64);
+  expect_fetch(&f, 2, 64, 64);
+  /* the tail (the last quarter-window, 16 bytes) comes into its own buffer, once, and
+   * the window stays where it was */
+  expect_read(&src, 990, 100, 10);
+  expect_read(&src, 985, 2, 2);
+  expect_read(&src, 100, 8, 8);
+  expect_fetch(&f, 3, 984, 16);
+  /* a jump (not where the window ends) gets a short window, a tail buffer's worth */
+  expect_read(&src, 950, 100, 16);
+  expect_fetch(&f, 4, 950, 16);
+  /* going on from there: a whole window again, but only up to what the tail holds */
+  expect_read(&src, 966, 100, 18);
+  expect_fetch(&f, 5, 966, 18);
   /* back to the start: fetched again */
-  assert_int_equal(src.read_at(src.ud, 0, buf, 4), 4);
-  assert_memory_equal(buf, file, 4);
-  assert_int_equal(f.calls, 4);
+  expect_read(&src, 0, 4, 4);
+  expect_fetch(&f, 6, 0, 16);
   /* at and past the end: 0, no fetch */
   assert_int_equal(src.read_at(src.ud, 1000, buf, 4), 0);
   assert_int_equal(src.read_at(src.ud, 5000, buf, 4), 0);
-  assert_int_equal(f.calls, 4);
-  assert_int_equal(resreader_fetches(r), 4);
-  assert_int_equal(resreader_fetched_bytes(r), 64 + 64 + 10 + 64);
+  assert_int_equal(f.calls, 6);
+  assert_int_equal(resreader_fetches(r), 6);
+  assert_int_equal(resreader_fetched_bytes(r), 64 + 64 + 16 + 16 + 18 + 16);
   assert_int_equal(resreader_status(r), RESREADER_OK);
   resreader_free(r);
   resreader_free(NULL);
@@ -193,8 +210,9 @@ static void test_tap_sees_the_file_in_order(void **state) {
   assert_int_equal(t.len, 64);
   mp3_source src = resreader_source(r);
   unsigned char buf[40];
-  /* a look at the tail first (tags), then forward from where the tap stands */
-  assert_int_equal(src.read_at(src.ud, 872, buf, 40), 40);
+  /* a look somewhere near the end first (a jump: a short window), then forward from
+   * where the tap stands */
+  assert_int_equal(src.read_at(src.ud, 872, buf, 40), 16);
   assert_int_equal(t.len, 64);
   for (uint64_t off = 60; off < 500;) {
     long n = src.read_at(src.ud, off, buf, 40);
@@ -234,6 +252,35 @@ static void test_tap_sees_the_file_in_order(void **state) {
   resreader_free(r);
 }
 
+/* A scan as lib/mp3's: the start, a look at the tail, then forward to the end. The tail
+ * is fetched once and also gives the tap the file's last bytes. */
+static void test_tail_look_then_scan(void **state) {
+  (void)state;
+  fake f = {.data = file, .size = sizeof file};
+  tap_log t = {.len = 0};
+  resreader *r;
+  assert_int_equal(resreader_new(64, fake_fetch, &f, &r), RESREADER_OK);
+  resreader_tap(r, tap_fn, &t);
+  assert_int_equal(resreader_open(r), RESREADER_OK);
+  mp3_source src = resreader_source(r);
+  unsigned char buf[40];
+  assert_int_equal(src.read_at(src.ud, 1000 - 128 / 8, buf, 16), 16);
+  for (uint64_t off = 0; off < sizeof file;) {
+    long n = src.read_at(src.ud, off, buf, sizeof buf);
+    assert_true(n > 0);
+    assert_memory_equal(buf, file + off, (size_t)n);
+    off += (uint64_t)n;
+  }
+  /* windows up to the tail, the tail once: nothing read twice */
+  assert_int_equal(resreader_fetched_bytes(r), sizeof file);
+  unsigned calls = f.calls;
+  assert_int_equal(resreader_tap_rest(r), RESREADER_OK);
+  assert_int_equal(f.calls, calls);
+  assert_int_equal(t.len, sizeof file);
+  assert_memory_equal(t.seen, file, sizeof file);
+  resreader_free(r);
+}
+
 static void test_invalid(void **state) {
   (void)state;
   resreader *r = (resreader *)1;
@@ -245,11 +292,9 @@ static void test_invalid(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_reads_through_window),
-      cmocka_unit_test(test_small_and_empty_files),
-      cmocka_unit_test(test_fetch_failures),
-      cmocka_unit_test(test_tap_sees_the_file_in_order),
-      cmocka_unit_test(test_invalid),
+      cmocka_unit_test(test_reads_through_window), cmocka_unit_test(test_small_and_empty_files),
+      cmocka_unit_test(test_fetch_failures),       cmocka_unit_test(test_tap_sees_the_file_in_order),
+      cmocka_unit_test(test_tail_look_then_scan),  cmocka_unit_test(test_invalid),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }
