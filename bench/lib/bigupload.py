@@ -10,7 +10,9 @@
         N concurrent uploads of FILE; the resource's and the processor's peak RSS (VmHWM,
         reset first through /proc/PID/clear_refs) until every upload is PERMANENT (polled
         through GET /resources/{id}... via the database URL in RESOURCE_DB_URL), and the bytes
-        the processor fetched (processor_fetched_bytes_total at PROM_URL) per file
+        the processor fetched (processor_fetched_bytes_total at PROM_URL) per file; then one of
+        them is checked as issue 13 asks: byte-identical whole and by ranges, its tags and exact
+        duration in the Song Service (SONG_PORT)
 
 Bodies are sent from the file in 1 MiB blocks, never read whole into memory.
 """
@@ -108,6 +110,60 @@ def fetched(prom_url):
     return None
 
 
+def expected_seconds(path):
+    """The exact duration of a file long_mp3_file made: its frames x 1152 / 44100."""
+    import mmap
+    rates = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0]
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        pos = 10 + ((m[6] << 21) | (m[7] << 14) | (m[8] << 7) | m[9])
+        n = 0
+        while pos + 4 <= len(m) and m[pos] == 0xFF:
+            pos += 144 * rates[m[pos + 2] >> 4] * 1000 // 44100 + ((m[pos + 2] >> 1) & 1)
+            n += 1
+    return n * 1152 / 44100
+
+
+def verify(res_url, song_url, path, rid):
+    """What issue 13 asks of a big upload: byte-identical whole and by ranges, the tags and
+    the exact duration in the Song Service. Returns a list of what failed."""
+    import hashlib
+    failed = []
+    size = os.path.getsize(path)
+    u = urllib.parse.urlsplit(res_url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+    c.request("GET", f"/resources/{rid}")
+    r = c.getresponse()
+    h = hashlib.sha256()
+    for block in iter(lambda: r.read(BLOCK), b""):
+        h.update(block)
+    want = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(BLOCK), b""):
+            want.update(block)
+        if r.status != 200 or h.hexdigest() != want.hexdigest():
+            failed.append("download")
+        for first, last in ((0, 999), (size // 2, size // 2 + 999_999), (size - 128, size - 1)):
+            c.request("GET", f"/resources/{rid}", headers={"Range": f"bytes={first}-{last}"})
+            r = c.getresponse()
+            body = r.read()
+            f.seek(first)
+            if r.status != 206 or body != f.read(last - first + 1):
+                failed.append(f"range {first}-{last}")
+    c.close()
+    u = urllib.parse.urlsplit(song_url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    c.request("GET", f"/songs/{rid}")
+    song = json.loads(c.getresponse().read())
+    c.close()
+    secs = int(expected_seconds(path) + 0.5)
+    sz = os.path.basename(path)[len("big-"):-len(".mp3")]
+    want_song = {"id": rid, "name": f"Big {sz}", "artist": "Fermata", "album": "Bench", "year": "2026",
+                 "duration": "%02d:%02d" % divmod(secs, 60) if secs < 6000 else "99:59"}
+    if song != want_song:
+        failed.append(f"song {song} != {want_song}")
+    return failed
+
+
 def rss(res_url, path, n, pids_dir, prom_url, out):
     pids = {s: int(open(os.path.join(pids_dir, f"{s}.pid")).read()) for s in ("resource", "processor")}
     for pid in pids.values():
@@ -141,10 +197,13 @@ def rss(res_url, path, n, pids_dir, prom_url, out):
         time.sleep(0.5)
     after = fetched(prom_url)
     size = os.path.getsize(path)
+    song_url = os.environ.get("BENCH_SONG_URL", "http://127.0.0.1:%s" % os.environ.get("SONG_PORT", "8082"))
+    failed = verify(res_url, song_url, path, ids[0]) if ids and left == 0 else ["not processed"]
     res = {"bytes": size, "uploads": n, "ok": statuses.count(200), "upload_seconds": upload_s,
            "processed_seconds": time.monotonic() - t0, "left_staging": left,
            "peak_rss_kb": {s: status_kb(pid, "VmHWM") for s, pid in pids.items()},
-           "fetched_per_file": (after - before) / max(1, len(ids)) if before is not None and after is not None else None}
+           "fetched_per_file": (after - before) / max(1, len(ids)) if before is not None and after is not None else None,
+           "verify_failed": failed}
     with open(out, "a") as o:
         o.write(json.dumps(res) + "\n")
     print(json.dumps(res))

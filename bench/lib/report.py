@@ -212,13 +212,16 @@ if big:
 if big_rss:
     md += ["### Peak RSS with concurrent big uploads (VmHWM from the first byte until every file is PERMANENT)", "",
            "| size | uploads at once | ok | resource peak MB | processor peak MB | processor fetched per file | "
-           "fetched / size | seconds to PERMANENT |", "|---|---|---|---|---|---|---|---|"]
+           "fetched / size | seconds to PERMANENT | checked (download, ranges, tags, duration) |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for d in big_rss:
         f = d.get("fetched_per_file")
-        md.append("| %.1f MB | %d | %d | %.1f | %.1f | %s | %s | %.1f |" % (
+        v = d.get("verify_failed")
+        md.append("| %.1f MB | %d | %d | %.1f | %.1f | %s | %s | %.1f | %s |" % (
             d["bytes"] / 1e6, d["uploads"], d["ok"], d["peak_rss_kb"]["resource"] / 1024.0,
             d["peak_rss_kb"]["processor"] / 1024.0, "%.1f MB" % (f / 1e6) if f is not None else "n/a",
-            "%.3f" % (f / d["bytes"]) if f is not None else "n/a", d["processed_seconds"]))
+            "%.3f" % (f / d["bytes"]) if f is not None else "n/a", d["processed_seconds"],
+            "n/a" if v is None else ("ok" if not v else "FAILED: " + "; ".join(v))))
     md.append("")
     if PLOTS:
         dat = os.path.join(WORK, "big-rss.dat")
