@@ -20,7 +20,8 @@
 
 /* The settings of this service alone; the common ones are lib/svc's (svc_app). */
 typedef struct {
-  long long max_upload, single_max, part_bytes, copy_single_max, abandon_after_ms, storage_timeout_ms, storage_connect_ms;
+  long long max_upload, single_max, part_bytes, copy_single_max, abandon_after_ms, storage_timeout_ms,
+      storage_connect_ms;
   const char *s3_endpoint, *s3_region, *s3_key, *s3_secret, *s3_sync_dir, *amqp_url, *storage_url, *song_url;
   storages_config st;
   breaker_config bc;
