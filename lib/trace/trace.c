@@ -307,6 +307,15 @@ void trace_span_start(const trace_tracer *t, trace_span *s, const trace_ctx *par
   s->mono_start_us = now_us(CLOCK_MONOTONIC);
 }
 
+void trace_span_start_message(const trace_tracer *t, trace_span *s, const char *traceparent, bool always,
+                              const char *name, trace_kind kind, const char *destination) {
+  trace_ctx in;
+  trace_parse_traceparent(traceparent, &in);
+  trace_span_start(in.valid || always ? t : NULL, s, &in, name, kind);
+  trace_span_remote(s, "rabbitmq", NULL, 0);
+  trace_span_tag(s, "messaging.destination", destination);
+}
+
 static void copy_trunc(char *dst, size_t size, const char *src) { snprintf(dst, size, "%s", src); }
 
 void trace_span_tag(trace_span *s, const char *key, const char *value) {

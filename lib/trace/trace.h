@@ -93,7 +93,14 @@ void trace_hex(const uint8_t *bytes, size_t n, char *buf);
 /* getrandom(2) into buf; TRACE_OK or TRACE_ERR_INVALID when the kernel refuses. */
 int trace_random(void *buf, size_t n);
 
-typedef enum { TRACE_KIND_SERVER = 0, TRACE_KIND_CLIENT, TRACE_KIND_PRODUCER, TRACE_KIND_CONSUMER } trace_kind;
+/* INTERNAL: a local step (Zipkin: no kind), e.g. the storage lookup around a breaker. */
+typedef enum {
+  TRACE_KIND_SERVER = 0,
+  TRACE_KIND_CLIENT,
+  TRACE_KIND_PRODUCER,
+  TRACE_KIND_CONSUMER,
+  TRACE_KIND_INTERNAL
+} trace_kind;
 
 typedef struct trace_tag {
   char key[TRACE_TAG_KEY_MAX];
@@ -137,6 +144,11 @@ int trace_probability_parse(const char *s, double *out);
 
 /* Starts a span as described at the top. `parent` may be NULL; `name` may be NULL (""). */
 void trace_span_start(const trace_tracer *t, trace_span *s, const trace_ctx *parent, const char *name, trace_kind kind);
+/* A PRODUCER or CONSUMER span of a message through the broker ("rabbitmq" the remote,
+ * messaging.destination the routing key): a child of `traceparent` (a header's value or a
+ * stored one; NULL, "" or invalid: a new trace when `always`, else no span at all). */
+void trace_span_start_message(const trace_tracer *t, trace_span *s, const char *traceparent, bool always,
+                              const char *name, trace_kind kind, const char *destination);
 /* Adds a tag (dropped when TRACE_TAGS_MAX are set); nothing for NULL key/value or an
  * invalid span. */
 void trace_span_tag(trace_span *s, const char *key, const char *value);

@@ -35,6 +35,7 @@ static const char *kind_name(trace_kind k) {
   case TRACE_KIND_CLIENT: return "CLIENT";
   case TRACE_KIND_PRODUCER: return "PRODUCER";
   case TRACE_KIND_CONSUMER: return "CONSUMER";
+  case TRACE_KIND_INTERNAL: return NULL;
   default: return "SERVER";
   }
 }
@@ -52,7 +53,7 @@ static json_t *encode_one(const char *service, const trace_span *s) {
     trace_hex(s->parent_id, 8, pid);
     rc |= json_object_set_new(o, "parentId", json_string(pid));
   }
-  rc |= json_object_set_new(o, "kind", json_string(kind_name(s->kind)));
+  if (kind_name(s->kind)) rc |= json_object_set_new(o, "kind", json_string(kind_name(s->kind)));
   if (s->name[0]) rc |= json_object_set_new(o, "name", json_stringn(s->name, strlen(s->name)));
   rc |= json_object_set_new(o, "timestamp", json_integer(s->start_us));
   rc |= json_object_set_new(o, "duration", json_integer(s->duration_us > 0 ? s->duration_us : 1));

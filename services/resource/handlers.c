@@ -42,7 +42,10 @@ static void post_resource(http_req *r, void *vctx) {
   }
   int32_t id;
   const char *why = NULL;
-  int rc = resource_upload_stream(ctx->svc, body_read, r, http_req_content_length(r), http_req_id(r), &id, &why);
+  trace_ctx trace;
+  http_req_trace(r, &trace);
+  int rc =
+      resource_upload_stream(ctx->svc, body_read, r, http_req_content_length(r), http_req_id(r), &trace, &id, &why);
   if (rc == RES_ERR_NOT_MP3) {
     http_reply_errorf(r, 400, "Invalid MP3 file: %s", why);
     return;

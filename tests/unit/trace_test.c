@@ -360,6 +360,29 @@ static void roots_and_sampling(void **state) {
   trace_tracer_free(NULL);
 }
 
+static void message_spans(void **state) {
+  (void)state;
+  trace_tracer *t = trace_tracer_new("processor", 1.0, NULL, NULL);
+  trace_span s;
+  trace_span_start_message(t, &s, TP, false, "process", TRACE_KIND_CONSUMER, "resource.uploaded");
+  assert_true(s.valid);
+  assert_true(s.has_parent);
+  assert_int_equal(s.parent_id[7], 0xb7);
+  assert_int_equal(s.kind, TRACE_KIND_CONSUMER);
+  assert_string_equal(s.remote_service, "rabbitmq");
+  assert_string_equal(s.tags[0].key, "messaging.destination");
+  assert_string_equal(s.tags[0].value, "resource.uploaded");
+  /* no or a bad traceparent: a new trace only when asked for */
+  trace_span_start_message(t, &s, "", false, "publish", TRACE_KIND_PRODUCER, "k");
+  assert_false(s.valid);
+  trace_span_start_message(t, &s, NULL, false, "publish", TRACE_KIND_PRODUCER, "k");
+  assert_false(s.valid);
+  trace_span_start_message(t, &s, "00-zz", true, "process", TRACE_KIND_CONSUMER, "k");
+  assert_true(s.valid);
+  assert_false(s.has_parent);
+  trace_tracer_free(t);
+}
+
 static void probability_and_random(void **state) {
   (void)state;
   double p;
@@ -391,6 +414,7 @@ int main(void) {
       cmocka_unit_test(spans_children_and_export),
       cmocka_unit_test(roots_and_sampling),
       cmocka_unit_test(probability_and_random),
+      cmocka_unit_test(message_spans),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
