@@ -5,7 +5,7 @@ JOBS  ?= 2
 DEBUG_DIR   := build/debug
 RELEASE_DIR := build/release
 
-FUZZ_TARGETS := mp3 range ids song_json
+FUZZ_TARGETS := mp3 range ids song_json trace
 FUZZ_SHORT   ?= 20
 FUZZ_SECONDS ?= 600
 
