@@ -68,7 +68,8 @@ int svc_wait_for_stop(void);
  * DB_POOL_SIZE (16) and the database URL (with a database), FERMATA_INTERNAL_PORT (0 =
  * none; with an internal listener), FERMATA_DRAIN_DELAY (0),
  * SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE (30s), lib/auth's (with auth), HTTP_*,
- * MANAGEMENT_TRACING_SAMPLING_PROBABILITY (0.1, Spring Boot's default) and
+ * MANAGEMENT_TRACING_ENABLED (true; false: no tracer at all, the baseline of the
+ * benchmark), MANAGEMENT_TRACING_SAMPLING_PROBABILITY (0.1, Spring Boot's default) and
  * MANAGEMENT_ZIPKIN_TRACING_ENDPOINT ("" = no export; spans are still made, their trace
  * ids logged and propagated). Both servers make SERVER spans (lib/http); the public one's
  * /actuator/prometheus adds the exporter's counters (lib/zipkin).
@@ -93,6 +94,7 @@ typedef struct svc_app {
   long long port, internal_port, pool, drain_delay_ms, grace_ms;
   const char *address, *db_url, *zipkin_url;
   double sampling;
+  bool tracing; /* MANAGEMENT_TRACING_ENABLED */
   auth_config auth_cfg;
   http_server_opts http;
   /* made by svc_app_open_log / svc_app_open; owned by the app */
@@ -102,7 +104,7 @@ typedef struct svc_app {
   http_server *srv;      /* NULL out of memory */
   http_server *isrv;     /* NULL without an internal port, or out of memory */
   health_lifecycle life; /* readiness: draining once stopping */
-  trace_tracer *tracer;  /* NULL only before svc_app_open or out of memory */
+  trace_tracer *tracer;  /* NULL before svc_app_open, with tracing disabled or out of memory */
   zipkin *zipkin;        /* NULL when no endpoint is configured */
   bool curl, opened;
 } svc_app;

@@ -31,6 +31,7 @@ void svc_app_init(svc_app *a, const svc_app_opts *o) {
   if (trace_probability_parse(p, &a->sampling) != TRACE_OK && !err->msg[0])
     snprintf(err->msg, sizeof err->msg, "MANAGEMENT_TRACING_SAMPLING_PROBABILITY: expected a number from 0 to 1");
   a->zipkin_url = config_str("MANAGEMENT_ZIPKIN_TRACING_ENDPOINT", "");
+  a->tracing = config_bool("MANAGEMENT_TRACING_ENABLED", true, err);
   a->http = o->http;
   http_server_opts_env(&a->http, err);
 }
@@ -62,6 +63,7 @@ static http_server *new_server(svc_app *a, long long port, size_t max_body, bool
 /* The tracer (always: trace ids are logged and propagated) and, with an endpoint, the
  * Zipkin exporter it hands sampled spans to. */
 static int open_tracing(svc_app *a) {
+  if (!a->tracing) return 0; /* no spans, no trace ids, no export */
   if (a->zipkin_url[0]) {
     a->zipkin = zipkin_new(&(zipkin_opts){.endpoint = a->zipkin_url, .service = a->o.name});
     if (!a->zipkin || zipkin_start(a->zipkin) != ZIPKIN_OK) {

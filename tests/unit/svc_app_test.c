@@ -20,6 +20,7 @@
 static const svc_app_opts opts = {.name = "unit", .default_port = 0};
 
 static void clear_env(void) {
+  unsetenv("MANAGEMENT_TRACING_ENABLED");
   unsetenv("MANAGEMENT_TRACING_SAMPLING_PROBABILITY");
   unsetenv("MANAGEMENT_ZIPKIN_TRACING_ENDPOINT");
 }
@@ -115,10 +116,32 @@ static void exporter_only_with_an_endpoint(void **state) {
   svc_app_close(&a);
 }
 
+static void disabled_means_no_tracer(void **state) {
+  (void)state;
+  setenv("MANAGEMENT_TRACING_ENABLED", "maybe", 1);
+  svc_app a;
+  svc_app_init(&a, &opts);
+  assert_non_null(strstr(a.err.msg, "MANAGEMENT_TRACING_ENABLED"));
+  setenv("MANAGEMENT_TRACING_ENABLED", "false", 1);
+  setenv("MANAGEMENT_ZIPKIN_TRACING_ENDPOINT", "http://127.0.0.1:9/api/v2/spans", 1);
+  setenv("SERVER_PORT", "0", 1);
+  svc_app_init(&a, &opts);
+  assert_string_equal(a.err.msg, "");
+  assert_int_equal(svc_app_open_log(&a), 0);
+  assert_int_equal(svc_app_open(&a), 0);
+  assert_null(a.tracer);
+  assert_null(a.zipkin);
+  assert_non_null(a.srv);
+  svc_app_close(&a);
+  clear_env();
+  unsetenv("SERVER_PORT");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(bad_sampling_is_a_bad_setting),
       cmocka_unit_test(exporter_only_with_an_endpoint),
+      cmocka_unit_test(disabled_means_no_tracer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
