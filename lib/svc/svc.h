@@ -158,9 +158,11 @@ int svc_actuator_internal_routes(http_server *srv, svc_actuator *act);
 /* `DELETE ...?id=1,2`: the CSV is checked as the contract says (lib/ids: 400 with its
  * message), `del` deletes and puts the ids that existed into `out` (room for n; it is the
  * parsed list itself, so deleting in place works) with their count in *nout, and the
- * answer is {"ids":[...]}; a nonzero result of `del` is answered by `reply_error`. */
+ * answer is {"ids":[...]}; a nonzero result of `del` is answered by `reply_error`. `del`
+ * gets the request's id and trace context (http_req_trace) for the calls it makes. */
 typedef struct svc_delete {
-  int (*del)(void *ctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out, size_t *nout);
+  int (*del)(void *ctx, const int32_t *ids, size_t n, const char *request_id, const trace_ctx *trace, int32_t *out,
+             size_t *nout);
   void (*reply_error)(http_req *r, int rc);
 } svc_delete;
 

@@ -116,9 +116,10 @@ static void get_resource(http_req *r, void *vctx) {
   http_reply_stream(r, rr == RANGE_PARTIAL ? 206 : 200, "audio/mpeg", last - first + 1, stream_reader, st, stream_done);
 }
 
-static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out, size_t *nout) {
+static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, const trace_ctx *trace,
+                       int32_t *out, size_t *nout) {
   resource_http *ctx = vctx;
-  return resource_delete(ctx->svc, ids, n, request_id, out, nout);
+  return resource_delete(ctx->svc, ids, n, request_id, trace, out, nout);
 }
 
 static void delete_resources(http_req *r, void *vctx) {

@@ -97,14 +97,14 @@ int resource_find(resource_svc *svc, int32_t id, resource_row *out) {
   return found ? RES_OK : RES_ERR_NOT_FOUND;
 }
 
-int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
-                    size_t *nout) {
+int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, const trace_ctx *trace,
+                    int32_t *out, size_t *nout) {
   *nout = 0;
   int rc = n ? repo_delete(svc->db, ids, n, out, nout) : DB_OK; /* in request order */
   if (rc != DB_OK) return db_to_res(rc);
   if (*nout) {
     /* the synchronous call, retried a little; the janitor retries for as long as it takes */
-    if (svc->jn) janitor_delete_songs_now(svc->jn, out, *nout, request_id);
+    if (svc->jn) janitor_delete_songs_now(svc->jn, out, *nout, request_id, trace);
     if (svc->jn) janitor_kick(svc->jn);
     log_event(svc->lg, LOG_LEVEL_INFO, "resources deleted", "count=%zu request_id=%s", *nout,
               request_id ? request_id : "-");

@@ -110,8 +110,8 @@ void resource_stream_close(resource_stream *st);
 
 /* Deletes the given ids; the ones that existed go to `out` (room for n; may be `ids`) in
  * the order given, *nout their count. */
-int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
-                    size_t *nout);
+int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, const trace_ctx *trace,
+                    int32_t *out, size_t *nout);
 /* Applies a "processed" message: moves the object to PERMANENT storage. Idempotent.
  * RES_OK, RES_ERR_NOT_FOUND (the resource was deleted) or another RES_ERR_*. */
 int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_id, const trace_ctx *trace);

@@ -125,6 +125,30 @@ def test_one_upload_is_one_trace_across_http_and_amqp(traced):
     assert f"trace_id={trace_id}" in text
 
 
+def test_delete_reaches_the_song_service_in_the_same_trace(traced):
+    trace_id, span = new_traceparent()
+    rid, _ = upload(traced, "delete " + trace_id[:8], f"00-{trace_id}-{span}-01")
+    wait_permanent(traced, rid)
+    del_trace, del_span = new_traceparent()
+    r = traced.delete(f"/resources?id={rid}", headers={"traceparent": f"00-{del_trace}-{del_span}-01"})
+    assert r.status_code == 200 and r.json()["ids"] == [rid], r.text
+
+    def song_delete():
+        r = requests.get(f"{zipkin(traced)}/api/v2/trace/{del_trace}", timeout=10)
+        spans = r.json() if r.status_code == 200 else []
+        return spans if any(s["localEndpoint"]["serviceName"] == "song" for s in spans) else None
+
+    spans = wait_until(song_delete, timeout=30, interval=1.0, message="the deletion's trace in Zipkin")
+    by_id = {s["id"]: s for s in spans}
+    song = next(s for s in spans if s["localEndpoint"]["serviceName"] == "song")
+    assert song["kind"] == "SERVER" and song["name"] == "delete /songs"
+    call = by_id[song["parentId"]]
+    assert call["localEndpoint"]["serviceName"] == "resource" and call["kind"] == "CLIENT"
+    assert call["remoteEndpoint"]["serviceName"] == "song"
+    root = by_id[call["parentId"]]
+    assert root["name"] == "delete /resources" and root["parentId"] == del_span
+
+
 def test_zipkin_down_uploads_go_on_and_drops_are_counted(traced):
     traced.stack("stop", "zipkin")
     try:
