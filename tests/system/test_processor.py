@@ -103,6 +103,7 @@ class FakeResources:
         self.status = {}          # id -> forced status (e.g. 503)
         self.delay = 0.0          # seconds before each answer
         self.request_ids = {}     # id -> last X-Request-Id
+        self.traceparents = {}    # id -> last traceparent
         self.hits = {}            # id -> number of GETs
         self.in_flight = 0
         self.max_in_flight = 0
@@ -124,6 +125,7 @@ class FakeResources:
                     if rid is not None:
                         fake.hits[rid] = fake.hits.get(rid, 0) + 1
                         fake.request_ids[rid] = self.headers.get("X-Request-Id")
+                        fake.traceparents[rid] = self.headers.get("traceparent")
                 try:
                     if fake.delay:
                         time.sleep(fake.delay)
@@ -379,7 +381,8 @@ def test_uploaded_becomes_song_and_processed(start_processor, fake, mp3s, servic
         rid = new_id()
         fake.items[rid] = data
         request_id = "req-" + uuid.uuid4().hex[:12]
-        publish({"resourceId": rid}, headers={"x-request-id": request_id})
+        trace_id, parent = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+        publish({"resourceId": rid}, headers={"x-request-id": request_id, "traceparent": f"00-{trace_id}-{parent}-00"})
         song = services["song"]
         got = wait_until(lambda: song_of(song, rid), timeout=30, message="song metadata")
         assert got == {"id": rid, **expected}
@@ -389,6 +392,11 @@ def test_uploaded_becomes_song_and_processed(start_processor, fake, mp3s, servic
         assert props.delivery_mode == 2
         assert (props.headers or {}).get("x-request-id") == request_id
         assert fake.request_ids[rid] == request_id   # traced through the HTTP call too
+        # the trace continues (not sampled, as the message said) through the call and the
+        # processed message, each with a span of its own
+        for tp in (fake.traceparents[rid], (props.headers or {}).get("traceparent")):
+            version, tid, span, flags = tp.split("-")
+            assert (version, tid, flags) == ("00", trace_id, "00") and span != parent, tp
         m = proc.metrics()
         assert m["processor_messages_processed_total"] >= 1
         text = requests.get(proc.url + "/actuator/prometheus", timeout=5).text
@@ -508,7 +516,8 @@ def test_attempts_exhausted_go_to_dlq_with_reason(start_processor, fake, mp3s, n
     rid = new_id()
     fake.items[rid] = mp3s["a"][0]
     fake.status[rid] = 503
-    publish({"resourceId": rid})
+    traceparent = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+    publish({"resourceId": rid}, headers={"traceparent": traceparent})
     letters = []
     wait_until(lambda: letters.extend(
         take_dead_letters(lambda b: rid_of(b) == rid)) or letters,
@@ -516,6 +525,7 @@ def test_attempts_exhausted_go_to_dlq_with_reason(start_processor, fake, mp3s, n
     headers = letters[0][1]
     assert headers["x-reason"] == "max attempts (3): GET resource: HTTP 503: forced"
     assert headers["x-attempt"] == 3
+    assert headers["traceparent"] == traceparent  # retries and the dead letter stay in the trace
     assert fake.hits[rid] == 3
     m = proc.metrics()
     assert m["processor_messages_retried_total"] >= 2
