@@ -217,6 +217,14 @@ int trace_format_b3(const trace_ctx *ctx, char *buf, size_t size) {
   return format_ids(ctx, buf, size, TRACE_B3_LEN, "", "1", "0");
 }
 
+const char *trace_log_field(const trace_ctx *ctx, char *buf) {
+  buf[0] = '\0';
+  if (!ctx || !ctx->valid) return buf;
+  memcpy(buf, " trace_id=", 10);
+  trace_hex(ctx->trace_id, 16, buf + 10);
+  return buf;
+}
+
 int trace_random(void *buf, size_t n) {
   uint8_t *p = buf;
   while (n > 0) {

@@ -90,6 +90,11 @@ int trace_format_b3(const trace_ctx *ctx, char *buf, size_t size);          /* s
 /* Lowercase hex of n bytes into buf (size >= 2n+1). */
 void trace_hex(const uint8_t *bytes, size_t n, char *buf);
 
+#define TRACE_LOG_FIELD 44 /* " trace_id=" 32 hex digits and a NUL */
+/* " trace_id=<32 hex>", to follow request_id= in a log line's fields, or "" when ctx is
+ * NULL or not valid; written into buf (TRACE_LOG_FIELD bytes), which is returned. */
+const char *trace_log_field(const trace_ctx *ctx, char *buf);
+
 /* getrandom(2) into buf; TRACE_OK or TRACE_ERR_INVALID when the kernel refuses. */
 int trace_random(void *buf, size_t n);
 

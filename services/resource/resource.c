@@ -85,8 +85,9 @@ int resource_commit_upload(resource_svc *svc, resource_row *r, const char *sha25
     return db_to_res(rc);
   }
   if (svc->ob) outbox_kick(svc->ob);
-  log_event(svc->lg, LOG_LEVEL_INFO, "resource stored", "id=%d state=STAGING bucket=%s size=%llu request_id=%s", *id,
-            r->bucket, (unsigned long long)r->size, request_id ? request_id : "-");
+  char tf[TRACE_LOG_FIELD];
+  log_event(svc->lg, LOG_LEVEL_INFO, "resource stored", "id=%d state=STAGING bucket=%s size=%llu request_id=%s%s", *id,
+            r->bucket, (unsigned long long)r->size, request_id ? request_id : "-", trace_log_field(trace, tf));
   return RES_OK;
 }
 
@@ -106,8 +107,9 @@ int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char 
     /* the synchronous call, retried a little; the janitor retries for as long as it takes */
     if (svc->jn) janitor_delete_songs_now(svc->jn, out, *nout, request_id, trace);
     if (svc->jn) janitor_kick(svc->jn);
-    log_event(svc->lg, LOG_LEVEL_INFO, "resources deleted", "count=%zu request_id=%s", *nout,
-              request_id ? request_id : "-");
+    char tf[TRACE_LOG_FIELD];
+    log_event(svc->lg, LOG_LEVEL_INFO, "resources deleted", "count=%zu request_id=%s%s", *nout,
+              request_id ? request_id : "-", trace_log_field(trace, tf));
   }
   return RES_OK;
 }
@@ -159,7 +161,8 @@ int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_i
       log_event(svc->lg, LOG_LEVEL_WARN, "orphan staging object", "bucket=%s key=%s", row.bucket, row.key);
     if (svc->jn) janitor_kick(svc->jn);
   }
-  log_event(svc->lg, LOG_LEVEL_INFO, "resource moved", "id=%d state=PERMANENT bucket=%s request_id=%s", id, to.bucket,
-            request_id ? request_id : "-");
+  char tf[TRACE_LOG_FIELD];
+  log_event(svc->lg, LOG_LEVEL_INFO, "resource moved", "id=%d state=PERMANENT bucket=%s request_id=%s%s", id, to.bucket,
+            request_id ? request_id : "-", trace_log_field(trace, tf));
   return RES_OK;
 }

@@ -108,11 +108,12 @@ static int fetch_live(storages *s, const char *request_id, const trace_ctx *trac
       snprintf(msg, sizeof msg, "malformed storage list");
     breaker_record_msg(s->b, BREAKER_FAILURE, dur, msg);
     /* a list too large to read is not an outage: say so loudly, it will not heal itself */
+    char tf[TRACE_LOG_FIELD];
     log_event(
         s->lg, rc == HTTPC_ERR_TOO_LARGE ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN,
-        "storage service call failed; using fallback", "error=\"%s\"%s request_id=%s", msg,
+        "storage service call failed; using fallback", "error=\"%s\"%s request_id=%s%s", msg,
         rc == HTTPC_ERR_TOO_LARGE ? " hint=\"the storage list is over the response cap: lower STORAGE_MAX_COUNT\"" : "",
-        request_id ? request_id : "-");
+        request_id ? request_id : "-", trace_log_field(trace, tf));
     n = -1;
   } else {
     breaker_record(s->b, BREAKER_SUCCESS, dur);

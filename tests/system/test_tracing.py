@@ -122,7 +122,10 @@ def test_one_upload_is_one_trace_across_http_and_amqp(traced):
     # the log lines of the upload name the trace
     logs = (traced.data_dir() / "logs")
     text = "".join(p.read_text(errors="replace") for p in logs.glob("resource*.log"))
-    assert f"trace_id={trace_id}" in text
+    lines = [l for l in text.splitlines() if f"trace_id={trace_id}" in l]
+    assert any('msg="request"' in l and "/resources" in l for l in lines), lines  # the access log
+    assert any('msg="resource stored"' in l for l in lines), lines
+    assert any('msg="resource moved"' in l for l in lines), lines  # the consumer, same trace
 
 
 def test_delete_reaches_the_song_service_in_the_same_trace(traced):

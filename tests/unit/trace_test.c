@@ -397,6 +397,13 @@ static void probability_and_random(void **state) {
   assert_int_equal(trace_random(a, sizeof a), TRACE_OK);
   assert_int_equal(trace_random(b, sizeof b), TRACE_OK);
   assert_memory_not_equal(a, b, sizeof a);
+  char field[TRACE_LOG_FIELD];
+  trace_ctx c;
+  trace_parse_traceparent(TP, &c);
+  assert_string_equal(trace_log_field(&c, field), " trace_id=4bf92f3577b34da6a3ce929d0e0e4736");
+  c.valid = false;
+  assert_string_equal(trace_log_field(&c, field), "");
+  assert_string_equal(trace_log_field(NULL, field), "");
   char hex[33];
   uint8_t bytes[] = {0x00, 0x0f, 0xa0, 0xff};
   trace_hex(bytes, 4, hex);
