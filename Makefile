@@ -5,7 +5,7 @@ JOBS  ?= 2
 DEBUG_DIR   := build/debug
 RELEASE_DIR := build/release
 
-FUZZ_TARGETS := mp3 mp3_check mp3_source range ids song_json s3_xml
+FUZZ_TARGETS := mp3 mp3_check mp3_source range ids song_json s3_xml trace
 FUZZ_SHORT   ?= 20
 FUZZ_SECONDS ?= 600
 

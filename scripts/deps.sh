@@ -8,7 +8,9 @@
 #    as root also podman, buildah, runc and debootstrap (make containers, which CI runs).
 #  - System users (root only), one per server, none shared with nginx's workers
 #    (www-data): fermata-s3 (the object store), fermata-song, fermata-storage,
-#    fermata-resource, fermata-processor.
+#    fermata-resource, fermata-processor, fermata-zipkin (the trace collector).
+#  - Zipkin 3.6.1's exec jar from Maven Central (SHA-1 and SHA-256 checked; 135 MB), the
+#    trace collector of FERMATA_TRACING=1, run by Debian's JDK (default-jdk-headless).
 #  - versitygw (the Versity S3 Gateway, the local object store; Debian has none), pinned,
 #    built from source through the Go module proxy with `go install`. It needs Go >= 1.25;
 #    Debian 12's golang is 1.19, so when no such Go is on PATH, Go's own toolchain module
@@ -64,7 +66,7 @@ fi
 
 # One system user per server (root only: as a user, everything runs as that user).
 if fm_is_root; then
-  for u in fermata-s3 fermata-song fermata-storage fermata-resource fermata-processor; do
+  for u in fermata-s3 fermata-song fermata-storage fermata-resource fermata-processor fermata-zipkin; do
     fm_user_exists "$u" && continue
     echo "deps: creating system user $u"
     useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$u"
@@ -151,6 +153,8 @@ go_install_pinned() {
 go_install_pinned "$(fm_versitygw_bin)" github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
 # ---- kustomize (rendering deploy/k8s for the config smoke test), pinned ------------------
 go_install_pinned "$(fm_kustomize_bin)" sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
+# ---- Zipkin (FERMATA_TRACING=1 make run, tests/system/test_tracing.py), pinned ------------
+fm_fetch_zipkin
 # the build caches and a fetched toolchain are not needed to run them
 chmod -R u+w "$(fm_tools_dir)/gopath" 2>/dev/null || true
 rm -rf "$(fm_tools_dir)/gopath" "$(fm_tools_dir)/gocache" "$(fm_tools_dir)/$GO_TOOLCHAIN".linux-*

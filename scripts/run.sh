@@ -46,6 +46,11 @@ echo "Fermata is running:"
 "$ROOT/scripts/stack.sh" status | sed 's/^/  /' || true
 "$ROOT/scripts/services.sh" status | sed 's/^/  /' || true
 echo "API: http://127.0.0.1:${GATEWAY_PORT:-8080} (/resources, /songs, /storages)"
+if [ "${FERMATA_TRACING:-0}" = 1 ]; then
+  echo "Traces: http://127.0.0.1:${ZIPKIN_PORT:-9411}/zipkin/ (Zipkin; every request sampled)"
+else
+  echo "Traces: off ('FERMATA_TRACING=1 make run' starts Zipkin and exports every trace to it)"
+fi
 echo "Data: $FERMATA_DATA_DIR (kept across restarts; 'make reset' deletes it). Logs: $FERMATA_DATA_DIR/logs."
 if [ "${FERMATA_AUTH:-}" = jwt ]; then
   echo "Authentication: ON. Every API call needs a Bearer token: curl -H \"Authorization: Bearer \$(scripts/token.sh fermata.read)\" ..."

@@ -394,6 +394,35 @@ static bool token_ok(const char *v) {
   return true;
 }
 
+static const char *mhd_header(void *conn, const char *name) {
+  return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+/* The SERVER span (http.h: "Tracing"). Actuator routes (probes, scrapes) get none: they
+ * would bury the traces that matter. */
+static void start_span(http_server *s, http_req *r) {
+  r->span.valid = false;
+  r->trace_id[0] = '\0';
+  if (!s->opts.tracer || (r->rt && strncmp(r->rt->pattern, "/actuator", 9) == 0)) return;
+  trace_ctx in;
+  trace_extract(mhd_header, r->conn, &in);
+  char name[TRACE_NAME_MAX];
+  snprintf(name, sizeof name, "%s%s%s", r->method, r->rt ? " " : "", r->rt ? r->rt->pattern : "");
+  trace_span_start(s->opts.tracer, &r->span, &in, name, TRACE_KIND_SERVER);
+  trace_span_trace_id(&r->span, r->trace_id);
+}
+
+static void end_span(http_server *s, http_req *r) {
+  if (!r->span.valid) return;
+  char status[8];
+  snprintf(status, sizeof status, "%u", r->status);
+  trace_span_tag(&r->span, "http.method", r->method);
+  if (r->rt) trace_span_tag(&r->span, "http.route", r->rt->pattern);
+  trace_span_tag(&r->span, "http.status_code", status);
+  if (r->status >= 500) trace_span_fail(&r->span, status);
+  trace_span_end(s->opts.tracer, &r->span);
+}
+
 static http_req *req_new(http_server *s, struct MHD_Connection *conn, const char *url, const char *method) {
   http_req *r = calloc(1, sizeof *r);
   if (!r) return NULL;
@@ -413,6 +442,7 @@ static http_req *req_new(http_server *s, struct MHD_Connection *conn, const char
   }
   resolve_route(s, r);
   r->body_max = r->rt ? r->rt->max_body : s->opts.max_body;
+  start_span(s, r);
   return r;
 }
 
@@ -564,15 +594,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   double secs = (double)(end.tv_sec - r->start.tv_sec) + (double)(end.tv_nsec - r->start.tv_nsec) / 1e9;
   if (!r->status) r->status = 499; /* client went away before an answer */
   http_record_stats(s, r, secs);
+  end_span(s, r);
   char qpath[300], qmethod[48];
   /* the access log is deferred (buffered, see log.h) unless the line reports a failure */
   void (*emit)(log_sink *, log_level, const char *, const char *, ...) =
       r->status >= 500 ? log_event : log_event_deferred;
   emit(s->lg, r->status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "request",
-       "method=%s path=%s status=%u duration_ms=%.2f bytes_in=%" PRIu64 " request_id=%s%s",
+       "method=%s path=%s status=%u duration_ms=%.2f bytes_in=%" PRIu64 " request_id=%s%s%s%s",
        log_quote(qmethod, sizeof qmethod, r->method), log_quote(qpath, sizeof qpath, r->path), r->status, secs * 1000.0,
-       r->stream ? http_body_received(r) : (uint64_t)r->body_len, r->id,
-       toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
+       r->stream ? http_body_received(r) : (uint64_t)r->body_len, r->id, r->trace_id[0] ? " trace_id=" : "",
+       r->trace_id, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
   *con_cls = NULL;
   if (r->stream && http_body_completed(r)) return; /* its handler's thread frees it */
   http_req_free(r);
@@ -594,6 +625,8 @@ int64_t http_req_content_length(const http_req *r) {
   return (int64_t)n;
 }
 const char *http_req_id(const http_req *r) { return r->id; }
+void http_req_trace(const http_req *r, trace_ctx *out) { trace_span_ctx(&r->span, out); }
+const char *http_req_trace_id(const http_req *r) { return r->trace_id; }
 log_sink *http_req_log(const http_req *r) { return r->srv->lg; }
 
 const char *http_req_param(const http_req *r, const char *name) {

@@ -39,6 +39,7 @@
 
 #include "config/config.h"
 #include "log/log.h"
+#include "trace/trace.h"
 
 typedef struct http_server http_server;
 typedef struct http_req http_req;
@@ -55,6 +56,11 @@ typedef struct {
   unsigned event_loops;       /* threads reading and writing connections; 0 = one per core */
   unsigned workers;           /* threads running handlers; 0 = HTTP_DEFAULT_WORKERS */
   unsigned max_streams;       /* streamed-body requests at once (a thread each); 0 = HTTP_DEFAULT_MAX_STREAMS */
+  const trace_tracer *tracer; /* borrowed, outlives the server; NULL = no spans */
+  /* appended to http_server_metrics (malloc'd text, stolen; NULL fails the metrics); the
+   * tracing exporter's counters (lib/svc). NULL: none */
+  char *(*extra_metrics)(void *ud);
+  void *extra_metrics_ud;
 } http_server_opts;
 
 #define HTTP_DEFAULT_MAX_CONNECTIONS 8192 /* Tomcat's default, as Spring Boot has it */
@@ -99,8 +105,8 @@ int http_server_start(http_server *s);
 unsigned http_server_port(const http_server *s);
 void http_server_stop(http_server *s);
 
-/* Prometheus text for http_server_requests_seconds{method,uri,status} (count, sum, max).
- * Appends to a malloc'd string the caller frees; NULL on allocation failure. */
+/* Prometheus text for http_server_requests_seconds{method,uri,status} (count, sum, max),
+ * then the options' extra_metrics. Appends to a malloc'd string the caller frees; NULL on allocation failure. */
 char *http_server_metrics(http_server *s);
 
 /* Request accessors (borrowed; valid during the handler). */
@@ -121,6 +127,16 @@ long http_req_read(http_req *r, void *buf, size_t cap);
 int64_t http_req_content_length(const http_req *r);
 const char *http_req_id(const http_req *r);
 log_sink *http_req_log(const http_req *r);
+
+/* Tracing (with a tracer in the options). Every request but the actuator's gets a SERVER
+ * span: it continues the incoming context (lib/trace: traceparent, b3, X-B3-*), else
+ * starts a trace; named "<METHOD> <route pattern>" (the method alone without a route),
+ * tagged http.method, http.route, http.status_code, failed on a 5xx, ended when the
+ * answer went out. The access-log line then carries trace_id=. */
+/* The context for the handler's own spans and outgoing calls (not valid: no span). */
+void http_req_trace(const http_req *r, trace_ctx *out);
+/* The trace id as 32 hex digits, "" when the request has no span; for log lines. */
+const char *http_req_trace_id(const http_req *r);
 
 /* Parses the body as a JSON value. A Content-Type other than application/json (parameters
  * allowed), a +json type or none is refused with 415, as Spring does; a body that is not

@@ -8,6 +8,8 @@
 
 #include "http.h"
 
+#include "trace/trace.h"
+
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -140,8 +142,10 @@ struct http_req {
   char *hname[MAX_HEADERS], *hval[MAX_HEADERS];
   int nheaders;
   uint64_t resp_bytes;
-  http_req *next_job; /* in the worker queue */
-  http_body *stream;  /* routes whose handler reads the body itself; NULL otherwise */
+  http_req *next_job;          /* in the worker queue */
+  http_body *stream;           /* routes whose handler reads the body itself; NULL otherwise */
+  trace_span span;             /* the SERVER span (not valid: no tracer, or an actuator route) */
+  char trace_id[TRACE_ID_HEX]; /* its trace id for the log, "" when none */
 };
 
 /* http_reply.c: stores the response for the request (the first one wins). */

@@ -94,5 +94,6 @@ char *http_server_metrics(http_server *s) {
     free(b.buf);
     return NULL;
   }
+  if (s->opts.extra_metrics) return http_metrics_join(b.buf, s->opts.extra_metrics(s->opts.extra_metrics_ud));
   return b.buf;
 }

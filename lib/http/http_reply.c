@@ -139,8 +139,8 @@ void http_reply_validation(http_req *r, json_t *details) {
 
 void http_reply_internal(http_req *r, const char *why) {
   char q[512];
-  log_event(r->srv->lg, LOG_LEVEL_ERROR, "internal error", "request_id=%s detail=%s", r->id,
-            log_quote(q, sizeof q, why));
+  log_event(r->srv->lg, LOG_LEVEL_ERROR, "internal error", "request_id=%s%s%s detail=%s", r->id,
+            r->trace_id[0] ? " trace_id=" : "", r->trace_id, log_quote(q, sizeof q, why));
   http_reply_error(r, 500, "Internal server error");
 }
 

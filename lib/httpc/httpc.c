@@ -28,6 +28,7 @@ struct httpc {
   size_t max_bytes;
   char *user_agent;
   curlpool *handles;
+  const trace_tracer *tracer;
 };
 
 const char *httpc_strerror(int code) {
@@ -61,6 +62,7 @@ int httpc_new(const httpc_config *cfg, httpc **out) {
   c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 5000;
   c->max_bytes = cfg->max_response_bytes ? cfg->max_response_bytes : 1024 * 1024;
   c->user_agent = strdup(ua);
+  c->tracer = cfg->tracer;
   c->handles = curlpool_new(cfg->max_idle_handles ? cfg->max_idle_handles : 16);
   if (c->user_agent == NULL || c->handles == NULL) {
     free(c->user_agent);
@@ -171,7 +173,46 @@ static bool add_header(struct curl_slist **list, const char *name, const char *v
   return true;
 }
 
+/* traceparent and tracestate of a valid span; true when there is none. The tracestate
+ * (at most TRACE_STATE_MAX, checked by lib/trace) may be longer than add_header's line. */
+static bool add_trace(struct curl_slist **list, const trace_span *span) {
+  char tp[TRACEPARENT_LEN + 1], ts[TRACE_STATE_MAX + 16];
+  if (trace_span_traceparent(span, tp, sizeof tp) != TRACE_OK) return true;
+  if (!add_header(list, "traceparent", tp)) return false;
+  if (!span->tracestate[0]) return true;
+  snprintf(ts, sizeof ts, "tracestate: %s", span->tracestate);
+  struct curl_slist *t = curl_slist_append(*list, ts);
+  if (!t) return false;
+  *list = t;
+  return true;
+}
+
+static int perform(httpc *c, const httpc_request *req, httpc_response *resp, const trace_span *span);
+
+/* The CLIENT span around perform (httpc.h: "Tracing"). */
 int httpc_do(httpc *c, const httpc_request *req, httpc_response *resp) {
+  trace_span span;
+  trace_span_start(req->trace && req->trace->valid ? c->tracer : NULL, &span, req->trace, req->method,
+                   TRACE_KIND_CLIENT);
+  int rc = perform(c, req, resp, &span);
+  if (!span.valid) return rc;
+  char url[TRACE_TAG_VALUE_MAX], status[16];
+  const char *u = req->url ? req->url : "";
+  snprintf(url, sizeof url, "%.*s", (int)strcspn(u, "?"), u);
+  snprintf(status, sizeof status, "%ld", resp->status);
+  trace_span_tag(&span, "http.method", req->method);
+  trace_span_tag(&span, "http.url", url);
+  if (resp->status) trace_span_tag(&span, "http.status_code", status);
+  if (rc != 0)
+    trace_span_fail(&span, httpc_strerror(rc));
+  else if (resp->status >= 500)
+    trace_span_fail(&span, status);
+  trace_span_remote(&span, req->peer, NULL, 0);
+  trace_span_end(c->tracer, &span);
+  return rc;
+}
+
+static int perform(httpc *c, const httpc_request *req, httpc_response *resp, const trace_span *span) {
   memset(resp, 0, sizeof *resp);
   if (!valid_method(req->method) || req->url == NULL ||
       (strncmp(req->url, "http://", 7) != 0 && strncmp(req->url, "https://", 8) != 0) ||
@@ -192,7 +233,7 @@ int httpc_do(httpc *c, const httpc_request *req, httpc_response *resp) {
   if ((has_body && !add_header(&hdrs, "Content-Type", req->content_type ? req->content_type : "application/json")) ||
       !add_header(&hdrs, "Accept", "application/json") ||
       (req->request_id && !add_header(&hdrs, "X-Request-Id", req->request_id)) ||
-      (req->range && !add_header(&hdrs, "Range", req->range))) {
+      (req->range && !add_header(&hdrs, "Range", req->range)) || !add_trace(&hdrs, span)) {
     curl_slist_free_all(hdrs);
     snprintf(resp->error, sizeof resp->error, "invalid header value");
     return HTTPC_ERR_INVALID;

@@ -13,6 +13,12 @@
  * X-Request-Id: when the request carries one it is sent as is, so a request can be followed
  * from the gateway through every service's log.
  *
+ * Tracing: with a tracer in the config and a valid context in the request (the caller's
+ * span: http_req_trace in a handler), each call is a CLIENT span, a child of that context,
+ * whose traceparent (and tracestate) the request carries; tagged http.method, http.url
+ * (without the query), http.status_code, failed on a transport error or a 5xx; the remote
+ * endpoint is the request's `peer`. Without either, nothing is traced or sent.
+ *
  * Thread-safety: one httpc client may be used by any number of threads at once. Calls
  * borrow a curl easy handle from a small pool; handles keep their connections, so calls
  * to the same service reuse kept-alive connections.
@@ -25,6 +31,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "trace/trace.h"
 
 typedef enum httpc_err {
   HTTPC_OK = 0,
@@ -40,11 +48,12 @@ typedef enum httpc_err {
 const char *httpc_strerror(int code);
 
 typedef struct httpc_config {
-  long connect_timeout_ms;   /* 0 means 1000 */
-  long timeout_ms;           /* whole call; 0 means 5000 */
-  size_t max_response_bytes; /* body cap; 0 means 1 MiB */
-  int max_idle_handles;      /* pooled handles; 0 means 16 */
-  const char *user_agent;    /* NULL means "fermata-httpc" */
+  long connect_timeout_ms;    /* 0 means 1000 */
+  long timeout_ms;            /* whole call; 0 means 5000 */
+  size_t max_response_bytes;  /* body cap; 0 means 1 MiB */
+  int max_idle_handles;       /* pooled handles; 0 means 16 */
+  const char *user_agent;     /* NULL means "fermata-httpc" */
+  const trace_tracer *tracer; /* borrowed, outlives the client; NULL = no spans */
 } httpc_config;
 
 typedef struct httpc httpc;
@@ -70,6 +79,8 @@ typedef struct httpc_request {
    * max_response_bytes does not apply then. */
   char *into;
   size_t into_cap;
+  const trace_ctx *trace; /* the parent of the call's CLIENT span; NULL = not traced */
+  const char *peer;       /* the remote service's name on the span ("storage"); may be NULL */
 } httpc_request;
 
 typedef struct httpc_response {

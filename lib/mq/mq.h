@@ -48,7 +48,9 @@
  *     come back from the broker.
  *
  * Headers: x-attempt (integer, 1 = first delivery; absent means 1), x-request-id (string,
- * copied from the gateway's request id), x-reason (string, on dead letters).
+ * copied from the gateway's request id), x-reason (string, on dead letters), traceparent
+ * (string, W3C Trace Context: the publisher's span, which the consumer's span continues).
+ * Retries and dead letters keep the original headers, so they stay in the trace.
  *
  * Threads and ownership:
  *   - An rabbitmq-c connection is never shared between threads. An mq_publisher is NOT
@@ -156,6 +158,7 @@ void mq_publisher_free(mq_publisher *p);
 typedef struct mq_publish_opts {
   const char *content_type; /* NULL = "application/json" */
   const char *request_id;   /* header x-request-id; NULL = none */
+  const char *traceparent;  /* header traceparent; NULL = none */
   const char *message_id;   /* property message_id; NULL = none */
   int attempt;              /* header x-attempt; 0 = none */
 } mq_publish_opts;
@@ -183,6 +186,7 @@ typedef struct mq_message {
   size_t len;
   const char *routing_key;  /* as published */
   const char *request_id;   /* x-request-id, "" if none */
+  const char *traceparent;  /* traceparent, "" if none (not checked: lib/trace parses it) */
   const char *content_type; /* "" if none */
   unsigned attempt;         /* x-attempt, 1 if none */
   int redelivered;          /* the broker delivered it before (crash, nack, lost ack) */

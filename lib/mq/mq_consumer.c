@@ -252,9 +252,10 @@ static int settle(mq_consumer *c, const amqp_envelope_t *env, mq_verdict v, unsi
 
 static int consumer_handle(mq_consumer *c, const amqp_envelope_t *env) {
   const amqp_basic_properties_t *pr = &env->message.properties;
-  char rk[256], rid[128], ctype[128], reason[256] = "";
+  char rk[256], rid[128], tp[128], ctype[128], reason[256] = "";
   copy_bytes(rk, sizeof rk, env->routing_key);
   header_str(pr, "x-request-id", rid, sizeof rid);
+  header_str(pr, "traceparent", tp, sizeof tp);
   ctype[0] = '\0';
   if (pr->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) copy_bytes(ctype, sizeof ctype, pr->content_type);
   mq_message m = {
@@ -262,6 +263,7 @@ static int consumer_handle(mq_consumer *c, const amqp_envelope_t *env) {
       .len = env->message.body.len,
       .routing_key = rk,
       .request_id = rid,
+      .traceparent = tp,
       .content_type = ctype,
       .attempt = header_attempt(pr),
       .redelivered = env->redelivered != 0,

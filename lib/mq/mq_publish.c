@@ -162,7 +162,7 @@ int mq_publish(mq_publisher *p, const char *exchange, const char *routing_key, c
   if (strlen(exchange) > MQ_NAME_MAX || strlen(routing_key) > 255) return MQ_ERR_INVALID;
   mq_publish_opts o = opts ? *opts : (mq_publish_opts){0};
   amqp_basic_properties_t props = {0};
-  amqp_table_entry_t h[2];
+  amqp_table_entry_t h[3];
   int nh = 0;
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
   props.delivery_mode = 2; /* persistent */
@@ -172,6 +172,7 @@ int mq_publish(mq_publisher *p, const char *exchange, const char *routing_key, c
     props.message_id = amqp_cstring_bytes(o.message_id);
   }
   if (o.request_id) h[nh++] = mq__str_entry("x-request-id", o.request_id);
+  if (o.traceparent) h[nh++] = mq__str_entry("traceparent", o.traceparent);
   if (o.attempt > 0) {
     h[nh].key = amqp_cstring_bytes("x-attempt");
     h[nh].value.kind = AMQP_FIELD_KIND_I32;

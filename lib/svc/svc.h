@@ -21,6 +21,8 @@
 #include "health/health.h"
 #include "http/http.h"
 #include "log/log.h"
+#include "trace/trace.h"
+#include "zipkin/zipkin.h"
 
 /* Call first in main, before creating threads. */
 void svc_block_signals(void);
@@ -51,8 +53,9 @@ int svc_wait_for_stop(void);
  *                      struct (their errors into .err, where the service adds its own)
  *   svc_app_open_log   the log; a bad setting is logged ("bad configuration") and the
  *                      process exits 2
- *   svc_app_open       libcurl, lib/auth's verifier, the database pool and the HTTP
- *                      server(s), not yet listening
+ *   svc_app_open       libcurl, lib/auth's verifier, the tracer (and its Zipkin
+ *                      exporter), the database pool and the HTTP server(s), not yet
+ *                      listening
  *   ... the service's routes and its own objects ...
  *   svc_app_listen     both servers listen ("cannot listen" otherwise)
  *   svc_app_run        "started", waits for SIGTERM/SIGINT, readiness OUT_OF_SERVICE,
@@ -64,7 +67,12 @@ int svc_wait_for_stop(void);
  * Settings read here: LOG_LEVEL (info), SERVER_PORT, SERVER_ADDRESS (127.0.0.1),
  * DB_POOL_SIZE (16) and the database URL (with a database), FERMATA_INTERNAL_PORT (0 =
  * none; with an internal listener), FERMATA_DRAIN_DELAY (0),
- * SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE (30s), lib/auth's (with auth), HTTP_*.
+ * SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE (30s), lib/auth's (with auth), HTTP_*,
+ * MANAGEMENT_TRACING_ENABLED (true; false: no tracer at all, the baseline of the
+ * benchmark), MANAGEMENT_TRACING_SAMPLING_PROBABILITY (0.1, Spring Boot's default) and
+ * MANAGEMENT_ZIPKIN_TRACING_ENDPOINT ("" = no export; spans are still made, their trace
+ * ids logged and propagated). Both servers make SERVER spans (lib/http); the public one's
+ * /actuator/prometheus adds the exporter's counters (lib/zipkin).
  * Not thread-safe: main's thread only. */
 typedef struct svc_app_opts {
   const char *name;       /* the service's name in the log ("song") */
@@ -84,7 +92,9 @@ typedef struct svc_app {
   config_err err; /* the first bad setting */
   log_level level;
   long long port, internal_port, pool, drain_delay_ms, grace_ms;
-  const char *address, *db_url;
+  const char *address, *db_url, *zipkin_url;
+  double sampling;
+  bool tracing; /* MANAGEMENT_TRACING_ENABLED */
   auth_config auth_cfg;
   http_server_opts http;
   /* made by svc_app_open_log / svc_app_open; owned by the app */
@@ -94,6 +104,8 @@ typedef struct svc_app {
   http_server *srv;      /* NULL out of memory */
   http_server *isrv;     /* NULL without an internal port, or out of memory */
   health_lifecycle life; /* readiness: draining once stopping */
+  trace_tracer *tracer;  /* NULL before svc_app_open, with tracing disabled or out of memory */
+  zipkin *zipkin;        /* NULL when no endpoint is configured */
   bool curl, opened;
 } svc_app;
 
@@ -101,7 +113,7 @@ typedef struct svc_app {
 void svc_app_init(svc_app *a, const svc_app_opts *o);
 /* 0, or the exit status: 1 (no log), 2 (a bad setting, logged; the log is freed then). */
 int svc_app_open_log(svc_app *a);
-/* 0, or the exit status after logging why: 1 (libcurl), 2 (lib/auth). Allocation failures
+/* 0, or the exit status after logging why: 1 (libcurl, the tracer), 2 (lib/auth). Allocation failures
  * of the pool or the servers leave those NULL for the caller to check (and return 0). */
 int svc_app_open(svc_app *a);
 /* Runs the migrations; logs a warning when the database is not ready. db_migrate's code. */
@@ -146,9 +158,11 @@ int svc_actuator_internal_routes(http_server *srv, svc_actuator *act);
 /* `DELETE ...?id=1,2`: the CSV is checked as the contract says (lib/ids: 400 with its
  * message), `del` deletes and puts the ids that existed into `out` (room for n; it is the
  * parsed list itself, so deleting in place works) with their count in *nout, and the
- * answer is {"ids":[...]}; a nonzero result of `del` is answered by `reply_error`. */
+ * answer is {"ids":[...]}; a nonzero result of `del` is answered by `reply_error`. `del`
+ * gets the request's id and trace context (http_req_trace) for the calls it makes. */
 typedef struct svc_delete {
-  int (*del)(void *ctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out, size_t *nout);
+  int (*del)(void *ctx, const int32_t *ids, size_t n, const char *request_id, const trace_ctx *trace, int32_t *out,
+             size_t *nout);
   void (*reply_error)(http_req *r, int rc);
 } svc_delete;
 

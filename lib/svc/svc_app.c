@@ -27,6 +27,11 @@ void svc_app_init(svc_app *a, const svc_app_opts *o) {
   a->drain_delay_ms = config_duration_ms("FERMATA_DRAIN_DELAY", 0, 0, 600000, err);
   a->grace_ms = config_duration_ms("SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE", 30000, 1, 600000, err);
   if (o->auth) auth_config_read(&a->auth_cfg, err);
+  const char *p = config_str("MANAGEMENT_TRACING_SAMPLING_PROBABILITY", "0.1");
+  if (trace_probability_parse(p, &a->sampling) != TRACE_OK && !err->msg[0])
+    snprintf(err->msg, sizeof err->msg, "MANAGEMENT_TRACING_SAMPLING_PROBABILITY: expected a number from 0 to 1");
+  a->zipkin_url = config_str("MANAGEMENT_ZIPKIN_TRACING_ENDPOINT", "");
+  a->tracing = config_bool("MANAGEMENT_TRACING_ENABLED", true, err);
   a->http = o->http;
   http_server_opts_env(&a->http, err);
 }
@@ -44,11 +49,31 @@ int svc_app_open_log(svc_app *a) {
   return 0;
 }
 
-static http_server *new_server(svc_app *a, long long port, size_t max_body) {
+static char *tracing_metrics(void *z) { return zipkin_prometheus(z); }
+
+static http_server *new_server(svc_app *a, long long port, size_t max_body, bool public) {
   http_server_opts ho = a->http;
   ho.port = (unsigned)port, ho.bind_addr = a->address, ho.shutdown_grace_ms = (unsigned)a->grace_ms;
+  ho.tracer = a->tracer;
+  if (public && a->zipkin) ho.extra_metrics = tracing_metrics, ho.extra_metrics_ud = a->zipkin;
   if (max_body) ho.max_body = max_body;
   return http_server_new(&ho, a->lg);
+}
+
+/* The tracer (always: trace ids are logged and propagated) and, with an endpoint, the
+ * Zipkin exporter it hands sampled spans to. */
+static int open_tracing(svc_app *a) {
+  if (!a->tracing) return 0; /* no spans, no trace ids, no export */
+  if (a->zipkin_url[0]) {
+    a->zipkin = zipkin_new(&(zipkin_opts){.endpoint = a->zipkin_url, .service = a->o.name});
+    if (!a->zipkin || zipkin_start(a->zipkin) != ZIPKIN_OK) {
+      log_event(a->lg, LOG_LEVEL_ERROR, "cannot start the Zipkin exporter", NULL);
+      return -1;
+    }
+  }
+  a->tracer = trace_tracer_new(a->o.name, a->sampling, a->zipkin ? zipkin_submit : NULL, a->zipkin);
+  if (!a->tracer) return -1;
+  return 0;
 }
 
 int svc_app_open(svc_app *a) {
@@ -69,8 +94,9 @@ int svc_app_open(svc_app *a) {
                    .nmigrations = a->o.nmigrations};
     a->db = db_pool_new(&dbo, a->lg);
   }
-  a->srv = new_server(a, a->port, a->o.max_body);
-  if (a->internal_port) a->isrv = new_server(a, a->internal_port, 0);
+  if (open_tracing(a) != 0) return 1;
+  a->srv = new_server(a, a->port, a->o.max_body, true);
+  if (a->internal_port) a->isrv = new_server(a, a->internal_port, 0, false);
   return 0;
 }
 
@@ -121,6 +147,10 @@ void svc_app_close(svc_app *a) {
   db_pool_free(a->db);
   a->au = NULL;
   a->db = NULL;
+  zipkin_free(a->zipkin); /* its last batch goes out before libcurl is cleaned up */
+  trace_tracer_free(a->tracer);
+  a->zipkin = NULL;
+  a->tracer = NULL;
   if (a->curl) curl_global_cleanup();
   a->curl = false;
   if (a->lg && a->opened) log_event(a->lg, LOG_LEVEL_INFO, "stopped", NULL);

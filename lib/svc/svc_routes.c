@@ -43,7 +43,9 @@ void svc_delete_ids(http_req *r, void *ctx, const svc_delete *d) {
     return;
   }
   size_t k = 0;
-  int rc = d->del(ctx, ids.ids, ids.n, http_req_id(r), ids.ids, &k); /* the deleted ones, in place */
+  trace_ctx trace;
+  http_req_trace(r, &trace);
+  int rc = d->del(ctx, ids.ids, ids.n, http_req_id(r), &trace, ids.ids, &k); /* the deleted ones, in place */
   if (rc != 0)
     d->reply_error(r, rc);
   else

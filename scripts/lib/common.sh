@@ -174,6 +174,34 @@ fm_tools_dir() {
 # The pinned versitygw release and where deps.sh puts it.
 VERSITYGW_VERSION=v1.8.0
 fm_versitygw_bin() { echo "$(fm_tools_dir)/versitygw-$VERSITYGW_VERSION/versitygw"; }
+# The pinned Zipkin server (the exec jar from Maven Central; Java 17 runs it) and where
+# deps.sh puts it. Its SHA-256 is pinned here; deps.sh also checks Maven's .sha1 file.
+ZIPKIN_VERSION=3.6.1
+ZIPKIN_JAR_SHA256=d8326e0ed4f43855dba81228f688554706e52578a7c782d9a90b73f8680654a1
+fm_zipkin_jar() { echo "$(fm_tools_dir)/zipkin-$ZIPKIN_VERSION/zipkin-server-$ZIPKIN_VERSION-exec.jar"; }
+
+# fm_fetch_zipkin: downloads the jar (135 MB) unless it is there, checked against Maven
+# Central's .sha1 and the pinned SHA-256; the jar lands in place only when both match.
+fm_fetch_zipkin() {
+  local jar dir base tmp sha1 got
+  jar=$(fm_zipkin_jar)
+  [ -f "$jar" ] && return 0
+  dir=$(dirname "$jar")
+  base=${ZIPKIN_MAVEN:-https://repo.maven.apache.org/maven2}/io/zipkin/zipkin-server/$ZIPKIN_VERSION/zipkin-server-$ZIPKIN_VERSION-exec.jar
+  echo "deps: fetching Zipkin $ZIPKIN_VERSION ($base, 135 MB)"
+  mkdir -p "$dir"
+  tmp="$dir/.download.$$"
+  curl -fsS --retry 3 -o "$tmp" "$base" || { rm -f "$tmp"; fm_die "deps: could not fetch $base"; }
+  sha1=$(curl -fsS --retry 3 "$base.sha1" | cut -c1-40) || { rm -f "$tmp"; fm_die "deps: could not fetch $base.sha1"; }
+  got=$(sha1sum "$tmp" | cut -d' ' -f1)
+  [ "$got" = "$sha1" ] || { rm -f "$tmp"; fm_die "deps: Zipkin jar SHA-1 $got, Maven says $sha1"; }
+  got=$(sha256sum "$tmp" | cut -d' ' -f1)
+  [ "$got" = "$ZIPKIN_JAR_SHA256" ] || { rm -f "$tmp"; fm_die "deps: Zipkin jar SHA-256 $got, pinned $ZIPKIN_JAR_SHA256"; }
+  chmod 644 "$tmp"
+  mv "$tmp" "$jar"
+  chmod 755 "$(fm_tools_dir)" "$dir"
+}
+
 # The pinned kustomize (renders deploy/k8s for tests/system/test_deploy_config.py).
 KUSTOMIZE_VERSION=v5.5.0
 fm_kustomize_bin() { echo "$(fm_tools_dir)/kustomize-$KUSTOMIZE_VERSION/kustomize"; }

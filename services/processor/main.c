@@ -107,7 +107,8 @@ int main(void) {
                          .timeout_ms = (long)cfg.timeout_ms,
                          .max_response_bytes = 64 * 1024,
                          .max_idle_handles = (int)cfg.concurrency,
-                         .user_agent = "fermata-processor"};
+                         .user_agent = "fermata-processor",
+                         .tracer = app.tracer};
   httpc_config sc_cfg = rc_cfg;
   if (httpc_new(&rc_cfg, &res_http) != HTTPC_OK || httpc_new(&sc_cfg, &song_http) != HTTPC_OK) goto out;
   peers pe = {.resource_http = res_http,
@@ -132,7 +133,8 @@ int main(void) {
                      .retry = {(uint32_t)cfg.retry_initial_ms, (uint32_t)cfg.retry_max_ms},
                      .pipeline = &pl,
                      .stats = &stats,
-                     .lg = lg};
+                     .lg = lg,
+                     .tracer = app.tracer};
   pool = workers_new(&wo);
   proc_http_ctx hctx = {.srv = app.srv, .pool = pool, .stats = &stats, .life = &app.life};
   if (!pool || !app.srv || proc_routes(app.srv, &hctx) != HTTP_OK) {

@@ -91,8 +91,8 @@ static bool take_range(const httpc_response *resp, uint64_t offset, size_t want,
   return true;
 }
 
-int peers_get_range(const peers *p, int32_t id, const char *request_id, uint64_t offset, size_t want, void *buf,
-                    size_t buf_cap, peers_range *out, char *reason, size_t reason_cap) {
+int peers_get_range(const peers *p, int32_t id, const char *request_id, const trace_ctx *trace, uint64_t offset,
+                    size_t want, void *buf, size_t buf_cap, peers_range *out, char *reason, size_t reason_cap) {
   *out = (peers_range){0};
   if (want == 0 || buf_cap < want || offset > UINT64_MAX - want) {
     snprintf(reason, reason_cap, "GET resource: bad range");
@@ -101,8 +101,14 @@ int peers_get_range(const peers *p, int32_t id, const char *request_id, uint64_t
   char url[1024], range[64];
   snprintf(url, sizeof url, "%s/resources/%" PRId32, p->resource_url, id);
   snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, offset, offset + want - 1);
-  httpc_request req = {
-      .method = "GET", .url = url, .request_id = request_id, .range = range, .into = buf, .into_cap = buf_cap};
+  httpc_request req = {.method = "GET",
+                       .url = url,
+                       .request_id = request_id,
+                       .range = range,
+                       .into = buf,
+                       .into_cap = buf_cap,
+                       .trace = trace,
+                       .peer = "resource"};
   httpc_response resp;
   int rc = httpc_do(p->resource_http, &req, &resp);
   count_call(p, PROC_PEER_RESOURCE, rc, &resp);
@@ -131,8 +137,8 @@ int peers_get_range(const peers *p, int32_t id, const char *request_id, uint64_t
   return PEER_OK;
 }
 
-int peers_post_song(const peers *p, int32_t id, const mp3_song *song, const char *request_id, bool *created,
-                    char *reason, size_t reason_cap) {
+int peers_post_song(const peers *p, int32_t id, const mp3_song *song, const char *request_id, const trace_ctx *trace,
+                    bool *created, char *reason, size_t reason_cap) {
   *created = false;
   json_t *doc = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "id", (json_int_t)id, "name", song->name, "artist",
                           song->artist, "album", song->album, "duration", song->duration, "year", song->year);
@@ -144,7 +150,13 @@ int peers_post_song(const peers *p, int32_t id, const mp3_song *song, const char
   }
   char url[1024];
   snprintf(url, sizeof url, "%s/songs", p->song_url);
-  httpc_request req = {.method = "POST", .url = url, .body = body, .body_len = strlen(body), .request_id = request_id};
+  httpc_request req = {.method = "POST",
+                       .url = url,
+                       .body = body,
+                       .body_len = strlen(body),
+                       .request_id = request_id,
+                       .trace = trace,
+                       .peer = "song"};
   httpc_response resp;
   int rc = httpc_do(p->song_http, &req, &resp);
   free(body);

@@ -52,13 +52,13 @@ typedef struct peers_range {
  * its Content-Range; a 200 (a server that ignores Range) is taken when offset is 0 and the
  * whole body fits want. PEER_OK with *out, or a negative PEER_ERR_*. The bytes received are
  * added to stats->fetched_bytes. reason receives a short text for logs and dead letters.
- * request_id may be NULL. */
-int peers_get_range(const peers *p, int32_t id, const char *request_id, uint64_t offset, size_t want, void *buf,
-                    size_t buf_cap, peers_range *out, char *reason, size_t reason_cap);
+ * request_id and trace (the parent of the call's CLIENT span, lib/httpc) may be NULL. */
+int peers_get_range(const peers *p, int32_t id, const char *request_id, const trace_ctx *trace, uint64_t offset,
+                    size_t want, void *buf, size_t buf_cap, peers_range *out, char *reason, size_t reason_cap);
 
 /* Posts the metadata of resource id. PEER_OK or a negative PEER_ERR_*; on PEER_OK,
  * *created says whether this call stored it (false: a 409, it was stored already). */
-int peers_post_song(const peers *p, int32_t id, const mp3_song *song, const char *request_id, bool *created,
-                    char *reason, size_t reason_cap);
+int peers_post_song(const peers *p, int32_t id, const mp3_song *song, const char *request_id, const trace_ctx *trace,
+                    bool *created, char *reason, size_t reason_cap);
 
 #endif

@@ -15,6 +15,7 @@ typedef struct call_ctx {
   const proc_pipeline *pl;
   int32_t id;
   const char *request_id;
+  const trace_ctx *trace;
   uint64_t *rng;
   const mp3_song *song; /* POST only */
   uint64_t offset;      /* GET only: the range asked for, where it goes, what came */
@@ -38,8 +39,8 @@ static int settle_op(call_ctx *cx, bool *retryable) {
 
 static int get_op(void *ud, unsigned attempt, bool *retryable) {
   call_ctx *cx = ud;
-  cx->result = peers_get_range(cx->pl->peers, cx->id, cx->request_id, cx->offset, cx->want, cx->buf, cx->buf_cap,
-                               &cx->got, cx->reason, sizeof cx->reason);
+  cx->result = peers_get_range(cx->pl->peers, cx->id, cx->request_id, cx->trace, cx->offset, cx->want, cx->buf,
+                               cx->buf_cap, &cx->got, cx->reason, sizeof cx->reason);
   if (cx->result == PEER_ERR_TRANSIENT)
     log_event(cx->pl->lg, LOG_LEVEL_DEBUG, "resource fetch failed",
               "resource_id=%" PRId32 " offset=%" PRIu64 " try=%u reason=\"%s\"", cx->id, cx->offset, attempt,
@@ -49,8 +50,8 @@ static int get_op(void *ud, unsigned attempt, bool *retryable) {
 
 static int post_op(void *ud, unsigned attempt, bool *retryable) {
   call_ctx *cx = ud;
-  cx->result =
-      peers_post_song(cx->pl->peers, cx->id, cx->song, cx->request_id, &cx->created, cx->reason, sizeof cx->reason);
+  cx->result = peers_post_song(cx->pl->peers, cx->id, cx->song, cx->request_id, cx->trace, &cx->created, cx->reason,
+                               sizeof cx->reason);
   if (cx->result == PEER_ERR_TRANSIENT)
     log_event(cx->pl->lg, LOG_LEVEL_DEBUG, "song post failed", "resource_id=%" PRId32 " try=%u reason=\"%s\"", cx->id,
               attempt, cx->reason);
@@ -142,9 +143,10 @@ static proc_outcome extract(resreader *rd, call_ctx *get, mp3_song *song, char *
   return PROC_DONE;
 }
 
-proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *request_id, uint64_t *rng_state,
-                         proc_publish_fn publish, void *publish_ud, char *reason, size_t reason_cap) {
-  call_ctx get = {.pl = pl, .id = id, .request_id = request_id, .rng = rng_state};
+proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *request_id, const trace_ctx *trace,
+                         uint64_t *rng_state, proc_publish_fn publish, void *publish_ud, char *reason,
+                         size_t reason_cap) {
+  call_ctx get = {.pl = pl, .id = id, .request_id = request_id, .trace = trace, .rng = rng_state};
   resreader *rd = NULL;
   if (resreader_new(pl->window_bytes, fetch_window, &get, &rd) != RESREADER_OK)
     return fail(PROC_RETRY, reason, reason_cap, "GET resource: out of memory for the window");
@@ -156,7 +158,7 @@ proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *reques
   resreader_free(rd); /* the window is not needed past extraction */
   if (o != PROC_DONE) return o;
 
-  call_ctx post = {.pl = pl, .id = id, .request_id = request_id, .rng = rng_state, .song = &song};
+  call_ctx post = {.pl = pl, .id = id, .request_id = request_id, .trace = trace, .rng = rng_state, .song = &song};
   call(pl, post_op, &post);
   switch (post.result) {
   case PEER_OK: break;
@@ -167,7 +169,7 @@ proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *reques
             post.created ? "created" : "existing");
 
   char why[256] = "";
-  if (publish(publish_ud, id, request_id, why, sizeof why) != 0) {
+  if (publish(publish_ud, id, request_id, trace, why, sizeof why) != 0) {
     snprintf(reason, reason_cap, "publish processed: %s", why);
     return PROC_RETRY;
   }

@@ -38,7 +38,8 @@
 
 /* Publishes "processed" for id and waits for the broker's confirm. Returns 0 on success,
  * else nonzero with a reason written. */
-typedef int (*proc_publish_fn)(void *ud, int32_t id, const char *request_id, char *reason, size_t reason_cap);
+typedef int (*proc_publish_fn)(void *ud, int32_t id, const char *request_id, const trace_ctx *trace, char *reason,
+                               size_t reason_cap);
 
 typedef struct proc_pipeline {
   const peers *peers;
@@ -51,7 +52,8 @@ typedef struct proc_pipeline {
 /* Handles resource id. request_id (may be NULL) is passed to the peers for tracing.
  * rng_state is the caller's (see retry.h). reason receives why on anything but PROC_DONE
  * ("ok" then). */
-proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *request_id, uint64_t *rng_state,
-                         proc_publish_fn publish, void *publish_ud, char *reason, size_t reason_cap);
+proc_outcome proc_handle(const proc_pipeline *pl, int32_t id, const char *request_id, const trace_ctx *trace,
+                         uint64_t *rng_state, proc_publish_fn publish, void *publish_ud, char *reason,
+                         size_t reason_cap);
 
 #endif

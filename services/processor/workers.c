@@ -46,16 +46,27 @@ static const char *sane_request_id(const char *rid) {
   return rid;
 }
 
-static int publish_processed(void *ud, int32_t id, const char *request_id, char *reason, size_t reason_cap) {
+static int publish_processed(void *ud, int32_t id, const char *request_id, const trace_ctx *trace, char *reason,
+                             size_t reason_cap) {
   worker *wk = ud;
+  const trace_tracer *tracer = wk->pool->opts.tracer;
   char body[MSGS_ENCODED_MAX];
   size_t len;
   if (msgs_encode(id, body, sizeof body, &len) != MSGS_OK) {
     snprintf(reason, reason_cap, "cannot encode id %" PRId32, id);
     return -1;
   }
-  mq_publish_opts po = {.request_id = request_id};
+  /* a PRODUCER span: the Resource Service's consumer continues it */
+  trace_span span;
+  trace_span_start(trace && trace->valid ? tracer : NULL, &span, trace, "publish", TRACE_KIND_PRODUCER);
+  trace_span_remote(&span, "rabbitmq", NULL, 0);
+  trace_span_tag(&span, "messaging.destination", msgs_publish_key(MSGS_SIDE_PROCESSOR));
+  char tp[TRACEPARENT_LEN + 1];
+  mq_publish_opts po = {.request_id = request_id,
+                        .traceparent = trace_span_traceparent(&span, tp, sizeof tp) == TRACE_OK ? tp : NULL};
   int rc = mq_publish(wk->pub, MSGS_EXCHANGE, msgs_publish_key(MSGS_SIDE_PROCESSOR), body, len, &po);
+  if (rc != MQ_OK) trace_span_fail(&span, mq_strerror(rc));
+  trace_span_end(tracer, &span);
   if (rc != MQ_OK) {
     snprintf(reason, reason_cap, "%s", mq_strerror(rc));
     return -1;
@@ -88,8 +99,15 @@ static mq_verdict on_delivery(const mq_message *m, void *arg, char *reason, size
   }
 
   const char *rid = sane_request_id(m->request_id);
+  /* a CONSUMER span continuing the publisher's (the relay's) context, else a new trace */
+  trace_span span;
+  trace_span_start_message(o->tracer, &span, m->traceparent, true, "process", TRACE_KIND_CONSUMER, m->routing_key);
+  trace_ctx ctx;
+  trace_span_ctx(&span, &ctx);
+  char tid[TRACE_ID_HEX];
+  trace_span_trace_id(&span, tid);
   uint64_t t0 = now_ms(CLOCK_MONOTONIC);
-  proc_outcome out = proc_handle(o->pipeline, id, rid, &wk->rng, publish_processed, wk, why, sizeof why);
+  proc_outcome out = proc_handle(o->pipeline, id, rid, &ctx, &wk->rng, publish_processed, wk, why, sizeof why);
   uint64_t elapsed = now_ms(CLOCK_MONOTONIC) - t0;
   mq_verdict v = MQ_ACK;
   log_level lvl = LOG_LEVEL_INFO;
@@ -131,9 +149,12 @@ static mq_verdict on_delivery(const mq_message *m, void *arg, char *reason, size
   log_event(o->lg, lvl, "message handled",
             "resource_id=%" PRId32
             " outcome=\"%s\" attempt=%u redelivered=%d worker=%u "
-            "elapsed_ms=%" PRIu64 " request_id=%s reason=%s",
-            id, what, m->attempt, m->redelivered, wk->index, elapsed, rid ? rid : "-",
+            "elapsed_ms=%" PRIu64 " request_id=%s%s%s reason=%s",
+            id, what, m->attempt, m->redelivered, wk->index, elapsed, rid ? rid : "-", tid[0] ? " trace_id=" : "", tid,
             log_quote(qwhy, sizeof qwhy, why));
+  trace_span_tag(&span, "outcome", outcome_name(out));
+  if (out == PROC_RETRY || out == PROC_POISON) trace_span_fail(&span, why);
+  trace_span_end(o->tracer, &span);
   return v;
 }
 

@@ -34,6 +34,7 @@ typedef struct workers_opts {
   const proc_pipeline *pipeline; /* borrowed; must outlive the pool */
   proc_stats *stats;             /* borrowed */
   log_sink *lg;                  /* borrowed */
+  const trace_tracer *tracer;    /* borrowed; NULL = no spans */
 } workers_opts;
 
 typedef struct workers workers;

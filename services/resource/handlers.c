@@ -42,7 +42,10 @@ static void post_resource(http_req *r, void *vctx) {
   }
   int32_t id;
   const char *why = NULL;
-  int rc = resource_upload_stream(ctx->svc, body_read, r, http_req_content_length(r), http_req_id(r), &id, &why);
+  trace_ctx trace;
+  http_req_trace(r, &trace);
+  int rc =
+      resource_upload_stream(ctx->svc, body_read, r, http_req_content_length(r), http_req_id(r), &trace, &id, &why);
   if (rc == RES_ERR_NOT_MP3) {
     http_reply_errorf(r, 400, "Invalid MP3 file: %s", why);
     return;
@@ -113,9 +116,10 @@ static void get_resource(http_req *r, void *vctx) {
   http_reply_stream(r, rr == RANGE_PARTIAL ? 206 : 200, "audio/mpeg", last - first + 1, stream_reader, st, stream_done);
 }
 
-static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out, size_t *nout) {
+static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, const trace_ctx *trace,
+                       int32_t *out, size_t *nout) {
   resource_http *ctx = vctx;
-  return resource_delete(ctx->svc, ids, n, request_id, out, nout);
+  return resource_delete(ctx->svc, ids, n, request_id, trace, out, nout);
 }
 
 static void delete_resources(http_req *r, void *vctx) {

@@ -42,11 +42,12 @@ void janitor_free(janitor *j) {
 
 void janitor_kick(janitor *j) { worker_kick(j->w); }
 
-void janitor_delete_songs_now(janitor *j, const int32_t *ids, size_t n, const char *request_id) {
+void janitor_delete_songs_now(janitor *j, const int32_t *ids, size_t n, const char *request_id,
+                              const trace_ctx *trace) {
   static const useconds_t waits[] = {0, 100000, 300000};
   for (int attempt = 0; attempt < 3; attempt++) {
     if (waits[attempt]) usleep(waits[attempt]);
-    if (songs_delete(j->sg, ids, n, request_id) == 0) {
+    if (songs_delete(j->sg, ids, n, request_id, trace) == 0) {
       repo_forget_song_deletes(j->db, ids, n);
       return;
     }
@@ -57,7 +58,7 @@ void janitor_delete_songs_now(janitor *j, const int32_t *ids, size_t n, const ch
  * what finishing one means. */
 static int delete_songs(void *ud, const int32_t *ids, size_t n) {
   janitor *j = ud;
-  return songs_delete(j->sg, ids, n, NULL);
+  return songs_delete(j->sg, ids, n, NULL, NULL); /* later: the request's trace is over */
 }
 
 static int delete_object(void *ud, const char *bucket, const char *key, const char *upload_id) {

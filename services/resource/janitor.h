@@ -29,7 +29,7 @@ void janitor_free(janitor *j);
 
 /* The synchronous song deletion of DELETE /resources: up to 3 attempts (0, 100, 300 ms);
  * on success the ids leave pending_song_deletes, else they stay for the thread. */
-void janitor_delete_songs_now(janitor *j, const int32_t *ids, size_t n, const char *request_id);
+void janitor_delete_songs_now(janitor *j, const int32_t *ids, size_t n, const char *request_id, const trace_ctx *trace);
 
 /* Rows still waiting: songs and objects (-1 when the database cannot say). */
 long janitor_pending(janitor *j);

@@ -104,7 +104,15 @@ static mq_verdict on_processed(const mq_message *m, void *arg, char *reason, siz
   resource_svc *svc = arg;
   int32_t id;
   if (msgs_decode(m->body, m->len, &id, reason, cap) != MSGS_OK) return MQ_REJECT;
-  int rc = resource_make_permanent(svc, id, *m->request_id ? m->request_id : NULL);
+  /* a CONSUMER span continuing the processor's context (the message's traceparent) */
+  trace_span span;
+  trace_span_start_message(svc->tracer, &span, m->traceparent, false, "on processed", TRACE_KIND_CONSUMER,
+                           m->routing_key);
+  trace_ctx ctx;
+  trace_span_ctx(&span, &ctx);
+  int rc = resource_make_permanent(svc, id, *m->request_id ? m->request_id : NULL, &ctx);
+  if (rc != RES_OK && rc != RES_ERR_NOT_FOUND) trace_span_fail(&span, "move to permanent storage failed");
+  trace_span_end(svc->tracer, &span);
   if (rc == RES_OK) return MQ_ACK;
   if (rc == RES_ERR_NOT_FOUND) {
     log_event(svc->lg, LOG_LEVEL_WARN, "processed message for an unknown resource; acknowledged", "id=%d", id);
@@ -164,10 +172,12 @@ int main(void) {
                       .single_max = (uint64_t)s.single_max,
                       .part_bytes = (uint64_t)s.part_bytes,
                       .copy_single_max = (uint64_t)s.copy_single_max,
-                      .abandon_after_s = (long)(s.abandon_after_ms / 1000)};
+                      .abandon_after_s = (long)(s.abandon_after_ms / 1000),
+                      .tracer = app.tracer};
   songs *sg = NULL;
   s3_config s3c = {.endpoint = s.s3_endpoint, .region = s.s3_region, .access_key = s.s3_key, .secret_key = s.s3_secret};
-  httpc_config hc = {.connect_timeout_ms = s.storage_connect_ms, .timeout_ms = s.storage_timeout_ms};
+  httpc_config hc = {
+      .connect_timeout_ms = s.storage_connect_ms, .timeout_ms = s.storage_timeout_ms, .tracer = app.tracer};
   mq_publisher *pub = NULL;
   mq_consumer *cons = NULL;
   breaker *br = NULL;
@@ -185,12 +195,13 @@ int main(void) {
     breaker_free(br);
     goto out;
   }
+  s.st.tracer = app.tracer;
   svc.st = storages_new(&s.st, svc.http, br, lg);
   if (!svc.st) goto out;
   mp.log = lg;
   mq_backoff reconnect = {200, 5000};
   pub = mq_publisher_new(&mp, msgs_topology(MSGS_SIDE_RESOURCE), &reconnect);
-  svc.ob = pub ? outbox_new(svc.db, pub, lg) : NULL;
+  svc.ob = pub ? outbox_new(svc.db, pub, lg, app.tracer) : NULL;
   sg = songs_new(s.song_url, svc.http, lg);
   svc.jn = sg ? janitor_new(svc.db, svc.s3, sg) : NULL;
   mq_consumer_opts co = {

@@ -17,6 +17,7 @@ struct outbox {
   db_pool *db;
   mq_publisher *pub;
   log_sink *lg;
+  const trace_tracer *tracer;
   worker *w;
   worker_backoff backoff; /* after a failed batch: 200 ms doubling, at most 5 s */
   atomic_bool broker_ok;
@@ -25,12 +26,13 @@ struct outbox {
 
 static uint32_t relay_step(void *arg);
 
-outbox *outbox_new(db_pool *db, mq_publisher *pub, log_sink *lg) {
+outbox *outbox_new(db_pool *db, mq_publisher *pub, log_sink *lg, const trace_tracer *tracer) {
   outbox *o = calloc(1, sizeof *o);
   if (!o) return NULL;
   o->db = db;
   o->pub = pub;
   o->lg = lg;
+  o->tracer = tracer;
   o->backoff.policy =
       (retry_policy){.initial_ms = 200, .multiplier = 2.0, .max_delay_ms = 5000, .jitter = RETRY_JITTER_NONE};
   atomic_store(&o->broker_ok, true);
@@ -63,8 +65,15 @@ typedef struct {
 static int publish_row(void *ud, const outbox_row *row) {
   relay *r = ud;
   outbox *o = r->o;
-  mq_publish_opts po = {.request_id = *row->request_id ? row->request_id : NULL};
+  /* a PRODUCER span continuing the upload's context, whose traceparent the message carries */
+  trace_span span;
+  trace_span_start_message(o->tracer, &span, row->traceparent, false, "publish", TRACE_KIND_PRODUCER, row->routing_key);
+  char tp[TRACEPARENT_LEN + 1];
+  mq_publish_opts po = {.request_id = *row->request_id ? row->request_id : NULL,
+                        .traceparent = trace_span_traceparent(&span, tp, sizeof tp) == TRACE_OK ? tp : NULL};
   int prc = mq_publish(o->pub, MSGS_EXCHANGE, row->routing_key, row->payload, strlen(row->payload), &po);
+  if (prc != MQ_OK) trace_span_fail(&span, mq_strerror(prc));
+  trace_span_end(o->tracer, &span);
   if (prc != MQ_OK) {
     if (atomic_exchange(&o->broker_ok, false))
       log_event(o->lg, LOG_LEVEL_WARN, "broker unavailable; messages wait in the outbox", "error=\"%s\"",

@@ -21,11 +21,14 @@
 #include "db/db.h"
 #include "log/log.h"
 #include "mq/mq.h"
+#include "trace/trace.h"
 
 typedef struct outbox outbox;
 
 /* `db` and `pub` are borrowed; the publisher is used only by the relay thread. */
-outbox *outbox_new(db_pool *db, mq_publisher *pub, log_sink *lg);
+/* `tracer` (may be NULL) makes a PRODUCER span per message, a child of the upload's
+ * context stored with the row; its traceparent goes out with the message. */
+outbox *outbox_new(db_pool *db, mq_publisher *pub, log_sink *lg, const trace_tracer *tracer);
 int outbox_start(outbox *o);
 void outbox_kick(outbox *o);
 void outbox_stop(outbox *o); /* joins the thread */

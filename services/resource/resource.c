@@ -55,15 +55,29 @@ static int s3_to_res(resource_svc *svc, int rc, const s3_error *e, const char *w
   return resource_s3_err(rc);
 }
 
+void resource_s3_span(const resource_svc *svc, trace_span *span, const trace_ctx *trace, const char *name,
+                      const char *bucket) {
+  trace_span_start(trace && trace->valid ? svc->tracer : NULL, span, trace, name, TRACE_KIND_CLIENT);
+  trace_span_remote(span, "s3", NULL, 0);
+  trace_span_tag(span, "aws.s3.bucket", bucket);
+}
+
+void resource_s3_span_end(const resource_svc *svc, trace_span *span, int rc) {
+  if (rc != S3_OK) trace_span_fail(span, s3_strerror(rc));
+  trace_span_end(svc->tracer, span);
+}
+
 int resource_commit_upload(resource_svc *svc, resource_row *r, const char *sha256, const char *request_id,
-                           int32_t *id) {
+                           const trace_ctx *trace, int32_t *id) {
   s3_error e = {0};
   int rc = store_durable(svc);
   if (rc != RES_OK) {
     s3_delete(svc->s3, r->bucket, r->key, &e);
     return rc;
   }
-  rc = repo_insert_with_outbox(svc->db, r, sha256, request_id, id);
+  char tp[TRACEPARENT_LEN + 1] = "";
+  if (trace) trace_format_traceparent(trace, tp, sizeof tp); /* "" when not valid */
+  rc = repo_insert_with_outbox(svc->db, r, sha256, request_id, tp[0] ? tp : NULL, id);
   if (rc != DB_OK) {
     /* no row will point at it: remove the object, or leave it for the janitor's sweep */
     if (s3_delete(svc->s3, r->bucket, r->key, &e) != S3_OK)
@@ -71,8 +85,9 @@ int resource_commit_upload(resource_svc *svc, resource_row *r, const char *sha25
     return db_to_res(rc);
   }
   if (svc->ob) outbox_kick(svc->ob);
-  log_event(svc->lg, LOG_LEVEL_INFO, "resource stored", "id=%d state=STAGING bucket=%s size=%llu request_id=%s", *id,
-            r->bucket, (unsigned long long)r->size, request_id ? request_id : "-");
+  char tf[TRACE_LOG_FIELD];
+  log_event(svc->lg, LOG_LEVEL_INFO, "resource stored", "id=%d state=STAGING bucket=%s size=%llu request_id=%s%s", *id,
+            r->bucket, (unsigned long long)r->size, request_id ? request_id : "-", trace_log_field(trace, tf));
   return RES_OK;
 }
 
@@ -83,17 +98,18 @@ int resource_find(resource_svc *svc, int32_t id, resource_row *out) {
   return found ? RES_OK : RES_ERR_NOT_FOUND;
 }
 
-int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
-                    size_t *nout) {
+int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, const trace_ctx *trace,
+                    int32_t *out, size_t *nout) {
   *nout = 0;
   int rc = n ? repo_delete(svc->db, ids, n, out, nout) : DB_OK; /* in request order */
   if (rc != DB_OK) return db_to_res(rc);
   if (*nout) {
     /* the synchronous call, retried a little; the janitor retries for as long as it takes */
-    if (svc->jn) janitor_delete_songs_now(svc->jn, out, *nout, request_id);
+    if (svc->jn) janitor_delete_songs_now(svc->jn, out, *nout, request_id, trace);
     if (svc->jn) janitor_kick(svc->jn);
-    log_event(svc->lg, LOG_LEVEL_INFO, "resources deleted", "count=%zu request_id=%s", *nout,
-              request_id ? request_id : "-");
+    char tf[TRACE_LOG_FIELD];
+    log_event(svc->lg, LOG_LEVEL_INFO, "resources deleted", "count=%zu request_id=%s%s", *nout,
+              request_id ? request_id : "-", trace_log_field(trace, tf));
   }
   return RES_OK;
 }
@@ -103,20 +119,23 @@ static const char *basename_of(const char *key) {
   return slash ? slash + 1 : key;
 }
 
-int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_id) {
+int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_id, const trace_ctx *trace) {
   resource_row row;
   int rc = resource_find(svc, id, &row);
   if (rc != RES_OK) return rc;
   if (strcmp(row.state, "PERMANENT") == 0) return RES_OK; /* applied before: nothing to do */
   storage_loc to;
-  if (storages_pick(svc->st, "PERMANENT", request_id, &to, NULL) != 0) return RES_ERR_NO_STORAGE;
+  if (storages_pick(svc->st, "PERMANENT", request_id, trace, &to, NULL) != 0) return RES_ERR_NO_STORAGE;
   char new_key[512];
   if (resource_make_key(to.path, basename_of(row.key), new_key, sizeof new_key) != 0) return RES_ERR_INTERNAL;
   bool same_place = strcmp(to.bucket, row.bucket) == 0 && strcmp(new_key, row.key) == 0;
   s3_error e = {0};
   if (!same_place) {
+    trace_span span;
+    resource_s3_span(svc, &span, trace, "s3 copy", to.bucket);
     rc = s3_copy_sized(svc->s3, row.bucket, row.key, to.bucket, new_key, row.size, svc->copy_single_max,
                        svc->part_bytes, &e);
+    resource_s3_span_end(svc, &span, rc);
     if (rc == S3_ERR_NOT_FOUND) {
       /* the staging object is gone: the resource was deleted or moved meanwhile */
       resource_row again;
@@ -142,7 +161,8 @@ int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_i
       log_event(svc->lg, LOG_LEVEL_WARN, "orphan staging object", "bucket=%s key=%s", row.bucket, row.key);
     if (svc->jn) janitor_kick(svc->jn);
   }
-  log_event(svc->lg, LOG_LEVEL_INFO, "resource moved", "id=%d state=PERMANENT bucket=%s request_id=%s", id, to.bucket,
-            request_id ? request_id : "-");
+  char tf[TRACE_LOG_FIELD];
+  log_event(svc->lg, LOG_LEVEL_INFO, "resource moved", "id=%d state=PERMANENT bucket=%s request_id=%s%s", id, to.bucket,
+            request_id ? request_id : "-", trace_log_field(trace, tf));
   return RES_OK;
 }

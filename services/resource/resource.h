@@ -38,13 +38,14 @@ typedef struct {
   s3_client *s3;
   httpc *http;
   storages *st;
-  outbox *ob;               /* may be NULL (tests): then nobody is woken up */
-  janitor *jn;              /* may be NULL likewise */
-  syncbar *sync;            /* objects durable before rows name them (disabled for a remote store) */
-  uint64_t single_max;      /* declared lengths up to this go in one streaming PUT */
-  uint64_t part_bytes;      /* larger or chunked uploads go in multipart pieces of this size */
-  uint64_t copy_single_max; /* moves of objects over this copy in parts (UploadPartCopy) */
-  long abandon_after_s;     /* a multipart upload still unfinished this long is aborted */
+  outbox *ob;                 /* may be NULL (tests): then nobody is woken up */
+  janitor *jn;                /* may be NULL likewise */
+  syncbar *sync;              /* objects durable before rows name them (disabled for a remote store) */
+  uint64_t single_max;        /* declared lengths up to this go in one streaming PUT */
+  uint64_t part_bytes;        /* larger or chunked uploads go in multipart pieces of this size */
+  uint64_t copy_single_max;   /* moves of objects over this copy in parts (UploadPartCopy) */
+  long abandon_after_s;       /* a multipart upload still unfinished this long is aborted */
+  const trace_tracer *tracer; /* spans of the object store calls; NULL = none */
 } resource_svc;
 
 enum {
@@ -62,6 +63,12 @@ enum {
 /* ---- domain operations (resource.c) ---- */
 /* The RES_ERR_* for a failed object store call (an s3_err). */
 int resource_s3_err(int rc);
+/* A CLIENT span for an object store call (remote "s3"), a child of trace; not valid when
+ * trace is NULL or not valid or there is no tracer. End it with resource_s3_span_end. */
+void resource_s3_span(const resource_svc *svc, trace_span *span, const trace_ctx *trace, const char *name,
+                      const char *bucket);
+/* Ends it; `rc` the call's s3_err (failed when not S3_OK). */
+void resource_s3_span_end(const resource_svc *svc, trace_span *span, int rc);
 /* The request body of an upload, as it arrives: up to cap bytes into buf; the count (> 0),
  * 0 at the end, or a negative value when it cannot be read to its end. */
 typedef long (*resource_body_fn)(void *ud, void *buf, size_t cap);
@@ -74,10 +81,12 @@ typedef long (*resource_body_fn)(void *ud, void *buf, size_t cap);
  * the new resource's. RES_ERR_NOT_MP3 sets *why; RES_ERR_BODY: the body did not arrive
  * whole. Whatever fails, nothing stays in the store or the database. */
 int resource_upload_stream(resource_svc *svc, resource_body_fn read, void *ud, int64_t length, const char *request_id,
-                           int32_t *id, const char **why);
+                           const trace_ctx *trace, int32_t *id, const char **why);
 /* The end of an upload whose object is in the store (resource.c): waits for the store's
- * disk, writes the row and the "uploaded" message; on failure the object is deleted. */
-int resource_commit_upload(resource_svc *svc, resource_row *r, const char *sha256, const char *request_id, int32_t *id);
+ * disk, writes the row and the "uploaded" message (with the upload's traceparent, which
+ * the relay publishes: `trace` may be NULL); on failure the object is deleted. */
+int resource_commit_upload(resource_svc *svc, resource_row *r, const char *sha256, const char *request_id,
+                           const trace_ctx *trace, int32_t *id);
 /* Object key = storage path (without its slashes) + "/" + name; name NULL = a random one
  * (keys are generated, never a client's). 0, or -1 when it would not be a valid key. */
 int resource_make_key(const char *path, const char *name, char *key, size_t cap);
@@ -102,10 +111,10 @@ void resource_stream_close(resource_stream *st);
 
 /* Deletes the given ids; the ones that existed go to `out` (room for n; may be `ids`) in
  * the order given, *nout their count. */
-int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, int32_t *out,
-                    size_t *nout);
+int resource_delete(resource_svc *svc, const int32_t *ids, size_t n, const char *request_id, const trace_ctx *trace,
+                    int32_t *out, size_t *nout);
 /* Applies a "processed" message: moves the object to PERMANENT storage. Idempotent.
  * RES_OK, RES_ERR_NOT_FOUND (the resource was deleted) or another RES_ERR_*. */
-int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_id);
+int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_id, const trace_ctx *trace);
 
 #endif

@@ -39,11 +39,12 @@ const db_migration resource_migrations[] = {
      " next_attempt_at timestamptz NOT NULL DEFAULT now())"},
     {2, "pending deletes may be multipart uploads to abort",
      "ALTER TABLE pending_object_deletes ADD COLUMN upload_id varchar(1024)"},
+    {3, "outbox rows carry the upload's trace context", "ALTER TABLE outbox ADD COLUMN traceparent varchar(64)"},
 };
 const size_t resource_nmigrations = sizeof resource_migrations / sizeof resource_migrations[0];
 
 int repo_insert_with_outbox(db_pool *db, const resource_row *r, const char *sha256, const char *request_id,
-                            int32_t *id) {
+                            const char *traceparent, int32_t *id) {
   db_conn *c;
   int rc = db_acquire(db, &c);
   if (rc != DB_OK) return rc;
@@ -66,8 +67,9 @@ int repo_insert_with_outbox(db_pool *db, const resource_row *r, const char *sha2
     rc = DB_ERR_QUERY;
     goto rollback;
   }
-  const char *po[] = {MSGS_UPLOADED, payload, request_id};
-  rc = db_exec(c, "INSERT INTO outbox (routing_key, payload, request_id) VALUES ($1, $2, $3)", 3, po, NULL);
+  const char *po[] = {MSGS_UPLOADED, payload, request_id, traceparent};
+  rc = db_exec(c, "INSERT INTO outbox (routing_key, payload, request_id, traceparent) VALUES ($1, $2, $3, $4)", 4, po,
+               NULL);
   if (rc != DB_OK) goto rollback;
   rc = db_commit(c);
   goto out;
@@ -270,10 +272,11 @@ int repo_outbox_relay(db_pool *db, repo_outbox_fn publish, void *ud, int *publis
   if (rc != DB_OK) return rc;
   PGresult *res = NULL;
   if ((rc = db_begin(c)) != DB_OK) goto fail;
-  rc = db_exec(c,
-               "SELECT id, routing_key, payload, coalesce(request_id, '') FROM outbox ORDER BY id"
-               " LIMIT " STR(REPO_OUTBOX_BATCH) " FOR UPDATE SKIP LOCKED",
-               0, NULL, &res);
+  rc = db_exec(
+      c,
+      "SELECT id, routing_key, payload, coalesce(request_id, ''), coalesce(traceparent, '') FROM outbox ORDER BY id"
+      " LIMIT " STR(REPO_OUTBOX_BATCH) " FOR UPDATE SKIP LOCKED",
+      0, NULL, &res);
   if (rc != DB_OK) goto fail;
   int n = PQntuples(res);
   char done[REPO_OUTBOX_BATCH * 21 + 3] = "{"; /* array literal of the published ids (digits only) */
@@ -282,7 +285,8 @@ int repo_outbox_relay(db_pool *db, repo_outbox_fn publish, void *ud, int *publis
     outbox_row row = {.id = atoll(PQgetvalue(res, i, 0)),
                       .routing_key = PQgetvalue(res, i, 1),
                       .payload = PQgetvalue(res, i, 2),
-                      .request_id = PQgetvalue(res, i, 3)};
+                      .request_id = PQgetvalue(res, i, 3),
+                      .traceparent = PQgetvalue(res, i, 4)};
     if (publish(ud, &row) != 0) break;
     size_t used = strlen(done);
     snprintf(done + used, sizeof done - used, "%s%s", ndone ? "," : "", PQgetvalue(res, i, 0));

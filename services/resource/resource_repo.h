@@ -34,8 +34,9 @@ typedef struct {
 extern const db_migration resource_migrations[];
 extern const size_t resource_nmigrations;
 
+/* request_id and traceparent (the upload's context, relayed with the message) may be NULL. */
 int repo_insert_with_outbox(db_pool *db, const resource_row *r, const char *sha256, const char *request_id,
-                            int32_t *id);
+                            const char *traceparent, int32_t *id);
 /* On DB_OK, *found says whether the row exists; when it does, *out holds it. */
 int repo_find(db_pool *db, int32_t id, resource_row *out, bool *found);
 /* Deletes rows and records their objects and songs for later deletion, in one transaction.
@@ -77,12 +78,14 @@ int repo_forget_song_deletes(db_pool *db, const int32_t *ids, size_t n);
 int repo_pending_deletes(db_pool *db, long *n);
 
 /* The outbox the relay works (outbox.c). A row as repo_outbox_relay hands it over; the
- * strings are borrowed for the call, request_id "" when the upload had none. */
+ * strings are borrowed for the call, request_id and traceparent "" when the upload had
+ * none. */
 typedef struct {
   int64_t id;
   const char *routing_key;
   const char *payload;
   const char *request_id;
+  const char *traceparent;
 } outbox_row;
 #define REPO_OUTBOX_BATCH 50 /* rows per relay call */
 typedef int (*repo_outbox_fn)(void *ud, const outbox_row *row);

@@ -267,9 +267,9 @@ static int put_body(upload *u, const resource_row *r, int64_t length) {
   return put_multipart(u, r, length, &res) == 0 ? RES_OK : res;
 }
 
-static int make_row(resource_svc *svc, const char *request_id, resource_row *r) {
+static int make_row(resource_svc *svc, const char *request_id, const trace_ctx *trace, resource_row *r) {
   storage_loc loc;
-  if (storages_pick(svc->st, "STAGING", request_id, &loc, NULL) != 0) return RES_ERR_NO_STORAGE;
+  if (storages_pick(svc->st, "STAGING", request_id, trace, &loc, NULL) != 0) return RES_ERR_NO_STORAGE;
   *r = (resource_row){.storage_id = loc.id};
   snprintf(r->state, sizeof r->state, "STAGING");
   snprintf(r->bucket, sizeof r->bucket, "%s", loc.bucket);
@@ -282,7 +282,7 @@ static int make_row(resource_svc *svc, const char *request_id, resource_row *r) 
 }
 
 int resource_upload_stream(resource_svc *svc, resource_body_fn read, void *ud, int64_t length, const char *request_id,
-                           int32_t *id, const char **why) {
+                           const trace_ctx *trace, int32_t *id, const char **why) {
   *why = NULL;
   upload u = {.svc = svc, .read = read, .ud = ud};
   mp3_check_init(&u.chk);
@@ -308,15 +308,19 @@ int resource_upload_stream(resource_svc *svc, resource_body_fn read, void *ud, i
     }
   }
   resource_row r;
-  if ((res = make_row(svc, request_id, &r)) != RES_OK) goto out;
-  if ((res = put_body(&u, &r, length)) != RES_OK) goto out;
+  if ((res = make_row(svc, request_id, trace, &r)) != RES_OK) goto out;
+  trace_span span; /* the PUT or the multipart upload, as one object store call */
+  resource_s3_span(svc, &span, trace, "s3 put", r.bucket);
+  res = put_body(&u, &r, length);
+  resource_s3_span_end(svc, &span, res == RES_OK ? S3_OK : S3_ERR_IO);
+  if (res != RES_OK) goto out;
   r.size = u.total;
   unsigned char md[32];
   unsigned int mdlen = 0;
   char sha[65];
   EVP_DigestFinal_ex(u.sha, md, &mdlen);
   for (unsigned i = 0; i < 32; i++) snprintf(sha + 2 * i, 3, "%02x", md[i]);
-  res = resource_commit_upload(svc, &r, sha, request_id, id);
+  res = resource_commit_upload(svc, &r, sha, request_id, trace, id);
 out:
   if (res == RES_ERR_NOT_MP3) *why = mp3_strerror(u.mp3_rc);
   free(u.head);

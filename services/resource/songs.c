@@ -30,7 +30,7 @@ void songs_free(songs *s) {
   free(s);
 }
 
-int songs_delete(songs *s, const int32_t *ids, size_t n, const char *request_id) {
+int songs_delete(songs *s, const int32_t *ids, size_t n, const char *request_id, const trace_ctx *trace) {
   size_t i = 0;
   while (i < n) {
     /* chunks whose CSV stays within the Song Service's 200-character limit */
@@ -47,7 +47,7 @@ int songs_delete(songs *s, const int32_t *ids, size_t n, const char *request_id)
     csv[o] = '\0';
     char url[512];
     snprintf(url, sizeof url, "%s/songs?id=%s", s->url, csv);
-    httpc_request req = {.method = "DELETE", .url = url, .request_id = request_id};
+    httpc_request req = {.method = "DELETE", .url = url, .request_id = request_id, .trace = trace, .peer = "song"};
     httpc_response resp;
     int rc = httpc_do(s->http, &req, &resp);
     long status = resp.status;

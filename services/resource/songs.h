@@ -23,8 +23,9 @@ songs *songs_new(const char *url, httpc *http, log_sink *lg);
 /* songs_free(NULL) does nothing. */
 void songs_free(songs *s);
 
-/* Deletes the song metadata of the given resource ids. 0 when every chunk was answered 200;
+/* Deletes the song metadata of the given resource ids (each call a CLIENT span of trace,
+ * which may be NULL). 0 when every chunk was answered 200;
  * -1 at the first chunk that failed (logged with its ids), the later ones not tried. */
-int songs_delete(songs *s, const int32_t *ids, size_t n, const char *request_id);
+int songs_delete(songs *s, const int32_t *ids, size_t n, const char *request_id, const trace_ctx *trace);
 
 #endif

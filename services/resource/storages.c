@@ -82,11 +82,16 @@ static int64_t now_ns(void) {
 
 /* One call through the breaker. Returns the number of storages into locs, or -1 when the
  * fallback must answer. */
-static int fetch_live(storages *s, const char *request_id, storage_loc *locs) {
+static int fetch_live(storages *s, const char *request_id, const trace_ctx *trace, storage_loc *locs) {
   if (!breaker_try_acquire(s->b)) return -1;
   char url[512];
   snprintf(url, sizeof url, "%s/storages", s->url);
-  httpc_request req = {.method = "GET", .url = url, .request_id = request_id, .timeout_ms = s->cfg.timeout_ms};
+  httpc_request req = {.method = "GET",
+                       .url = url,
+                       .request_id = request_id,
+                       .timeout_ms = s->cfg.timeout_ms,
+                       .trace = trace,
+                       .peer = "storage"};
   httpc_response resp;
   int64_t t0 = now_ns();
   int rc = httpc_do(s->http, &req, &resp);
@@ -103,11 +108,12 @@ static int fetch_live(storages *s, const char *request_id, storage_loc *locs) {
       snprintf(msg, sizeof msg, "malformed storage list");
     breaker_record_msg(s->b, BREAKER_FAILURE, dur, msg);
     /* a list too large to read is not an outage: say so loudly, it will not heal itself */
+    char tf[TRACE_LOG_FIELD];
     log_event(
         s->lg, rc == HTTPC_ERR_TOO_LARGE ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN,
-        "storage service call failed; using fallback", "error=\"%s\"%s request_id=%s", msg,
+        "storage service call failed; using fallback", "error=\"%s\"%s request_id=%s%s", msg,
         rc == HTTPC_ERR_TOO_LARGE ? " hint=\"the storage list is over the response cap: lower STORAGE_MAX_COUNT\"" : "",
-        request_id ? request_id : "-");
+        request_id ? request_id : "-", trace_log_field(trace, tf));
     n = -1;
   } else {
     breaker_record(s->b, BREAKER_SUCCESS, dur);
@@ -123,9 +129,38 @@ static const storage_loc *find(const storage_loc *locs, int n, const char *type)
   return NULL;
 }
 
-int storages_pick(storages *s, const char *type, const char *request_id, storage_loc *out, storages_source *source) {
+static int pick(storages *s, const char *type, const char *request_id, const trace_ctx *trace, storage_loc *out,
+                storages_source *source);
+
+int storages_pick(storages *s, const char *type, const char *request_id, const trace_ctx *trace, storage_loc *out,
+                  storages_source *source) {
+  trace_span span;
+  trace_span_start(trace && trace->valid ? s->cfg.tracer : NULL, &span, trace, "storage lookup", TRACE_KIND_INTERNAL);
+  if (!span.valid) return pick(s, type, request_id, trace, out, source);
+  trace_span_tag(&span, "breaker.name", breaker_name(s->b));
+  trace_span_tag(&span, "breaker.state", breaker_state_name(breaker_get_state(s->b)));
+  trace_span_tag(&span, "storage.type", type);
+  trace_ctx inner;
+  trace_span_ctx(&span, &inner);
+  storages_source src = STORAGES_LIVE;
+  int rc = pick(s, type, request_id, &inner, out, &src);
+  static const char *const names[] = {"live", "cached", "stub"};
+  if (rc == 0) {
+    trace_span_tag(&span, "storage.source", names[src]);
+    trace_span_tag(&span, "fallback", src == STORAGES_LIVE ? "false" : "true");
+  } else {
+    trace_span_tag(&span, "fallback", "true");
+    trace_span_fail(&span, "no storage of this type");
+  }
+  trace_span_end(s->cfg.tracer, &span);
+  if (source) *source = src;
+  return rc;
+}
+
+static int pick(storages *s, const char *type, const char *request_id, const trace_ctx *trace, storage_loc *out,
+                storages_source *source) {
   storage_loc live[STORAGES_MAX];
-  int n = fetch_live(s, request_id, live);
+  int n = fetch_live(s, request_id, trace, live);
   if (n >= 0) {
     pthread_mutex_lock(&s->mu);
     memcpy(s->cache, live, sizeof(storage_loc) * (size_t)n);

@@ -9,6 +9,11 @@
  * answer means the Storage Service is up (the breaker records a success) but gives no
  * list, so the fallback is used too.
  *
+ * Tracing: with a tracer in the config and a valid context, each lookup is an INTERNAL span
+ * "storage lookup" (its GET a CLIENT span below it, lib/httpc) tagged breaker.state (the
+ * state before the call), storage.source (live, cached, stub) and fallback (true when the
+ * fallback answered).
+ *
  * Thread-safe: the cache is guarded by a mutex; the breaker is thread-safe; httpc is.
  */
 #ifndef FERMATA_RESOURCE_STORAGES_H
@@ -37,6 +42,7 @@ typedef struct {
   long timeout_ms;
   /* stub storages used when no live list was ever received */
   storage_loc stub_staging, stub_permanent;
+  const trace_tracer *tracer; /* borrowed; NULL = no spans */
 } storages_config;
 
 typedef struct storages storages;
@@ -49,7 +55,8 @@ typedef enum { STORAGES_LIVE = 0, STORAGES_CACHED, STORAGES_STUB } storages_sour
 
 /* Finds the first storage of `type`. Returns 0 and fills *out (and *source when not
  * NULL), or -1 when neither the live list nor the fallback has one. */
-int storages_pick(storages *s, const char *type, const char *request_id, storage_loc *out, storages_source *source);
+int storages_pick(storages *s, const char *type, const char *request_id, const trace_ctx *trace, storage_loc *out,
+                  storages_source *source);
 
 /* Parses a GET /storages body into locs (at most max). Returns the count or -1 when the
  * body is not a list of storages. Exposed for tests. */

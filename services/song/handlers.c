@@ -63,9 +63,10 @@ static void get_song(http_req *r, void *vctx) {
     song_reply_db_error(r, DB_ERR_NOMEM); /* rendering ran out of memory */
 }
 
-static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out, size_t *nout) {
+static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, const trace_ctx *trace,
+                       int32_t *out, size_t *nout) {
   song_ctx *ctx = vctx;
-  (void)request_id;
+  (void)request_id, (void)trace;
   return song_delete(ctx->db, ids, n, out, nout);
 }
 

@@ -72,9 +72,10 @@ static void get_storages(http_req *r, void *vctx) {
     reply_db_error(r, rc == STORAGE_OK ? DB_ERR_NOMEM : rc); /* rendering ran out of memory */
 }
 
-static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out, size_t *nout) {
+static int delete_rows(void *vctx, const int32_t *ids, size_t n, const char *request_id, const trace_ctx *trace,
+                       int32_t *out, size_t *nout) {
   storage_ctx *ctx = vctx;
-  (void)request_id;
+  (void)request_id, (void)trace;
   return storage_delete(ctx->db, ids, n, out, nout);
 }
 

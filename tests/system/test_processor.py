@@ -106,6 +106,7 @@ class FakeResources:
         self.status = {}          # id -> forced status (e.g. 503)
         self.delay = 0.0          # seconds before each answer
         self.request_ids = {}     # id -> last X-Request-Id
+        self.traceparents = {}    # id -> last traceparent
         self.hits = {}            # id -> number of GETs
         self.ranges = {}          # id -> the Range headers asked, in order
         self.forget_after = {}    # id -> GETs after which the id is unknown (deleted)
@@ -133,6 +134,7 @@ class FakeResources:
                         fake.ranges.setdefault(rid, []).append(self.headers.get("Range"))
                         if fake.hits[rid] > fake.forget_after.get(rid, float("inf")):
                             fake.items.pop(rid, None)
+                        fake.traceparents[rid] = self.headers.get("traceparent")
                 try:
                     if fake.delay:
                         time.sleep(fake.delay)
@@ -415,7 +417,8 @@ def test_uploaded_becomes_song_and_processed(start_processor, fake, mp3s, servic
         rid = new_id()
         fake.items[rid] = data
         request_id = "req-" + uuid.uuid4().hex[:12]
-        publish({"resourceId": rid}, headers={"x-request-id": request_id})
+        trace_id, parent = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+        publish({"resourceId": rid}, headers={"x-request-id": request_id, "traceparent": f"00-{trace_id}-{parent}-00"})
         song = services["song"]
         got = wait_until(lambda: song_of(song, rid), timeout=30, message="song metadata")
         assert got == {"id": rid, **expected}
@@ -425,6 +428,11 @@ def test_uploaded_becomes_song_and_processed(start_processor, fake, mp3s, servic
         assert props.delivery_mode == 2
         assert (props.headers or {}).get("x-request-id") == request_id
         assert fake.request_ids[rid] == request_id   # traced through the HTTP call too
+        # the trace continues (not sampled, as the message said) through the call and the
+        # processed message, each with a span of its own
+        for tp in (fake.traceparents[rid], (props.headers or {}).get("traceparent")):
+            version, tid, span, flags = tp.split("-")
+            assert (version, tid, flags) == ("00", trace_id, "00") and span != parent, tp
         m = proc.metrics()
         assert m["processor_messages_processed_total"] >= 1
         text = requests.get(proc.url + "/actuator/prometheus", timeout=5).text
@@ -606,7 +614,8 @@ def test_attempts_exhausted_go_to_dlq_with_reason(start_processor, fake, mp3s, n
     rid = new_id()
     fake.items[rid] = mp3s["a"][0]
     fake.status[rid] = 503
-    publish({"resourceId": rid})
+    traceparent = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+    publish({"resourceId": rid}, headers={"traceparent": traceparent})
     letters = []
     wait_until(lambda: letters.extend(
         take_dead_letters(lambda b: rid_of(b) == rid)) or letters,
@@ -614,6 +623,7 @@ def test_attempts_exhausted_go_to_dlq_with_reason(start_processor, fake, mp3s, n
     headers = letters[0][1]
     assert headers["x-reason"] == "max attempts (3): GET resource: HTTP 503: forced"
     assert headers["x-attempt"] == 3
+    assert headers["traceparent"] == traceparent  # retries and the dead letter stay in the trace
     assert fake.hits[rid] == 3
     m = proc.metrics()
     assert m["processor_messages_retried_total"] >= 2

@@ -29,12 +29,12 @@ static void with_peers(const char *url, void (*check)(const peers *, proc_stats 
 static void refused(const peers *p, proc_stats *stats) {
   char reason[256] = "", buf[64];
   peers_range got = {.found = true};
-  assert_int_equal(peers_get_range(p, 7, "rid", 0, 32, buf, sizeof buf, &got, reason, sizeof reason),
+  assert_int_equal(peers_get_range(p, 7, "rid", NULL, 0, 32, buf, sizeof buf, &got, reason, sizeof reason),
                    PEER_ERR_TRANSIENT);
   assert_false(got.found);
   assert_non_null(strstr(reason, "GET resource"));
   bool created = true;
-  assert_int_equal(peers_post_song(p, 7, &a_song, NULL, &created, reason, sizeof reason), PEER_ERR_TRANSIENT);
+  assert_int_equal(peers_post_song(p, 7, &a_song, NULL, NULL, &created, reason, sizeof reason), PEER_ERR_TRANSIENT);
   assert_false(created);
   assert_non_null(strstr(reason, "POST song"));
   assert_int_equal(stats->calls[PROC_PEER_RESOURCE][PROC_CALL_ERROR], 1);
@@ -52,10 +52,10 @@ static void bad_url(const peers *p, proc_stats *stats) {
   char reason[256] = "", buf[64];
   peers_range got = {.found = true};
   bool created = true;
-  assert_int_equal(peers_get_range(p, 7, NULL, 0, 32, buf, sizeof buf, &got, reason, sizeof reason),
+  assert_int_equal(peers_get_range(p, 7, NULL, NULL, 0, 32, buf, sizeof buf, &got, reason, sizeof reason),
                    PEER_ERR_PERMANENT);
   assert_false(got.found);
-  assert_int_equal(peers_post_song(p, 7, &a_song, NULL, &created, reason, sizeof reason), PEER_ERR_PERMANENT);
+  assert_int_equal(peers_post_song(p, 7, &a_song, NULL, NULL, &created, reason, sizeof reason), PEER_ERR_PERMANENT);
   assert_false(created);
 }
 
@@ -63,10 +63,11 @@ static void bad_url(const peers *p, proc_stats *stats) {
 static void bad_range(const peers *p, proc_stats *stats) {
   char reason[256] = "", buf[64];
   peers_range got;
-  assert_int_equal(peers_get_range(p, 7, NULL, 0, 0, buf, sizeof buf, &got, reason, sizeof reason), PEER_ERR_PERMANENT);
-  assert_int_equal(peers_get_range(p, 7, NULL, 0, 65, buf, sizeof buf, &got, reason, sizeof reason),
+  assert_int_equal(peers_get_range(p, 7, NULL, NULL, 0, 0, buf, sizeof buf, &got, reason, sizeof reason),
                    PEER_ERR_PERMANENT);
-  assert_int_equal(peers_get_range(p, 7, NULL, UINT64_MAX - 3, 8, buf, sizeof buf, &got, reason, sizeof reason),
+  assert_int_equal(peers_get_range(p, 7, NULL, NULL, 0, 65, buf, sizeof buf, &got, reason, sizeof reason),
+                   PEER_ERR_PERMANENT);
+  assert_int_equal(peers_get_range(p, 7, NULL, NULL, UINT64_MAX - 3, 8, buf, sizeof buf, &got, reason, sizeof reason),
                    PEER_ERR_PERMANENT);
   assert_string_equal(reason, "GET resource: bad range");
   assert_int_equal(stats->calls[PROC_PEER_RESOURCE][PROC_CALL_ERROR], 0);

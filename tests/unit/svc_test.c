@@ -21,8 +21,9 @@ static resp call(const char *method, const char *path) { return http_client_call
 
 /* The "rows": ids below 100 exist; id 13 makes the deletion fail. */
 static char last_request_id[80];
-static int del(void *ctx, const int32_t *ids, size_t n, const char *request_id, int32_t *out, size_t *nout) {
-  (void)ctx;
+static int del(void *ctx, const int32_t *ids, size_t n, const char *request_id, const trace_ctx *trace, int32_t *out,
+               size_t *nout) {
+  (void)ctx, (void)trace;
   snprintf(last_request_id, sizeof last_request_id, "%s", request_id ? request_id : "");
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
