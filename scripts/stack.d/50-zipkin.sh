@@ -34,8 +34,9 @@ zipkin_start() {
     run=(setpriv --reuid="$ZK_USER" --regid="$(id -gn "$ZK_USER")" --clear-groups --no-new-privs --)
   fi
   # loopback only (the whole list of Armeria's ports is given: Spring binds a list from one
-  # source); a small heap and the serial collector: it holds one developer's traces
-  env -i PATH=/usr/bin:/bin HOME=/nonexistent STORAGE_TYPE=mem QUERY_PORT="$ZIPKIN_PORT" \
+  # source); a small heap and the serial collector: it holds one developer's traces, the
+  # last 100,000 spans (about 90 MB of heap; the default 500,000 would not fit)
+  env -i PATH=/usr/bin:/bin HOME=/nonexistent STORAGE_TYPE=mem MEM_MAX_SPANS=100000 QUERY_PORT="$ZIPKIN_PORT" \
     setsid "${run[@]}" java -Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k \
     -jar "$jar" --armeria.ports[0].port="$ZIPKIN_PORT" --armeria.ports[0].ip=127.0.0.1 \
     --armeria.ports[0].protocols[0]=http >>"$ZK_LOG" 2>&1 </dev/null &
