@@ -176,6 +176,7 @@ class _Echo(BaseHTTPRequestHandler):
         out = json.dumps({
             "service": self.name, "method": self.command, "path": self.path,
             "requestId": self.headers.get("X-Request-Id"),
+            "b3": self.headers.get("b3"), "traceparent": self.headers.get("traceparent"),
             "contentType": self.headers.get("Content-Type"),
             "length": len(body), "sha256": hashlib.sha256(body).hexdigest(),
         }).encode()
@@ -363,6 +364,20 @@ class TestPrivateGateway:
         assert resp.json()["requestId"] == "abc-123"
         raw = [h for h in resp.raw.headers.keys() if h.lower() == "x-request-id"]
         assert len(raw) == 1
+
+    def test_a_trace_is_started_when_the_client_sent_none(self, private_gateway):
+        """No trace context from the client: the gateway starts a trace (its request id as the
+        trace id, a b3 header with no sampling decision); a client's own context passes as is."""
+        resp = requests.get(private_gateway["url"] + "/songs/1", timeout=10)
+        rid = resp.headers["X-Request-Id"]
+        assert len(rid) == 32 and all(c in "0123456789abcdef" for c in rid)
+        assert resp.json()["b3"] == f"{rid}-{rid[:16]}" and resp.json()["traceparent"] is None
+        tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        resp = requests.get(private_gateway["url"] + "/songs/1", headers={"traceparent": tp}, timeout=10)
+        assert resp.json()["traceparent"] == tp and resp.json()["b3"] is None
+        b3 = "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1"
+        resp = requests.get(private_gateway["url"] + "/songs/1", headers={"b3": b3}, timeout=10)
+        assert resp.json()["b3"] == b3
 
     def test_upstream_down_is_502_json(self, private_gateway, checked):
         for method, path in [("GET", "/storages"), ("POST", "/storages"),
