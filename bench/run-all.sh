@@ -10,7 +10,7 @@
 #   BENCH_REV=HEAD~3 bench/run-all.sh        benchmark a committed revision (git archive
 #                                            into build/bench-<sha>/), for before/after
 #
-# Phases (BENCH_ONLY, default all, in this order): startup get upload download big e2e
+# Phases (BENCH_ONLY, default all, in this order): startup get upload download big tracing e2e
 # failover ha. Memory is read around every phase. BENCH_PERF=1 adds profiled extra runs
 # (perf record -a -e cpu-clock) of the GETs at 64 connections and of the smallest upload;
 # the reports land in run/bench/results/perf-*.txt.
@@ -31,7 +31,7 @@ cd "$ROOT"
 . "$ROOT/bench/lib/common.sh"
 
 COMMAND="bench/run-all.sh"
-for v in BENCH_BIG_SIZES BENCH_BIG_REPS BENCH_BIG_CONCURRENT BENCH_DURATION BENCH_CONNECTIONS BENCH_WARMUP BENCH_RSS_REQUESTS BENCH_UPLOAD_CONNECTIONS \
+for v in BENCH_TRACING_ROUNDS BENCH_TRACING_CONNECTIONS BENCH_BIG_SIZES BENCH_BIG_REPS BENCH_BIG_CONCURRENT BENCH_DURATION BENCH_CONNECTIONS BENCH_WARMUP BENCH_RSS_REQUESTS BENCH_UPLOAD_CONNECTIONS \
          BENCH_UPLOAD_SIZES BENCH_E2E BENCH_FAILOVER BENCH_ONLY BENCH_REV BENCH_NGINX_WORKERS \
          BENCH_NGINX_ACCESS_LOG FERMATA_BUILD_DIR BENCH_SKIP_BUILD BENCH_STORE_SYNC; do
   val=$(printenv "$v") && COMMAND="$v='$val' $COMMAND"
@@ -45,7 +45,7 @@ BENCH_UPLOAD_SIZES=${BENCH_UPLOAD_SIZES:-"100K 1M 10M"}
 BENCH_E2E=${BENCH_E2E:-"10:200 50:500"}
 BENCH_FAILOVER=${BENCH_FAILOVER:-"10:15:20:25"}
 BENCH_HA=${BENCH_HA:-"10:2"}   # uploads/s : seconds each instance stays down
-BENCH_ONLY=${BENCH_ONLY:-"startup get upload download big e2e failover ha"}
+BENCH_ONLY=${BENCH_ONLY:-"startup get upload download big tracing e2e failover ha"}
 BENCH_RESULTS=${BENCH_RESULTS:-$ROOT/bench/results}
 BENCH_NGINX_PORT=${BENCH_NGINX_PORT:-18690}
 export PG_PORT=${PG_PORT:-25620} AMQP_PORT=${AMQP_PORT:-27220} S3_PORT=${S3_PORT:-29600}
@@ -396,6 +396,45 @@ if only big; then
     [ -n "$ids" ] && curl -s -o /dev/null -X DELETE "$RES/resources?id=$ids"
     rm -f "$f"
   done
+fi
+
+# ---- tracing's cost (issue 15) ------------------------------------------------------------------
+# GET /songs/{id} at BENCH_TRACING_CONNECTIONS and open-loop 100K uploads (latency), with
+# tracing off (MANAGEMENT_TRACING_ENABLED=false), then sampling 0.1 and 1.0 exported to a
+# real Zipkin (started for this phase on ZIPKIN_PORT), the Song and Resource Services
+# restarted with each setting; BENCH_TRACING_ROUNDS rounds, the settings in turn, so a
+# drift of the machine spreads over all three.
+BENCH_TRACING_ROUNDS=${BENCH_TRACING_ROUNDS:-2}
+BENCH_TRACING_CONNECTIONS=${BENCH_TRACING_CONNECTIONS:-64}
+if only tracing; then
+  export ZIPKIN_PORT=${ZIPKIN_PORT:-29411}
+  FERMATA_TRACING=1 scripts/stack.sh start zipkin >&2 || bench_die "cannot start Zipkin"
+  bench_on_exit "FERMATA_TRACING=1 scripts/stack.sh stop zipkin >/dev/null 2>&1"
+  curl -s -o /dev/null -H 'Content-Type: application/json' \
+    -d '{"id":1000000,"name":"We are the champions","artist":"Queen","album":"News of the world","duration":"02:59","year":"1977"}' \
+    "http://127.0.0.1:$SONG_PORT/songs"
+  for ((round = 1; round <= BENCH_TRACING_ROUNDS; round++)); do
+    for setting in off 0.1 1.0; do
+      scripts/services.sh stop song resource >/dev/null
+      if [ "$setting" = off ]; then
+        MANAGEMENT_TRACING_ENABLED=false scripts/services.sh start song resource >/dev/null
+      else
+        MANAGEMENT_TRACING_SAMPLING_PROBABILITY=$setting \
+          MANAGEMENT_ZIPKIN_TRACING_ENDPOINT=http://127.0.0.1:$ZIPKIN_PORT/api/v2/spans \
+          scripts/services.sh start song resource >/dev/null
+      fi
+      bench_wrk "http://127.0.0.1:$SONG_PORT/songs/1000000" "$BENCH_TRACING_CONNECTIONS" "$BENCH_WARMUP" >/dev/null
+      bench_log "tracing $setting (round $round): GET /songs/{id} c=$BENCH_TRACING_CONNECTIONS $BENCH_DURATION (load $(bench_loadavg))"
+      bench_wrk "http://127.0.0.1:$SONG_PORT/songs/1000000" "$BENCH_TRACING_CONNECTIONS" "$BENCH_DURATION" |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); d.update(setting=sys.argv[1], round=int(sys.argv[2])); print(json.dumps(d))' \
+          "$setting" "$round" >>"$WORK/tracing-get.jsonl"
+      bench_log "tracing $setting (round $round): 200 uploads of 100K at 20/s"
+      python3 bench/lib/loadgen.py upload "$RES/resources" "${SIZE_FILE[100K]}" 20 200 "$WORK/tracing-up-$setting-$round.jsonl"
+    done
+  done
+  scripts/services.sh stop song resource >/dev/null
+  scripts/services.sh start song resource >/dev/null
+  FERMATA_TRACING=1 scripts/stack.sh stop zipkin >/dev/null 2>&1 || true
 fi
 
 # ---- end to end: upload -> PERMANENT at a fixed rate -----------------------------------------

@@ -237,6 +237,33 @@ if big_rss:
         if subprocess.run(["gnuplot", "-e", script], capture_output=True).returncode == 0:
             md += ["![peak RSS against file size](%s)" % png, ""]
 
+# ---- tracing's cost (issue 15) ----------------------------------------------------------------
+tr_get = jsonl("tracing-get.jsonl")
+if tr_get:
+    def up_p50(setting):
+        lat = []
+        for f in os.listdir(WORK):
+            if f.startswith("tracing-up-%s-" % setting) and f.endswith(".jsonl"):
+                lat += [(d["end"] - d["sched"]) * 1000 for d in jsonl(f) if d.get("status") == 200]
+        return pct(lat, 50) if lat else float("nan"), pct(lat, 99) if lat else float("nan")
+    md += ["## Tracing's cost: tracing off, sampling 0.1 and 1.0 (exported to a real Zipkin)", "",
+           "`GET /songs/{id}` with wrk at %s connections (median of the rounds' req/s) and open-loop 100K uploads "
+           "at 20/s (bench/lib/loadgen.py), the Song and Resource Services restarted with each setting, the "
+           "settings in turn each round." % (tr_get[0].get("connections", "64")), "",
+           "| setting | GET req/s | vs off | upload p50 ms | upload p99 ms | p50 vs off |", "|---|---|---|---|---|---|"]
+    base = None
+    base_up = None
+    for setting in ("off", "0.1", "1.0"):
+        rps = [d["requests_per_sec"] for d in tr_get if d["setting"] == setting]
+        if not rps:
+            continue
+        m = statistics.median(rps)
+        p50, p99 = up_p50(setting)
+        if setting == "off":
+            base, base_up = m, p50
+        md.append("| %s | %.0f | %s | %.1f | %.1f | %s |" % (setting, m, r(m, base), p50, p99, r(p50, base_up)))
+    md.append("")
+
 # ---- end to end ------------------------------------------------------------------------------
 e2e_rates = sorted(int(f[4:-6]) for f in os.listdir(WORK) if f.startswith("e2e-") and f.endswith(".jsonl"))
 if e2e_rates:
