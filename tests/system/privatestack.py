@@ -29,7 +29,7 @@ def ports(base):
     return {"PG_PORT": base, "AMQP_PORT": base + 20, "S3_PORT": base + 40, "GATEWAY_PORT": base + 50,
             "RESOURCE_PORT": base + 51, "SONG_PORT": base + 52, "STORAGE_PORT": base + 53,
             "PROCESSOR_PORT": base + 54, "GATEWAY_INTERNAL_PORT": base + 55, "ISSUER_PORT": base + 60, "RESOURCE_INTERNAL_PORT": base + 61,
-            "SONG_INTERNAL_PORT": base + 62, "STORAGE_INTERNAL_PORT": base + 63}
+            "SONG_INTERNAL_PORT": base + 62, "STORAGE_INTERNAL_PORT": base + 63, "PROMETHEUS_PORT": base + 66}
 
 
 class PrivateRun:
