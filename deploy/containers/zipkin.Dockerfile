@@ -6,7 +6,9 @@
 # (STORAGE_TYPE=mem), a docker-healthcheck script asking GET /health.
 ARG DEBIAN_IMAGE=debian:12.8-slim
 FROM ${DEBIAN_IMAGE}
-RUN apt-get update \
+# the JRE's postinst links its man pages there: the base image has no man directories
+RUN mkdir -p /usr/share/man/man1 \
+ && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openjdk-17-jre-headless curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10011 --user-group --no-create-home --home-dir /zipkin \
