@@ -156,6 +156,17 @@ PY
   umask "$um"
 }
 
+# fetch_pinned URL FILE SHA256 WHAT: FILE is URL's content, fetched unless it is there
+# already with that sha256; a download that does not match is refused.
+fetch_pinned() {
+  local url=$1 file=$2 sum=$3 what=$4
+  echo "$sum  $file" | sha256sum -c --status 2>/dev/null && return 0
+  log "fetching $what (Maven Central)"
+  curl -fsS --retry 3 -o "$file.part" "$url" || fm_die "containers: cannot fetch $url"
+  echo "$sum  $file.part" | sha256sum -c --status || fm_die "containers: $url: sha256 mismatch"
+  mv "$file.part" "$file"
+}
+
 # Keycloak (compose.yaml's token issuer) for keycloak.Dockerfile: the release compose.yaml
 # names, from Maven Central, checked against its pinned sha256; a Java 21+ runtime.
 KEYCLOAK_VERSION=26.5.6
@@ -168,12 +179,7 @@ keycloak_context() {
     fm_die "containers: compose.yaml's Keycloak image is not $KEYCLOAK_VERSION (KEYCLOAK_VERSION here)"
   [ -x "$KEYCLOAK_JDK/bin/java" ] ||
     fm_die "containers: Keycloak needs Java 21 or newer; none at $KEYCLOAK_JDK (set KEYCLOAK_JDK to a JDK's directory)"
-  if ! echo "$KEYCLOAK_SHA256  $tgz" | sha256sum -c --status 2>/dev/null; then
-    log "fetching Keycloak $KEYCLOAK_VERSION (Maven Central)"
-    curl -fsS --retry 3 -o "$tgz.part" "$url" || fm_die "containers: cannot fetch $url"
-    echo "$KEYCLOAK_SHA256  $tgz.part" | sha256sum -c --status || fm_die "containers: $url: sha256 mismatch"
-    mv "$tgz.part" "$tgz"
-  fi
+  fetch_pinned "$url" "$tgz" "$KEYCLOAK_SHA256" "Keycloak $KEYCLOAK_VERSION"
   if [ "$(cat "$ctx/.stamp" 2>/dev/null)" != "$KEYCLOAK_SHA256 $KEYCLOAK_JDK 2" ]; then
     rm -rf "$ctx"; mkdir -p "$ctx/keycloak"
     tar -C "$ctx/keycloak" --strip-components=1 -xzf "$tgz"
@@ -189,6 +195,23 @@ keycloak_context() {
   fi
   cp deploy/containers/keycloak.Dockerfile "$ctx/Dockerfile"
   export FERMATA_KEYCLOAK_CONTEXT=$ctx
+}
+
+# Zipkin (compose.yaml's trace collector) for zipkin.Dockerfile: the release compose.yaml
+# names, its exec jar from Maven Central, checked against its pinned sha256.
+ZIPKIN_VERSION=3.6.1
+ZIPKIN_SHA256=d8326e0ed4f43855dba81228f688554706e52578a7c782d9a90b73f8680654a1
+zipkin_context() {
+  local ctx="$DIR/zipkin-context" jar="$DIR/zipkin-server-$ZIPKIN_VERSION-exec.jar"
+  local url="https://repo1.maven.org/maven2/io/zipkin/zipkin-server/$ZIPKIN_VERSION/zipkin-server-$ZIPKIN_VERSION-exec.jar"
+  grep -q "openzipkin/zipkin:$ZIPKIN_VERSION}" deploy/compose.yaml ||
+    fm_die "containers: compose.yaml's Zipkin image is not $ZIPKIN_VERSION (ZIPKIN_VERSION here)"
+  fetch_pinned "$url" "$jar" "$ZIPKIN_SHA256" "Zipkin $ZIPKIN_VERSION (135 MB)"
+  mkdir -p "$ctx"
+  cmp -s "$jar" "$ctx/zipkin.jar" || cp "$jar" "$ctx/zipkin.jar"
+  install -m 755 deploy/containers/zipkin-healthcheck.sh "$ctx/docker-healthcheck"
+  cp deploy/containers/zipkin.Dockerfile "$ctx/Dockerfile"
+  export FERMATA_ZIPKIN_CONTEXT=$ctx
 }
 
 s3_context() {
@@ -263,6 +286,7 @@ main() {
   write_env
   s3_context
   keycloak_context
+  zipkin_context
   case "$cmd" in
     all)
       local t0=$SECONDS rc=0

@@ -4,7 +4,8 @@
 # is not touched. As root it runs apt-get and useradd; otherwise it prints the exact
 # command and, where no root is needed, installs into the checkout (.venv, .tools).
 #
-#  - Debian packages: the C libraries, PostgreSQL, RabbitMQ, nginx, the tools of the tests;
+#  - Debian packages: the C libraries, PostgreSQL, RabbitMQ, nginx, Prometheus (and its
+#    promtool, which `make lint` runs), the tools of the tests;
 #    as root also podman, buildah, runc and debootstrap (make containers, which CI runs).
 #  - System users (root only), one per server, none shared with nginx's workers
 #    (www-data): fermata-s3 (the object store), fermata-song, fermata-storage,
@@ -30,7 +31,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libmicrohttpd-dev libjansson-dev libpq-dev libcurl4-openssl-dev librabbitmq-dev
   libmpg123-dev libcmocka-dev libssl-dev
-  postgresql rabbitmq-server nginx-light
+  postgresql rabbitmq-server nginx-light prometheus
   python3 python3-venv python3-pip
   lame id3v2 sox ffmpeg gettext-base
   clang libclang-rt-14-dev clang-format cppcheck

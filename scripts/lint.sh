@@ -16,6 +16,15 @@
 #   nginx       `nginx -t` on the template rendered as the local stack does, and as the
 #               gateway image does; every placeholder is filled by both renderers
 #   shell       bash -n on the deploy scripts
+#   Prometheus  `promtool check config` (Debian's prometheus package) on the configuration
+#               the local stack writes (scripts/stack.d/55-prometheus.sh, two replicas) and
+#               on Compose's (deploy/prometheus/prometheus.yml, and make containers' variant
+#               deploy/containers/prometheus.here.yml)
+#   Grafana     deploy/lint/check_dashboards.py: every dashboard's PromQL parses (promtool)
+#               and uses only metrics the services write (deploy/grafana/metrics.txt,
+#               generated from the C sources by deploy/lint/metric_names.py, which must
+#               still match the code), datasources are the provisioned one, the adapted
+#               Resilience4j dashboard is what deploy/grafana/adapt_resilience4j.py makes
 #   C format    clang-format --dry-run --Werror (.clang-format) on every C file in git
 #   C analysis  cppcheck (Debian's) on lib/ and services/: its "warning" and "portability"
 #               classes (undefined or suspicious code: uninitialised use, null deref,
@@ -177,12 +186,36 @@ check_nginx() {   # check_nginx VARIANT
 
 check_shell() {
   local f rc=0
-  for f in scripts/lint.sh scripts/stack.d/40-gateway.sh scripts/containers.sh deploy/postgres/init.sh; do
+  for f in scripts/lint.sh scripts/stack.d/40-gateway.sh scripts/stack.d/55-prometheus.sh scripts/containers.sh deploy/postgres/init.sh; do
     bash -n "$f" || rc=1
   done
   sh -n deploy/nginx/gateway-entrypoint.sh || rc=1
   return $rc
 }
+
+# The local stack's Prometheus configuration, as 55-prometheus.sh writes it for two replicas.
+check_prometheus_stack() {
+  command -v promtool >/dev/null || { echo "promtool missing: run make deps (Debian's prometheus)"; return 1; }
+  local dir rc
+  dir=$(mktemp -d)
+  (
+    set -e
+    . scripts/lib/common.sh
+    FERMATA_DATA_DIR=$dir FERMATA_REPLICAS=2 COMPONENTS=()
+    . scripts/stack.d/55-prometheus.sh
+    prometheus_config_
+  ) >"$dir/prometheus.yml" && grep -q '127.0.0.1:' "$dir/prometheus.yml" && promtool check config "$dir/prometheus.yml"
+  rc=$?
+  rm -rf "$dir"
+  return $rc
+}
+
+check_prometheus_compose() {
+  command -v promtool >/dev/null || { echo "promtool missing: run make deps (Debian's prometheus)"; return 1; }
+  promtool check config deploy/prometheus/prometheus.yml deploy/containers/prometheus.here.yml
+}
+
+check_dashboards() { "$VENV/bin/python" deploy/lint/check_dashboards.py; }
 
 c_files() { git ls-files '*.c' '*.h'; }
 
@@ -215,6 +248,9 @@ run "gateway: placeholders" check_gateway_placeholders
 run "gateway: nginx -t (stack)" check_nginx stack
 run "gateway: nginx -t (container)" check_nginx container
 run "shell: bash -n" check_shell
+run "prometheus: promtool (stack)" check_prometheus_stack
+run "prometheus: promtool (compose)" check_prometheus_compose
+run "grafana: dashboards" check_dashboards
 run "C: clang-format" check_c_format
 run "C: cppcheck" check_c_cppcheck
 

@@ -13,6 +13,9 @@ fm_data_dir_init
 export FERMATA_BUILD_DIR=${FERMATA_BUILD_DIR:-$ROOT/build/release}
 # two instances of each service behind the gateway: one dying is not an outage
 export FERMATA_REPLICAS=${FERMATA_REPLICAS:-2}
+# Prometheus scraping every instance (scripts/stack.d/55-prometheus.sh): cheap enough to be
+# on by default (README, "Metrics"); FERMATA_PROMETHEUS=0 leaves it out
+export FERMATA_PROMETHEUS=${FERMATA_PROMETHEUS:-1}
 
 if "$ROOT/scripts/stack.sh" running || "$ROOT/scripts/services.sh" pids | grep -q .; then
   echo "run: Fermata from this checkout is already running (data $FERMATA_DATA_DIR):" >&2
@@ -56,6 +59,11 @@ if [ "${FERMATA_AUTH:-}" = jwt ]; then
   echo "Authentication: ON. Every API call needs a Bearer token: curl -H \"Authorization: Bearer \$(scripts/token.sh fermata.read)\" ..."
 else
   echo "WARNING: AUTHENTICATION IS OFF. Anyone who reaches the gateway can read, change and delete every file and storage. 'FERMATA_AUTH=jwt make run' turns it on."
+fi
+if [ "$FERMATA_PROMETHEUS" = 1 ]; then
+  echo "Metrics: http://127.0.0.1:${PROMETHEUS_PORT:-9090} (Prometheus, every instance scraped every 5 s; try rate(http_server_requests_seconds_count[1m]))"
+else
+  echo "Metrics: Prometheus off (FERMATA_PROMETHEUS=0); each service has its own at /actuator/prometheus"
 fi
 echo "Press Ctrl-C to stop."
 while true; do sleep 3600 & wait $!; done

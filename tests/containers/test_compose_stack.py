@@ -4,7 +4,8 @@ from deploy/, podman-compose, deploy/containers/compose.here.yaml): what a user 
 
 Run by scripts/containers.sh only (it sets FERMATA_CONTAINERS, GATEWAY_URL, podman's
 configuration, and runs the healthchecks podman 4.3 does not run by itself). In file
-order, on a stack started from empty volumes: every container turns healthy; ours run as
+order, on a stack started from empty volumes: every container turns healthy (Zipkin and
+Prometheus too; Grafana is not run here); Prometheus scrapes every service; ours run as
 non-root on a read-only root; an upload is processed and downloads whole through the
 gateway; a restarted and a recreated service container are served again; no log holds a
 password of deploy/.env; `down` then `up` keeps every file and row; last, the API suite
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.skipif(not os.environ.get("FERMATA_CONTAINERS"), reason
 
 GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:28080")
 KEYCLOAK = os.environ.get("KEYCLOAK_URL", "http://localhost:28180")
-ALL = ("postgres", "rabbitmq", "localstack", "keycloak", "storage", "song", "resource", "processor", "gateway")
+ALL = ("postgres", "rabbitmq", "localstack", "keycloak", "storage", "song", "resource", "processor", "gateway",
+       "zipkin", "prometheus")
 OURS = ("storage", "song", "resource", "processor", "gateway")
 FUZZ_DIR = ROOT / "tests" / "apifuzz"
 STATE = {}
@@ -156,6 +158,21 @@ def test_the_api_requires_a_keycloak_token_with_the_right_scope():
     assert bad.status_code == 403, bad.text
     forged = reader["Authorization"][:-4] + ("AAAA" if not reader["Authorization"].endswith("AAAA") else "BBBB")
     assert requests.get(GATEWAY + "/storages", headers={"Authorization": forged}, timeout=10).status_code == 401
+
+
+def test_prometheus_scrapes_every_service():
+    """Compose's Prometheus (compose.here.yaml: 127.0.0.1:28090) has every service as a
+    target, and each answered its last scrape of /actuator/prometheus."""
+    deadline = time.monotonic() + 60
+    jobs = {}
+    while time.monotonic() < deadline:
+        r = requests.get("http://127.0.0.1:28090/api/v1/targets", timeout=5)
+        assert r.status_code == 200, r.text[:300]
+        jobs = {t["labels"]["job"]: t["health"] for t in r.json()["data"]["activeTargets"]}
+        if jobs == {s: "up" for s in ("resource", "song", "storage", "processor")}:
+            return
+        time.sleep(2)
+    raise AssertionError(f"Prometheus targets: {jobs}")
 
 
 def test_our_containers_run_as_non_root_on_a_read_only_root():

@@ -26,7 +26,7 @@ _SCRUB = ("SONG_DB_URL", "STORAGE_DB_URL", "RESOURCE_DB_URL", "AMQP_URL", "S3_EN
 def ports(base):
     """The stack's ports from one base (RabbitMQ uses AMQP_PORT .. +11; a second replica of
     each service uses its port + 100); all below 32768."""
-    return {"PG_PORT": base, "AMQP_PORT": base + 20, "S3_PORT": base + 40, "GATEWAY_PORT": base + 50,
+    return {"PROMETHEUS_PORT": base + 66, "PG_PORT": base, "AMQP_PORT": base + 20, "S3_PORT": base + 40, "GATEWAY_PORT": base + 50,
             "RESOURCE_PORT": base + 51, "SONG_PORT": base + 52, "STORAGE_PORT": base + 53,
             "PROCESSOR_PORT": base + 54, "GATEWAY_INTERNAL_PORT": base + 55, "ISSUER_PORT": base + 60, "RESOURCE_INTERNAL_PORT": base + 61,
             "SONG_INTERNAL_PORT": base + 62, "STORAGE_INTERNAL_PORT": base + 63, "ZIPKIN_PORT": base + 65}

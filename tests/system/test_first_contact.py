@@ -7,11 +7,13 @@ run) is made there, and then, as a user would:
   run.sh (what `make run` runs once it has built) -> upload an MP3 through the gateway ->
   its metadata and PERMANENT -> a second run.sh refuses and says what runs -> Ctrl-C ->
   run.sh again: the file and its metadata are there -> Ctrl-C -> reset: the data is gone.
+Prometheus (on in make run) scrapes every instance of every service.
 Also checked: the data went to /var/lib/fermata/<name> (reported by run.sh), created
 safely; no server process has its program, its working directory or an open file inside
 the checkout; the services run from copies of their binaries in the data directory.
 """
 import os
+import pwd
 import pathlib
 import shutil
 import stat
@@ -20,6 +22,7 @@ import tempfile
 import time
 
 import pytest
+import requests
 
 from conftest import PRIVATE_PORT_BASE, ROOT, RUN_DIR, SANITIZER_PATTERNS
 from mp3gen import make_mp3
@@ -132,6 +135,26 @@ def test_make_run_from_an_unreachable_checkout_keeps_data_in_var_lib(where):
                 break
             time.sleep(0.5)
         assert run.get(f"/songs/{rid}").json() == want
+
+        # make run's Prometheus (on by default) scrapes every instance of every service (two
+        # each), as Debian's prometheus user, with its data in the data directory
+        prom = f"http://127.0.0.1:{run.env['PROMETHEUS_PORT']}"
+        assert f"Metrics: {prom}" in out, out
+        st = os.lstat(data / "prometheus")
+        assert st.st_uid == pwd.getpwnam("prometheus").pw_uid and stat.S_IMODE(st.st_mode) == 0o700
+        want_targets = {f"{s}{i}": "up" for s in SERVICES for i in ("", "@2")}
+        targets = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            active = requests.get(f"{prom}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+            targets = {t["labels"]["fermata_instance"]: t["health"] for t in active}
+            if targets == want_targets:
+                break
+            time.sleep(1)
+        assert targets == want_targets
+        r = requests.get(f"{prom}/api/v1/query", params={"query": 'resilience4j_circuitbreaker_state{state="closed"}'},
+                         timeout=5)
+        assert {x["metric"]["fermata_instance"] for x in r.json()["data"]["result"]} == {"resource", "resource@2"}
 
         # a second `make run` leaves the first alone and says what runs
         second = PrivateRun(checkout, base, checkout / "build" / "debug",
