@@ -164,10 +164,43 @@ static char *sync_metrics(resource_svc *svc) {
   return t;
 }
 
-/* Metrics after the server's and the pool's (lib/svc): the breakers', the syncs. */
+/* The upload pipeline: how long uploads took to reach PERMANENT (observed by this
+ * instance's moves), and the outbox rows not yet published (read at each scrape; -1 when
+ * the database does not answer). */
+static char *pipeline_metrics(resource_svc *svc) {
+  uint64_t count = 0;
+  double sum = 0, max = 0;
+  if (svc->lag) {
+    pthread_mutex_lock(&svc->lag->mu);
+    count = svc->lag->count;
+    sum = svc->lag->sum_s;
+    max = svc->lag->max_s;
+    pthread_mutex_unlock(&svc->lag->mu);
+  }
+  long pending = -1;
+  if (repo_outbox_pending(svc->db, &pending) != DB_OK) pending = -1;
+  char *t = NULL;
+  if (asprintf(&t,
+               "# HELP fermata_pipeline_lag_seconds Time from an upload's commit to its move to PERMANENT\n"
+               "# TYPE fermata_pipeline_lag_seconds summary\n"
+               "fermata_pipeline_lag_seconds_count %llu\n"
+               "fermata_pipeline_lag_seconds_sum %.6f\n"
+               "# HELP fermata_pipeline_lag_seconds_max Longest upload-to-PERMANENT time seen\n"
+               "# TYPE fermata_pipeline_lag_seconds_max gauge\n"
+               "fermata_pipeline_lag_seconds_max %.6f\n"
+               "# HELP fermata_outbox_pending Messages written with their uploads and not yet confirmed by the broker\n"
+               "# TYPE fermata_outbox_pending gauge\n"
+               "fermata_outbox_pending %ld\n",
+               (unsigned long long)count, sum, max, pending) < 0)
+    return NULL;
+  return t;
+}
+
+/* Metrics after the server's and the pool's (lib/svc): the breakers', the syncs, the pipeline. */
 static char *metrics(void *vctx) {
   resource_http *ctx = vctx;
-  return http_metrics_join(actuator_prometheus(&ctx->breakers), sync_metrics(ctx->svc));
+  return http_metrics_join(http_metrics_join(actuator_prometheus(&ctx->breakers), sync_metrics(ctx->svc)),
+                           pipeline_metrics(ctx->svc));
 }
 
 static svc_actuator *actuator(resource_http *ctx) {

@@ -166,7 +166,9 @@ int main(void) {
   }
 
   status = 1;
+  resource_lag lag = {.mu = PTHREAD_MUTEX_INITIALIZER};
   resource_svc svc = {.lg = lg,
+                      .lag = &lag,
                       .sync = sync,
                       .db = app.db,
                       .single_max = (uint64_t)s.single_max,

@@ -146,8 +146,16 @@ int resource_make_permanent(resource_svc *svc, int32_t id, const char *request_i
     if ((rc = store_durable(svc)) != RES_OK) return rc; /* the copy on disk before the row moves */
   }
   int switched = 0;
-  rc = repo_make_permanent(svc->db, id, row.key, &to, new_key, &switched);
+  double lag_s = 0;
+  rc = repo_make_permanent(svc->db, id, row.key, &to, new_key, &switched, &lag_s);
   if (rc != DB_OK) return db_to_res(rc);
+  if (switched && svc->lag) {
+    pthread_mutex_lock(&svc->lag->mu);
+    svc->lag->count++;
+    svc->lag->sum_s += lag_s;
+    if (lag_s > svc->lag->max_s) svc->lag->max_s = lag_s;
+    pthread_mutex_unlock(&svc->lag->mu);
+  }
   if (!switched) {
     /* deleted or moved by someone else meanwhile: our copy is not referenced */
     resource_row now;

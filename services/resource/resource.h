@@ -18,6 +18,7 @@
 #define FERMATA_RESOURCE_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,14 @@
 typedef struct outbox outbox;
 typedef struct janitor janitor;
 
+/* Upload -> PERMANENT, observed when a move switches the row (resource_make_permanent):
+ * count, sum and max of the seconds since the upload's row was written. */
+typedef struct {
+  pthread_mutex_t mu;
+  uint64_t count;
+  double sum_s, max_s;
+} resource_lag;
+
 typedef struct {
   log_sink *lg;
   db_pool *db;
@@ -45,6 +54,7 @@ typedef struct {
   uint64_t part_bytes;        /* larger or chunked uploads go in multipart pieces of this size */
   uint64_t copy_single_max;   /* moves of objects over this copy in parts (UploadPartCopy) */
   long abandon_after_s;       /* a multipart upload still unfinished this long is aborted */
+  resource_lag *lag;          /* may be NULL (tests) */
   const trace_tracer *tracer; /* spans of the object store calls; NULL = none */
 } resource_svc;
 

@@ -140,7 +140,7 @@ out:
 }
 
 int repo_make_permanent(db_pool *db, int32_t id, const char *old_key, const storage_loc *to, const char *new_key,
-                        int *switched) {
+                        int *switched, double *lag_s) {
   char ids[16], sid[24];
   snprintf(ids, sizeof ids, "%d", id);
   snprintf(sid, sizeof sid, "%lld", (long long)to->id);
@@ -148,10 +148,21 @@ int repo_make_permanent(db_pool *db, int32_t id, const char *old_key, const stor
   PGresult *res;
   int rc = db_query(db,
                     "UPDATE resources SET state = 'PERMANENT', storage_id = $3::bigint, bucket = $4, s3_key = $5,"
-                    " updated_at = now() WHERE id = $1::int AND s3_key = $2 RETURNING id",
+                    " updated_at = now() WHERE id = $1::int AND s3_key = $2"
+                    " RETURNING extract(epoch FROM clock_timestamp() - created_at)",
                     5, p, &res);
   if (rc != DB_OK) return rc;
   *switched = PQntuples(res) > 0;
+  *lag_s = *switched ? strtod(PQgetvalue(res, 0, 0), NULL) : 0;
+  PQclear(res);
+  return DB_OK;
+}
+
+int repo_outbox_pending(db_pool *db, long *n) {
+  PGresult *res;
+  int rc = db_query(db, "SELECT count(*) FROM outbox", 0, NULL, &res);
+  if (rc != DB_OK) return rc;
+  *n = atol(PQgetvalue(res, 0, 0));
   PQclear(res);
   return DB_OK;
 }

@@ -44,8 +44,11 @@ int repo_find(db_pool *db, int32_t id, resource_row *out, bool *found);
 int repo_delete(db_pool *db, const int32_t *ids, size_t n, int32_t *deleted, size_t *ndeleted);
 /* Switches a STAGING row to its permanent location if it still points at old_key.
  * *switched = 1 when this call changed it. */
+/* *lag_s: when switched, the seconds since the row was written (the upload's commit). */
 int repo_make_permanent(db_pool *db, int32_t id, const char *old_key, const storage_loc *to, const char *new_key,
-                        int *switched);
+                        int *switched, double *lag_s);
+/* Rows of the outbox not yet published (and confirmed) to the broker. */
+int repo_outbox_pending(db_pool *db, long *n);
 /* Queues bucket/key for deletion by the janitor; with an upload_id (not NULL), the
  * unfinished multipart upload of that key is aborted instead. */
 int repo_pending_object_delete(db_pool *db, const char *bucket, const char *key, const char *upload_id);

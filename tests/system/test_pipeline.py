@@ -58,6 +58,12 @@ def test_upload_through_gateway_ends_permanent_with_metadata(stack_up, s3):
     staged = s3.list_objects_v2(Bucket=staging["bucket"]).get("Contents", [])
     assert not [o for o in staged if o["Key"].endswith(name)], "a copy stayed in the staging bucket"
     assert requests.get(f"{GATEWAY}/resources/{rid}", timeout=10).content == data
+    # the pipeline's own metrics (the Fermata dashboard): the move was timed, the outbox read
+    metrics = stack_up["resource"].get("/actuator/prometheus").text
+    values = dict(l.rsplit(" ", 1) for l in metrics.splitlines() if l.startswith(("fermata_pipeline", "fermata_outbox")))
+    assert int(values["fermata_pipeline_lag_seconds_count"]) >= 1
+    assert 0 < float(values["fermata_pipeline_lag_seconds_max"]) < 60
+    assert int(values["fermata_outbox_pending"]) >= 0
 
 
 def test_fifty_concurrent_uploads_all_processed(stack_up):
