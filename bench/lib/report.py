@@ -254,7 +254,7 @@ if tr_get:
     base = None
     base_up = None
     for setting in ("off", "0.1", "1.0"):
-        rps = [d["requests_per_sec"] for d in tr_get if d["setting"] == setting]
+        rps = [d["rps"] for d in tr_get if d["setting"] == setting]
         if not rps:
             continue
         m = statistics.median(rps)
