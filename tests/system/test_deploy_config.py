@@ -553,7 +553,9 @@ def compose_envs(stack):
                   RABBITMQ_USER=stack.amqp_user, RABBITMQ_PASSWORD=stack.amqp_password,
                   # Keycloak's own (not started here: this test's key stands in for it)
                   KEYCLOAK_ADMIN_PASSWORD="unused", FERMATA_READER_SECRET="unused",
-                  FERMATA_WRITER_SECRET="unused", FERMATA_ADMIN_SECRET="unused")
+                  FERMATA_WRITER_SECRET="unused", FERMATA_ADMIN_SECRET="unused",
+                  # Grafana's (not started here either)
+                  GRAFANA_ADMIN_PASSWORD="unused")
     doc = yaml.safe_load(interpolate(COMPOSE.read_text(), values))
     envs = {}
     for name in (*SERVICES, "gateway"):
