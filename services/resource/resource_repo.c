@@ -158,14 +158,17 @@ int repo_make_permanent(db_pool *db, int32_t id, const char *old_key, const stor
   return DB_OK;
 }
 
-int repo_outbox_pending(db_pool *db, long *n) {
+/* Runs a query of one count (no parameters) into *n. */
+static int count_of(db_pool *db, const char *sql, long *n) {
   PGresult *res;
-  int rc = db_query(db, "SELECT count(*) FROM outbox", 0, NULL, &res);
+  int rc = db_query(db, sql, 0, NULL, &res);
   if (rc != DB_OK) return rc;
   *n = atol(PQgetvalue(res, 0, 0));
   PQclear(res);
   return DB_OK;
 }
+
+int repo_outbox_pending(db_pool *db, long *n) { return count_of(db, "SELECT count(*) FROM outbox", n); }
 
 int repo_pending_object_delete(db_pool *db, const char *bucket, const char *key, const char *upload_id) {
   const char *p[] = {bucket, key, upload_id};
@@ -264,14 +267,8 @@ int repo_sweep_song_deletes(db_pool *db, repo_song_delete_fn del, void *ud) {
 }
 
 int repo_pending_deletes(db_pool *db, long *n) {
-  PGresult *res;
-  int rc =
-      db_query(db, "SELECT (SELECT count(*) FROM pending_song_deletes) + (SELECT count(*) FROM pending_object_deletes)",
-               0, NULL, &res);
-  if (rc != DB_OK) return rc;
-  *n = atol(PQgetvalue(res, 0, 0));
-  PQclear(res);
-  return DB_OK;
+  return count_of(
+      db, "SELECT (SELECT count(*) FROM pending_song_deletes) + (SELECT count(*) FROM pending_object_deletes)", n);
 }
 
 /* ---- the outbox ---- */
