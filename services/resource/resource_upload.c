@@ -79,6 +79,15 @@ static long take(upload *u, uint8_t *buf, size_t cap) {
   return n;
 }
 
+/* Finishes a SHA-256 into 64 lowercase hex digits. 0 or -1. */
+static int digest_hex(EVP_MD_CTX *c, char out[65]) {
+  unsigned char md[32];
+  unsigned int n = 0;
+  if (EVP_DigestFinal_ex(c, md, &n) != 1 || n != 32) return -1;
+  for (unsigned i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+  return 0;
+}
+
 /* s3_read_fn for the PUT in progress: never past the bytes it announced. */
 static int pull(void *ud, void *buf, size_t cap, size_t *got) {
   upload *u = ud;
@@ -240,16 +249,11 @@ static int put_body(upload *u, const resource_row *r, int64_t length) {
   s3_error e = {0};
   int rc;
   if (u->eof) { /* all of it is in the head: checked whole, put from memory */
-    unsigned char md[32];
-    unsigned int mdlen = 0;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (!c || EVP_MD_CTX_copy_ex(c, u->sha) != 1 || EVP_DigestFinal_ex(c, md, &mdlen) != 1) {
-      EVP_MD_CTX_free(c);
-      return RES_ERR_INTERNAL;
-    }
-    EVP_MD_CTX_free(c);
     char hex[65];
-    for (unsigned i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    bool ok = c && EVP_MD_CTX_copy_ex(c, u->sha) == 1 && digest_hex(c, hex) == 0; /* u->sha goes on */
+    EVP_MD_CTX_free(c);
+    if (!ok) return RES_ERR_INTERNAL;
     rc = s3_put_hashed(svc->s3, r->bucket, r->key, u->head, u->head_len, hex, "audio/mpeg", &e);
     u->head_pos = u->head_len;
     return rc == S3_OK ? RES_OK : fail_code(u, rc, &e, "upload to object store failed");
@@ -315,11 +319,11 @@ int resource_upload_stream(resource_svc *svc, resource_body_fn read, void *ud, i
   resource_s3_span_end(svc, &span, res == RES_OK ? S3_OK : S3_ERR_IO);
   if (res != RES_OK) goto out;
   r.size = u.total;
-  unsigned char md[32];
-  unsigned int mdlen = 0;
   char sha[65];
-  EVP_DigestFinal_ex(u.sha, md, &mdlen);
-  for (unsigned i = 0; i < 32; i++) snprintf(sha + 2 * i, 3, "%02x", md[i]);
+  if (digest_hex(u.sha, sha) != 0) {
+    res = RES_ERR_INTERNAL;
+    goto out;
+  }
   res = resource_commit_upload(svc, &r, sha, request_id, trace, id);
 out:
   if (res == RES_ERR_NOT_MP3) *why = mp3_strerror(u.mp3_rc);
