@@ -500,12 +500,15 @@ static void presize_body(http_req *r) {
   if (r->body) r->body_cap = (size_t)n + 1, r->body[0] = '\0';
 }
 
+void http_reply_missing(http_req *r) {
+  if (r->resp) return;
+  char why[64];
+  snprintf(why, sizeof why, "handler for %s %s gave no response", r->method, r->rt ? r->rt->pattern : "?");
+  http_reply_internal(r, why);
+}
+
 enum MHD_Result http_send_reply(http_req *r) {
-  if (!r->resp) {
-    char why[64];
-    snprintf(why, sizeof why, "handler for %s %s gave no response", r->method, r->rt ? r->rt->pattern : "?");
-    http_reply_internal(r, why);
-  }
+  http_reply_missing(r);
   if (!r->resp) return MHD_NO;
   return MHD_queue_response(r->conn, r->status, r->resp);
 }

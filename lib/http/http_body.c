@@ -131,11 +131,7 @@ static void *handler_main(void *arg) {
     r->nheaders = 0;
     http_reply_errorf(r, 413, "Request body is too large: maximum allowed is %zu bytes", r->body_max);
   }
-  if (!r->resp) {
-    char why[64];
-    snprintf(why, sizeof why, "handler for %s %s gave no response", r->method, r->rt->pattern);
-    http_reply_internal(r, why);
-  }
+  http_reply_missing(r);
   pthread_mutex_lock(&b->mu);
   b->done = true;
   b->answered_at = b->received;

@@ -158,6 +158,7 @@ void http_wake_all(http_server *s);
 void http_req_free(http_req *r);
 void http_dispatch(http_req *r);
 enum MHD_Result http_send_reply(http_req *r);
+void http_reply_missing(http_req *r); /* a 500 when the handler answered nothing */
 
 /* http_body.c: the first callback of a request on a streaming route (starts the handler's
  * thread, or answers 503 over HTTP_MAX_STREAMS), each later one, the completion callback
