@@ -40,11 +40,13 @@ zipkin_start() {
     setsid "${run[@]}" java -Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k \
     -jar "$jar" --armeria.ports[0].port="$ZIPKIN_PORT" --armeria.ports[0].ip=127.0.0.1 \
     --armeria.ports[0].protocols[0]=http >>"$ZK_LOG" 2>&1 </dev/null &
-  echo $! >"$ZK_PID"
-  local i
+  local pid=$! i
+  echo "$pid" >"$ZK_PID"
+  # alive by pid alone here: zipkin_pid_ matches the command line, which is still the
+  # forked shell's until exec (a race that made a loaded machine give up at once)
   for ((i = 0; i < 1200; i++)); do
     curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$ZIPKIN_PORT/health" 2>/dev/null && break
-    zipkin_pid_ >/dev/null || break
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   if ! curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$ZIPKIN_PORT/health" 2>/dev/null; then

@@ -77,11 +77,13 @@ prometheus_start() {
     setsid "${run[@]}" "$PROM_BIN" --config.file="$PROM_DIR/prometheus.yml" \
     --storage.tsdb.path="$PROM_DIR/data" --storage.tsdb.retention.time=7d \
     --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" >>"$PROM_LOG" 2>&1 </dev/null &
-  echo $! >"$PROM_PID"
-  local i
+  local pid=$! i
+  echo "$pid" >"$PROM_PID"
+  # alive by pid alone here: prometheus_pid_ matches the command line, which is still the
+  # forked shell's until exec (a race that made a loaded machine give up at once)
   for ((i = 0; i < 300; i++)); do
     curl -fsS -o /dev/null --max-time 1 "$PROM_URL/-/ready" 2>/dev/null && break
-    prometheus_pid_ >/dev/null || break
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   if ! curl -fsS -o /dev/null --max-time 1 "$PROM_URL/-/ready" 2>/dev/null; then
